@@ -1,0 +1,75 @@
+//! The application: shared state, and building it from configuration.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use crate::certs::{self, Outcome};
+use crate::config::Config;
+use crate::health::{CertificateCheck, Health};
+use crate::routes;
+use crate::routes::deepgram::WorkPlan;
+use crate::telemetry::Telemetry;
+
+/// What every handler can reach; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub telemetry: Arc<Telemetry>,
+    pub health: Arc<Health>,
+    pub work: Arc<WorkPlan>,
+    pub limiter: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(config: Config, health: Health) -> Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            work: Arc::new(WorkPlan::from_config(&config)?),
+            limiter: Arc::new(Semaphore::new(config.max_concurrency)),
+            config: Arc::new(config),
+            telemetry: Arc::new(Telemetry::default()),
+            health: Arc::new(health),
+        })
+    }
+}
+
+/// A service ready to run: its router, TLS configuration and state.
+#[derive(Debug)]
+pub struct App {
+    pub state: AppState,
+    pub router: Router,
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+impl App {
+    /// Makes sure certificates exist, then builds everything a listener needs.
+    pub fn build(config: Config) -> Result<Self> {
+        let (outcome, cert) = certs::ensure(&config.certs_dir, &config.cert_names)
+            .context("preparing certificates")?;
+        log_cert_outcome(outcome, &config);
+        let tls = crate::tls::server_config(&config.certs_dir)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let expiry = cert.not_after.unix_timestamp();
+        let health = Health::default().with(CertificateCheck { info: cert });
+        let state = AppState::new(config, health)?;
+        state.telemetry.metrics.certificate_expiry(expiry);
+        let router = routes::router(state.clone());
+        Ok(Self { state, router, tls })
+    }
+}
+
+fn log_cert_outcome(outcome: Outcome, config: &Config) {
+    let dir = config.certs_dir.display();
+    match outcome {
+        Outcome::Reused => tracing::info!(dir = %dir, "reusing certificates"),
+        Outcome::ServerIssued => tracing::info!(dir = %dir, "issued a new server certificate"),
+        Outcome::CaCreated => tracing::warn!(
+            dir = %dir,
+            "created a new local CA: clients must trust the new ca.crt"
+        ),
+    }
+}

@@ -1,0 +1,427 @@
+//! The local certificate authority: create, check, reuse and renew `certs/`.
+//!
+//! A CA (`ca.crt`, `ca.key`) signs a server certificate (`server.crt`, `server.key`) for
+//! localhost, 127.0.0.1, ::1 and any configured names. Clients trust `ca.crt` and need no `-k`.
+//! A certificate is reused while it is valid for more than [`RENEW_BEFORE`]; otherwise it is
+//! replaced, and a CA that must be replaced takes the server certificate with it.
+
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::parse_x509_pem;
+
+/// Certificates expiring sooner than this are renewed on start.
+pub const RENEW_BEFORE: Duration = Duration::days(30);
+const CA_LIFETIME: Duration = Duration::days(3650);
+const SERVER_LIFETIME: Duration = Duration::days(397);
+/// Names every server certificate covers.
+pub const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Where the four files live.
+#[derive(Debug, Clone)]
+pub struct CertPaths {
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl CertPaths {
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca_cert: dir.join("ca.crt"),
+            ca_key: dir.join("ca.key"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+        }
+    }
+}
+
+/// What [`ensure`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Both certificates were valid and kept.
+    Reused,
+    /// The CA was kept; the server certificate was (re)issued.
+    ServerIssued,
+    /// A new CA and a new server certificate were made: clients must trust the new `ca.crt`.
+    CaCreated,
+}
+
+/// The server certificate in use, as the health check and logs describe it.
+#[derive(Debug, Clone)]
+pub struct ServerCertInfo {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub names: Vec<String>,
+}
+
+/// Makes sure `dir` holds a valid CA and server certificate covering `extra_names`.
+pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(Outcome, ServerCertInfo)> {
+    ensure_at(dir, extra_names, OffsetDateTime::now_utc())
+}
+
+fn ensure_at(
+    dir: &Path,
+    extra_names: &[String],
+    now: OffsetDateTime,
+) -> Result<(Outcome, ServerCertInfo)> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let paths = CertPaths::in_dir(dir);
+    let names = wanted_names(extra_names);
+
+    let (ca_pem, ca_key, mut outcome) = match usable_ca(&paths, now) {
+        Ok((pem, key)) => (pem, key, Outcome::Reused),
+        Err(reason) => {
+            tracing::info!(reason = %reason, dir = %dir.display(), "creating a new local CA");
+            let (pem, key) = create_ca(&paths, now)?;
+            (pem, key, Outcome::CaCreated)
+        }
+    };
+
+    if outcome == Outcome::Reused {
+        if let Err(reason) = usable_server(&paths, &ca_pem, &names, now) {
+            tracing::info!(reason = %reason, "issuing a new server certificate");
+            outcome = Outcome::ServerIssued;
+        }
+    }
+    if outcome != Outcome::Reused {
+        issue_server(&paths, &ca_pem, ca_key, &names, now)?;
+    }
+    restrict_key_mode(&paths.ca_key)?;
+    restrict_key_mode(&paths.server_key)?;
+    let info = read_server_info(&paths.server_cert)?;
+    Ok((outcome, info))
+}
+
+/// The names the server certificate must cover, defaults first, without duplicates.
+pub fn wanted_names(extra: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = DEFAULT_NAMES.iter().map(|s| s.to_string()).collect();
+    for name in extra.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// Reads the server certificate's validity and names.
+pub fn read_server_info(path: &Path) -> Result<ServerCertInfo> {
+    let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, pem) = parse_x509_pem(&pem).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(ServerCertInfo {
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        names: san_names(&cert),
+    })
+}
+
+fn usable_ca(paths: &CertPaths, now: OffsetDateTime) -> Result<(String, KeyPair), String> {
+    let pem = fs::read_to_string(&paths.ca_cert).map_err(|e| format!("ca.crt: {e}"))?;
+    let key_pem = fs::read_to_string(&paths.ca_key).map_err(|e| format!("ca.key: {e}"))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(|e| format!("ca.key: {e}"))?;
+    let (_, parsed) = parse_x509_pem(pem.as_bytes()).map_err(|e| format!("ca.crt: {e}"))?;
+    let cert = parsed.parse_x509().map_err(|e| format!("ca.crt: {e}"))?;
+    if !cert.is_ca() {
+        return Err("ca.crt is not a CA certificate".into());
+    }
+    check_dates(&cert, now).map_err(|e| format!("ca.crt {e}"))?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err("ca.key does not belong to ca.crt".into());
+    }
+    Ok((pem, key))
+}
+
+fn usable_server(
+    paths: &CertPaths,
+    ca_pem: &str,
+    names: &[String],
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let pem = fs::read(&paths.server_cert).map_err(|e| format!("server.crt: {e}"))?;
+    let key_pem = fs::read_to_string(&paths.server_key).map_err(|e| format!("server.key: {e}"))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(|e| format!("server.key: {e}"))?;
+    let (_, parsed) = parse_x509_pem(&pem).map_err(|e| format!("server.crt: {e}"))?;
+    let cert = parsed
+        .parse_x509()
+        .map_err(|e| format!("server.crt: {e}"))?;
+    check_dates(&cert, now).map_err(|e| format!("server.crt {e}"))?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err("server.key does not belong to server.crt".into());
+    }
+    let (_, ca_parsed) = parse_x509_pem(ca_pem.as_bytes()).map_err(|e| format!("ca.crt: {e}"))?;
+    let ca = ca_parsed.parse_x509().map_err(|e| format!("ca.crt: {e}"))?;
+    cert.verify_signature(Some(ca.public_key()))
+        .map_err(|_| "server.crt is not signed by ca.crt".to_string())?;
+    let covered = san_names(&cert);
+    if let Some(missing) = names.iter().find(|n| !covers(&covered, n)) {
+        return Err(format!("server.crt does not cover {missing}"));
+    }
+    Ok(())
+}
+
+fn check_dates(cert: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), String> {
+    let validity = cert.validity();
+    if validity.not_before.to_datetime() > now {
+        return Err("is not valid yet".into());
+    }
+    let not_after = validity.not_after.to_datetime();
+    if not_after - now < RENEW_BEFORE {
+        return Err(format!("expires at {not_after}, within the renewal window"));
+    }
+    Ok(())
+}
+
+fn san_names(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_string()),
+            GeneralName::IPAddress(bytes) => ip_from_bytes(bytes).map(|ip| ip.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+fn covers(covered: &[String], name: &str) -> bool {
+    match name.parse::<IpAddr>() {
+        Ok(ip) => covered.iter().any(|c| c.parse::<IpAddr>().ok() == Some(ip)),
+        Err(_) => covered.iter().any(|c| c.eq_ignore_ascii_case(name)),
+    }
+}
+
+fn create_ca(paths: &CertPaths, now: OffsetDateTime) -> Result<(String, KeyPair)> {
+    let key = KeyPair::generate().context("generating the CA key")?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    // A name of its own, so two glassbox CAs in one trust store are told apart.
+    let tag = format!("{:08x}", rand::random::<u32>());
+    dn.push(DnType::CommonName, format!("glassbox local CA {tag}"));
+    dn.push(DnType::OrganizationName, "glassbox");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + CA_LIFETIME;
+    let cert = params.self_signed(&key).context("signing the CA")?;
+    let pem = cert.pem();
+    write_file(&paths.ca_cert, pem.as_bytes(), false)?;
+    write_file(&paths.ca_key, key.serialize_pem().as_bytes(), true)?;
+    Ok((pem, key))
+}
+
+fn issue_server(
+    paths: &CertPaths,
+    ca_pem: &str,
+    ca_key: KeyPair,
+    names: &[String],
+    now: OffsetDateTime,
+) -> Result<()> {
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).context("loading the CA to sign with")?;
+    let key = KeyPair::generate().context("generating the server key")?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "glassbox");
+    params.distinguished_name = dn;
+    params.subject_alt_names = names
+        .iter()
+        .map(|n| match n.parse::<IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => n
+                .clone()
+                .try_into()
+                .map(SanType::DnsName)
+                .with_context(|| format!("`{n}` is not a valid DNS name")),
+        })
+        .collect::<Result<_>>()?;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + SERVER_LIFETIME;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("signing the server certificate")?;
+    write_file(&paths.server_key, key.serialize_pem().as_bytes(), true)?;
+    write_file(&paths.server_cert, cert.pem().as_bytes(), false)?;
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves half a key.
+fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if secret { 0o600 } else { 0o644 });
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict_key_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode != 0o600 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {} to mode 0600", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_key_mode(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modified(path: &Path) -> std::time::SystemTime {
+        fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn creates_then_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outcome, info) = ensure(dir.path(), &[]).unwrap();
+        assert_eq!(outcome, Outcome::CaCreated);
+        for name in DEFAULT_NAMES {
+            assert!(
+                covers(&info.names, name),
+                "{name} missing from {:?}",
+                info.names
+            );
+        }
+        let paths = CertPaths::in_dir(dir.path());
+        let before = modified(&paths.server_cert);
+        let (outcome, _) = ensure(dir.path(), &[]).unwrap();
+        assert_eq!(outcome, Outcome::Reused);
+        assert_eq!(modified(&paths.server_cert), before);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), &[]).unwrap();
+        let paths = CertPaths::in_dir(dir.path());
+        for key in [&paths.ca_key, &paths.server_key] {
+            let mode = fs::metadata(key).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", key.display());
+        }
+        // A loosened mode is tightened again on the next start.
+        fs::set_permissions(&paths.server_key, fs::Permissions::from_mode(0o644)).unwrap();
+        ensure(dir.path(), &[]).unwrap();
+        let mode = fs::metadata(&paths.server_key)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_new_name_reissues_only_the_server_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), &[]).unwrap();
+        let ca_before = fs::read(dir.path().join("ca.crt")).unwrap();
+        let (outcome, info) =
+            ensure(dir.path(), &["glassbox-1".into(), "10.1.2.3".into()]).unwrap();
+        assert_eq!(outcome, Outcome::ServerIssued);
+        assert!(covers(&info.names, "glassbox-1"));
+        assert!(covers(&info.names, "10.1.2.3"));
+        assert_eq!(fs::read(dir.path().join("ca.crt")).unwrap(), ca_before);
+    }
+
+    #[test]
+    fn renews_a_server_certificate_inside_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        // Issued long ago, so it now expires within the renewal window.
+        ensure_at(dir.path(), &[], now - SERVER_LIFETIME + Duration::days(10)).unwrap();
+        let (outcome, info) = ensure_at(dir.path(), &[], now).unwrap();
+        assert_eq!(outcome, Outcome::ServerIssued);
+        assert!(info.not_after - now > RENEW_BEFORE);
+    }
+
+    #[test]
+    fn replaces_an_expiring_ca_and_its_server_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        ensure_at(dir.path(), &[], now - CA_LIFETIME + Duration::days(5)).unwrap();
+        let (outcome, _) = ensure_at(dir.path(), &[], now).unwrap();
+        assert_eq!(outcome, Outcome::CaCreated);
+    }
+
+    #[test]
+    fn a_server_certificate_from_another_ca_is_replaced() {
+        let ours = tempfile::tempdir().unwrap();
+        let theirs = tempfile::tempdir().unwrap();
+        ensure(ours.path(), &[]).unwrap();
+        ensure(theirs.path(), &[]).unwrap();
+        for file in ["server.crt", "server.key"] {
+            fs::copy(theirs.path().join(file), ours.path().join(file)).unwrap();
+        }
+        let (outcome, _) = ensure(ours.path(), &[]).unwrap();
+        assert_eq!(outcome, Outcome::ServerIssued);
+    }
+
+    #[test]
+    fn garbage_files_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["ca.crt", "ca.key", "server.crt", "server.key"] {
+            fs::write(dir.path().join(file), "not a certificate").unwrap();
+        }
+        let (outcome, _) = ensure(dir.path(), &[]).unwrap();
+        assert_eq!(outcome, Outcome::CaCreated);
+    }
+
+    #[test]
+    fn names_are_deduplicated() {
+        let names = wanted_names(&["LOCALHOST".into(), " api ".into(), "api".into(), "".into()]);
+        assert_eq!(names, vec!["localhost", "127.0.0.1", "::1", "api"]);
+    }
+}

@@ -1,0 +1,245 @@
+//! Command line and environment configuration: one struct, every flag also a `GLASSBOX_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The `glassbox` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "glassbox",
+    version,
+    about = "Five interview services behind one TLS endpoint, with telemetry you can trust",
+    long_about = None,
+)]
+pub struct Cli {
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the HTTPS service (the default).
+    Serve,
+    /// Create the local CA and server certificate, or renew them, then exit.
+    Certs,
+}
+
+/// Everything the service can be told. Defaults run on a laptop.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// HTTPS listen address; port 0 picks a free port and logs it.
+    #[arg(
+        long,
+        env = "GLASSBOX_BIND",
+        default_value = "127.0.0.1:8443",
+        global = true
+    )]
+    pub bind: SocketAddr,
+
+    /// Directory holding `ca.crt`, `ca.key`, `server.crt` and `server.key`.
+    #[arg(
+        long,
+        env = "GLASSBOX_CERTS_DIR",
+        default_value = "./certs",
+        global = true
+    )]
+    pub certs_dir: PathBuf,
+
+    /// Extra DNS names or IP addresses for the server certificate, comma separated
+    /// (for compose: the service names). localhost, 127.0.0.1 and ::1 are always included.
+    #[arg(
+        long,
+        env = "GLASSBOX_CERT_NAMES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cert_names: Vec<String>,
+
+    /// Directory for the service's own data (created if missing).
+    #[arg(
+        long,
+        env = "GLASSBOX_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Directory for the daily-rolling JSON log files (`glassbox.YYYY-MM-DD.log`).
+    #[arg(
+        long,
+        env = "GLASSBOX_LOG_DIR",
+        default_value = "./logs",
+        global = true
+    )]
+    pub log_dir: PathBuf,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `glassbox=debug,info`.
+    #[arg(
+        long,
+        env = "GLASSBOX_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
+    pub log_level: String,
+
+    /// How many rolled log files to keep.
+    #[arg(
+        long,
+        env = "GLASSBOX_LOG_KEEP_FILES",
+        default_value_t = 14,
+        global = true
+    )]
+    pub log_keep_files: usize,
+
+    /// Longest sleep `/sleep/{ms}` accepts; longer asks get 400 "sleep too long".
+    #[arg(long, env = "GLASSBOX_MAX_SLEEP", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub max_sleep: Duration,
+
+    /// Shortest sleep of `POST /work` (inclusive).
+    #[arg(long, env = "GLASSBOX_WORK_SLEEP_MIN", default_value = "100ms", value_parser = parse_duration, global = true)]
+    pub work_sleep_min: Duration,
+
+    /// Longest sleep of `POST /work` (exclusive).
+    #[arg(long, env = "GLASSBOX_WORK_SLEEP_MAX", default_value = "5000ms", value_parser = parse_duration, global = true)]
+    pub work_sleep_max: Duration,
+
+    /// Status codes `POST /work` answers with and their weights, as `code:weight,...`.
+    #[arg(long, env = "GLASSBOX_WORK_WEIGHTS", default_value = "200:0.95,400:0.04,500:0.01", value_parser = parse_weights, global = true)]
+    pub work_weights: WorkWeights,
+
+    /// Seed for the random choices of `/work` (and later tile shuffles); random when unset.
+    #[arg(long, env = "GLASSBOX_SEED", global = true)]
+    pub seed: Option<u64>,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "GLASSBOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Requests served at once before new ones are shed with 503 and `Retry-After`
+    /// (`/metrics`, `/health` and `/status` are never shed).
+    #[arg(
+        long,
+        env = "GLASSBOX_MAX_CONCURRENCY",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub max_concurrency: usize,
+
+    /// How long a client may take to send a request's headers (HTTP/1) before it is disconnected.
+    #[arg(long, env = "GLASSBOX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client may take to finish the TLS handshake.
+    #[arg(long, env = "GLASSBOX_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub tls_handshake_timeout: Duration,
+
+    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish before the service exits.
+    #[arg(long, env = "GLASSBOX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+}
+
+/// Weighted status codes for `POST /work`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkWeights(pub Vec<(u16, f64)>);
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 250ms, 5s, 1m)"))
+}
+
+fn parse_weights(s: &str) -> Result<WorkWeights, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (code, weight) = part
+            .split_once(':')
+            .ok_or_else(|| format!("`{part}` is not `code:weight`"))?;
+        let code: u16 = code
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{code}` is not a status code"))?;
+        if !(200..600).contains(&code) {
+            return Err(format!("status {code} is outside 200..=599"));
+        }
+        let weight: f64 = weight
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{weight}` is not a number"))?;
+        if !weight.is_finite() || weight < 0.0 {
+            return Err(format!("weight {weight} must be a finite number >= 0"));
+        }
+        out.push((code, weight));
+    }
+    if out.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
+        return Err("at least one weight must be above 0".into());
+    }
+    Ok(WorkWeights(out))
+}
+
+impl Config {
+    /// Checks what clap cannot: relations between flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.work_sleep_min >= self.work_sleep_max {
+            return Err(format!(
+                "--work-sleep-min ({:?}) must be below --work-sleep-max ({:?})",
+                self.work_sleep_min, self.work_sleep_max
+            ));
+        }
+        if self.max_concurrency == 0 {
+            return Err("--max-concurrency must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn weights_parse_and_reject() {
+        assert_eq!(
+            parse_weights("200:0.95, 400:0.04,500:0.01").unwrap().0,
+            vec![(200, 0.95), (400, 0.04), (500, 0.01)]
+        );
+        assert!(parse_weights("200").is_err());
+        assert!(parse_weights("199:1").is_err());
+        assert!(parse_weights("200:-1").is_err());
+        assert!(parse_weights("200:0").is_err());
+        assert!(parse_weights("200:NaN").is_err());
+    }
+
+    #[test]
+    fn subcommand_flags_are_global() {
+        let cli = Cli::parse_from(["glassbox", "serve", "--bind", "127.0.0.1:0"]);
+        assert_eq!(cli.command, Some(Command::Serve));
+        assert_eq!(cli.config.bind.port(), 0);
+        let cli = Cli::parse_from(["glassbox", "--certs-dir", "/tmp/x", "certs"]);
+        assert_eq!(cli.command, Some(Command::Certs));
+        assert_eq!(cli.config.certs_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn inverted_work_range_is_rejected() {
+        let cli = Cli::parse_from([
+            "glassbox",
+            "--work-sleep-min",
+            "5s",
+            "--work-sleep-max",
+            "1s",
+        ]);
+        assert!(cli.config.validate().is_err());
+    }
+}

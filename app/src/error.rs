@@ -1,0 +1,62 @@
+//! The errors handlers return, each turned into the body the contract names.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error a client gets to see. The cause, if any, goes to the log, not the body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404 `{"error":"not found"}`.
+    #[error("not found")]
+    NotFound,
+    /// 400 in the Deepgram envelope: `{"result":"failed","reason":...}`.
+    #[error("{0}")]
+    Failed(&'static str),
+    /// 413 `{"error":"request body too large","limit_bytes":N}`.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 503 with `Retry-After` when the concurrency limit is reached.
+    #[error("overloaded")]
+    Overloaded { retry_after_secs: u32 },
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::NotFound => not_found(),
+            ApiError::Failed(reason) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"result": "failed", "reason": reason})),
+            )
+                .into_response(),
+            ApiError::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({"error": "request body too large", "limit_bytes": limit})),
+            )
+                .into_response(),
+            ApiError::Overloaded { retry_after_secs } => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "overloaded, retry later"})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }
+        }
+    }
+}
+
+/// 404 `{"error":"not found"}`, also the router's fallback.
+pub fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
+}
+
+/// The body of a 405; the router sets the status and the `Allow` header.
+pub fn method_not_allowed_body() -> Json<serde_json::Value> {
+    Json(json!({"error": "method not allowed"}))
+}

@@ -1,0 +1,188 @@
+//! Health checks: each backend the service depends on says pass or fail, and `/health`
+//! answers 503 when any fails. The certificate check is built in; backends add their own.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, join_all};
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::certs::ServerCertInfo;
+
+/// How long one check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One health check.
+pub trait Check: Send + Sync + Debug {
+    fn name(&self) -> &'static str;
+    fn run(&self) -> BoxFuture<'_, CheckResult>;
+}
+
+/// A check's verdict and what it saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub status: CheckStatus,
+    #[serde(flatten)]
+    pub detail: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+}
+
+impl CheckResult {
+    pub fn new(status: CheckStatus, detail: Value) -> Self {
+        let detail = match detail {
+            Value::Object(map) => map.into_iter().collect(),
+            other => BTreeMap::from([("detail".to_string(), other)]),
+        };
+        Self { status, detail }
+    }
+}
+
+/// The set of checks `/health` runs.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    checks: Vec<Arc<dyn Check>>,
+}
+
+impl Health {
+    pub fn with(mut self, check: impl Check + 'static) -> Self {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
+    /// Runs every check at once; healthy when all pass.
+    pub async fn run(&self) -> (bool, BTreeMap<&'static str, CheckResult>) {
+        let results = join_all(self.checks.iter().map(|check| async move {
+            let result = tokio::time::timeout(CHECK_TIMEOUT, check.run())
+                .await
+                .unwrap_or_else(|_| {
+                    CheckResult::new(
+                        CheckStatus::Fail,
+                        json!({"error": format!("no answer within {CHECK_TIMEOUT:?}")}),
+                    )
+                });
+            (check.name(), result)
+        }))
+        .await;
+        let healthy = results.iter().all(|(_, r)| r.status == CheckStatus::Pass);
+        (healthy, results.into_iter().collect())
+    }
+}
+
+/// Passes while the served certificate is inside its validity period.
+#[derive(Debug, Clone)]
+pub struct CertificateCheck {
+    pub info: ServerCertInfo,
+}
+
+impl CertificateCheck {
+    pub fn evaluate(&self, now: OffsetDateTime) -> CheckResult {
+        let info = &self.info;
+        let remaining = info.not_after - now;
+        let status = if info.not_before <= now && now < info.not_after {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        };
+        let mut detail = json!({
+            "not_after": info.not_after.format(&Rfc3339).unwrap_or_default(),
+            "days_remaining": remaining.whole_days(),
+            "names": info.names,
+        });
+        if status == CheckStatus::Fail {
+            detail["error"] = if now < info.not_before {
+                json!("certificate is not valid yet")
+            } else {
+                json!("certificate has expired: run `glassbox certs` or restart")
+            };
+        }
+        CheckResult::new(status, detail)
+    }
+}
+
+impl Check for CertificateCheck {
+    fn name(&self) -> &'static str {
+        "certificate"
+    }
+
+    fn run(&self) -> BoxFuture<'_, CheckResult> {
+        Box::pin(async move { self.evaluate(OffsetDateTime::now_utc()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration as TimeDuration;
+
+    fn check(not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateCheck {
+        CertificateCheck {
+            info: ServerCertInfo {
+                not_before,
+                not_after,
+                names: vec!["localhost".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn certificate_validity() {
+        let now = OffsetDateTime::now_utc();
+        let day = TimeDuration::days(1);
+        assert_eq!(
+            check(now - day, now + day).evaluate(now).status,
+            CheckStatus::Pass
+        );
+        let expired = check(now - day * 2, now - day).evaluate(now);
+        assert_eq!(expired.status, CheckStatus::Fail);
+        assert!(
+            expired.detail["error"]
+                .as_str()
+                .unwrap()
+                .contains("expired")
+        );
+        assert_eq!(
+            check(now + day, now + day * 2).evaluate(now).status,
+            CheckStatus::Fail
+        );
+    }
+
+    #[derive(Debug)]
+    struct Slow;
+    impl Check for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn run(&self) -> BoxFuture<'_, CheckResult> {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                CheckResult::new(CheckStatus::Pass, json!({}))
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_hangs_fails() {
+        let now = OffsetDateTime::now_utc();
+        let health = Health::default()
+            .with(check(
+                now - TimeDuration::days(1),
+                now + TimeDuration::days(1),
+            ))
+            .with(Slow);
+        let (healthy, results) = health.run().await;
+        assert!(!healthy);
+        assert_eq!(results["certificate"].status, CheckStatus::Pass);
+        assert_eq!(results["slow"].status, CheckStatus::Fail);
+    }
+}

@@ -1,0 +1,24 @@
+//! glassbox: five interview services behind one TLS endpoint, with telemetry you can trust.
+//!
+//! # Layout
+//!
+//! - [`config`]: the command line and `GLASSBOX_*` environment, one struct.
+//! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
+//! - [`server`]: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
+//! - [`app`]: shared state and building the service; [`routes`]: the endpoints by seed family.
+//! - [`middleware`]: request ids, load shedding, body limit; [`error`]: error bodies.
+//! - [`telemetry`]: access logs, `/status` statistics and Prometheus metrics.
+//! - [`health`]: the checks behind `/health`.
+//! - [`service`]: the `serve` and `certs` commands end to end.
+
+pub mod app;
+pub mod certs;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod routes;
+pub mod server;
+pub mod service;
+pub mod telemetry;
+pub mod tls;

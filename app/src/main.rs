@@ -1,0 +1,48 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use glassbox::config::{Cli, Command};
+use glassbox::telemetry::logging;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    glassbox::tls::install_crypto_provider();
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Certs => match glassbox::service::certs(&config) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("glassbox certs: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve => {
+            let guard = match logging::init(
+                &config.log_level,
+                Some(&config.log_dir),
+                config.log_keep_files,
+            ) {
+                Ok(guard) => guard,
+                Err(err) => {
+                    eprintln!("glassbox: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(glassbox::service::serve(config)));
+            let code = match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %format!("{err:#}"), "glassbox failed");
+                    ExitCode::FAILURE
+                }
+            };
+            drop(guard); // flushes every buffered log line
+            code
+        }
+    }
+}

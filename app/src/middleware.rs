@@ -1,0 +1,192 @@
+//! Per-request layers: request ids and telemetry, load shedding, the body limit, and JSON
+//! bodies for 405s.
+
+use std::net::SocketAddr;
+
+use axum::body::HttpBody;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::{self, ApiError};
+use crate::telemetry::{InFlight, RequestInfo, UNMATCHED_ROUTE};
+
+pub const X_REQUEST_ID: &str = "x-request-id";
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request id of the request being served, for handlers that log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives every request an id, echoes it on the response, and records the request in the
+/// access log, `/status` and `/metrics` once its response is ready.
+pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let request_id = incoming_request_id(req.headers()).unwrap_or_else(new_request_id);
+    let info = RequestInfo {
+        method: method_label(req.method()),
+        route: req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+            .to_owned(),
+        path: req.uri().path().to_owned(),
+        version: version_label(req.version()),
+        request_id: request_id.clone(),
+        client_addr: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+    };
+    let is_head = req.method() == Method::HEAD;
+    req.extensions_mut().insert(RequestId(request_id));
+    let telemetry = state.telemetry.clone();
+    let in_flight = InFlight::start(&telemetry, info);
+
+    let mut response = next.run(req).await;
+
+    if let Ok(value) = HeaderValue::from_str(&in_flight.info().request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let status = response.status();
+    let bytes = if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+    {
+        0
+    } else {
+        response
+            .body()
+            .size_hint()
+            .exact()
+            .unwrap_or_else(|| response.body().size_hint().lower())
+    };
+    in_flight.finish(status.as_u16(), bytes);
+    response
+}
+
+/// Keeps an incoming id when it is a sane token, so ids can be followed across proxies.
+fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
+    let id = headers.get(X_REQUEST_ID)?.to_str().ok()?;
+    let sane = !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    sane.then(|| id.to_owned())
+}
+
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Standard methods by name; anything else is one label, as OpenTelemetry advises.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn version_label(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "other",
+    }
+}
+
+/// Refuses work beyond the concurrency limit with 503 and `Retry-After` instead of queueing.
+pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.limiter.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+            state.telemetry.stats.request_shed();
+            state.telemetry.metrics.shed(route);
+            ApiError::Overloaded {
+                retry_after_secs: 1,
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Refuses a declared body over the limit before reading it; bodies without a length are
+/// held to the same limit by the extractors (`DefaultBodyLimit`).
+pub async fn limit_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit as u64 => ApiError::PayloadTooLarge { limit }.into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// Gives the router's bodiless 405s the contract's JSON body; the `Allow` header stays.
+pub async fn method_not_allowed(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response.body().size_hint().exact() != Some(0)
+    {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let mut replaced = error::method_not_allowed_body().into_response();
+    *replaced.status_mut() = parts.status;
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replaced.headers_mut().insert(name, value.clone());
+        }
+    }
+    replaced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(incoming_request_id(&headers), None);
+        headers.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123_x.y:z"));
+        assert_eq!(
+            incoming_request_id(&headers).as_deref(),
+            Some("abc-123_x.y:z")
+        );
+        headers.insert(X_REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(incoming_request_id(&headers), None);
+        headers.insert(
+            X_REQUEST_ID,
+            HeaderValue::from_str(&"a".repeat(129)).unwrap(),
+        );
+        assert_eq!(incoming_request_id(&headers), None);
+        let id = new_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,160 @@
+//! The HTTPS server: accept, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::app::App;
+use crate::telemetry::Telemetry;
+use crate::tls;
+
+/// How the connections behave; from [`crate::config::Config`].
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    tls_handshake_timeout: Duration,
+    shutdown_grace: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and gives
+/// in-flight requests the configured grace period to finish.
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = &app.state.config;
+    let limits = Limits {
+        header_read_timeout: config.header_read_timeout,
+        tls_handshake_timeout: config.tls_handshake_timeout,
+        shutdown_grace: config.shutdown_grace,
+    };
+    let acceptor = TlsAcceptor::from(app.tls.clone());
+    let telemetry = app.state.telemetry.clone();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+
+    let upkeep = tokio::spawn(metrics_upkeep(telemetry.clone()));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let conn = Connection {
+                    acceptor: acceptor.clone(),
+                    builder: builder.clone(),
+                    router: app.router.clone(),
+                    telemetry: telemetry.clone(),
+                    limits,
+                };
+                tokio::spawn(conn.serve(tcp, peer, graceful.watcher()));
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let in_flight = telemetry.stats.in_flight();
+    tracing::info!(in_flight, grace = ?limits.shutdown_grace, "stopped accepting; draining");
+    let drained = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+    upkeep.abort();
+    match drained {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!(
+            in_flight = telemetry.stats.in_flight(),
+            "grace period over; closing the remaining connections"
+        ),
+    }
+    Ok(())
+}
+
+async fn metrics_upkeep(telemetry: Arc<Telemetry>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        telemetry.metrics.upkeep();
+    }
+}
+
+struct Connection {
+    acceptor: TlsAcceptor,
+    builder: auto::Builder<TokioExecutor>,
+    router: axum::Router,
+    telemetry: Arc<Telemetry>,
+    limits: Limits,
+}
+
+impl Connection {
+    async fn serve(
+        self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let _ = tcp.set_nodelay(true);
+        let handshake =
+            tokio::time::timeout(self.limits.tls_handshake_timeout, self.acceptor.accept(tcp))
+                .await;
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                let reason = tls::failure_reason(&err);
+                self.telemetry.metrics.tls_failure(reason);
+                tracing::debug!(%peer, reason, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.telemetry.metrics.tls_failure("timeout");
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let (_, session) = stream.get_ref();
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "other",
+        };
+        let alpn = match session.alpn_protocol() {
+            Some(b"h2") => "h2",
+            Some(b"http/1.1") => "http/1.1",
+            _ => "none",
+        };
+        self.telemetry.metrics.tls_handshake(version, alpn);
+
+        let router = self.router;
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service);
+        if let Err(err) = watcher.watch(conn.into_owned()).await {
+            tracing::debug!(%peer, error = %err, "connection ended with an error");
+        }
+    }
+}

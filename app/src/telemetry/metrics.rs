@@ -1,0 +1,149 @@
+//! Prometheus metrics: one recorder per service instance, rendered at `/metrics`.
+//!
+//! Names follow the Prometheus and OpenTelemetry HTTP conventions. Histograms have explicit
+//! buckets (never summaries), so Prometheus can aggregate and compute quantiles over them.
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use super::process;
+
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+pub const RESPONSE_SIZE: &str = "http_server_response_body_size_bytes";
+pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+pub const REQUESTS_SHED: &str = "glassbox_requests_shed_total";
+pub const TLS_HANDSHAKES: &str = "glassbox_tls_handshakes_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "glassbox_tls_handshake_failures_total";
+pub const CERT_EXPIRY: &str = "glassbox_certificate_expiry_timestamp_seconds";
+pub const BUILD_INFO: &str = "glassbox_build_info";
+
+/// Seconds; fine at the low end, where a TLS hello world lives, up to the longest `/sleep`.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+/// Bytes, powers of four from 64 B to 16 MiB.
+const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
+
+/// The recorder and its render handle.
+#[derive(Debug)]
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(RESPONSE_SIZE.into()), SIZE_BUCKETS)
+            })
+            .expect("bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Self { recorder, handle };
+        metrics.with(|| {
+            describe_histogram!(
+                REQUEST_DURATION,
+                Unit::Seconds,
+                "Duration of HTTP server requests, from arrival in the service to response head ready."
+            );
+            describe_histogram!(RESPONSE_SIZE, Unit::Bytes, "Size of HTTP response bodies.");
+            describe_gauge!(ACTIVE_REQUESTS, "HTTP requests being served right now.");
+            describe_counter!(
+                REQUESTS_SHED,
+                "Requests refused with 503 because the concurrency limit was reached."
+            );
+            describe_counter!(TLS_HANDSHAKES, "Completed TLS handshakes by version and ALPN protocol.");
+            describe_counter!(TLS_HANDSHAKE_FAILURES, "Failed or timed-out TLS handshakes by reason.");
+            describe_gauge!(
+                CERT_EXPIRY,
+                Unit::Seconds,
+                "Expiry of the served certificate, as a unix timestamp."
+            );
+            describe_gauge!(BUILD_INFO, "Always 1; the labels describe the running build.");
+            gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "profile" => build_profile())
+                .set(1.0);
+            gauge!(ACTIVE_REQUESTS).set(0.0);
+        });
+        metrics
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
+    }
+
+    /// Records one finished request.
+    pub fn request(
+        &self,
+        method: &'static str,
+        route: &str,
+        status: u16,
+        seconds: f64,
+        bytes: u64,
+    ) {
+        self.with(|| {
+            let labels = [
+                ("method", method.to_string()),
+                ("route", route.to_string()),
+                ("status_code", status.to_string()),
+            ];
+            histogram!(REQUEST_DURATION, &labels).record(seconds);
+            histogram!(RESPONSE_SIZE, &labels).record(bytes as f64);
+        });
+    }
+
+    pub fn active_requests(&self, delta: f64) {
+        self.with(|| gauge!(ACTIVE_REQUESTS).increment(delta));
+    }
+
+    pub fn shed(&self, route: &str) {
+        self.with(|| counter!(REQUESTS_SHED, "route" => route.to_string()).increment(1));
+    }
+
+    pub fn tls_handshake(&self, version: &'static str, alpn: &'static str) {
+        self.with(|| counter!(TLS_HANDSHAKES, "version" => version, "alpn" => alpn).increment(1));
+    }
+
+    pub fn tls_failure(&self, reason: &'static str) {
+        self.with(|| counter!(TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1));
+    }
+
+    pub fn certificate_expiry(&self, unix_seconds: i64) {
+        self.with(|| gauge!(CERT_EXPIRY).set(unix_seconds as f64));
+    }
+
+    /// The exposition text: the recorder's families, then the process families.
+    pub fn render(&self) -> String {
+        let mut out = self.handle.render();
+        process::render(&mut out);
+        out
+    }
+
+    /// Folds recorded histogram samples into their buckets; run every few seconds so memory
+    /// stays flat when nobody scrapes.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}

@@ -1,0 +1,127 @@
+//! Everything the service reports about itself: access logs, `/status` statistics and
+//! Prometheus metrics, all fed from one place per request so they always agree.
+
+pub mod logging;
+pub mod metrics;
+pub mod process;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use self::metrics::Metrics;
+use self::stats::Stats;
+
+/// The route label of requests that matched no route, so scanners cannot grow label sets.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// The status recorded for requests whose client went away before the response was ready
+/// (nginx's convention).
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// Statistics and metrics of one service instance.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub stats: Stats,
+    pub metrics: Metrics,
+}
+
+/// What the access log says about a request, gathered when it arrives.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub method: &'static str,
+    pub route: String,
+    pub path: String,
+    pub version: &'static str,
+    pub request_id: String,
+    pub client_addr: Option<SocketAddr>,
+    pub user_agent: String,
+}
+
+/// A request in flight. Finish it with [`InFlight::finish`]; if it is dropped first (the
+/// client disconnected), it is recorded with status 499 so no request goes uncounted.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    telemetry: &'a Telemetry,
+    info: RequestInfo,
+    started: Instant,
+    done: bool,
+}
+
+impl<'a> InFlight<'a> {
+    pub fn start(telemetry: &'a Telemetry, info: RequestInfo) -> Self {
+        telemetry.stats.request_started();
+        telemetry.metrics.active_requests(1.0);
+        Self {
+            telemetry,
+            info,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    pub fn info(&self) -> &RequestInfo {
+        &self.info
+    }
+
+    /// Records the response in stats, metrics and the access log.
+    pub fn finish(mut self, status: u16, bytes: u64) {
+        self.record(status, bytes);
+    }
+
+    fn record(&mut self, status: u16, bytes: u64) {
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let t = self.telemetry;
+        let info = &self.info;
+        t.stats
+            .request_finished(info.method, &info.route, status, micros);
+        t.metrics.active_requests(-1.0);
+        t.metrics.request(
+            info.method,
+            &info.route,
+            status,
+            elapsed.as_secs_f64(),
+            bytes,
+        );
+        access_log(info, status, micros, bytes);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(CLIENT_CLOSED, 0);
+        }
+    }
+}
+
+macro_rules! access_event {
+    ($level:expr, $info:expr, $status:expr, $micros:expr, $bytes:expr) => {
+        tracing::event!(
+            target: "glassbox::access",
+            $level,
+            method = $info.method,
+            route = %$info.route,
+            path = %$info.path,
+            version = $info.version,
+            status = $status,
+            latency_ms = $micros as f64 / 1000.0,
+            bytes = $bytes,
+            request_id = %$info.request_id,
+            client_addr = $info.client_addr.map(tracing::field::display),
+            user_agent = %$info.user_agent,
+            "request"
+        )
+    };
+}
+
+/// One line per request: info below 400, warn for 4xx, error for 5xx.
+fn access_log(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
+    use tracing::Level;
+    match status {
+        500.. => access_event!(Level::ERROR, info, status, micros, bytes),
+        400..=499 => access_event!(Level::WARN, info, status, micros, bytes),
+        _ => access_event!(Level::INFO, info, status, micros, bytes),
+    }
+}

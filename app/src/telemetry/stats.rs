@@ -1,0 +1,265 @@
+//! Exact per-route counts and latency percentiles for `/status`, from HDR histograms.
+//!
+//! Each (method, route) keeps a count, a 5xx error count, a count per status code and an
+//! HDR histogram of server latency in microseconds (3 significant figures, up to one hour).
+//! Latency is measured from the moment the request reaches the service's middleware until its
+//! response head is ready, the same span the Prometheus histogram records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Largest latency a histogram holds exactly; longer ones are recorded as this value.
+const MAX_TRACKED_US: u64 = 3_600_000_000;
+const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// Where `/status` latency numbers come from.
+pub const LATENCY_SOURCE: &str = "server-side HDR histogram per method and route, microseconds, \
+     from request arrival in the service to response head ready, cumulative since start";
+
+/// Counters and histograms for the whole service.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    in_flight: AtomicU64,
+    total: AtomicU64,
+    shed: AtomicU64,
+    routes: RwLock<HashMap<Box<str>, Arc<Mutex<RouteMethods>>>>,
+}
+
+/// The entries of one route template, one per method seen (usually one or two).
+#[derive(Debug, Default)]
+struct RouteMethods(Vec<(&'static str, RouteStats)>);
+
+#[derive(Debug)]
+struct RouteStats {
+    count: u64,
+    errors: u64,
+    statuses: BTreeMap<u16, u64>,
+    latency_us: Histogram<u64>,
+}
+
+impl RouteStats {
+    fn new() -> Self {
+        Self {
+            count: 0,
+            errors: 0,
+            statuses: BTreeMap::new(),
+            latency_us: Histogram::new_with_bounds(1, MAX_TRACKED_US, SIGNIFICANT_FIGURES)
+                .expect("static histogram bounds are valid"),
+        }
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            in_flight: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            routes: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a finished request (which must have been started).
+    pub fn request_finished(&self, method: &'static str, route: &str, status: u16, micros: u64) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let entry = self.route_entry(route);
+        let mut methods = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = match methods.0.iter().position(|(m, _)| *m == method) {
+            Some(i) => &mut methods.0[i].1,
+            None => {
+                methods.0.push((method, RouteStats::new()));
+                &mut methods.0.last_mut().expect("just pushed").1
+            }
+        };
+        stats.count += 1;
+        if status >= 500 {
+            stats.errors += 1;
+        }
+        *stats.statuses.entry(status).or_default() += 1;
+        stats
+            .latency_us
+            .saturating_record(micros.clamp(1, MAX_TRACKED_US));
+    }
+
+    pub fn request_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn route_entry(&self, route: &str) -> Arc<Mutex<RouteMethods>> {
+        if let Some(entry) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return entry.clone();
+        }
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.into())
+            .or_default()
+            .clone()
+    }
+
+    /// A consistent-enough view for `/status`: each route is read under its own lock.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let entries: Vec<(Box<str>, Arc<Mutex<RouteMethods>>)> = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut routes = Vec::new();
+        let mut errors_total = 0;
+        for (route, entry) in entries {
+            let methods = entry.lock().unwrap_or_else(|e| e.into_inner());
+            for (method, stats) in &methods.0 {
+                errors_total += stats.errors;
+                routes.push(RouteSnapshot {
+                    method,
+                    route: route.to_string(),
+                    count: stats.count,
+                    errors: stats.errors,
+                    status_codes: stats
+                        .statuses
+                        .iter()
+                        .map(|(code, n)| (code.to_string(), *n))
+                        .collect(),
+                    latency_us: LatencySnapshot::of(&stats.latency_us),
+                });
+            }
+        }
+        routes.sort_by(|a, b| a.route.cmp(&b.route).then(a.method.cmp(b.method)));
+        StatusSnapshot {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            requests_in_flight: self.in_flight(),
+            requests_total: self.total.load(Ordering::Relaxed),
+            errors_total,
+            requests_shed_total: self.shed.load(Ordering::Relaxed),
+            latency_source: LATENCY_SOURCE,
+            routes,
+        }
+    }
+}
+
+/// The `data` of `/status`.
+#[derive(Debug, Serialize)]
+pub struct StatusSnapshot {
+    pub uptime_seconds: f64,
+    pub requests_in_flight: u64,
+    /// Finished requests, every route and status, including unmatched paths.
+    pub requests_total: u64,
+    /// Finished requests answered with a 5xx status.
+    pub errors_total: u64,
+    /// Requests refused with 503 because the concurrency limit was reached (also in `requests_total`).
+    pub requests_shed_total: u64,
+    pub latency_source: &'static str,
+    pub routes: Vec<RouteSnapshot>,
+}
+
+/// One method and route template.
+#[derive(Debug, Serialize)]
+pub struct RouteSnapshot {
+    pub method: &'static str,
+    pub route: String,
+    pub count: u64,
+    /// Responses with a 5xx status.
+    pub errors: u64,
+    pub status_codes: BTreeMap<String, u64>,
+    pub latency_us: LatencySnapshot,
+}
+
+/// Percentiles in microseconds.
+#[derive(Debug, Serialize)]
+pub struct LatencySnapshot {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl LatencySnapshot {
+    fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_percentiles() {
+        let stats = Stats::new();
+        for us in 1..=1000u64 {
+            stats.request_started();
+            let status = if us % 100 == 0 { 500 } else { 200 };
+            stats.request_finished("GET", "/sleep/{ms}", status, us * 1000);
+        }
+        stats.request_started();
+        stats.request_finished("POST", "/sleep/{ms}", 405, 10);
+        let snap = stats.snapshot();
+        assert_eq!(snap.requests_total, 1001);
+        assert_eq!(snap.requests_in_flight, 0);
+        assert_eq!(snap.errors_total, 10);
+        assert_eq!(snap.routes.len(), 2);
+        let get = &snap.routes[0];
+        assert_eq!((get.method, get.count, get.errors), ("GET", 1000, 10));
+        assert_eq!(get.status_codes["200"], 990);
+        // Three significant figures: within 0.1% of the exact order statistic.
+        let close = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.001;
+        assert!(close(get.latency_us.p50, 500_000), "{}", get.latency_us.p50);
+        assert!(close(get.latency_us.p99, 990_000), "{}", get.latency_us.p99);
+        assert!(
+            close(get.latency_us.max, 1_000_000),
+            "{}",
+            get.latency_us.max
+        );
+        assert_eq!(snap.routes[1].status_codes["405"], 1);
+    }
+
+    #[test]
+    fn extreme_latencies_are_kept_within_bounds() {
+        let stats = Stats::new();
+        stats.request_started();
+        stats.request_finished("GET", "/", 200, 0);
+        stats.request_started();
+        stats.request_finished("GET", "/", 200, u64::MAX);
+        let snap = stats.snapshot();
+        assert_eq!(snap.routes[0].count, 2);
+        assert!(snap.routes[0].latency_us.max >= MAX_TRACKED_US);
+    }
+}

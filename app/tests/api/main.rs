@@ -1,0 +1,10 @@
+//! End-to-end tests: each starts the real binary on a free port and talks TLS to it.
+
+// The helpers are shared between the modules of this one test binary.
+#![allow(unreachable_pub)]
+
+mod deepgram;
+mod helpers;
+mod lifecycle;
+mod telemetry;
+mod tls;
