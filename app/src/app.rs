@@ -13,26 +13,39 @@ use crate::routes;
 use crate::routes::deepgram::WorkPlan;
 use crate::telemetry::Telemetry;
 
-/// What every handler can reach; cheap to clone.
+/// What every handler can reach. One `Arc`, so the per-request clones the middleware
+/// makes cost one atomic increment.
 #[derive(Debug, Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
     pub telemetry: Arc<Telemetry>,
-    pub health: Arc<Health>,
-    pub work: Arc<WorkPlan>,
+    pub health: Health,
+    pub work: WorkPlan,
     pub limiter: Arc<Semaphore>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
     pub fn new(config: Config, health: Health) -> Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        Ok(Self {
-            work: Arc::new(WorkPlan::from_config(&config)?),
+        Ok(Self(Arc::new(Shared {
+            work: WorkPlan::from_config(&config)?,
             limiter: Arc::new(Semaphore::new(config.max_concurrency)),
-            config: Arc::new(config),
+            config,
             telemetry: Arc::new(Telemetry::default()),
-            health: Arc::new(health),
-        })
+            health,
+        })))
     }
 }
 

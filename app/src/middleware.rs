@@ -1,5 +1,5 @@
-//! Per-request layers: request ids and telemetry, load shedding, the body limit, and JSON
-//! bodies for 405s.
+//! Per-request layers: request ids, the body limit, telemetry and JSON bodies for 405s in one
+//! outer layer (one layer costs less per request than four), and load shedding.
 
 use std::net::SocketAddr;
 
@@ -23,6 +23,7 @@ pub struct RequestId(pub String);
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let telemetry = state.telemetry.clone();
     let request_id = incoming_request_id(req.headers()).unwrap_or_else(new_request_id);
     let info = RequestInfo {
         method: method_label(req.method()),
@@ -47,10 +48,12 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     };
     let is_head = req.method() == Method::HEAD;
     req.extensions_mut().insert(RequestId(request_id));
-    let telemetry = state.telemetry.clone();
     let in_flight = InFlight::start(&telemetry, info);
 
-    let mut response = next.run(req).await;
+    let mut response = match body_over_limit(&req, state.config.max_body_bytes) {
+        Some(refusal) => refusal,
+        None => with_json_405(next.run(req).await),
+    };
 
     if let Ok(value) = HeaderValue::from_str(&in_flight.info().request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
@@ -133,22 +136,19 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
 
 /// Refuses a declared body over the limit before reading it; bodies without a length are
 /// held to the same limit by the extractors (`DefaultBodyLimit`).
-pub async fn limit_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.config.max_body_bytes;
+fn body_over_limit(req: &Request, limit: usize) -> Option<Response> {
     let declared = req
         .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > limit as u64 => ApiError::PayloadTooLarge { limit }.into_response(),
-        _ => next.run(req).await,
-    }
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()?;
+    (declared > limit as u64).then(|| ApiError::PayloadTooLarge { limit }.into_response())
 }
 
 /// Gives the router's bodiless 405s the contract's JSON body; the `Allow` header stays.
-pub async fn method_not_allowed(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+fn with_json_405(response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED
         || response.body().size_hint().exact() != Some(0)
     {

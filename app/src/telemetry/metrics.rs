@@ -3,8 +3,12 @@
 //! Names follow the Prometheus and OpenTelemetry HTTP conventions. Histograms have explicit
 //! buckets (never summaries), so Prometheus can aggregate and compute quantiles over them.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
 };
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -31,11 +35,23 @@ const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
-/// The recorder and its render handle.
+/// The recorder, its render handle, and the handles of the per-request series, registered
+/// once per label set so the hot path does no registry lookup.
 #[derive(Debug)]
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    active: Gauge,
+    /// Route template, then (method, status) pairs: a `&str` finds its route without allocating.
+    series: RwLock<HashMap<Box<str>, Vec<RequestSeries>>>,
+}
+
+#[derive(Debug, Clone)]
+struct RequestSeries {
+    method: &'static str,
+    status: u16,
+    duration: Histogram,
+    size: Histogram,
 }
 
 impl Default for Metrics {
@@ -54,7 +70,13 @@ impl Metrics {
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
-        let metrics = Self { recorder, handle };
+        let active = metrics::with_local_recorder(&recorder, || gauge!(ACTIVE_REQUESTS));
+        let metrics = Self {
+            recorder,
+            handle,
+            active,
+            series: RwLock::new(HashMap::new()),
+        };
         metrics.with(|| {
             describe_histogram!(
                 REQUEST_DURATION,
@@ -77,7 +99,6 @@ impl Metrics {
             describe_gauge!(BUILD_INFO, "Always 1; the labels describe the running build.");
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "profile" => build_profile())
                 .set(1.0);
-            gauge!(ACTIVE_REQUESTS).set(0.0);
         });
         metrics
     }
@@ -95,19 +116,50 @@ impl Metrics {
         seconds: f64,
         bytes: u64,
     ) {
-        self.with(|| {
+        let series = self.series(method, route, status);
+        series.duration.record(seconds);
+        series.size.record(bytes as f64);
+    }
+
+    fn series(&self, method: &'static str, route: &str, status: u16) -> RequestSeries {
+        let find = |list: &Vec<RequestSeries>| {
+            list.iter()
+                .find(|s| s.method == method && s.status == status)
+                .cloned()
+        };
+        if let Some(found) = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+            .and_then(find)
+        {
+            return found;
+        }
+        let created = self.with(|| {
             let labels = [
                 ("method", method.to_string()),
                 ("route", route.to_string()),
                 ("status_code", status.to_string()),
             ];
-            histogram!(REQUEST_DURATION, &labels).record(seconds);
-            histogram!(RESPONSE_SIZE, &labels).record(bytes as f64);
+            RequestSeries {
+                method,
+                status,
+                duration: histogram!(REQUEST_DURATION, &labels),
+                size: histogram!(RESPONSE_SIZE, &labels),
+            }
         });
+        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let list = series.entry(route.into()).or_default();
+        if let Some(raced) = find(list) {
+            return raced;
+        }
+        list.push(created.clone());
+        created
     }
 
     pub fn active_requests(&self, delta: f64) {
-        self.with(|| gauge!(ACTIVE_REQUESTS).increment(delta));
+        self.active.increment(delta);
     }
 
     pub fn shed(&self, route: &str) {

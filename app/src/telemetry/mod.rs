@@ -1,6 +1,8 @@
 //! Everything the service reports about itself: access logs, `/status` statistics and
 //! Prometheus metrics, all fed from one place per request so they always agree.
 
+pub mod json_format;
+pub mod log_writer;
 pub mod logging;
 pub mod metrics;
 pub mod process;
@@ -102,15 +104,15 @@ macro_rules! access_event {
             target: "glassbox::access",
             $level,
             method = $info.method,
-            route = %$info.route,
-            path = %$info.path,
+            route = $info.route.as_str(),
+            path = $info.path.as_str(),
             version = $info.version,
             status = $status,
             latency_ms = $micros as f64 / 1000.0,
             bytes = $bytes,
-            request_id = %$info.request_id,
+            request_id = $info.request_id.as_str(),
             client_addr = $info.client_addr.map(tracing::field::display),
-            user_agent = %$info.user_agent,
+            user_agent = $info.user_agent.as_str(),
             "request"
         )
     };

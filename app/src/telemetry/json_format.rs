@@ -1,0 +1,256 @@
+//! The JSON line format of every log event, written straight into the subscriber's buffer:
+//! `{"timestamp":"…Z","level":"INFO","message":"…",<fields>,"target":"…"}`.
+//!
+//! tracing-subscriber's own JSON formatter allocates a string per displayed field and per
+//! timestamp; at tens of thousands of requests per second that was a large share of the
+//! service's CPU (see BENCHMARKS.md), so this one formats in place.
+
+use std::fmt::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Formats events as one JSON object per line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        write_timestamp(&mut writer, SystemTime::now())?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = Fields {
+            writer: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        write_json_str(&mut writer, meta.target())?;
+        writer.write_str("}\n")
+    }
+}
+
+struct Fields<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn key(&mut self, field: &Field) -> fmt::Result {
+        self.writer.write_char(',')?;
+        write_json_str(self.writer, field.name())?;
+        self.writer.write_char(':')
+    }
+
+    fn put(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|()| value(self.writer));
+        }
+    }
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, |w| write_json_str(w, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, |w| {
+            if value.is_finite() {
+                write!(w, "{value}")
+            } else {
+                w.write_str("null")
+            }
+        });
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// Escapes what it is given as the inside of a JSON string.
+struct Escaped<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Escaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[start..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            start = i + 1;
+        }
+        self.0.write_str(&s[start..])
+    }
+}
+
+fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaped(w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// RFC 3339 in UTC with microseconds: `2026-11-22T08:56:46.328709Z`.
+fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    write!(
+        w,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_match_the_time_crate() {
+        for secs in [
+            0u64,
+            951_782_400,
+            1_700_000_000,
+            1_798_761_599,
+            4_102_444_800,
+            1_709_164_800,
+        ] {
+            let at = UNIX_EPOCH + Duration::new(secs, 123_456_789);
+            let mut ours = String::new();
+            write_timestamp(&mut ours, at).unwrap();
+            let theirs = time::OffsetDateTime::from(at);
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.123456Z",
+                theirs.year(),
+                theirs.month() as u8,
+                theirs.day(),
+                theirs.hour(),
+                theirs.minute(),
+                theirs.second()
+            );
+            assert_eq!(ours, expected);
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_into_valid_json() {
+        let nasty = "quote\" back\\ nl\n tab\t nul\u{0} bell\u{7} é ✓";
+        let mut out = String::new();
+        write_json_str(&mut out, nasty).unwrap();
+        let parsed: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed, nasty);
+    }
+
+    #[test]
+    fn events_are_one_json_object_per_line() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                target: "glassbox::access",
+                status = 404u64,
+                latency_ms = 0.125,
+                ok = false,
+                delta = -3i64,
+                path = "/a\"b",
+                addr = %"127.0.0.1:1",
+                nan = f64::NAN,
+                "request {}", 1
+            );
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.ends_with("}\n") && text.lines().count() == 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["message"], "request 1");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["latency_ms"], 0.125);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["delta"], -3);
+        assert_eq!(v["path"], "/a\"b");
+        assert_eq!(v["addr"], "127.0.0.1:1");
+        assert!(v["nan"].is_null());
+        assert_eq!(v["target"], "glassbox::access");
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}

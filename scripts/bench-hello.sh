@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# GET / over TLS with wrk: glassbox (all telemetry on) against the hyper+rustls reference
+# hello world, alternating runs in one session so both see the same machine. Prints the
+# requests/s ratio, p99 latencies and glassbox's peak RSS under load.
+#
+# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${BENCH_DURATION:-10s}
+connections=${BENCH_CONNECTIONS:-64}
+rounds=${BENCH_ROUNDS:-3}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --quiet -p glassbox -p glassbox-reference
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+# wrk prints latencies as 812.00us, 1.23ms or 1.01s: normalise to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+# run NAME PID PORT: warm up, then measure; appends "rps p99_ms peak_rss_kb" to $work/NAME.
+run() {
+  local name=$1 pid=$2 port=$3 url="https://localhost:$3/" peak=0 rss
+  wrk -t2 -c"$connections" -d2s "$url" >/dev/null
+  wrk -t2 -c"$connections" -d"$duration" --latency "$url" >"$work/wrk.out" &
+  local wrk_pid=$!
+  while kill -0 "$wrk_pid" 2>/dev/null; do
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    sleep 0.25
+  done
+  wait "$wrk_pid"
+  local rps p99 errors
+  rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk.out")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$work/wrk.out")")
+  errors=$(awk '/Non-2xx|Socket errors/ { print }' "$work/wrk.out")
+  [ -z "$errors" ] || echo "  $name: $errors"
+  echo "$rps $p99 $peak" >>"$work/$name"
+  printf '  %-10s %10.0f req/s   p99 %7.3f ms   peak RSS %6.1f MB\n' "$name" "$rps" "$p99" "$(echo "$peak / 1024" | bc -l)"
+}
+
+echo "GET / over TLS, wrk -t2 -c$connections -d$duration, $rounds alternating rounds"
+for round in $(seq "$rounds"); do
+  echo "round $round"
+  port=$(free_port)
+  ./target/release/glassbox-reference "127.0.0.1:$port" "$work/certs" >/dev/null &
+  pids+=($!); wait_port "$port"; run reference "${pids[-1]}" "$port"; kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+  port=$(free_port)
+  ./target/release/glassbox serve --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
+    --data-dir "$work/data" --log-dir "$work/logs" >/dev/null &
+  pids+=($!); wait_port "$port"; run glassbox "${pids[-1]}" "$port"; kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  rm -rf "$work/logs"
+done
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ref_rps=$(awk '{ print $1 }' "$work/reference" | median)
+gb_rps=$(awk '{ print $1 }' "$work/glassbox" | median)
+ref_p99=$(awk '{ print $2 }' "$work/reference" | median)
+gb_p99=$(awk '{ print $2 }' "$work/glassbox" | median)
+gb_rss=$(awk '{ print $3 }' "$work/glassbox" | sort -n | tail -1)
+echo
+echo "median of $rounds rounds"
+printf '  reference  %10.0f req/s   p99 %7.3f ms\n' "$ref_rps" "$ref_p99"
+printf '  glassbox   %10.0f req/s   p99 %7.3f ms   peak RSS %.1f MB\n' "$gb_rps" "$gb_p99" "$(echo "$gb_rss / 1024" | bc -l)"
+printf '  ratio      %10.3f x reference (target >= 0.85); RSS target < 50 MB\n' "$(echo "$gb_rps / $ref_rps" | bc -l)"
