@@ -115,7 +115,7 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_WORK_WEIGHTS", default_value = "200:0.95,400:0.04,500:0.01", value_parser = parse_weights, global = true)]
     pub work_weights: WorkWeights,
 
-    /// Seed for the random choices of `/work` (and later tile shuffles); random when unset.
+    /// Seed for the random choices of `POST /work`, for reproducible runs; random when unset.
     #[arg(long, env = "GLASSBOX_SEED", global = true)]
     pub seed: Option<u64>,
 

@@ -1,0 +1,42 @@
+# glassbox: every command the README shows is a recipe here.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Build in release mode, make certificates, and run glassbox in the foreground.
+demo:
+    scripts/demo.sh
+
+# Run the service from source (release build); extra flags pass through: `just run --bind 0.0.0.0:8443`.
+run *ARGS:
+    cargo run --release -p glassbox -- serve {{ARGS}}
+
+# Create or renew the local CA and server certificate in certs/.
+certs *ARGS:
+    cargo run --release -p glassbox -- certs {{ARGS}}
+
+# Format check, lints with warnings denied, then every test.
+test: fmt-check lint
+    cargo test --workspace --all-targets
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Fail when the code is not formatted.
+fmt-check:
+    cargo fmt --all -- --check
+
+# Clippy on every target, warnings denied.
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks: ratios against the hyper+rustls reference measured in the same run (needs wrk).
+bench: bench-hello
+
+# GET / over TLS with wrk, glassbox against the reference hello world.
+bench-hello:
+    scripts/bench-hello.sh
