@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use tokio::sync::Semaphore;
 
 use crate::certs::{self, Outcome};
 use crate::config::Config;
 use crate::health::{CertificateCheck, Health};
+use crate::limiter::Limiter;
 use crate::routes;
 use crate::routes::deepgram::WorkPlan;
 use crate::telemetry::Telemetry;
@@ -25,7 +25,7 @@ pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     pub health: Health,
     pub work: WorkPlan,
-    pub limiter: Arc<Semaphore>,
+    pub limiter: Arc<Limiter>,
 }
 
 impl std::ops::Deref for AppState {
@@ -41,7 +41,7 @@ impl AppState {
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(Self(Arc::new(Shared {
             work: WorkPlan::from_config(&config)?,
-            limiter: Arc::new(Semaphore::new(config.max_concurrency)),
+            limiter: Limiter::new(config.max_concurrency),
             config,
             telemetry: Arc::new(Telemetry::default()),
             health,

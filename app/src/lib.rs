@@ -6,7 +6,8 @@
 //! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
 //! - [`server`]: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
 //! - [`app`]: shared state and building the service; [`routes`]: the endpoints by seed family.
-//! - [`middleware`]: request ids, load shedding, body limit; [`error`]: error bodies.
+//! - [`middleware`]: request ids, load shedding, body limit; [`limiter`]: the concurrency
+//!   limit; [`error`]: error bodies.
 //! - [`telemetry`]: access logs, `/status` statistics and Prometheus metrics.
 //! - [`health`]: the checks behind `/health`.
 //! - [`service`]: the `serve` and `certs` commands end to end.
@@ -16,6 +17,7 @@ pub mod certs;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod limiter;
 pub mod middleware;
 pub mod routes;
 pub mod server;

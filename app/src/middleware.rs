@@ -117,9 +117,9 @@ fn version_label(version: Version) -> &'static str {
 
 /// Refuses work beyond the concurrency limit with 503 and `Retry-After` instead of queueing.
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match state.limiter.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
+    match state.limiter.try_acquire() {
+        Some(_permit) => next.run(req).await,
+        None => {
             let route = req
                 .extensions()
                 .get::<MatchedPath>()
