@@ -16,38 +16,23 @@ use crate::telemetry::{InFlight, RequestInfo, UNMATCHED_ROUTE};
 pub const X_REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The request id of the request being served, for handlers that log.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
-pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let telemetry = state.telemetry.clone();
-    let request_id = incoming_request_id(req.headers()).unwrap_or_else(new_request_id);
     let info = RequestInfo {
         method: method_label(req.method()),
-        route: req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-            .to_owned(),
-        path: req.uri().path().to_owned(),
+        matched: req.extensions().get::<MatchedPath>().cloned(),
+        uri: req.uri().clone(),
         version: version_label(req.version()),
-        request_id: request_id.clone(),
+        request_id: incoming_request_id(req.headers()).unwrap_or_else(new_request_id),
         client_addr: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
     };
     let is_head = req.method() == Method::HEAD;
-    req.extensions_mut().insert(RequestId(request_id));
     let in_flight = InFlight::start(&telemetry, info);
 
     let mut response = match body_over_limit(&req, state.config.max_body_bytes) {
@@ -55,9 +40,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         None => with_json_405(next.run(req).await),
     };
 
-    if let Ok(value) = HeaderValue::from_str(&in_flight.info().request_id) {
-        response.headers_mut().insert(X_REQUEST_ID, value);
-    }
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, in_flight.info().request_id.clone());
     let status = response.status();
     let bytes = if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
     {
@@ -74,18 +59,20 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
 }
 
 /// Keeps an incoming id when it is a sane token, so ids can be followed across proxies.
-fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
-    let id = headers.get(X_REQUEST_ID)?.to_str().ok()?;
+fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(X_REQUEST_ID)?;
+    let id = value.as_bytes();
     let sane = !id.is_empty()
         && id.len() <= MAX_REQUEST_ID_LEN
         && id
-            .bytes()
+            .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    sane.then(|| id.to_owned())
+    sane.then(|| value.clone())
 }
 
-fn new_request_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
+fn new_request_id() -> HeaderValue {
+    HeaderValue::from_str(&format!("{:032x}", rand::random::<u128>()))
+        .expect("hex digits are a valid header value")
 }
 
 /// Standard methods by name; anything else is one label, as OpenTelemetry advises.
@@ -174,10 +161,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(incoming_request_id(&headers), None);
         headers.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123_x.y:z"));
-        assert_eq!(
-            incoming_request_id(&headers).as_deref(),
-            Some("abc-123_x.y:z")
-        );
+        assert_eq!(incoming_request_id(&headers).unwrap(), "abc-123_x.y:z");
         headers.insert(X_REQUEST_ID, HeaderValue::from_static("has space"));
         assert_eq!(incoming_request_id(&headers), None);
         headers.insert(
@@ -187,6 +171,6 @@ mod tests {
         assert_eq!(incoming_request_id(&headers), None);
         let id = new_request_id();
         assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(id.as_bytes().iter().all(|b| b.is_ascii_hexdigit()));
     }
 }

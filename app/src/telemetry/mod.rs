@@ -9,6 +9,9 @@ pub mod process;
 pub mod stats;
 
 use std::net::SocketAddr;
+
+use axum::extract::MatchedPath;
+use axum::http::{HeaderValue, Uri};
 use std::time::Instant;
 
 use self::metrics::Metrics;
@@ -27,16 +30,37 @@ pub struct Telemetry {
     pub metrics: Metrics,
 }
 
-/// What the access log says about a request, gathered when it arrives.
+/// What the access log says about a request, gathered when it arrives. The parts are shared
+/// with the request (reference-counted), not copied.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
     pub method: &'static str,
-    pub route: String,
-    pub path: String,
+    pub matched: Option<MatchedPath>,
+    pub uri: Uri,
     pub version: &'static str,
-    pub request_id: String,
+    pub request_id: HeaderValue,
     pub client_addr: Option<SocketAddr>,
-    pub user_agent: String,
+    pub user_agent: Option<HeaderValue>,
+}
+
+impl RequestInfo {
+    /// The route template, or [`UNMATCHED_ROUTE`].
+    pub fn route(&self) -> &str {
+        self.matched
+            .as_ref()
+            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+    }
+
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    fn user_agent(&self) -> &str {
+        self.user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
 }
 
 /// A request in flight. Finish it with [`InFlight::finish`]; if it is dropped first (the
@@ -77,11 +101,11 @@ impl<'a> InFlight<'a> {
         let t = self.telemetry;
         let info = &self.info;
         t.stats
-            .request_finished(info.method, &info.route, status, micros);
+            .request_finished(info.method, info.route(), status, micros);
         t.metrics.active_requests(-1.0);
         t.metrics.request(
             info.method,
-            &info.route,
+            info.route(),
             status,
             elapsed.as_secs_f64(),
             bytes,
@@ -104,15 +128,15 @@ macro_rules! access_event {
             target: "glassbox::access",
             $level,
             method = $info.method,
-            route = $info.route.as_str(),
-            path = $info.path.as_str(),
+            route = $info.route(),
+            path = $info.uri.path(),
             version = $info.version,
             status = $status,
             latency_ms = $micros as f64 / 1000.0,
             bytes = $bytes,
-            request_id = $info.request_id.as_str(),
+            request_id = $info.request_id(),
             client_addr = $info.client_addr.map(tracing::field::display),
-            user_agent = $info.user_agent.as_str(),
+            user_agent = $info.user_agent(),
             "request"
         )
     };
