@@ -114,6 +114,22 @@ impl TestApp {
         (status, response.json().await.expect("a JSON body"))
     }
 
+    /// Starts `GET path` in the background and returns once the service is serving it
+    /// (`in_flight` requests besides the `/status` poll itself).
+    pub async fn get_in_background(
+        &self,
+        path: &str,
+        in_flight: u64,
+    ) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+        let request = self.client.get(self.url(path)).send();
+        let handle = tokio::spawn(request);
+        eventually("the request to be in flight", || async {
+            self.status().await["requests_in_flight"].as_u64() == Some(in_flight + 1)
+        })
+        .await;
+        handle
+    }
+
     pub async fn status(&self) -> Value {
         let (code, body) = self.get_json("/status").await;
         assert_eq!(code, 200);

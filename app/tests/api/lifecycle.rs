@@ -12,14 +12,7 @@ use crate::helpers::{TestApp, eventually, sample, tls_client_config};
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_sleep_finish() {
     let mut app = TestApp::spawn(&[]).await;
-    let client = app.client.clone();
-    let url = app.url("/sleep/500");
-    let in_flight = tokio::spawn(async move { client.get(url).send().await });
-    // Wait until the sleep is being served (the /status request is the other one in flight).
-    eventually("the sleep to be in flight", || async {
-        app.status().await["requests_in_flight"].as_u64() == Some(2)
-    })
-    .await;
+    let in_flight = app.get_in_background("/sleep/500", 1).await;
     app.terminate();
     let response = in_flight
         .await
@@ -43,13 +36,7 @@ async fn graceful_shutdown_lets_an_in_flight_sleep_finish() {
 #[tokio::test]
 async fn the_grace_period_bounds_shutdown() {
     let mut app = TestApp::spawn(&["--shutdown-grace", "200ms"]).await;
-    let client = app.client.clone();
-    let url = app.url("/sleep/30000");
-    let stuck = tokio::spawn(async move { client.get(url).send().await });
-    eventually("the sleep to be in flight", || async {
-        app.status().await["requests_in_flight"].as_u64() == Some(2)
-    })
-    .await;
+    let stuck = app.get_in_background("/sleep/30000", 1).await;
     app.terminate();
     let status = app.wait(Duration::from_secs(20));
     assert!(status.success(), "{status}");
@@ -67,16 +54,10 @@ async fn the_grace_period_bounds_shutdown() {
 #[tokio::test]
 async fn overload_is_shed_with_503_and_retry_after() {
     let app = TestApp::spawn(&["--max-concurrency", "2"]).await;
-    let mut sleepers = Vec::new();
-    for _ in 0..2 {
-        let client = app.client.clone();
-        let url = app.url("/sleep/1500");
-        sleepers.push(tokio::spawn(async move { client.get(url).send().await }));
-    }
-    eventually("both slots to be taken", || async {
-        app.status().await["requests_in_flight"].as_u64() == Some(3)
-    })
-    .await;
+    let sleepers = [
+        app.get_in_background("/sleep/1500", 1).await,
+        app.get_in_background("/sleep/1500", 2).await,
+    ];
     let response = app.get("/").await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
