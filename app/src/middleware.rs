@@ -1,5 +1,5 @@
-//! Per-request layers: request ids, the body limit, telemetry and JSON bodies for 405s in one
-//! outer layer (one layer costs less per request than four), and load shedding.
+//! The one layer every request passes: request ids, the body limit, load shedding, telemetry
+//! and JSON bodies for 405s. One layer costs less per request than five.
 
 use std::net::SocketAddr;
 
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::{self, ApiError};
+use crate::routes::ops;
 use crate::telemetry::{InFlight, RequestInfo, UNMATCHED_ROUTE};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -37,7 +38,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
 
     let mut response = match body_over_limit(&req, state.config.max_body_bytes) {
         Some(refusal) => refusal,
-        None => with_json_405(next.run(req).await),
+        None => with_json_405(admit(&state, in_flight.info().matched.as_ref(), req, next).await),
     };
 
     response
@@ -102,15 +103,23 @@ fn version_label(version: Version) -> &'static str {
     }
 }
 
-/// Refuses work beyond the concurrency limit with 503 and `Retry-After` instead of queueing.
-pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs the request if the concurrency limit allows; otherwise refuses it with 503 and
+/// `Retry-After` instead of queueing. Only the seed endpoints are limited: unmatched paths and
+/// the service's own endpoints (`ops::UNLIMITED`) always run, so operators can see an overload.
+async fn admit(
+    state: &AppState,
+    route: Option<&MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limited = route.is_some_and(|r| !ops::UNLIMITED.contains(&r.as_str()));
+    if !limited {
+        return next.run(req).await;
+    }
     match state.limiter.try_acquire() {
         Some(_permit) => next.run(req).await,
         None => {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+            let route = route.map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
             state.telemetry.stats.request_shed();
             state.telemetry.metrics.shed(route);
             ApiError::Overloaded {

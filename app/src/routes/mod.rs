@@ -11,12 +11,11 @@ use crate::app::AppState;
 use crate::error;
 use crate::middleware;
 
-/// The whole router. Every request passes [`middleware::observe`] (request id, body limit,
-/// telemetry, JSON 405 bodies); the seed endpoints also sit behind the concurrency limit.
+/// The whole router. Every request passes [`middleware::observe`]: request id, body limit,
+/// concurrency limit for the seed endpoints, telemetry, JSON 405 bodies.
 pub fn router(state: AppState) -> Router {
-    let seeds = deepgram::router().route_layer(from_fn_with_state(state.clone(), middleware::shed));
     Router::new()
-        .merge(seeds)
+        .merge(deepgram::router())
         .merge(ops::router())
         .fallback(|| async { error::not_found() })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

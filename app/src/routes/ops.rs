@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use super::deepgram::success;
 use crate::app::AppState;
 
+/// Routes the concurrency limit never sheds.
+pub const UNLIMITED: [&str; 3] = ["/status", "/health", "/metrics"];
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/status", get(status))
@@ -42,7 +45,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.telemetry.metrics.render(),
+        state
+            .telemetry
+            .metrics
+            .render(state.telemetry.stats.in_flight()),
     )
 }
 
@@ -89,5 +95,30 @@ mod tests {
         let (status, body) = health_with(OffsetDateTime::now_utc() + Duration::days(90)).await;
         assert_eq!(status, 200);
         assert_eq!(body["data"]["health"], "healthy");
+    }
+}
+
+#[cfg(test)]
+mod unlimited_tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use clap::Parser;
+    use tower::ServiceExt;
+
+    use crate::app::AppState;
+    use crate::config::Cli;
+    use crate::health::Health;
+
+    #[tokio::test]
+    async fn every_unlimited_route_exists() {
+        let state = AppState::new(Cli::parse_from(["glassbox"]).config, Health::default()).unwrap();
+        for path in super::UNLIMITED {
+            let response = super::router()
+                .with_state(state.clone())
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+        }
     }
 }

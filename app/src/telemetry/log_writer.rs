@@ -111,7 +111,26 @@ impl Drop for FlushGuard {
     }
 }
 
+/// What one event writes through; borrows the shared buffer instead of cloning a handle.
+#[derive(Debug)]
+pub struct LineWriter<'a> {
+    shared: &'a Shared,
+}
+
 impl Write for BatchWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        LineWriter {
+            shared: &self.shared,
+        }
+        .write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         while state.buffer.len() >= CAP && !state.closing {
@@ -135,10 +154,12 @@ impl Write for BatchWriter {
 }
 
 impl<'a> MakeWriter<'a> for BatchWriter {
-    type Writer = BatchWriter;
+    type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        LineWriter {
+            shared: &self.shared,
+        }
     }
 }
 

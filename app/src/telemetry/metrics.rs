@@ -116,26 +116,33 @@ impl Metrics {
         seconds: f64,
         bytes: u64,
     ) {
-        let series = self.series(method, route, status);
-        series.duration.record(seconds);
-        series.size.record(bytes as f64);
+        let record = |series: &RequestSeries| {
+            series.duration.record(seconds);
+            series.size.record(bytes as f64);
+        };
+        // Recorded under the read guard: a known series costs no reference-count traffic.
+        if let Some(list) = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            if let Some(series) = list
+                .iter()
+                .find(|s| s.method == method && s.status == status)
+            {
+                return record(series);
+            }
+        }
+        record(&self.register(method, route, status));
     }
 
-    fn series(&self, method: &'static str, route: &str, status: u16) -> RequestSeries {
+    fn register(&self, method: &'static str, route: &str, status: u16) -> RequestSeries {
         let find = |list: &Vec<RequestSeries>| {
             list.iter()
                 .find(|s| s.method == method && s.status == status)
                 .cloned()
         };
-        if let Some(found) = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-            .and_then(find)
-        {
-            return found;
-        }
         let created = self.with(|| {
             let labels = [
                 ("method", method.to_string()),
@@ -158,10 +165,6 @@ impl Metrics {
         created
     }
 
-    pub fn active_requests(&self, delta: f64) {
-        self.active.increment(delta);
-    }
-
     pub fn shed(&self, route: &str) {
         self.with(|| counter!(REQUESTS_SHED, "route" => route.to_string()).increment(1));
     }
@@ -179,7 +182,9 @@ impl Metrics {
     }
 
     /// The exposition text: the recorder's families, then the process families.
-    pub fn render(&self) -> String {
+    /// `active_requests` is read from the statistics at scrape time rather than kept twice.
+    pub fn render(&self, active_requests: u64) -> String {
+        self.active.set(active_requests as f64);
         let mut out = self.handle.render();
         process::render(&mut out);
         out

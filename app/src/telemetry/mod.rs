@@ -76,7 +76,6 @@ pub struct InFlight<'a> {
 impl<'a> InFlight<'a> {
     pub fn start(telemetry: &'a Telemetry, info: RequestInfo) -> Self {
         telemetry.stats.request_started();
-        telemetry.metrics.active_requests(1.0);
         Self {
             telemetry,
             info,
@@ -102,7 +101,6 @@ impl<'a> InFlight<'a> {
         let info = &self.info;
         t.stats
             .request_finished(info.method, info.route(), status, micros);
-        t.metrics.active_requests(-1.0);
         t.metrics.request(
             info.method,
             info.route(),

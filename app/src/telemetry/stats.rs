@@ -80,23 +80,35 @@ impl Stats {
     pub fn request_finished(&self, method: &'static str, route: &str, status: u16, micros: u64) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.total.fetch_add(1, Ordering::Relaxed);
-        let entry = self.route_entry(route);
-        let mut methods = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let stats = match methods.0.iter().position(|(m, _)| *m == method) {
-            Some(i) => &mut methods.0[i].1,
-            None => {
-                methods.0.push((method, RouteStats::new()));
-                &mut methods.0.last_mut().expect("just pushed").1
+        let record = |entry: &Mutex<RouteMethods>| {
+            let mut methods = entry.lock().unwrap_or_else(|e| e.into_inner());
+            let stats = match methods.0.iter().position(|(m, _)| *m == method) {
+                Some(i) => &mut methods.0[i].1,
+                None => {
+                    methods.0.push((method, RouteStats::new()));
+                    &mut methods.0.last_mut().expect("just pushed").1
+                }
+            };
+            stats.count += 1;
+            if status >= 500 {
+                stats.errors += 1;
             }
+            *stats.statuses.entry(status).or_default() += 1;
+            stats
+                .latency_us
+                .saturating_record(micros.clamp(1, MAX_TRACKED_US));
         };
-        stats.count += 1;
-        if status >= 500 {
-            stats.errors += 1;
+        // Recorded under the read guard: a known route costs no reference-count traffic.
+        if let Some(entry) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
+            return record(entry);
         }
-        *stats.statuses.entry(status).or_default() += 1;
-        stats
-            .latency_us
-            .saturating_record(micros.clamp(1, MAX_TRACKED_US));
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        record(routes.entry(route.into()).or_default());
     }
 
     pub fn request_shed(&self) {
@@ -105,23 +117,6 @@ impl Stats {
 
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
-    }
-
-    fn route_entry(&self, route: &str) -> Arc<Mutex<RouteMethods>> {
-        if let Some(entry) = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-        {
-            return entry.clone();
-        }
-        self.routes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(route.into())
-            .or_default()
-            .clone()
     }
 
     /// A consistent-enough view for `/status`: each route is read under its own lock.
