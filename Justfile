@@ -22,6 +22,10 @@ certs *ARGS:
 test: fmt-check lint
     cargo test --workspace --all-targets
 
+# Write the OpenAPI document to app/openapi.json (a test fails when it differs from the served one).
+openapi:
+    cargo run -q -p glassbox -- openapi > app/openapi.json
+
 # Format the code.
 fmt:
     cargo fmt --all

@@ -6,9 +6,11 @@ use anyhow::{Context, Result};
 use axum::Router;
 
 use crate::certs::{self, Outcome};
+use crate::compute::ComputePool;
 use crate::config::Config;
 use crate::health::{CertificateCheck, Health};
 use crate::limiter::Limiter;
+use crate::numbers::{SimulatedNumbers, Totals};
 use crate::routes;
 use crate::routes::deepgram::WorkPlan;
 use crate::telemetry::Telemetry;
@@ -26,6 +28,9 @@ pub struct Shared {
     pub health: Health,
     pub work: WorkPlan,
     pub limiter: Arc<Limiter>,
+    pub totals: Totals,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: String,
 }
 
 impl std::ops::Deref for AppState {
@@ -39,7 +44,16 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(config: Config, health: Health) -> Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
+        let numbers = SimulatedNumbers {
+            latency: config.total_latency,
+            count: config.total_count,
+        };
         Ok(Self(Arc::new(Shared {
+            totals: Totals::new(
+                Arc::new(numbers),
+                ComputePool::new(config.compute_threads()),
+            ),
+            openapi: routes::openapi_json(&config),
             work: WorkPlan::from_config(&config)?,
             limiter: Limiter::new(config.max_concurrency),
             config,

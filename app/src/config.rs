@@ -30,6 +30,8 @@ pub enum Command {
     Serve,
     /// Create the local CA and server certificate, or renew them, then exit.
     Certs,
+    /// Print the OpenAPI document of a service with these settings, then exit.
+    Openapi,
 }
 
 /// Everything the service can be told. Defaults run on a laptop.
@@ -119,6 +121,23 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_SEED", global = true)]
     pub seed: Option<u64>,
 
+    /// How long the simulated numbers API behind `/total` takes to answer.
+    #[arg(long, env = "GLASSBOX_TOTAL_LATENCY", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub total_latency: Duration,
+
+    /// The simulated numbers API returns 0..=COUNT; larger counts make `/total`'s sum heavier.
+    #[arg(long, env = "GLASSBOX_TOTAL_COUNT", default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(0..=1_000_000_000), global = true)]
+    pub total_count: u64,
+
+    /// Threads answering requests (tokio workers; default: the number of cores).
+    #[arg(long, env = "GLASSBOX_IO_THREADS", global = true)]
+    pub io_threads: Option<usize>,
+
+    /// Threads for CPU-heavy work such as `/total`'s sum (default: the number of cores).
+    #[arg(long, env = "GLASSBOX_COMPUTE_THREADS", global = true)]
+    pub compute_threads: Option<usize>,
+
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "GLASSBOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -183,6 +202,13 @@ fn parse_weights(s: &str) -> Result<WorkWeights, String> {
 }
 
 impl Config {
+    /// Threads for CPU-heavy work: the configured number, or the number of cores.
+    pub fn compute_threads(&self) -> usize {
+        self.compute_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+
     /// Checks what clap cannot: relations between flags.
     pub fn validate(&self) -> Result<(), String> {
         if self.work_sleep_min >= self.work_sleep_max {

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 /// An error a client gets to see. The cause, if any, goes to the log, not the body.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +16,12 @@ pub enum ApiError {
     /// 400 in the Deepgram envelope: `{"result":"failed","reason":...}`.
     #[error("{0}")]
     Failed(&'static str),
+    /// 400 `{"error":"invalid number: <x>"}` for the math endpoints.
+    #[error("invalid number: {0}")]
+    InvalidNumber(String),
+    /// 502 `{"error":"numbers API failed: <why>"}` when `/total` cannot get its numbers.
+    #[error("numbers API failed: {0}")]
+    Upstream(String),
     /// 413 `{"error":"request body too large","limit_bytes":N}`.
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -29,6 +37,16 @@ impl IntoResponse for ApiError {
             ApiError::Failed(reason) => (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"result": "failed", "reason": reason})),
+            )
+                .into_response(),
+            ApiError::InvalidNumber(_) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": self.to_string()})),
+            )
+                .into_response(),
+            ApiError::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": self.to_string()})),
             )
                 .into_response(),
             ApiError::PayloadTooLarge { limit } => (
@@ -59,4 +77,24 @@ pub fn not_found() -> Response {
 /// The body of a 405; the router sets the status and the `Allow` header.
 pub fn method_not_allowed_body() -> Json<serde_json::Value> {
     Json(json!({"error": "method not allowed"}))
+}
+
+/// `{"error":"..."}`: the body of 404s, 405s, 413s, 503s and the math endpoints' 400s.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// Always `"failed"`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailedTag {
+    Failed,
+}
+
+/// The Deepgram envelope's failure: `{"result":"failed","reason":"..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Failed {
+    pub result: FailedTag,
+    pub reason: String,
 }

@@ -10,15 +10,20 @@
 //!   limit; [`error`]: error bodies.
 //! - [`telemetry`]: access logs, `/status` statistics and Prometheus metrics.
 //! - [`health`]: the checks behind `/health`.
+//! - [`math`]: Fibonacci, factorial, Ackermann on big integers; [`numbers`]: `/total`'s numbers
+//!   API and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
 //! - [`service`]: the `serve` and `certs` commands end to end.
 
 pub mod app;
 pub mod certs;
+pub mod compute;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod limiter;
+pub mod math;
 pub mod middleware;
+pub mod numbers;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Openapi => {
+            print!("{}", glassbox::routes::openapi_json(&config));
+            ExitCode::SUCCESS
+        }
         Command::Serve => {
             let guard = match logging::init(
                 &config.log_level,
@@ -31,7 +35,13 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let result = tokio::runtime::Runtime::new()
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.enable_all();
+            if let Some(threads) = config.io_threads {
+                runtime.worker_threads(threads.max(1));
+            }
+            let result = runtime
+                .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(glassbox::service::serve(config)));
             let code = match result {

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::{self, ApiError};
 use crate::routes::ops;
+use crate::routes::params::OriginalPath;
 use crate::telemetry::{InFlight, RequestInfo, UNMATCHED_ROUTE};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -25,6 +26,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         method: method_label(req.method()),
         matched: req.extensions().get::<MatchedPath>().cloned(),
         uri: req.uri().clone(),
+        original_path: req.extensions().get::<OriginalPath>().map(|p| p.0.clone()),
         version: version_label(req.version()),
         request_id: incoming_request_id(req.headers()).unwrap_or_else(new_request_id),
         client_addr: req

@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::app::App;
+use crate::routes::params::{self, OriginalPath};
 use crate::telemetry::Telemetry;
 use crate::tls;
 
@@ -148,6 +149,11 @@ impl Connection {
         let router = self.router;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(canonical) = params::canonical_uri(req.uri()) {
+                let original = req.uri().path().to_owned();
+                req.extensions_mut().insert(OriginalPath(original));
+                *req.uri_mut() = canonical;
+            }
             router.clone().oneshot(req)
         });
         let conn = self

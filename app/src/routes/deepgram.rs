@@ -4,59 +4,98 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rand::distr::Distribution;
 use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::params::PathArgs;
 use crate::app::AppState;
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, Failed};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(hello))
-        .route("/sleep/{ms}", get(sleep))
-        .route("/code/{code}", get(code))
-        .route("/work", post(work))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hello))
+        .routes(routes!(sleep))
+        .routes(routes!(code))
+        .routes(routes!(work))
 }
 
-/// The success envelope.
-pub fn success(data: Value) -> Json<Value> {
-    Json(Value::Object(serde_json::Map::from_iter([
-        ("result".to_owned(), Value::from("success")),
-        ("data".to_owned(), data),
-    ])))
+/// Always `"success"` in the seed's envelope, whatever the status.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Success {
+    Success,
+}
+
+/// The seed's envelope: `{"result":"success","data":{...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub result: Success,
+    pub data: T,
+}
+
+/// Wraps `data` in the success envelope.
+pub fn success<T: Serialize>(data: T) -> Json<Envelope<T>> {
+    Json(Envelope {
+        result: Success::Success,
+        data,
+    })
 }
 
 /// Answers `status` with `body`, except where HTTP forbids a body (204, 205, 304).
-fn with_status(status: StatusCode, body: Json<Value>) -> Response {
+fn with_status(status: StatusCode, body: impl IntoResponse) -> Response {
     match status.as_u16() {
         204 | 205 | 304 => status.into_response(),
         _ => (status, body).into_response(),
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Hello {
+    /// Always "Hello, world!".
+    pub message: String,
+}
+
 /// The body of `GET /`, built once: it is the benchmark's hot path.
 const HELLO: &str = r#"{"result":"success","data":{"message":"Hello, world!"}}"#;
 
-/// `GET /`: a static greeting.
+/// A static greeting.
+#[utoipa::path(get, path = "/", tag = "deepgram",
+    responses((status = 200, description = "The greeting", body = Envelope<Hello>)))]
 async fn hello() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], HELLO)
 }
 
-/// `GET /sleep/{ms}`: sleeps, then reports the measured time in milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Elapsed {
+    /// Milliseconds actually slept, measured, with microsecond precision.
+    pub elapsed: f64,
+}
+
+/// Sleeps `ms` milliseconds, then reports the measured time.
+#[utoipa::path(get, path = "/sleep/{ms}", tag = "deepgram",
+    params(("ms" = u64, Path, minimum = 0, maximum = 60000,
+        description = "Milliseconds to sleep; the maximum is the service's --max-sleep")),
+    responses(
+        (status = 200, description = "Slept", body = Envelope<Elapsed>),
+        (status = 400, description = "Over the configured maximum: `sleep too long`", body = Failed),
+        (status = 404, description = "Not a number of milliseconds (digits only, as the seed)", body = ErrorBody),
+    ))]
 async fn sleep(
     State(state): State<AppState>,
-    Path(ms): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    // As in the seed, whose route only matched digits, anything else is not found.
+    PathArgs(args): PathArgs,
+) -> Result<Json<Envelope<Elapsed>>, ApiError> {
+    let ms = args.first().map(String::as_str).unwrap_or_default();
     if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::NotFound);
     }
@@ -68,32 +107,69 @@ async fn sleep(
     let started = Instant::now();
     tokio::time::sleep(Duration::from_millis(requested)).await;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(success(
-        json!({"elapsed": (elapsed * 1000.0).round() / 1000.0}),
-    ))
+    Ok(success(Elapsed {
+        elapsed: (elapsed * 1000.0).round() / 1000.0,
+    }))
 }
 
-/// `GET /code/{code}`: answers with that status code.
-async fn code(Path(code): Path<String>) -> Result<Response, ApiError> {
-    let status = code
-        .parse::<u16>()
-        .ok()
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Code {
+    pub code: u16,
+}
+
+/// Answers with the status code asked for.
+#[utoipa::path(get, path = "/code/{code}", tag = "deepgram",
+    params(("code" = u16, Path, minimum = 200, maximum = 599, description = "The status to answer with")),
+    responses(
+        (status = "2XX", description = "That status (204 and 205 have no body)", body = Envelope<Code>),
+        (status = "3XX", description = "That status (304 has no body)", body = Envelope<Code>),
+        (status = 400, description = "Not an integer in 200..=599: `invalid code`", body = Failed),
+        (status = "4XX", description = "That status", body = Envelope<Code>),
+        (status = "5XX", description = "That status", body = Envelope<Code>),
+    ))]
+async fn code(PathArgs(args): PathArgs) -> Result<Response, ApiError> {
+    let status = args
+        .first()
+        .and_then(|c| c.parse::<u16>().ok())
         .filter(|c| (200..600).contains(c))
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(ApiError::Failed("invalid code"))?;
     Ok(with_status(
         status,
-        success(json!({"code": status.as_u16()})),
+        success(Code {
+            code: status.as_u16(),
+        }),
     ))
 }
 
-/// `POST /work`: sleeps a random time, then answers a weighted random status. The body says
-/// success whatever the status, as the seed's did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkDone {
+    /// Milliseconds slept, drawn uniformly from the configured range.
+    pub elapsed: u64,
+    /// The status this response has.
+    pub code: u16,
+}
+
+/// Sleeps a random time, then answers a weighted random status. The body says success whatever
+/// the status, as the seed's did.
+#[utoipa::path(post, path = "/work", tag = "deepgram",
+    responses(
+        (status = 200, description = "Drawn with weight 0.95 by default", body = Envelope<WorkDone>),
+        (status = "4XX", description = "Drawn with weight 0.04 (400) by default", body = Envelope<WorkDone>),
+        (status = "5XX", description = "Drawn with weight 0.01 (500) by default", body = Envelope<WorkDone>),
+        (status = 413, description = "Request body over the limit", body = ErrorBody),
+    ))]
 async fn work(State(state): State<AppState>) -> Response {
     let (sleep_ms, code) = state.work.draw();
     tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    with_status(status, success(json!({"elapsed": sleep_ms, "code": code})))
+    with_status(
+        status,
+        success(WorkDone {
+            elapsed: sleep_ms,
+            code,
+        }),
+    )
 }
 
 /// The random choices of `/work`: a uniform sleep and a weighted status.
@@ -140,7 +216,10 @@ mod tests {
 
     #[test]
     fn the_static_greeting_is_the_envelope() {
-        let built = success(json!({"message": "Hello, world!"})).0;
+        let built = success(Hello {
+            message: "Hello, world!".into(),
+        })
+        .0;
         assert_eq!(serde_json::to_string(&built).unwrap(), HELLO);
     }
 }

@@ -1,24 +1,201 @@
-//! The HTTP surface: one module per seed family, plus the service's own endpoints.
+//! The HTTP surface: one module per seed family, plus the service's own endpoints. Every
+//! route is registered together with its OpenAPI description, so the document served at
+//! `/openapi.json` cannot miss one.
 
 pub mod deepgram;
+pub mod math;
 pub mod ops;
+pub mod params;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
+use utoipa::OpenApi;
+use utoipa::openapi::path::ParameterIn;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
+use crate::config::Config;
 use crate::error;
 use crate::middleware;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "glassbox",
+        description = "Five interview services behind one TLS endpoint, with telemetry you can trust. \
+            Every response carries `x-request-id`. Unknown paths answer 404 `{\"error\":\"not found\"}`; \
+            a known path with the wrong method answers 405 `{\"error\":\"method not allowed\"}` with `Allow`; \
+            bodies over the limit answer 413; the seed endpoints answer 503 with `Retry-After` when the \
+            concurrency limit is reached.",
+        license(name = "MIT"),
+    ),
+    tags(
+        (name = "deepgram", description = "The Deepgram seed (Tornado): hello, sleep, code, work"),
+        (name = "math", description = "The Sanic seed: exact big integers as decimal strings"),
+        (name = "total", description = "The DLG seed (Quart): the sum of a slow numbers API"),
+        (name = "observability", description = "The service's own status, health, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(deepgram::routes())
+        .merge(math::routes())
+        .merge(ops::routes())
+}
 
 /// The whole router. Every request passes [`middleware::observe`]: request id, body limit,
 /// concurrency limit for the seed endpoints, telemetry, JSON 405 bodies.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(deepgram::router())
-        .merge(ops::router())
+    let (router, _) = api().split_for_parts();
+    router
         .fallback(|| async { error::not_found() })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 document for a service with this configuration (limits that are
+/// configuration, such as the longest sleep, are filled in from it).
+pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let max_sleep = u64::try_from(config.max_sleep.as_millis()).unwrap_or(u64::MAX);
+    if let Some(get) = doc
+        .paths
+        .paths
+        .get_mut("/sleep/{ms}")
+        .and_then(|item| item.get.as_mut())
+    {
+        for param in get.parameters.iter_mut().flatten() {
+            let utoipa::openapi::RefOr::T(param) = param else {
+                continue;
+            };
+            if param.name == "ms" && param.parameter_in == ParameterIn::Path {
+                if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
+                    schema,
+                ))) = param.schema.as_mut()
+                {
+                    schema.maximum = Some(utoipa::Number::UInt(max_sleep as usize));
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// [`openapi`] as pretty JSON with a final newline, the form `app/openapi.json` is kept in.
+pub fn openapi_json(config: &Config) -> String {
+    let mut text = openapi(config)
+        .to_pretty_json()
+        .expect("the document serialises");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use clap::Parser;
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Cli;
+    use crate::health::Health;
+
+    fn templates() -> Vec<String> {
+        let config = Cli::parse_from(["glassbox"]).config;
+        openapi(&config).paths.paths.keys().cloned().collect()
+    }
+
+    /// The template `path` matches, by the rule axum's router uses: `{x}` is one segment, which
+    /// may be empty unless it is the last.
+    fn matching_template<'a>(templates: &'a [String], path: &str) -> Option<&'a str> {
+        templates.iter().map(String::as_str).find(|t| {
+            let (ts, ps): (Vec<_>, Vec<_>) = (t.split('/').collect(), path.split('/').collect());
+            ts.len() == ps.len()
+                && ts.iter().zip(&ps).enumerate().all(|(i, (t, p))| {
+                    if t.starts_with('{') {
+                        !p.is_empty() || i + 1 < ts.len()
+                    } else {
+                        t == p
+                    }
+                })
+        })
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            prop::sample::select(vec![
+                "sleep",
+                "code",
+                "work",
+                "status",
+                "health",
+                "metrics",
+                "openapi.json",
+                "total",
+                "fibonacci",
+                "factorial",
+                "ackermann",
+                "0",
+                "42",
+                "abc",
+                "-1",
+                "x.y",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z0-9]{1,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The router routes a path exactly when the OpenAPI document has a template for it,
+        /// and labels it with that template.
+        #[test]
+        fn the_document_and_the_router_agree(segments in prop::collection::vec(segment(), 0..5), post in any::<bool>()) {
+            let path = format!("/{}", segments.join("/"));
+            let templates = templates();
+            let expected = matching_template(&templates, &path).unwrap_or(crate::telemetry::UNMATCHED_ROUTE);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let routed = runtime.block_on(async {
+                let mut config = Cli::parse_from(["glassbox"]).config;
+                config.max_sleep = std::time::Duration::ZERO;
+                config.work_sleep_min = std::time::Duration::ZERO;
+                config.work_sleep_max = std::time::Duration::from_millis(1);
+                config.total_latency = std::time::Duration::ZERO;
+                config.total_count = 10;
+                let state = AppState::new(config, Health::default()).unwrap();
+                let method = if post { "POST" } else { "GET" };
+                let request = Request::builder().method(method).uri(&path).body(Body::empty()).unwrap();
+                router(state.clone()).oneshot(request).await.unwrap();
+                state.telemetry.stats.snapshot().routes[0].route.clone()
+            });
+            prop_assert_eq!(routed, expected);
+        }
+    }
+
+    #[test]
+    fn every_template_is_routed() {
+        let templates = templates();
+        assert_eq!(templates.len(), 12, "{templates:?}");
+        for template in &templates {
+            let concrete = template
+                .split('/')
+                .map(|s| if s.starts_with('{') { "1" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert_eq!(
+                matching_template(&templates, &concrete),
+                Some(template.as_str())
+            );
+        }
+    }
 }

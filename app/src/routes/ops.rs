@@ -1,44 +1,76 @@
-//! The service's own endpoints: `/status`, `/health` and `/metrics`. They are never shed.
+//! The service's own endpoints: `/status`, `/health`, `/metrics` and `/openapi.json`. The
+//! concurrency limit never sheds them.
 
+use std::collections::BTreeMap;
+
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::deepgram::success;
+use super::deepgram::{Envelope, success};
 use crate::app::AppState;
+use crate::health::CheckResult;
+use crate::telemetry::stats::StatusSnapshot;
 
 /// Routes the concurrency limit never sheds.
-pub const UNLIMITED: [&str; 3] = ["/status", "/health", "/metrics"];
+pub const UNLIMITED: [&str; 4] = ["/status", "/health", "/metrics", "/openapi.json"];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/status", get(status))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(health))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
 }
 
-/// `GET /status`: uptime, requests in flight, totals and per-route counts and percentiles.
-async fn status(State(state): State<AppState>) -> Json<Value> {
-    let snapshot = state.telemetry.stats.snapshot();
-    success(serde_json::to_value(snapshot).unwrap_or_default())
+/// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
+/// and latency percentiles from HDR histograms.
+#[utoipa::path(get, path = "/status", tag = "observability",
+    responses((status = 200, description = "Service statistics", body = Envelope<StatusSnapshot>)))]
+async fn status(State(state): State<AppState>) -> Json<Envelope<StatusSnapshot>> {
+    success(state.telemetry.stats.snapshot())
 }
 
-/// `GET /health`: runs every check; 503 when one fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthWord {
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthData {
+    pub health: HealthWord,
+    /// Each check by name: `{"status":"pass"|"fail", ...what it saw}`.
+    #[schema(value_type = Object)]
+    pub checks: BTreeMap<&'static str, CheckResult>,
+}
+
+/// Runs every health check; 503 when one fails.
+#[utoipa::path(get, path = "/health", tag = "observability",
+    responses(
+        (status = 200, description = "Every check passed", body = Envelope<HealthData>),
+        (status = 503, description = "A check failed", body = Envelope<HealthData>),
+    ))]
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (healthy, checks) = state.health.run().await;
-    let status = if healthy {
-        StatusCode::OK
+    let (status, health) = if healthy {
+        (StatusCode::OK, HealthWord::Healthy)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, HealthWord::Unhealthy)
     };
-    let word = if healthy { "healthy" } else { "unhealthy" };
-    (status, success(json!({"health": word, "checks": checks})))
+    (status, success(HealthData { health, checks }))
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// Prometheus text exposition: histograms with explicit buckets, counters and gauges.
+#[utoipa::path(get, path = "/metrics", tag = "observability",
+    responses((status = 200, description = "Prometheus text format 0.0.4",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -49,6 +81,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .telemetry
             .metrics
             .render(state.telemetry.stats.in_flight()),
+    )
+}
+
+/// This document: OpenAPI 3.1, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "observability",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
     )
 }
 
@@ -65,24 +107,33 @@ mod tests {
     use crate::config::Cli;
     use crate::health::{CertificateCheck, Health};
 
-    async fn health_with(not_after: OffsetDateTime) -> (u16, serde_json::Value) {
-        let info = ServerCertInfo {
-            not_before: not_after - Duration::days(365),
-            not_after,
-            names: vec!["localhost".into()],
-        };
-        let config = Cli::parse_from(["glassbox"]).config;
-        let state =
-            AppState::new(config, Health::default().with(CertificateCheck { info })).unwrap();
+    fn state(health: Health) -> AppState {
+        AppState::new(Cli::parse_from(["glassbox"]).config, health).unwrap()
+    }
+
+    async fn get(state: AppState, path: &str) -> (u16, serde_json::Value) {
         let response = crate::routes::router(state)
-            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap())
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    async fn health_with(not_after: OffsetDateTime) -> (u16, serde_json::Value) {
+        let info = ServerCertInfo {
+            not_before: not_after - Duration::days(365),
+            not_after,
+            names: vec!["localhost".into()],
+        };
+        get(
+            state(Health::default().with(CertificateCheck { info })),
+            "/health",
+        )
+        .await
     }
 
     #[tokio::test]
@@ -96,29 +147,12 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(body["data"]["health"], "healthy");
     }
-}
-
-#[cfg(test)]
-mod unlimited_tests {
-    use axum::body::Body;
-    use axum::http::Request;
-    use clap::Parser;
-    use tower::ServiceExt;
-
-    use crate::app::AppState;
-    use crate::config::Cli;
-    use crate::health::Health;
 
     #[tokio::test]
     async fn every_unlimited_route_exists() {
-        let state = AppState::new(Cli::parse_from(["glassbox"]).config, Health::default()).unwrap();
         for path in super::UNLIMITED {
-            let response = super::router()
-                .with_state(state.clone())
-                .oneshot(Request::get(path).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200, "{path}");
+            let (status, _) = get(state(Health::default()), path).await;
+            assert_eq!(status, 200, "{path}");
         }
     }
 }

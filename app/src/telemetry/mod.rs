@@ -37,6 +37,8 @@ pub struct RequestInfo {
     pub method: &'static str,
     pub matched: Option<MatchedPath>,
     pub uri: Uri,
+    /// The path as the client sent it, when the service rewrote it (a math route's slash).
+    pub original_path: Option<String>,
     pub version: &'static str,
     pub request_id: HeaderValue,
     pub client_addr: Option<SocketAddr>,
@@ -49,6 +51,11 @@ impl RequestInfo {
         self.matched
             .as_ref()
             .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+    }
+
+    /// The path as the client sent it.
+    pub fn path(&self) -> &str {
+        self.original_path.as_deref().unwrap_or(self.uri.path())
     }
 
     pub fn request_id(&self) -> &str {
@@ -127,7 +134,7 @@ macro_rules! access_event {
             $level,
             method = $info.method,
             route = $info.route(),
-            path = $info.uri.path(),
+            path = $info.path(),
             version = $info.version,
             status = $status,
             latency_ms = $micros as f64 / 1000.0,

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Largest latency a histogram holds exactly; longer ones are recorded as this value.
 const MAX_TRACKED_US: u64 = 3_600_000_000;
@@ -162,7 +163,7 @@ impl Stats {
 }
 
 /// The `data` of `/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusSnapshot {
     pub uptime_seconds: f64,
     pub requests_in_flight: u64,
@@ -177,7 +178,7 @@ pub struct StatusSnapshot {
 }
 
 /// One method and route template.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RouteSnapshot {
     pub method: &'static str,
     pub route: String,
@@ -189,7 +190,7 @@ pub struct RouteSnapshot {
 }
 
 /// Percentiles in microseconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LatencySnapshot {
     pub p50: u64,
     pub p90: u64,

@@ -6,5 +6,6 @@
 mod deepgram;
 mod helpers;
 mod lifecycle;
+mod math;
 mod telemetry;
 mod tls;

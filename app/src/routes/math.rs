@@ -1,0 +1,144 @@
+//! The Sanic seed's math on big integers and the DLG seed's `/total`. The math answers in
+//! microseconds, so it runs inline; the sum behind `/total` runs on the compute pool.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::params::PathArgs;
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::math;
+
+pub const MAX_FIBONACCI: u32 = 400;
+pub const MAX_FACTORIAL: u32 = 400;
+pub const MAX_ACKERMANN_M: u32 = 3;
+pub const MAX_ACKERMANN_N: u32 = 4;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(fibonacci))
+        .routes(routes!(factorial))
+        .routes(routes!(ackermann))
+        .routes(routes!(total))
+}
+
+/// `{"response":"<decimal>"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MathAnswer {
+    /// The exact value in decimal digits.
+    #[schema(pattern = "^[0-9]+$")]
+    pub response: String,
+}
+
+/// A whole number in `0..=max`, written in decimal digits only; anything else is refused
+/// with the text as given.
+fn parse_arg(raw: Option<&String>, max: u32) -> Result<u32, ApiError> {
+    let raw = raw.map(String::as_str).unwrap_or_default();
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::InvalidNumber(raw.to_owned()));
+    }
+    raw.parse::<u32>()
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or_else(|| ApiError::InvalidNumber(raw.to_owned()))
+}
+
+/// The n-th Fibonacci number (fib(0) = 0). The trailing slash is optional.
+#[utoipa::path(get, path = "/fibonacci/{n}/", tag = "math",
+    params(("n" = u32, Path, minimum = 0, maximum = 400)),
+    responses(
+        (status = 200, description = "fib(n)", body = MathAnswer),
+        (status = 400, description = "`invalid number: <n>`: negative, not an integer, or over 400", body = ErrorBody),
+    ))]
+async fn fibonacci(PathArgs(args): PathArgs) -> Result<Json<MathAnswer>, ApiError> {
+    let n = parse_arg(args.first(), MAX_FIBONACCI)?;
+    Ok(answer(&math::fibonacci(n)))
+}
+
+/// n! (0! = 1). The trailing slash is optional.
+#[utoipa::path(get, path = "/factorial/{n}/", tag = "math",
+    params(("n" = u32, Path, minimum = 0, maximum = 400)),
+    responses(
+        (status = 200, description = "n!", body = MathAnswer),
+        (status = 400, description = "`invalid number: <n>`: negative, not an integer, or over 400", body = ErrorBody),
+    ))]
+async fn factorial(PathArgs(args): PathArgs) -> Result<Json<MathAnswer>, ApiError> {
+    let n = parse_arg(args.first(), MAX_FACTORIAL)?;
+    Ok(answer(&math::factorial(n)))
+}
+
+/// The Ackermann function A(m, n). The trailing slash is optional.
+#[utoipa::path(get, path = "/ackermann/{m}/{n}/", tag = "math",
+    params(
+        ("m" = u32, Path, minimum = 0, maximum = 3),
+        ("n" = u32, Path, minimum = 0, maximum = 4),
+    ),
+    responses(
+        (status = 200, description = "A(m, n)", body = MathAnswer),
+        (status = 400, description = "`invalid number: <x>` for the first bad parameter, m before n", body = ErrorBody),
+    ))]
+async fn ackermann(PathArgs(args): PathArgs) -> Result<Json<MathAnswer>, ApiError> {
+    let m = parse_arg(args.first(), MAX_ACKERMANN_M)?;
+    let n = parse_arg(args.get(1), MAX_ACKERMANN_N)?;
+    Ok(answer(&math::ackermann(m, n)))
+}
+
+fn answer(value: &num_bigint::BigUint) -> Json<MathAnswer> {
+    Json(MathAnswer {
+        response: value.to_string(),
+    })
+}
+
+/// `{"total":500000500000}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Total {
+    pub total: u64,
+}
+
+/// The sum of the numbers the numbers API returns (0..=1,000,000 after one second, by default).
+/// Concurrent calls share one fetch and one sum.
+#[utoipa::path(get, path = "/total", tag = "total",
+    responses(
+        (status = 200, description = "The sum", body = Total),
+        (status = 502, description = "The numbers API failed", body = ErrorBody),
+        (status = 503, description = "Overloaded, retry later", body = ErrorBody),
+    ))]
+async fn total(State(state): State<AppState>) -> Result<Json<Total>, ApiError> {
+    let total = state.totals.total().await.map_err(ApiError::Upstream)?;
+    Ok(Json(Total { total }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() {
+        let arg = |s: &str, max| parse_arg(Some(&s.to_owned()), max).map_err(|e| e.to_string());
+        assert_eq!(arg("0", 3), Ok(0));
+        assert_eq!(arg("3", 3), Ok(3));
+        assert_eq!(arg("007", 400), Ok(7));
+        for bad in [
+            "4",
+            "-1",
+            "abc",
+            "1e3",
+            "+1",
+            " 1",
+            "1.0",
+            "",
+            "1234567890123456789012345678901234567890",
+        ] {
+            assert_eq!(
+                arg(bad, 3),
+                Err(format!("invalid number: {bad}")),
+                "{bad:?}"
+            );
+        }
+        assert!(parse_arg(None, 3).is_err());
+    }
+}
