@@ -19,8 +19,13 @@ certs *ARGS:
     cargo run --release -p glassbox -- certs {{ARGS}}
 
 # Format check, lints with warnings denied, then every test.
-test: fmt-check lint
+test: fmt-check lint test-tools
     cargo test --workspace --all-targets
+
+# Tools the tests drive: schemathesis (from PyPI) in target/py unless it is on PATH.
+test-tools:
+    @command -v schemathesis >/dev/null || test -x target/py/bin/schemathesis || \
+        (python3 -m venv target/py && target/py/bin/pip install --quiet schemathesis)
 
 # Write the OpenAPI document to app/openapi.json (a test fails when it differs from the served one).
 openapi:
@@ -38,9 +43,13 @@ fmt-check:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: ratios against the hyper+rustls reference measured in the same run (needs wrk).
-bench: bench-hello
+# Benchmarks: ratios against a reference measured in the same run (needs wrk).
+bench: bench-hello bench-math
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
     scripts/bench-hello.sh
+
+# /fibonacci/400/ and /factorial/400/ over TLS with wrk, next to GET / in the same run.
+bench-math:
+    scripts/bench-math.sh

@@ -121,8 +121,11 @@ pub struct Code {
 #[utoipa::path(get, path = "/code/{code}", tag = "deepgram",
     params(("code" = u16, Path, minimum = 200, maximum = 599, description = "The status to answer with")),
     responses(
-        (status = "2XX", description = "That status (204 and 205 have no body)", body = Envelope<Code>),
-        (status = "3XX", description = "That status (304 has no body)", body = Envelope<Code>),
+        (status = "2XX", description = "That status", body = Envelope<Code>),
+        (status = 204, description = "No Content: no body"),
+        (status = 205, description = "Reset Content: no body"),
+        (status = "3XX", description = "That status", body = Envelope<Code>),
+        (status = 304, description = "Not Modified: no body"),
         (status = 400, description = "Not an integer in 200..=599: `invalid code`", body = Failed),
         (status = "4XX", description = "That status", body = Envelope<Code>),
         (status = "5XX", description = "That status", body = Envelope<Code>),

@@ -7,5 +7,6 @@ mod deepgram;
 mod helpers;
 mod lifecycle;
 mod math;
+mod schemathesis;
 mod telemetry;
 mod tls;
