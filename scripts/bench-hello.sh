@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 duration=${BENCH_DURATION:-10s}
 connections=${BENCH_CONNECTIONS:-64}
 rounds=${BENCH_ROUNDS:-3}
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+source scripts/bench-lib.sh
 
 cargo build --release --quiet -p glassbox -p glassbox-reference
 work=$(mktemp -d)
@@ -19,16 +19,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 ./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-# wrk prints latencies as 812.00us, 1.23ms or 1.01s: normalise to milliseconds.
-to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
 # run NAME PID PORT: warm up, then measure; appends "rps p99_ms peak_rss_kb" to $work/NAME.
 run() {
   local name=$1 pid=$2 port=$3 url="https://localhost:$3/" peak=0 rss
-  wrk -t2 -c"$connections" -d2s "$url" >/dev/null
-  wrk -t2 -c"$connections" -d"$duration" --latency "$url" >"$work/wrk.out" &
+  wrk_run "$url" "$work/wrk.out" &
   local wrk_pid=$!
   while kill -0 "$wrk_pid" 2>/dev/null; do
     rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
@@ -36,11 +31,8 @@ run() {
     sleep 0.25
   done
   wait "$wrk_pid"
-  local rps p99 errors
-  rps=$(awk '/^Requests\/sec/ { print $2 }' "$work/wrk.out")
-  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$work/wrk.out")")
-  errors=$(awk '/Non-2xx|Socket errors/ { print }' "$work/wrk.out")
-  [ -z "$errors" ] || echo "  $name: $errors"
+  local rps p99
+  read -r rps p99 < <(wrk_summary "$work/wrk.out")
   echo "$rps $p99 $peak" >>"$work/$name"
   printf '  %-10s %10.0f req/s   p99 %7.3f ms   peak RSS %6.1f MB\n' "$name" "$rps" "$p99" "$(echo "$peak / 1024" | bc -l)"
 }
@@ -59,7 +51,6 @@ for round in $(seq "$rounds"); do
   rm -rf "$work/logs"
 done
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 col() { awk -v c="$1" '{ print $c }' "$work/$2" | median; }
 # Each round's ratio compares two runs a few seconds apart; their median resists the noise
 # of a shared machine better than a ratio of medians.

@@ -249,3 +249,30 @@ async fn one_json_log_line_per_request_with_its_id() {
         .count();
     assert_eq!(stdout_access, sent.len());
 }
+
+#[tokio::test]
+async fn metrics_pass_the_prometheus_linter() {
+    let app = TestApp::spawn(&[]).await;
+    for path in ["/", "/code/503", "/nope", "/sleep/1", "/fibonacci/3"] {
+        app.get(path).await;
+    }
+    let metrics = app.metrics().await;
+    let mut lint = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (.ci/run installs Debian's prometheus package)");
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = lint.stdin.take().unwrap();
+    stdin.write_all(metrics.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = lint.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

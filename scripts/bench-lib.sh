@@ -1,0 +1,31 @@
+# Helpers shared by the benchmark scripts (sourced, not run).
+
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+# A free loopback port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits until something listens on 127.0.0.1:$1.
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened" >&2; exit 1
+}
+
+# wrk prints latencies as 812.00us, 1.23ms or 1.01s: normalise to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+# The median of the numbers on stdin, one per line.
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# wrk_run URL OUT: warm up 2 s, then measure into OUT (uses $connections and $duration).
+wrk_run() {
+  wrk -t2 -c"$connections" -d2s "$1" >/dev/null
+  wrk -t2 -c"$connections" -d"$duration" --latency "$1" >"$2"
+}
+# wrk_summary OUT: prints "requests_per_second p99_ms"; wrk's error lines go to stderr.
+wrk_summary() {
+  local bad
+  bad=$(awk '/Non-2xx|Socket errors/ { print }' "$1")
+  [ -z "$bad" ] || echo "  $bad" >&2
+  echo "$(awk '/^Requests\/sec/ { print $2 }' "$1") $(to_ms "$(awk '$1 == "99%" { print $2 }' "$1")")"
+}
