@@ -44,7 +44,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
-bench: bench-hello bench-math
+bench: bench-hello bench-math bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
@@ -53,3 +53,7 @@ bench-hello:
 # /fibonacci/400/ and /factorial/400/ over TLS with wrk, next to GET / in the same run.
 bench-math:
     scripts/bench-math.sh
+
+# Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
+bench-instructions:
+    scripts/bench-instructions.sh

@@ -73,9 +73,16 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
     sane.then(|| value.clone())
 }
 
+/// 32 random lowercase hex digits.
 fn new_request_id() -> HeaderValue {
-    HeaderValue::from_str(&format!("{:032x}", rand::random::<u128>()))
-        .expect("hex digits are a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bits = rand::random::<u128>();
+    let mut id = [0u8; 32];
+    for digit in id.iter_mut().rev() {
+        *digit = HEX[(bits & 0xf) as usize];
+        bits >>= 4;
+    }
+    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
 }
 
 /// Standard methods by name; anything else is one label, as OpenTelemetry advises.

@@ -3,7 +3,8 @@
 //!
 //! tracing-subscriber's own JSON formatter allocates a string per displayed field and per
 //! timestamp; at tens of thousands of requests per second that was a large share of the
-//! service's CPU (see BENCHMARKS.md), so this one formats in place.
+//! service's CPU (see BENCHMARKS.md), so this one formats in place. The access log
+//! ([`super::access_log`]) writes the same shape with the helpers here.
 
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -70,7 +71,7 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |w| write!(w, "{value}"));
+        self.put(field, |w| write_u64(w, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -105,6 +106,10 @@ struct Escaped<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Almost every value needs no escaping; this scan vectorises, the loop below does not.
+        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return self.0.write_str(s);
+        }
         let mut start = 0;
         for (i, b) in s.bytes().enumerate() {
             let escape = match b {
@@ -128,26 +133,53 @@ impl<W: Write> Write for Escaped<'_, W> {
     }
 }
 
-fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
+pub(crate) fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
     Escaped(w).write_str(s)?;
     w.write_char('"')
 }
 
+/// Decimal digits of `value`, without going through `core::fmt`'s padding machinery.
+pub(crate) fn write_u64(w: &mut impl Write, mut value: u64) -> fmt::Result {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    w.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
+}
+
+/// Writes `value` as exactly `width` digits (zero-padded) into `out`.
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
 /// RFC 3339 in UTC with microseconds: `2026-11-22T08:56:46.328709Z`.
-fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
+pub(crate) fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    write!(
-        w,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_micros()
-    )
+    if !(0..=9999).contains(&year) {
+        return write!(w, "{year}-{month:02}-{day:02}T00:00:00.000000Z");
+    }
+    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut buf[0..4], year as u64);
+    put_digits(&mut buf[5..7], u64::from(month));
+    put_digits(&mut buf[8..10], u64::from(day));
+    put_digits(&mut buf[11..13], rem / 3600);
+    put_digits(&mut buf[14..16], rem / 60 % 60);
+    put_digits(&mut buf[17..19], rem % 60);
+    put_digits(&mut buf[20..26], u64::from(since.subsec_micros()));
+    w.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -193,6 +225,15 @@ mod tests {
                 theirs.second()
             );
             assert_eq!(ours, expected);
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for value in [0u64, 7, 10, 99, 1_000_000, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, value).unwrap();
+            assert_eq!(out, value.to_string());
         }
     }
 

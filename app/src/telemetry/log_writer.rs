@@ -111,6 +111,15 @@ impl Drop for FlushGuard {
     }
 }
 
+impl BatchWriter {
+    /// A writer for one line, borrowing the shared buffer.
+    pub fn line_writer(&self) -> LineWriter<'_> {
+        LineWriter {
+            shared: &self.shared,
+        }
+    }
+}
+
 /// What one event writes through; borrows the shared buffer instead of cloning a handle.
 #[derive(Debug)]
 pub struct LineWriter<'a> {

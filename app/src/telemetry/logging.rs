@@ -10,6 +10,7 @@ use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, fmt};
 
+use super::access_log;
 use super::json_format::JsonLines;
 use super::log_writer::{self, FlushGuard};
 
@@ -41,6 +42,7 @@ pub fn init(filter: &str, log_dir: Option<&Path>, keep_files: usize) -> Result<L
         sinks.push(Box::new(appender));
     }
     let (writer, guard) = log_writer::start(sinks);
+    access_log::install(writer.clone());
     tracing_subscriber::registry()
         .with(filter)
         .with(json_layer().with_writer(writer))

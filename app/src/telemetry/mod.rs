@@ -1,6 +1,7 @@
 //! Everything the service reports about itself: access logs, `/status` statistics and
 //! Prometheus metrics, all fed from one place per request so they always agree.
 
+pub mod access_log;
 pub mod json_format;
 pub mod log_writer;
 pub mod logging;
@@ -62,7 +63,7 @@ impl RequestInfo {
         self.request_id.to_str().unwrap_or_default()
     }
 
-    fn user_agent(&self) -> &str {
+    pub fn user_agent(&self) -> &str {
         self.user_agent
             .as_ref()
             .and_then(|v| v.to_str().ok())
@@ -115,7 +116,7 @@ impl<'a> InFlight<'a> {
             elapsed.as_secs_f64(),
             bytes,
         );
-        access_log(info, status, micros, bytes);
+        access_log::write(info, status, micros, bytes);
     }
 }
 
@@ -124,35 +125,5 @@ impl Drop for InFlight<'_> {
         if !self.done {
             self.record(CLIENT_CLOSED, 0);
         }
-    }
-}
-
-macro_rules! access_event {
-    ($level:expr, $info:expr, $status:expr, $micros:expr, $bytes:expr) => {
-        tracing::event!(
-            target: "glassbox::access",
-            $level,
-            method = $info.method,
-            route = $info.route(),
-            path = $info.path(),
-            version = $info.version,
-            status = $status,
-            latency_ms = $micros as f64 / 1000.0,
-            bytes = $bytes,
-            request_id = $info.request_id(),
-            client_addr = $info.client_addr.map(tracing::field::display),
-            user_agent = $info.user_agent(),
-            "request"
-        )
-    };
-}
-
-/// One line per request: info below 400, warn for 4xx, error for 5xx.
-fn access_log(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
-    use tracing::Level;
-    match status {
-        500.. => access_event!(Level::ERROR, info, status, micros, bytes),
-        400..=499 => access_event!(Level::WARN, info, status, micros, bytes),
-        _ => access_event!(Level::INFO, info, status, micros, bytes),
     }
 }
