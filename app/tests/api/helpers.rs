@@ -67,11 +67,12 @@ impl TestApp {
                 lines.lock().unwrap().push(line);
             }
         });
-        let addr: SocketAddr = ready_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("glassbox logs `listening` with its address")
-            .parse()
-            .expect("a socket address");
+        let Ok(addr) = ready_rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("glassbox did not log `listening` with its address within a minute");
+        };
+        let addr: SocketAddr = addr.parse().expect("a socket address");
         let client = client_trusting(&dir.path().join("certs/ca.crt"));
         TestApp {
             addr,

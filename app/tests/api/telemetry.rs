@@ -276,3 +276,23 @@ async fn metrics_pass_the_prometheus_linter() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn the_log_level_filters_access_lines() {
+    // The helper waits for the `listening` event, an info line of glassbox::service.
+    let mut app = TestApp::spawn(&["--log-level", "warn,glassbox::service=info"]).await;
+    for path in ["/", "/code/201", "/code/404", "/code/503"] {
+        app.get(path).await;
+    }
+    let lines = app.stop_and_read_logs();
+    let statuses: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["target"] == "glassbox::access")
+        .map(|l| l["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![404, 503],
+        "only 4xx (warn) and 5xx (error) lines remain"
+    );
+}
