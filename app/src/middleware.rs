@@ -21,7 +21,6 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let telemetry = state.telemetry.clone();
     let info = RequestInfo {
         method: method_label(req.method()),
         matched: req.extensions().get::<MatchedPath>().cloned(),
@@ -36,7 +35,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
     };
     let is_head = req.method() == Method::HEAD;
-    let in_flight = InFlight::start(&telemetry, info);
+    let in_flight = InFlight::start(&state.telemetry, info);
 
     let mut response = match body_over_limit(&req, state.config.max_body_bytes) {
         Some(refusal) => refusal,
