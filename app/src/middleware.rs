@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::error::{self, ApiError};
 use crate::routes::ops;
 use crate::routes::params::OriginalPath;
-use crate::telemetry::{InFlight, RequestInfo, UNMATCHED_ROUTE};
+use crate::telemetry::{InFlight, RequestInfo};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -120,14 +120,15 @@ async fn admit(
     req: Request,
     next: Next,
 ) -> Response {
-    let limited = route.is_some_and(|r| !ops::UNLIMITED.contains(&r.as_str()));
-    if !limited {
+    let Some(route) = route
+        .map(MatchedPath::as_str)
+        .filter(|r| !ops::UNLIMITED.contains(r))
+    else {
         return next.run(req).await;
-    }
+    };
     match state.limiter.try_acquire() {
         Some(_permit) => next.run(req).await,
         None => {
-            let route = route.map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
             state.telemetry.stats.request_shed();
             state.telemetry.metrics.shed(route);
             ApiError::Overloaded {

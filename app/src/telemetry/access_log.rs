@@ -34,16 +34,10 @@ pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
     let (level, enabled) = match status {
         500.. => (
             Level::ERROR,
-            tracing::enabled!(target: "glassbox::access", Level::ERROR),
+            tracing::enabled!(target: TARGET, Level::ERROR),
         ),
-        400..=499 => (
-            Level::WARN,
-            tracing::enabled!(target: "glassbox::access", Level::WARN),
-        ),
-        _ => (
-            Level::INFO,
-            tracing::enabled!(target: "glassbox::access", Level::INFO),
-        ),
+        400..=499 => (Level::WARN, tracing::enabled!(target: TARGET, Level::WARN)),
+        _ => (Level::INFO, tracing::enabled!(target: TARGET, Level::INFO)),
     };
     let Some(sink) = SINK.get().filter(|_| enabled) else {
         return;

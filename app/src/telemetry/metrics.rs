@@ -54,6 +54,13 @@ struct RequestSeries {
     size: Histogram,
 }
 
+impl RequestSeries {
+    fn find<'a>(list: &'a [Self], method: &str, status: u16) -> Option<&'a Self> {
+        list.iter()
+            .find(|s| s.method == method && s.status == status)
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -121,28 +128,19 @@ impl Metrics {
             series.size.record(bytes as f64);
         };
         // Recorded under the read guard: a known series costs no reference-count traffic.
-        if let Some(list) = self
+        if let Some(series) = self
             .series
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(route)
+            .and_then(|list| RequestSeries::find(list, method, status))
         {
-            if let Some(series) = list
-                .iter()
-                .find(|s| s.method == method && s.status == status)
-            {
-                return record(series);
-            }
+            return record(series);
         }
         record(&self.register(method, route, status));
     }
 
     fn register(&self, method: &'static str, route: &str, status: u16) -> RequestSeries {
-        let find = |list: &Vec<RequestSeries>| {
-            list.iter()
-                .find(|s| s.method == method && s.status == status)
-                .cloned()
-        };
         let created = self.with(|| {
             let labels = [
                 ("method", method.to_string()),
@@ -158,8 +156,8 @@ impl Metrics {
         });
         let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
         let list = series.entry(route.into()).or_default();
-        if let Some(raced) = find(list) {
-            return raced;
+        if let Some(raced) = RequestSeries::find(list, method, status) {
+            return raced.clone();
         }
         list.push(created.clone());
         created

@@ -10,10 +10,10 @@ pub mod process;
 pub mod stats;
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::extract::MatchedPath;
 use axum::http::{HeaderValue, Uri};
-use std::time::Instant;
 
 use self::metrics::Metrics;
 use self::stats::Stats;
