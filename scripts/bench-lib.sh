@@ -1,5 +1,10 @@
 # Helpers shared by the benchmark scripts (sourced, not run).
 
+# Settings every wrk benchmark takes from the environment.
+duration=${BENCH_DURATION:-10s}
+connections=${BENCH_CONNECTIONS:-64}
+rounds=${BENCH_ROUNDS:-3}
+
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 # A free loopback port.

@@ -6,9 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=${BENCH_DURATION:-10s}
-connections=${BENCH_CONNECTIONS:-64}
-rounds=${BENCH_ROUNDS:-3}
 source scripts/bench-lib.sh
 
 cargo build --release --quiet -p glassbox
