@@ -13,6 +13,7 @@ use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
 use crate::routes;
 use crate::routes::deepgram::WorkPlan;
+use crate::store::{self, MessageStore, Store, StoreCheck};
 use crate::telemetry::Telemetry;
 
 /// What every handler can reach. One `Arc`, so the per-request clones the middleware
@@ -29,6 +30,8 @@ pub struct Shared {
     pub work: WorkPlan,
     pub limiter: Arc<Limiter>,
     pub totals: Totals,
+    /// Where `/messages` keeps messages.
+    pub store: Store,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: String,
 }
@@ -42,8 +45,19 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, health: Health) -> Result<Self> {
+    /// The state of a service with this configuration, telemetry and store backend; the
+    /// store joins the health checks.
+    pub fn new(
+        config: Config,
+        health: Health,
+        telemetry: Arc<Telemetry>,
+        backend: Arc<dyn MessageStore>,
+    ) -> Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
+        let store = Store::new(backend, config.store_timeout, &telemetry.metrics);
+        let health = health.with(StoreCheck {
+            store: store.clone(),
+        });
         let numbers = SimulatedNumbers {
             latency: config.total_latency,
             count: config.total_count,
@@ -57,9 +71,21 @@ impl AppState {
             work: WorkPlan::from_config(&config)?,
             limiter: Limiter::new(config.max_concurrency),
             config,
-            telemetry: Arc::new(Telemetry::default()),
+            telemetry,
             health,
+            store,
         })))
+    }
+
+    /// A state for in-process tests: the given configuration, an in-memory embedded store.
+    #[cfg(test)]
+    pub fn for_tests(config: Config, health: Health) -> Self {
+        let telemetry = Arc::new(Telemetry::default());
+        let backend = crate::store::embedded::EmbeddedStore::in_memory(
+            telemetry.metrics.store_commit_batch(),
+        )
+        .expect("an in-memory database opens");
+        Self::new(config, health, telemetry, Arc::new(backend)).expect("a valid configuration")
     }
 }
 
@@ -82,7 +108,9 @@ impl App {
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let expiry = cert.not_after.unix_timestamp();
         let health = Health::default().with(CertificateCheck { info: cert });
-        let state = AppState::new(config, health)?;
+        let telemetry = Arc::new(Telemetry::default());
+        let backend = store::open(&config, &telemetry.metrics)?;
+        let state = AppState::new(config, health, telemetry, backend)?;
         state.telemetry.metrics.certificate_expiry(expiry);
         let router = routes::router(state.clone());
         Ok(Self { state, router, tls })

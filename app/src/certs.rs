@@ -89,11 +89,11 @@ fn ensure_at(
         }
     };
 
-    if outcome == Outcome::Reused {
-        if let Err(reason) = usable_server(&paths, &ca_pem, &names, now) {
-            tracing::info!(reason = %reason, "issuing a new server certificate");
-            outcome = Outcome::ServerIssued;
-        }
+    if outcome == Outcome::Reused
+        && let Err(reason) = usable_server(&paths, &ca_pem, &names, now)
+    {
+        tracing::info!(reason = %reason, "issuing a new server certificate");
+        outcome = Outcome::ServerIssued;
     }
     if outcome != Outcome::Reused {
         issue_server(&paths, &ca_pem, ca_key, &names, now)?;

@@ -1,10 +1,13 @@
 //! Command line and environment configuration: one struct, every flag also a `GLASSBOX_*` variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+use crate::store::StoreKind;
 
 /// The `glassbox` command line.
 #[derive(Debug, Parser)]
@@ -160,6 +163,35 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub tls_handshake_timeout: Duration,
 
+    /// Where messages are kept: `embedded` (a database file in the data directory) or a
+    /// Redis server, `redis://host:port/db`, shared by several replicas.
+    #[arg(
+        long,
+        env = "GLASSBOX_STORE",
+        default_value = "embedded",
+        global = true
+    )]
+    pub store: StoreKind,
+
+    /// How long one store operation may take before the request gets 503.
+    #[arg(long, env = "GLASSBOX_STORE_TIMEOUT", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub store_timeout: Duration,
+
+    /// Connections to a Redis store (each one multiplexed).
+    #[arg(
+        long,
+        env = "GLASSBOX_STORE_CONNECTIONS",
+        default_value_t = 4,
+        global = true
+    )]
+    pub store_connections: usize,
+
+    /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR ranges, comma
+    /// separated (e.g. `127.0.0.1,10.0.0.0/8`). Requests from them are logged with the client
+    /// address the proxy saw; from anyone else the header is ignored.
+    #[arg(long, env = "GLASSBOX_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+
     /// On SIGINT or SIGTERM, how long in-flight requests may take to finish before the service exits.
     #[arg(long, env = "GLASSBOX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
@@ -171,6 +203,14 @@ pub struct WorkWeights(pub Vec<(u16, f64)>);
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 250ms, 5s, 1m)"))
+}
+
+/// A CIDR range, or one address as its own range.
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is neither an IP address nor a CIDR range"))
 }
 
 fn parse_weights(s: &str) -> Result<WorkWeights, String> {
@@ -217,6 +257,9 @@ impl Config {
                 self.work_sleep_min, self.work_sleep_max
             ));
         }
+        if self.store_timeout.is_zero() {
+            return Err("--store-timeout must be above 0".into());
+        }
         if self.max_concurrency == 0 {
             return Err("--max-concurrency must be at least 1".into());
         }
@@ -255,6 +298,20 @@ mod tests {
         let cli = Cli::parse_from(["glassbox", "--certs-dir", "/tmp/x", "certs"]);
         assert_eq!(cli.command, Some(Command::Certs));
         assert_eq!(cli.config.certs_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let cli = Cli::parse_from(["glassbox", "--trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1"]);
+        let nets: Vec<String> = cli
+            .config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        assert!(Cli::try_parse_from(["glassbox", "--trusted-proxies", "nginx"]).is_err());
+        assert!(Cli::try_parse_from(["glassbox", "--store", "postgres://x"]).is_err());
     }
 
     #[test]

@@ -25,6 +25,18 @@ pub enum ApiError {
     /// 413 `{"error":"request body too large","limit_bytes":N}`.
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// 400 `{"error":"<why>"}` for a body that does not say what the endpoint needs.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 415 `{"error":"<what the endpoint takes>"}`.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    /// 404 `{"err_msg":"Message not found"}`, the Paxos seed's body.
+    #[error("Message not found")]
+    MessageNotFound,
+    /// 503 `{"error":"store unavailable"}` with `Retry-After`; the cause is logged.
+    #[error("store unavailable")]
+    StoreUnavailable,
     /// 503 with `Retry-After` when the concurrency limit is reached.
     #[error("overloaded")]
     Overloaded { retry_after_secs: u32 },
@@ -54,19 +66,40 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": "request body too large", "limit_bytes": limit})),
             )
                 .into_response(),
+            ApiError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": self.to_string()})),
+            )
+                .into_response(),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Json(json!({"error": self.to_string()})),
+            )
+                .into_response(),
+            ApiError::MessageNotFound => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"err_msg": "Message not found"})),
+            )
+                .into_response(),
+            ApiError::StoreUnavailable => unavailable("store unavailable", 1),
             ApiError::Overloaded { retry_after_secs } => {
-                let mut response = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": "overloaded, retry later"})),
-                )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                response
+                unavailable("overloaded, retry later", retry_after_secs)
             }
         }
     }
+}
+
+/// 503 `{"error":reason}` with `Retry-After`.
+fn unavailable(reason: &str, retry_after_secs: u32) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": reason})),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
 }
 
 /// 404 `{"error":"not found"}`, also the router's fallback.
@@ -83,6 +116,12 @@ pub fn method_not_allowed_body() -> Json<serde_json::Value> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// `{"err_msg":"Message not found"}`, as the Paxos seed answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageNotFoundBody {
+    pub err_msg: String,
 }
 
 /// Always `"failed"`.

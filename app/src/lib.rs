@@ -6,12 +6,14 @@
 //! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
 //! - [`server`]: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
 //! - [`app`]: shared state and building the service; [`routes`]: the endpoints by seed family.
-//! - [`middleware`]: request ids, load shedding, body limit; [`limiter`]: the concurrency
+//! - [`middleware`]: request ids, load shedding, body limit; [`forwarded`]: the client behind a
+//!   trusted proxy; [`limiter`]: the concurrency
 //!   limit; [`error`]: error bodies.
 //! - [`telemetry`]: access logs, `/status` statistics and Prometheus metrics.
 //! - [`health`]: the checks behind `/health`.
 //! - [`math`]: Fibonacci, factorial, Ackermann on big integers; [`numbers`]: `/total`'s numbers
 //!   API and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
+//! - [`store`]: the message store behind `/messages`, embedded (redb) or Redis.
 //! - [`service`]: the `serve` and `certs` commands end to end.
 
 pub mod app;
@@ -19,6 +21,7 @@ pub mod certs;
 pub mod compute;
 pub mod config;
 pub mod error;
+pub mod forwarded;
 pub mod health;
 pub mod limiter;
 pub mod math;
@@ -27,5 +30,6 @@ pub mod numbers;
 pub mod routes;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod telemetry;
 pub mod tls;

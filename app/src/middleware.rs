@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::{self, ApiError};
+use crate::forwarded;
+use crate::routes::body;
 use crate::routes::ops;
 use crate::routes::params::OriginalPath;
 use crate::telemetry::{InFlight, RequestInfo};
@@ -21,6 +23,17 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let client_addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let trusted = &state.config.trusted_proxies;
+    let forwarded_for = match client_addr {
+        Some(peer) if !trusted.is_empty() => {
+            forwarded::client_behind_proxy(peer.ip(), req.headers(), trusted)
+        }
+        _ => None,
+    };
     let info = RequestInfo {
         method: method_label(req.method()),
         matched: req.extensions().get::<MatchedPath>().cloned(),
@@ -28,17 +41,16 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         original_path: req.extensions().get::<OriginalPath>().map(|p| p.0.clone()),
         version: version_label(req.version()),
         request_id: incoming_request_id(req.headers()).unwrap_or_else(new_request_id),
-        client_addr: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| *addr),
+        client_addr,
+        forwarded_for,
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
     };
     let is_head = req.method() == Method::HEAD;
     let in_flight = InFlight::start(&state.telemetry, info);
 
-    let mut response = match body_over_limit(&req, state.config.max_body_bytes) {
-        Some(refusal) => refusal,
+    let limit = state.config.max_body_bytes;
+    let mut response = match declared_length(&req).filter(|&n| n > limit as u64) {
+        Some(declared) => refuse_oversized(req, declared, limit).await,
         None => with_json_405(admit(&state, in_flight.info().matched.as_ref(), req, next).await),
     };
 
@@ -139,17 +151,31 @@ async fn admit(
     }
 }
 
-/// Refuses a declared body over the limit before reading it; bodies without a length are
-/// held to the same limit by the extractors (`DefaultBodyLimit`).
-fn body_over_limit(req: &Request, limit: usize) -> Option<Response> {
-    let declared = req
-        .headers()
+/// The `Content-Length` the client declared, if any.
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)?
         .to_str()
         .ok()?
         .parse::<u64>()
-        .ok()?;
-    (declared > limit as u64).then(|| ApiError::PayloadTooLarge { limit }.into_response())
+        .ok()
+}
+
+/// Refuses a declared body over the limit without handing it to a handler. Bodies without a
+/// length are held to the same limit where handlers read them (`routes::body`).
+///
+/// A client that asked `Expect: 100-continue` has sent nothing yet and never will. Any other
+/// client is already sending: the body is read and dropped (up to [`body::DRAIN_LIMIT`]) so the
+/// client sees the 413 instead of a connection reset.
+async fn refuse_oversized(req: Request, declared: u64, limit: usize) -> Response {
+    let waiting_for_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waiting_for_continue && declared <= body::DRAIN_LIMIT as u64 {
+        body::drain(req.into_body()).await;
+    }
+    ApiError::PayloadTooLarge { limit }.into_response()
 }
 
 /// Gives the router's bodiless 405s the contract's JSON body; the `Allow` header stays.

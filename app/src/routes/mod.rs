@@ -2,8 +2,10 @@
 //! route is registered together with its OpenAPI description, so the document served at
 //! `/openapi.json` cannot miss one.
 
+pub mod body;
 pub mod deepgram;
 pub mod math;
+pub mod messages;
 pub mod ops;
 pub mod params;
 
@@ -34,6 +36,7 @@ use crate::middleware;
         (name = "deepgram", description = "The Deepgram seed (Tornado): hello, sleep, code, work"),
         (name = "math", description = "The Sanic seed: exact big integers as decimal strings"),
         (name = "total", description = "The DLG seed (Quart): the sum of a slow numbers API"),
+        (name = "messages", description = "The Paxos seed: messages kept under their SHA-256 digest"),
         (name = "observability", description = "The service's own status, health, metrics and this document"),
     )
 )]
@@ -43,6 +46,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(deepgram::routes())
         .merge(math::routes())
+        .merge(messages::routes())
         .merge(ops::routes())
 }
 
@@ -73,13 +77,13 @@ pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
             let utoipa::openapi::RefOr::T(param) = param else {
                 continue;
             };
-            if param.name == "ms" && param.parameter_in == ParameterIn::Path {
-                if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
+            if param.name == "ms"
+                && param.parameter_in == ParameterIn::Path
+                && let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
                     schema,
                 ))) = param.schema.as_mut()
-                {
-                    schema.maximum = Some(utoipa::Number::UInt(max_sleep as usize));
-                }
+            {
+                schema.maximum = Some(utoipa::Number::UInt(max_sleep as usize));
             }
         }
     }
@@ -140,6 +144,7 @@ mod tests {
                 "metrics",
                 "openapi.json",
                 "total",
+                "messages",
                 "fibonacci",
                 "factorial",
                 "ackermann",
@@ -172,7 +177,7 @@ mod tests {
                 config.work_sleep_max = std::time::Duration::from_millis(1);
                 config.total_latency = std::time::Duration::ZERO;
                 config.total_count = 10;
-                let state = AppState::new(config, Health::default()).unwrap();
+                let state = AppState::for_tests(config, Health::default());
                 let method = if post { "POST" } else { "GET" };
                 let request = Request::builder().method(method).uri(&path).body(Body::empty()).unwrap();
                 router(state.clone()).oneshot(request).await.unwrap();
@@ -185,7 +190,7 @@ mod tests {
     #[test]
     fn every_template_is_routed() {
         let templates = templates();
-        assert_eq!(templates.len(), 12, "{templates:?}");
+        assert_eq!(templates.len(), 14, "{templates:?}");
         for template in &templates {
             let concrete = template
                 .split('/')

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use super::deepgram::{Envelope, success};
 use crate::app::AppState;
 use crate::health::CheckResult;
+use crate::store::StoreStatus;
 use crate::telemetry::stats::StatusSnapshot;
 
 /// Routes the concurrency limit never sheds.
@@ -28,12 +29,24 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi))
 }
 
+/// The `data` of `/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusData {
+    #[serde(flatten)]
+    pub service: StatusSnapshot,
+    pub store: StoreStatus,
+}
+
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
-/// and latency percentiles from HDR histograms.
+/// and latency percentiles from HDR histograms; the store's message count and latencies.
 #[utoipa::path(get, path = "/status", tag = "observability",
-    responses((status = 200, description = "Service statistics", body = Envelope<StatusSnapshot>)))]
-async fn status(State(state): State<AppState>) -> Json<Envelope<StatusSnapshot>> {
-    success(state.telemetry.stats.snapshot())
+    responses((status = 200, description = "Service statistics", body = Envelope<StatusData>)))]
+async fn status(State(state): State<AppState>) -> Json<Envelope<StatusData>> {
+    let store = state.store.status().await;
+    success(StatusData {
+        service: state.telemetry.stats.snapshot(),
+        store,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -72,6 +85,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text format 0.0.4",
         content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Refreshes the message-count gauge; a store that cannot answer keeps its last value and
+    // counts the failure in the store's error metrics.
+    let _ = state.store.count().await;
     (
         [(
             header::CONTENT_TYPE,
@@ -108,7 +124,7 @@ mod tests {
     use crate::health::{CertificateCheck, Health};
 
     fn state(health: Health) -> AppState {
-        AppState::new(Cli::parse_from(["glassbox"]).config, health).unwrap()
+        AppState::for_tests(Cli::parse_from(["glassbox"]).config, health)
     }
 
     async fn get(state: AppState, path: &str) -> (u16, serde_json::Value) {

@@ -91,10 +91,21 @@ fn format(
     write_u64(out, bytes)?;
     out.push_str(",\"request_id\":");
     write_json_str(out, info.request_id())?;
-    if let Some(addr) = info.client_addr {
-        out.push_str(",\"client_addr\":\"");
-        write_addr(out, addr)?;
-        out.push('"');
+    match (info.forwarded_for, info.client_addr) {
+        (Some(client), proxy) => {
+            write!(out, ",\"client_addr\":\"{client}\"")?;
+            if let Some(proxy) = proxy {
+                out.push_str(",\"proxy_addr\":\"");
+                write_addr(out, proxy)?;
+                out.push('"');
+            }
+        }
+        (None, Some(addr)) => {
+            out.push_str(",\"client_addr\":\"");
+            write_addr(out, addr)?;
+            out.push('"');
+        }
+        (None, None) => {}
     }
     out.push_str(",\"user_agent\":");
     write_json_str(out, info.user_agent())?;
@@ -132,9 +143,9 @@ fn write_millis(out: &mut String, micros: u64) -> std::fmt::Result {
             b'0' + (frac / 10 % 10) as u8,
             b'0' + (frac % 10) as u8,
         ];
-        let keep = if frac % 100 == 0 {
+        let keep = if frac.is_multiple_of(100) {
             1
-        } else if frac % 10 == 0 {
+        } else if frac.is_multiple_of(10) {
             2
         } else {
             3
@@ -159,6 +170,7 @@ mod tests {
             version: "HTTP/2",
             request_id: HeaderValue::from_static("abc-1"),
             client_addr: Some("127.0.0.1:4000".parse().unwrap()),
+            forwarded_for: None,
             user_agent: Some(HeaderValue::from_static("curl/8 \"quoted\"")),
         }
     }
@@ -184,6 +196,19 @@ mod tests {
         assert_eq!(v["client_addr"], "127.0.0.1:4000");
         assert_eq!(v["user_agent"], "curl/8 \"quoted\"");
         assert_eq!(v["target"], TARGET);
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_forwarded_address() {
+        let mut line = String::new();
+        let info = RequestInfo {
+            forwarded_for: Some("203.0.113.7".parse().unwrap()),
+            ..info()
+        };
+        format(&mut line, SystemTime::now(), Level::INFO, &info, 200, 1, 1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["client_addr"], "203.0.113.7");
+        assert_eq!(v["proxy_addr"], "127.0.0.1:4000");
     }
 
     #[test]

@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use metrics::{
-    Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
-    histogram,
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
 use super::process;
+use crate::store::{ErrorKind, Operation};
 
 pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
 pub const RESPONSE_SIZE: &str = "http_server_response_body_size_bytes";
@@ -24,11 +25,19 @@ pub const TLS_HANDSHAKES: &str = "glassbox_tls_handshakes_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "glassbox_tls_handshake_failures_total";
 pub const CERT_EXPIRY: &str = "glassbox_certificate_expiry_timestamp_seconds";
 pub const BUILD_INFO: &str = "glassbox_build_info";
+pub const STORE_DURATION: &str = "glassbox_store_operation_duration_seconds";
+pub const STORE_ERRORS: &str = "glassbox_store_errors_total";
+pub const STORE_MESSAGES: &str = "glassbox_store_messages";
+pub const STORE_COMMIT_BATCH: &str = "glassbox_store_commit_batch_size";
 
 /// Seconds; fine at the low end, where a TLS hello world lives, up to the longest `/sleep`.
 const DURATION_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
+];
+/// Messages per durable commit, powers of two up to the largest batch.
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
 /// Bytes, powers of four from 64 B to 16 MiB.
 const SIZE_BUCKETS: &[f64] = &[
@@ -74,6 +83,12 @@ impl Metrics {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(RESPONSE_SIZE.into()), SIZE_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(STORE_DURATION.into()), DURATION_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_BATCH.into()), BATCH_BUCKETS)
+            })
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -104,6 +119,17 @@ impl Metrics {
                 "Expiry of the served certificate, as a unix timestamp."
             );
             describe_gauge!(BUILD_INFO, "Always 1; the labels describe the running build.");
+            describe_histogram!(
+                STORE_DURATION,
+                Unit::Seconds,
+                "Duration of message store operations, timeouts included, by outcome."
+            );
+            describe_counter!(STORE_ERRORS, "Failed message store operations by kind.");
+            describe_gauge!(STORE_MESSAGES, "Messages in the store, as of its last count.");
+            describe_histogram!(
+                STORE_COMMIT_BATCH,
+                "Messages written per durable commit of the embedded store (group commit)."
+            );
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "profile" => build_profile())
                 .set(1.0);
         });
@@ -163,6 +189,29 @@ impl Metrics {
         created
     }
 
+    /// The store's series for `backend`, registered once.
+    pub fn store_series(&self, backend: &'static str) -> StoreSeries {
+        self.with(|| {
+            let duration = |op: Operation, outcome: &'static str| {
+                histogram!(STORE_DURATION, "backend" => backend, "operation" => op.label(), "outcome" => outcome)
+            };
+            let errors = |op: Operation, kind: ErrorKind| {
+                counter!(STORE_ERRORS, "backend" => backend, "operation" => op.label(), "kind" => kind.label())
+            };
+            StoreSeries {
+                ok: Operation::ALL.map(|op| duration(op, "ok")),
+                failed: Operation::ALL.map(|op| duration(op, "error")),
+                errors: Operation::ALL.map(|op| ErrorKind::ALL.map(|kind| errors(op, kind))),
+                messages: gauge!(STORE_MESSAGES, "backend" => backend),
+            }
+        })
+    }
+
+    /// The embedded store's batch-size histogram.
+    pub fn store_commit_batch(&self) -> Histogram {
+        self.with(|| histogram!(STORE_COMMIT_BATCH))
+    }
+
     pub fn shed(&self, route: &str) {
         self.with(|| counter!(REQUESTS_SHED, "route" => route.to_string()).increment(1));
     }
@@ -192,6 +241,33 @@ impl Metrics {
     /// stays flat when nobody scrapes.
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
+    }
+}
+
+/// The store's metric handles: durations by operation and outcome, errors by operation and
+/// kind, and the message count.
+#[derive(Debug, Clone)]
+pub struct StoreSeries {
+    ok: [Histogram; 3],
+    failed: [Histogram; 3],
+    errors: [[Counter; 3]; 3],
+    messages: Gauge,
+}
+
+impl StoreSeries {
+    pub fn operation(&self, operation: Operation, error: Option<ErrorKind>, seconds: f64) {
+        let op = operation as usize;
+        match error {
+            None => self.ok[op].record(seconds),
+            Some(kind) => {
+                self.failed[op].record(seconds);
+                self.errors[op][kind as usize].increment(1);
+            }
+        }
+    }
+
+    pub fn messages(&self, count: u64) {
+        self.messages.set(count as f64);
     }
 }
 

@@ -9,7 +9,7 @@ pub mod metrics;
 pub mod process;
 pub mod stats;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
@@ -42,7 +42,10 @@ pub struct RequestInfo {
     pub original_path: Option<String>,
     pub version: &'static str,
     pub request_id: HeaderValue,
+    /// The TCP peer: the client, or the proxy it came through.
     pub client_addr: Option<SocketAddr>,
+    /// The client a trusted proxy reports (`X-Forwarded-For`), when the peer is one.
+    pub forwarded_for: Option<IpAddr>,
     pub user_agent: Option<HeaderValue>,
 }
 

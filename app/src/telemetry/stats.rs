@@ -50,10 +50,20 @@ impl RouteStats {
             count: 0,
             errors: 0,
             statuses: BTreeMap::new(),
-            latency_us: Histogram::new_with_bounds(1, MAX_TRACKED_US, SIGNIFICANT_FIGURES)
-                .expect("static histogram bounds are valid"),
+            latency_us: latency_histogram(),
         }
     }
+}
+
+/// An empty latency histogram: microseconds, 1 µs to one hour, 3 significant figures.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, SIGNIFICANT_FIGURES)
+        .expect("static histogram bounds are valid")
+}
+
+/// Records `micros`, clamped into the histogram's range.
+pub fn record_latency(histogram: &mut Histogram<u64>, micros: u64) {
+    histogram.saturating_record(micros.clamp(1, MAX_TRACKED_US));
 }
 
 impl Default for Stats {
@@ -95,9 +105,7 @@ impl Stats {
                 stats.errors += 1;
             }
             *stats.statuses.entry(status).or_default() += 1;
-            stats
-                .latency_us
-                .saturating_record(micros.clamp(1, MAX_TRACKED_US));
+            record_latency(&mut stats.latency_us, micros);
         };
         // Recorded under the read guard: a known route costs no reference-count traffic.
         if let Some(entry) = self
@@ -201,7 +209,7 @@ pub struct LatencySnapshot {
 }
 
 impl LatencySnapshot {
-    fn of(h: &Histogram<u64>) -> Self {
+    pub fn of(h: &Histogram<u64>) -> Self {
         Self {
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),

@@ -59,10 +59,10 @@ impl TestApp {
         let lines = stdout.clone();
         std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["message"] == "listening" {
-                        let _ = ready_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let _ = ready_tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -173,6 +173,17 @@ impl TestApp {
         read_json_lines(&self.dir.path().join("logs"))
     }
 
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL).expect("signal delivered");
+        let _ = self.child.wait();
+    }
+
+    /// The directory the process used (certificates, data, logs), to start another in it.
+    pub fn take_dir(&mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
+    }
+
     /// Lines printed to stdout so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
@@ -224,6 +235,17 @@ pub fn tls_client_config(ca: &Path) -> rustls::ClientConfig {
 pub fn client_trusting(ca: &Path) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_client_config(ca))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client builds")
+}
+
+/// Like [`client_trusting`], offering HTTP/2 and HTTP/1.1 by ALPN as browsers and curl do.
+pub fn alpn_client_trusting(ca: &Path) -> reqwest::Client {
+    let mut config = tls_client_config(ca);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client builds")

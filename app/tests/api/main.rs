@@ -7,6 +7,8 @@ mod deepgram;
 mod helpers;
 mod lifecycle;
 mod math;
+mod messages;
 mod schemathesis;
+mod servers;
 mod telemetry;
 mod tls;

@@ -1,0 +1,144 @@
+//! The real client behind a trusted proxy: `X-Forwarded-For` believed only from the proxies
+//! configured with `--trusted-proxies`, read from the right so a client cannot forge it.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The client address a trusted proxy reports, or `None` when the peer is not a trusted proxy
+/// or the header is missing or malformed (then the peer itself is the client).
+///
+/// Proxies append the address they saw, so the list reads client, proxy, proxy... The rightmost
+/// address that is not itself a trusted proxy is the first one no trusted party vouches for
+/// beyond: that is the client. Anything left of it may have been written by the client.
+pub fn client_behind_proxy(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    if !is_trusted(peer, trusted) {
+        return None;
+    }
+    let mut hops = Vec::new();
+    for value in headers.get_all(X_FORWARDED_FOR) {
+        for hop in value.to_str().ok()?.split(',') {
+            hops.push(parse_hop(hop.trim())?);
+        }
+    }
+    let leftmost = *hops.first()?;
+    Some(
+        hops.into_iter()
+            .rev()
+            .find(|hop| !is_trusted(*hop, trusted))
+            .unwrap_or(leftmost),
+    )
+}
+
+fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
+    let addr = canonical(addr);
+    trusted.iter().any(|net| net.contains(&addr))
+}
+
+/// An IPv4 address seen over IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    hop.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|s| canonical(s.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(X_FORWARDED_FOR, HeaderValue::from_static(v));
+        }
+        headers
+    }
+
+    fn trusted() -> Vec<IpNet> {
+        vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_trusted_peers_are_believed() {
+        let h = headers(&["203.0.113.7"]);
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &h, &trusted()),
+            Some(ip("203.0.113.7"))
+        );
+        assert_eq!(client_behind_proxy(ip("192.0.2.1"), &h, &trusted()), None);
+        assert_eq!(client_behind_proxy(ip("127.0.0.1"), &h, &[]), None);
+        assert_eq!(
+            client_behind_proxy(ip("::ffff:127.0.0.1"), &h, &trusted()),
+            Some(ip("203.0.113.7"))
+        );
+    }
+
+    #[test]
+    fn a_forged_left_part_is_skipped() {
+        // The client sent "1.1.1.1"; nginx appended the address it saw.
+        let h = headers(&["1.1.1.1, 203.0.113.7"]);
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &h, &trusted()),
+            Some(ip("203.0.113.7"))
+        );
+        // Through two trusted proxies, over two header lines.
+        let h = headers(&["203.0.113.7", "10.1.2.3"]);
+        assert_eq!(
+            client_behind_proxy(ip("10.9.9.9"), &h, &trusted()),
+            Some(ip("203.0.113.7"))
+        );
+        // Only trusted hops: the leftmost one.
+        let h = headers(&["10.1.1.1, 10.2.2.2"]);
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &h, &trusted()),
+            Some(ip("10.1.1.1"))
+        );
+    }
+
+    #[test]
+    fn ports_and_brackets_and_garbage() {
+        let h = headers(&["[2001:db8::1]:443"]);
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &h, &trusted()),
+            Some(ip("2001:db8::1"))
+        );
+        let h = headers(&["203.0.113.7:5000"]);
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &h, &trusted()),
+            Some(ip("203.0.113.7"))
+        );
+        for bad in ["unknown", "", "203.0.113.7, nope"] {
+            assert_eq!(
+                client_behind_proxy(ip("127.0.0.1"), &headers(&[bad]), &trusted()),
+                None,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &HeaderMap::new(), &trusted()),
+            None
+        );
+    }
+}

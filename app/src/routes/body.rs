@@ -1,0 +1,114 @@
+//! Request bodies read the way the contract wants: the content type checked first, the size
+//! held to a limit, and every refusal a JSON error instead of axum's plain-text rejections.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use http_body_util::BodyExt;
+
+use crate::error::ApiError;
+
+/// Passes when `Content-Type` is `expected` (any case, parameters such as `charset` allowed);
+/// otherwise 415 with `refusal` as the error.
+pub fn require_content_type(
+    headers: &HeaderMap,
+    expected: &str,
+    refusal: &'static str,
+) -> Result<(), ApiError> {
+    let matches = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected));
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(refusal))
+    }
+}
+
+/// How much of a refused body is read and dropped so its client gets to see the refusal.
+pub const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+/// How long draining a refused body may take.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// The whole body, at most `limit` bytes: 413 beyond, 400 if the client breaks off.
+pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            ApiError::BadRequest(format!("could not read the request body: {err}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                drain(body).await;
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Reads and drops the rest of a refused body, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`].
+/// Over HTTP/1.1 a server that answers and closes while its client is still sending makes the
+/// client's next write fail before it reads the answer; nginx's lingering close exists for the
+/// same reason. Past the bounds the connection closes anyway.
+pub async fn drain(mut body: Body) {
+    let mut left = DRAIN_LIMIT;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            match left.checked_sub(data.len()) {
+                Some(rest) => left = rest,
+                None => return,
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn content_types() {
+        let mut headers = HeaderMap::new();
+        let check = |h: &HeaderMap| require_content_type(h, "application/json", "json please");
+        assert!(matches!(
+            check(&headers),
+            Err(ApiError::UnsupportedMediaType("json please"))
+        ));
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+        ] {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
+            assert!(check(&headers).is_ok(), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+        ] {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
+            assert!(check(&headers).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn limits() {
+        let body = || Body::from(vec![b'x'; 100]);
+        assert_eq!(read_limited(body(), 100).await.unwrap().len(), 100);
+        assert!(matches!(
+            read_limited(body(), 99).await,
+            Err(ApiError::PayloadTooLarge { limit: 99 })
+        ));
+    }
+}

@@ -1,0 +1,153 @@
+//! The Paxos seed's message store: `POST /messages` keeps a message under its SHA-256 digest,
+//! `GET /messages/{digest}` gives it back.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::body::{read_limited, require_content_type};
+use super::params::PathArgs;
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody, MessageNotFoundBody};
+use crate::store::Digest;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_message))
+        .routes(routes!(get_message))
+}
+
+/// The body of `POST /messages`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct NewMessage {
+    /// Any UTF-8 text, empty included, up to the body limit.
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestBody {
+    /// Lowercase hex SHA-256 of the message's UTF-8 bytes.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub digest: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageBody {
+    pub message: String,
+}
+
+/// Keeps a message under its SHA-256 digest. Posting the same message again is also 201. A
+/// 201 means the message is stored: on the embedded store, on disk.
+#[utoipa::path(post, path = "/messages", tag = "messages",
+    request_body(content = NewMessage, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored", body = DigestBody),
+        (status = 400, description = "Not JSON, or no string `message`", body = ErrorBody),
+        (status = 413, description = "Body over the limit (--max-body-bytes)", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 503, description = "`store unavailable`, with Retry-After", body = ErrorBody),
+    ))]
+async fn post_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<DigestBody>), ApiError> {
+    require_content_type(
+        &headers,
+        "application/json",
+        "Content-Type must be application/json",
+    )?;
+    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let message = parse(&bytes)?;
+    let digest = Digest::of(&message);
+    state
+        .store
+        .put(digest, message)
+        .await
+        .map_err(|_| ApiError::StoreUnavailable)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DigestBody {
+            digest: digest.to_hex(),
+        }),
+    ))
+}
+
+/// `{"message": "<string>"}` and nothing less; other members are ignored.
+fn parse(bytes: &[u8]) -> Result<String, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object with a string \"message\"".into(),
+        ));
+    };
+    match object.remove("message") {
+        Some(Value::String(message)) => Ok(message),
+        Some(_) => Err(ApiError::BadRequest("\"message\" must be a string".into())),
+        None => Err(ApiError::BadRequest("missing \"message\"".into())),
+    }
+}
+
+/// The message whose SHA-256 digest this is.
+#[utoipa::path(get, path = "/messages/{digest}", tag = "messages",
+    params(("digest" = String, Path, description = "64 hex digits, as `POST /messages` returned")),
+    responses(
+        (status = 200, description = "The original message", body = MessageBody),
+        (status = 404, description = "Unknown or malformed digest", body = MessageNotFoundBody),
+        (status = 503, description = "`store unavailable`, with Retry-After", body = ErrorBody),
+    ))]
+async fn get_message(
+    State(state): State<AppState>,
+    PathArgs(args): PathArgs,
+) -> Result<Json<MessageBody>, ApiError> {
+    let digest = args
+        .first()
+        .and_then(|d| Digest::parse_hex(d))
+        .ok_or(ApiError::MessageNotFound)?;
+    match state.store.get(digest).await {
+        Ok(Some(message)) => Ok(Json(MessageBody { message })),
+        Ok(None) => Err(ApiError::MessageNotFound),
+        Err(_) => Err(ApiError::StoreUnavailable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(bytes: &[u8]) -> String {
+        match parse(bytes) {
+            Err(ApiError::BadRequest(why)) => why,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(parse(br#"{"message":"foo"}"#).unwrap(), "foo");
+        assert_eq!(parse(br#"{"message":"","extra":1}"#).unwrap(), "");
+        assert_eq!(
+            parse(br#"{"message":"\u00e9\ud83d\ude00"}"#).unwrap(),
+            "é😀"
+        );
+        assert!(error(b"").starts_with("invalid JSON"));
+        assert!(error(b"{\"message\":").starts_with("invalid JSON"));
+        assert!(error(br#"{"message":"\ud800"}"#).starts_with("invalid JSON"));
+        assert!(error(b"{\"message\":\"\xff\"}").starts_with("invalid JSON"));
+        assert_eq!(error(br#"{}"#), "missing \"message\"");
+        assert_eq!(error(br#"{"message":3}"#), "\"message\" must be a string");
+        assert_eq!(
+            error(br#"{"message":null}"#),
+            "\"message\" must be a string"
+        );
+        assert!(error(br#"["foo"]"#).starts_with("the body must be a JSON object"));
+        assert!(error(br#""foo""#).starts_with("the body must be a JSON object"));
+    }
+}

@@ -1,0 +1,331 @@
+//! The embedded store: a redb database in the data directory, written by one thread that
+//! groups concurrent writes into shared commits.
+//!
+//! A request's write waits in a queue for the writer thread. The writer takes everything
+//! queued (up to [`MAX_BATCH`] messages or [`MAX_BATCH_BYTES`]), writes it in one transaction,
+//! commits it durably (`fsync`), and only then answers every waiting request. While one commit
+//! is on its way to disk, the next batch gathers, so under load a single fsync acknowledges
+//! many messages, and with one client each write still commits at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use futures_util::future::BoxFuture;
+use redb::backends::InMemoryBackend;
+use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
+
+/// Messages by digest.
+const MESSAGES: TableDefinition<[u8; 32], &str> = TableDefinition::new("messages");
+/// The most messages one commit takes.
+pub const MAX_BATCH: usize = 4096;
+/// The most message bytes one commit takes (it always takes at least one message).
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Writes waiting for the writer; senders wait when it is full.
+const QUEUE: usize = 8192;
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "messages.redb";
+
+/// The redb store. Reads run on the blocking pool; writes go through the writer thread.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    location: String,
+    count: Arc<AtomicU64>,
+    writes: Option<mpsc::Sender<Write>>,
+    writer: Option<JoinHandle<u64>>,
+}
+
+#[derive(Debug)]
+struct Write {
+    digest: Digest,
+    message: String,
+    done: oneshot::Sender<Result<Put, StoreError>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `data_dir/messages.redb`. After a crash redb checks and repairs the
+    /// file here, before the service answers anything.
+    pub fn open(data_dir: &Path, batch_sizes: metrics::Histogram) -> Result<Self, StoreError> {
+        let path: PathBuf = data_dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| {
+            StoreError::new(
+                ErrorKind::Backend,
+                format!("opening {}: {e}", path.display()),
+            )
+        })?;
+        Self::start(db, path.display().to_string(), batch_sizes)
+    }
+
+    /// A store that lives in memory only, for tests of the code around it.
+    pub fn in_memory(batch_sizes: metrics::Histogram) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(backend)?;
+        Self::start(db, "memory".into(), batch_sizes)
+    }
+
+    fn start(
+        db: Database,
+        location: String,
+        batch_sizes: metrics::Histogram,
+    ) -> Result<Self, StoreError> {
+        let txn = db.begin_write().map_err(backend)?;
+        let count = txn.open_table(MESSAGES).map_err(backend)?.len();
+        txn.commit().map_err(backend)?;
+        let count = Arc::new(AtomicU64::new(count.map_err(backend)?));
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            db: db.clone(),
+            count: count.clone(),
+            batch_sizes,
+        };
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(backend)?;
+        Ok(Self {
+            db,
+            location,
+            count,
+            writes: Some(writes),
+            writer: Some(writer),
+        })
+    }
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::new(ErrorKind::Backend, err.to_string())
+}
+
+impl MessageStore for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn put(&self, digest: Digest, message: String) -> BoxFuture<'_, Result<Put, StoreError>> {
+        Box::pin(async move {
+            let writes = self.writes.as_ref().ok_or_else(closed)?;
+            let (done, answer) = oneshot::channel();
+            writes
+                .send(Write {
+                    digest,
+                    message,
+                    done,
+                })
+                .await
+                .map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
+    }
+
+    fn get(&self, digest: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let txn = db.begin_read().map_err(backend)?;
+                let table = txn.open_table(MESSAGES).map_err(backend)?;
+                let found = redb::ReadableTable::get(&table, digest.0).map_err(backend)?;
+                Ok(found.map(|message| message.value().to_owned()))
+            })
+            .await
+            .map_err(backend)?
+        })
+    }
+
+    fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move { Ok(self.count.load(Ordering::Acquire)) })
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::new(ErrorKind::Backend, "the store writer has stopped")
+}
+
+impl Drop for EmbeddedStore {
+    /// Lets the writer finish what is queued and closes the database cleanly, so the next
+    /// start needs no repair.
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take()
+            && let Ok(commits) = writer.join()
+        {
+            tracing::debug!(location = %self.location, commits, "store closed");
+        }
+    }
+}
+
+/// The thread that owns every write.
+struct Writer {
+    db: Arc<Database>,
+    count: Arc<AtomicU64>,
+    batch_sizes: metrics::Histogram,
+}
+
+impl Writer {
+    /// Commits batches until every sender is gone; returns how many commits it made.
+    fn run(self, mut queue: mpsc::Receiver<Write>) -> u64 {
+        let mut commits = 0;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = queue.blocking_recv() {
+            let mut bytes = first.message.len();
+            batch.push(first);
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                match queue.try_recv() {
+                    Ok(write) => {
+                        bytes += write.message.len();
+                        batch.push(write);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.batch_sizes.record(batch.len() as f64);
+            commits += 1;
+            match self.commit(&batch) {
+                Ok(outcomes) => {
+                    let created = outcomes.iter().filter(|o| **o == Put::Created).count();
+                    self.count.fetch_add(created as u64, Ordering::Release);
+                    for (write, outcome) in batch.drain(..).zip(outcomes) {
+                        let _ = write.done.send(Ok(outcome));
+                    }
+                }
+                Err(err) => {
+                    for write in batch.drain(..) {
+                        let _ = write.done.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+        commits
+    }
+
+    /// Writes the batch in one durable transaction; nothing of it is kept if that fails.
+    fn commit(&self, batch: &[Write]) -> Result<Vec<Put>, StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::Immediate).map_err(backend)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut table = txn.open_table(MESSAGES).map_err(backend)?;
+            for write in batch {
+                let existed = redb::ReadableTable::get(&table, write.digest.0)
+                    .map_err(backend)?
+                    .is_some();
+                if existed {
+                    outcomes.push(Put::Existed);
+                } else {
+                    table
+                        .insert(write.digest.0, write.message.as_str())
+                        .map_err(backend)?;
+                    outcomes.push(Put::Created);
+                }
+            }
+        }
+        txn.commit().map_err(backend)?;
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram() -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+
+    #[tokio::test]
+    async fn writes_read_back_and_repeats_are_not_counted_twice() {
+        let store = EmbeddedStore::in_memory(histogram()).unwrap();
+        let foo = Digest::of("foo");
+        assert_eq!(store.get(foo).await.unwrap(), None);
+        assert_eq!(store.put(foo, "foo".into()).await.unwrap(), Put::Created);
+        assert_eq!(store.put(foo, "foo".into()).await.unwrap(), Put::Existed);
+        assert_eq!(store.get(foo).await.unwrap().as_deref(), Some("foo"));
+        assert_eq!(store.count().await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_all_land_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path(), histogram()).unwrap());
+        let writers: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let message = format!("message {i}");
+                    store.put(Digest::of(&message), message).await
+                })
+            })
+            .collect();
+        for writer in writers {
+            assert_eq!(writer.await.unwrap().unwrap(), Put::Created);
+        }
+        assert_eq!(store.count().await.unwrap(), 200);
+        drop(Arc::into_inner(store).expect("the only reference"));
+        // Reopened from disk, every message is there and the count is rebuilt.
+        let store = EmbeddedStore::open(dir.path(), histogram()).unwrap();
+        assert_eq!(store.count().await.unwrap(), 200);
+        for i in [0, 99, 199] {
+            let message = format!("message {i}");
+            assert_eq!(
+                store.get(Digest::of(&message)).await.unwrap(),
+                Some(message)
+            );
+        }
+    }
+
+    #[test]
+    fn queued_writes_go_to_disk_in_shared_commits() {
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .unwrap();
+        let (writes, queue) = mpsc::channel(QUEUE);
+        let total = MAX_BATCH + 10;
+        let answers: Vec<_> = (0..total)
+            .map(|i| {
+                let (done, answer) = oneshot::channel();
+                let message = format!("m{}", i % (total - 1)); // one repeat
+                writes
+                    .try_send(Write {
+                        digest: Digest::of(&message),
+                        message,
+                        done,
+                    })
+                    .unwrap();
+                answer
+            })
+            .collect();
+        drop(writes);
+        let count = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            db: Arc::new(db),
+            count: count.clone(),
+            batch_sizes: histogram(),
+        };
+        assert_eq!(writer.run(queue), 2, "a full batch, then the rest");
+        let outcomes: Vec<Put> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap().unwrap())
+            .collect();
+        assert_eq!(outcomes.last(), Some(&Put::Existed));
+        assert_eq!(count.load(Ordering::Acquire), total as u64 - 1);
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = EmbeddedStore::open(dir.path(), histogram()).unwrap();
+        let second = EmbeddedStore::open(dir.path(), histogram()).unwrap_err();
+        assert!(second.detail.contains("messages.redb"), "{second}");
+    }
+}

@@ -1,0 +1,365 @@
+//! The message store behind `/messages`: one trait, two backends, and a handle that measures
+//! every operation.
+//!
+//! - [`embedded`]: a redb database in the data directory, the default. Writes from concurrent
+//!   requests are grouped into shared durable commits.
+//! - [`redis`]: a Redis server shared by several replicas (`--store redis://host:port/db`).
+//!
+//! [`Store`] wraps either one with a timeout, `/status` statistics and Prometheus metrics, and
+//! [`StoreCheck`] puts it into `/health`.
+
+pub mod digest;
+pub mod embedded;
+pub mod redis;
+mod stats;
+
+use std::fmt::Debug;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+pub use self::digest::Digest;
+pub use self::stats::OperationSnapshot;
+use self::stats::OperationStats;
+use crate::config::Config;
+use crate::health::{Check, CheckResult, CheckStatus};
+use crate::telemetry::metrics::{Metrics, StoreSeries};
+
+/// Which backend `--store` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A redb file in the data directory.
+    Embedded,
+    /// A Redis server, by URL (`redis://host:port/db`).
+    Redis(String),
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "embedded" {
+            return Ok(Self::Embedded);
+        }
+        if s.starts_with("redis://") || s.starts_with("rediss://") {
+            ::redis::Client::open(s).map_err(|e| format!("`{s}` is not a Redis URL: {e}"))?;
+            return Ok(Self::Redis(s.to_owned()));
+        }
+        Err(format!(
+            "`{s}` is neither `embedded` nor a `redis://host:port/db` URL"
+        ))
+    }
+}
+
+/// Opens the backend `config.store` names: the embedded database in the data directory, or
+/// a pool of (lazy) Redis connections.
+pub fn open(config: &Config, metrics: &Metrics) -> anyhow::Result<Arc<dyn MessageStore>> {
+    Ok(match &config.store {
+        StoreKind::Embedded => Arc::new(embedded::EmbeddedStore::open(
+            &config.data_dir,
+            metrics.store_commit_batch(),
+        )?),
+        StoreKind::Redis(url) => Arc::new(redis::RedisStore::new(
+            url,
+            config.store_connections,
+            config.store_timeout,
+        )?),
+    })
+}
+
+/// Whether a write added a message or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    Existed,
+}
+
+/// Why the store could not answer. Clients see 503 `{"error":"store unavailable"}`; the
+/// detail goes to the log.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct StoreError {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+/// The kind of a [`StoreError`], a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No answer within the store timeout.
+    Timeout,
+    /// The server could not be reached or the connection broke.
+    Connection,
+    /// The backend answered with an error, or the disk did.
+    Backend,
+}
+
+impl ErrorKind {
+    pub const ALL: [Self; 3] = [Self::Timeout, Self::Connection, Self::Backend];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connection => "connection",
+            Self::Backend => "backend",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl StoreError {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A place to keep messages by their SHA-256 digest.
+pub trait MessageStore: Send + Sync + Debug {
+    /// `embedded` or `redis`, a metric label.
+    fn backend(&self) -> &'static str;
+    /// Where the data lives, for `/status` and `/health`: a file or a server (no password).
+    fn location(&self) -> String;
+    /// Keeps `message` under `digest`; returns once it is durable.
+    fn put(&self, digest: Digest, message: String) -> BoxFuture<'_, Result<Put, StoreError>>;
+    fn get(&self, digest: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+    /// How many messages the store holds.
+    fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+/// The operations the store is measured by, in metric and `/status` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Put,
+    Get,
+    Count,
+}
+
+impl Operation {
+    pub const ALL: [Self; 3] = [Self::Put, Self::Get, Self::Count];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Get => "get",
+            Self::Count => "count",
+        }
+    }
+}
+
+/// A backend with a deadline on every operation, measured into `/status` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Store(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    backend: Arc<dyn MessageStore>,
+    timeout: Duration,
+    stats: [OperationStats; 3],
+    series: StoreSeries,
+}
+
+impl Store {
+    pub fn new(backend: Arc<dyn MessageStore>, timeout: Duration, metrics: &Metrics) -> Self {
+        let series = metrics.store_series(backend.backend());
+        Self(Arc::new(Inner {
+            backend,
+            timeout,
+            stats: Default::default(),
+            series,
+        }))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.0.backend.backend()
+    }
+
+    pub fn location(&self) -> String {
+        self.0.backend.location()
+    }
+
+    pub async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreError> {
+        self.measure(Operation::Put, self.0.backend.put(digest, message))
+            .await
+    }
+
+    pub async fn get(&self, digest: Digest) -> Result<Option<String>, StoreError> {
+        self.measure(Operation::Get, self.0.backend.get(digest))
+            .await
+    }
+
+    /// The number of messages; also sets the `glassbox_store_messages` gauge.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        let count = self
+            .measure(Operation::Count, self.0.backend.count())
+            .await?;
+        self.0.series.messages(count);
+        Ok(count)
+    }
+
+    async fn measure<T>(
+        &self,
+        operation: Operation,
+        work: BoxFuture<'_, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.0.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                ErrorKind::Timeout,
+                format!("no answer within {:?}", self.0.timeout),
+            )),
+        };
+        let elapsed = started.elapsed();
+        let error = result.as_ref().err().map(|e| e.kind);
+        self.0.stats[operation as usize].record(elapsed, error.is_some());
+        self.0
+            .series
+            .operation(operation, error, elapsed.as_secs_f64());
+        if let Err(err) = &result {
+            tracing::warn!(
+                backend = self.backend(),
+                operation = operation.label(),
+                kind = err.kind.label(),
+                error = %err.detail,
+                "store operation failed"
+            );
+        }
+        result
+    }
+
+    /// What `/status` shows about the store. Asks it for its message count, so an
+    /// unreachable store shows up here as it does in `/health`.
+    pub async fn status(&self) -> StoreStatus {
+        let (messages, error) = match self.count().await {
+            Ok(n) => (Some(n), None),
+            Err(err) => (None, Some(err.to_string())),
+        };
+        StoreStatus {
+            backend: self.backend(),
+            location: self.location(),
+            messages,
+            error,
+            operations: Operation::ALL
+                .iter()
+                .map(|op| self.0.stats[*op as usize].snapshot(op.label()))
+                .collect(),
+        }
+    }
+}
+
+/// The store part of `/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreStatus {
+    /// `embedded` or `redis`.
+    pub backend: &'static str,
+    /// The database file or the Redis server.
+    pub location: String,
+    /// Messages held; absent when the store cannot be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<u64>,
+    /// Why the store could not be asked, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Per operation, since start: count, failures and latency from HDR histograms.
+    pub operations: Vec<OperationSnapshot>,
+}
+
+/// `/health`'s view of the store: it passes when the store answers a count in time.
+#[derive(Debug, Clone)]
+pub struct StoreCheck {
+    pub store: Store,
+}
+
+impl Check for StoreCheck {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    fn run(&self) -> BoxFuture<'_, CheckResult> {
+        Box::pin(async move {
+            let store = &self.store;
+            match store.count().await {
+                Ok(messages) => CheckResult::new(
+                    CheckStatus::Pass,
+                    json!({"backend": store.backend(), "location": store.location(), "messages": messages}),
+                ),
+                Err(err) => CheckResult::new(
+                    CheckStatus::Fail,
+                    json!({"backend": store.backend(), "location": store.location(), "error": err.to_string()}),
+                ),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_kinds_parse() {
+        assert_eq!("embedded".parse::<StoreKind>(), Ok(StoreKind::Embedded));
+        assert_eq!(
+            "redis://127.0.0.1:6379/0".parse::<StoreKind>(),
+            Ok(StoreKind::Redis("redis://127.0.0.1:6379/0".into()))
+        );
+        assert!("memory".parse::<StoreKind>().is_err());
+        assert!("redis://".parse::<StoreKind>().is_err());
+        assert!("redis://host:notaport".parse::<StoreKind>().is_err());
+    }
+
+    #[derive(Debug)]
+    struct Hangs;
+    impl MessageStore for Hangs {
+        fn backend(&self) -> &'static str {
+            "hangs"
+        }
+        fn location(&self) -> String {
+            "nowhere".into()
+        }
+        fn put(&self, _: Digest, _: String) -> BoxFuture<'_, Result<Put, StoreError>> {
+            Box::pin(std::future::pending())
+        }
+        fn get(&self, _: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+            Box::pin(std::future::pending())
+        }
+        fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_never_answers_times_out_and_is_counted() {
+        let metrics = Metrics::new();
+        let store = Store::new(Arc::new(Hangs), Duration::from_secs(1), &metrics);
+        let err = store
+            .put(Digest::of("x"), "x".into())
+            .await
+            .expect_err("times out");
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        let status = store.status().await;
+        assert!(status.error.unwrap().starts_with("timeout"));
+        let put = &status.operations[0];
+        assert_eq!((put.operation, put.count, put.errors), ("put", 1, 1));
+        let text = metrics.render(0);
+        assert!(
+            text.contains(
+                r#"glassbox_store_errors_total{backend="hangs",operation="put",kind="timeout"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}

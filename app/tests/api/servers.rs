@@ -1,0 +1,219 @@
+//! The real servers glassbox ships configuration for, started by the tests on free loopback
+//! ports and stopped when dropped: Redis and nginx.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `name` on PATH or in the system directories Debian installs servers into.
+fn find_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed; `.ci/run` installs it (apt-get install {name})")
+        })
+}
+
+fn stop(child: &mut Child) {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `redis-server` with its own directory and an append-only file, so it keeps its data
+/// across a stop and start.
+pub struct Redis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut redis = Redis {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts the server (again) on the same port and directory and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis is running");
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        let child = Command::new(find_program("redis-server"))
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--dir", &dir, "--logfile", "redis.log"])
+            .args(["--save", "", "--appendonly", "yes", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.answers_ping() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING on port {} (see {dir}/redis.log)",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGTERM, as a service manager would) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        conn.write_all(b"PING\r\n").is_ok()
+            && conn.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// nginx with the shipped configuration, rendered for free ports, in front of `upstreams`.
+pub struct Nginx {
+    pub port: u16,
+    pub status_port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Nginx {
+    pub fn start(certs_dir: &Path, upstreams: &[std::net::SocketAddr]) -> Nginx {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (port, status_port) = (free_port(), free_port());
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx");
+        std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+        std::fs::copy(shipped.join("nginx.conf"), dir.path().join("nginx.conf")).unwrap();
+        let servers: String = upstreams
+            .iter()
+            .map(|addr| format!("server {addr};\n    "))
+            .collect();
+        let template =
+            std::fs::read_to_string(shipped.join("templates/glassbox.conf.template")).unwrap();
+        let rendered = render(
+            &template,
+            &[
+                ("NGINX_LISTEN", format!("127.0.0.1:{port}")),
+                ("NGINX_STATUS_LISTEN", format!("127.0.0.1:{status_port}")),
+                (
+                    "NGINX_ACCESS_LOG",
+                    dir.path().join("access.log").display().to_string(),
+                ),
+                ("GLASSBOX_CERTS_DIR", certs_dir.display().to_string()),
+                ("GLASSBOX_TLS_NAME", "localhost".into()),
+                ("GLASSBOX_UPSTREAMS", servers),
+            ],
+        );
+        std::fs::write(dir.path().join("conf.d/glassbox.conf"), rendered).unwrap();
+        let prefix = format!("{}/", dir.path().display());
+        let pid = dir.path().join("nginx.pid");
+        let child = Command::new(find_program("nginx"))
+            .args(["-p", &prefix, "-c", "nginx.conf", "-e", "error.log"])
+            .args(["-g", &format!("daemon off; pid {};", pid.display())])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let nginx = Nginx {
+            port,
+            status_port,
+            dir,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {port}: {}",
+                nginx.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// The JSON lines of nginx's access log so far.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// Substitutes `${NAME}` the way envsubst does for the listed names, and insists nothing
+/// else in braces was left unrendered.
+fn render(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in vars {
+        let placeholder = format!("${{{name}}}");
+        assert!(out.contains(&placeholder), "the template never uses {name}");
+        out = out.replace(&placeholder, value);
+    }
+    assert!(
+        !out.contains("${"),
+        "the template uses a variable the test does not set"
+    );
+    out
+}
