@@ -14,6 +14,10 @@ demo:
 run *ARGS:
     cargo run --release -p glassbox -- serve {{ARGS}}
 
+# nginx on https://localhost:5000 in front of a running glassbox (needs nginx; see nginx/README.md).
+nginx:
+    scripts/nginx.sh
+
 # Create or renew the local CA and server certificate in certs/.
 certs *ARGS:
     cargo run --release -p glassbox -- certs {{ARGS}}
@@ -44,7 +48,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
-bench: bench-hello bench-math bench-instructions
+bench: bench-hello bench-math bench-messages bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
@@ -53,6 +57,10 @@ bench-hello:
 # /fibonacci/400/ and /factorial/400/ over TLS with wrk, next to GET / in the same run.
 bench-math:
     scripts/bench-math.sh
+
+# POST /messages with distinct messages, embedded (durable) and Redis, next to GET / (needs redis-server).
+bench-messages:
+    scripts/bench-messages.sh
 
 # Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
 bench-instructions:

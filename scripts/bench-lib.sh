@@ -22,10 +22,13 @@ to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v
 # The median of the numbers on stdin, one per line.
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-# wrk_run URL OUT: warm up 2 s, then measure into OUT (uses $connections and $duration).
+# wrk_run URL OUT [WRK_ARGS...]: warm up 2 s, then measure into OUT (uses $connections and
+# $duration); extra arguments such as `-s script.lua` go to both runs.
 wrk_run() {
-  wrk -t2 -c"$connections" -d2s "$1" >/dev/null
-  wrk -t2 -c"$connections" -d"$duration" --latency "$1" >"$2"
+  local url=$1 out=$2
+  shift 2
+  wrk -t2 -c"$connections" -d2s "$@" "$url" >/dev/null
+  wrk -t2 -c"$connections" -d"$duration" --latency "$@" "$url" >"$out"
 }
 # wrk_summary OUT: prints "requests_per_second p99_ms"; wrk's error lines go to stderr.
 wrk_summary() {

@@ -571,6 +571,13 @@ async fn through_nginx_in_front_of_two_replicas() {
         .find(|l| l["request_id"] == "through-nginx-1")
         .expect("nginx logged it too");
     assert_eq!(nginx_line["status"], 200);
+    assert_eq!(nginx_line["level"], "INFO");
+    assert!(
+        nginx_lines
+            .iter()
+            .any(|l| l["status"] == 502 && l["level"] == "ERROR"),
+        "the 502 is logged as an error"
+    );
     assert_eq!(nginx_line["version"], "HTTP/2.0");
     assert!(
         nginx_lines
