@@ -27,6 +27,7 @@ pub mod limiter;
 pub mod math;
 pub mod middleware;
 pub mod numbers;
+pub mod randomize;
 pub mod routes;
 pub mod server;
 pub mod service;
