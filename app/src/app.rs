@@ -13,8 +13,17 @@ use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
 use crate::routes;
 use crate::routes::deepgram::WorkPlan;
+use crate::server::Endpoint;
 use crate::store::{self, MessageStore, Store, StoreCheck};
+use crate::tasks::embedded::EmbeddedQueue;
+use crate::tasks::files::TaskFiles;
+use crate::tasks::redis::{RedisQueue, Settings as RedisSettings};
+use crate::tasks::run::Runner;
+use crate::tasks::telemetry::TaskTelemetry;
+use crate::tasks::worker::Workers;
+use crate::tasks::{QueueCheck, QueueKind, Tasks};
 use crate::telemetry::Telemetry;
+use tokio::sync::watch;
 
 /// What every handler can reach. One `Arc`, so the per-request clones the middleware
 /// makes cost one atomic increment.
@@ -32,6 +41,8 @@ pub struct Shared {
     pub totals: Totals,
     /// Where `/messages` keeps messages.
     pub store: Store,
+    /// The task queue behind `/randomize`.
+    pub tasks: Tasks,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: String,
 }
@@ -45,28 +56,30 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// The state of a service with this configuration, telemetry and store backend; the
-    /// store joins the health checks.
+    /// The state of a service with this configuration, telemetry and backends; the store and
+    /// the queue join the health checks.
     pub fn new(
         config: Config,
         health: Health,
         telemetry: Arc<Telemetry>,
-        backend: Arc<dyn MessageStore>,
+        backends: Backends,
     ) -> Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let store = Store::new(backend, config.store_timeout, &telemetry.metrics);
-        let health = health.with(StoreCheck {
-            store: store.clone(),
-        });
+        let store = Store::new(backends.store, config.store_timeout, &telemetry.metrics);
+        let health = health
+            .with(StoreCheck {
+                store: store.clone(),
+            })
+            .with(QueueCheck {
+                tasks: backends.tasks.clone(),
+            });
         let numbers = SimulatedNumbers {
             latency: config.total_latency,
             count: config.total_count,
         };
         Ok(Self(Arc::new(Shared {
-            totals: Totals::new(
-                Arc::new(numbers),
-                ComputePool::new(config.compute_threads()),
-            ),
+            totals: Totals::new(Arc::new(numbers), backends.compute),
+            tasks: backends.tasks,
             openapi: routes::openapi_json(&config),
             work: WorkPlan::from_config(&config)?,
             limiter: Limiter::new(config.max_concurrency),
@@ -77,24 +90,102 @@ impl AppState {
         })))
     }
 
-    /// A state for in-process tests: the given configuration, an in-memory embedded store.
+    /// A state for in-process tests: the given configuration, an in-memory embedded store, an
+    /// embedded queue in a temporary directory (kept until the process ends) without workers.
     #[cfg(test)]
     pub fn for_tests(config: Config, health: Health) -> Self {
         let telemetry = Arc::new(Telemetry::default());
-        let backend = crate::store::embedded::EmbeddedStore::in_memory(
+        let store = crate::store::embedded::EmbeddedStore::in_memory(
             telemetry.metrics.store_commit_batch(),
         )
         .expect("an in-memory database opens");
-        Self::new(config, health, telemetry, Arc::new(backend)).expect("a valid configuration")
+        let dir = tempfile::tempdir().expect("a temporary directory").keep();
+        let files = TaskFiles::new(&dir).expect("task directories");
+        let queue =
+            EmbeddedQueue::open(&dir, config.queue_capacity, config.task_ttl, files.clone())
+                .expect("the task database opens");
+        let tasks = Tasks {
+            queue,
+            files,
+            telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), 0)),
+            workers: 0,
+        };
+        let backends = Backends {
+            store: Arc::new(store),
+            tasks,
+            compute: ComputePool::new(config.compute_threads()),
+        };
+        Self::new(config, health, telemetry, backends).expect("a valid configuration")
     }
 }
 
-/// A service ready to run: its router, TLS configuration and state.
+/// The parts of the service that hold data or do work, built from the configuration.
+#[derive(Debug)]
+pub struct Backends {
+    pub store: Arc<dyn MessageStore>,
+    pub tasks: Tasks,
+    /// The bounded pool CPU-heavy work runs on (`/total`'s sums, tasks).
+    pub compute: ComputePool,
+}
+
+/// A service ready to run: its router, TLS configuration and state, and its task workers.
 #[derive(Debug)]
 pub struct App {
     pub state: AppState,
     pub router: Router,
     pub tls: Arc<rustls::ServerConfig>,
+    pub workers: RunningWorkers,
+}
+
+/// In-process task workers, and how to stop them.
+#[derive(Debug)]
+pub struct RunningWorkers {
+    stop: watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningWorkers {
+    pub fn start(workers: &Workers, count: usize) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        Self {
+            handles: workers.spawn(count, &stopped),
+            stop,
+        }
+    }
+
+    pub fn none() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            handles: Vec::new(),
+        }
+    }
+
+    /// Asks the workers to stop taking tasks and waits, at most `grace`, for the tasks they
+    /// are running; unfinished ones run again after a restart (or on another worker).
+    pub async fn stop(self, grace: std::time::Duration) {
+        let _ = self.stop.send(true);
+        let running = self.handles.len();
+        if tokio::time::timeout(grace, futures_util::future::join_all(self.handles))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                workers = running,
+                "workers still busy after the grace period; their tasks will run again"
+            );
+        }
+    }
+}
+
+impl App {
+    /// What the listener serves.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            router: self.router.clone(),
+            tls: self.tls.clone(),
+            telemetry: self.state.telemetry.clone(),
+        }
+    }
 }
 
 impl App {
@@ -109,15 +200,73 @@ impl App {
         let expiry = cert.not_after.unix_timestamp();
         let health = Health::default().with(CertificateCheck { info: cert });
         let telemetry = Arc::new(Telemetry::default());
-        let backend = store::open(&config, &telemetry.metrics)?;
-        let state = AppState::new(config, health, telemetry, backend)?;
+        let compute = ComputePool::new(config.compute_threads());
+        let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
+        let (tasks, workers) = match &config.queue {
+            QueueKind::Embedded => {
+                let queue = EmbeddedQueue::open(
+                    &config.data_dir,
+                    config.queue_capacity,
+                    config.task_ttl,
+                    files.clone(),
+                )?;
+                queue.start_sweeper();
+                let count = config.workers();
+                let tasks = Tasks {
+                    queue: queue.clone(),
+                    files: files.clone(),
+                    telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), count)),
+                    workers: count,
+                };
+                let workers = Workers {
+                    source: queue,
+                    runner: Arc::new(Runner::new(&config, files, compute.clone())),
+                    telemetry: tasks.telemetry.clone(),
+                    renew_every: None,
+                };
+                (tasks, RunningWorkers::start(&workers, count))
+            }
+            QueueKind::Redis(url) => {
+                let queue = RedisQueue::new(url, redis_settings(&config), files.clone())?;
+                queue.start_sweeper();
+                let tasks = Tasks {
+                    queue,
+                    files,
+                    telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), 0)),
+                    workers: 0,
+                };
+                (tasks, RunningWorkers::none())
+            }
+        };
+        let backends = Backends {
+            store: store::open(&config, &telemetry.metrics)?,
+            tasks,
+            compute,
+        };
+        let state = AppState::new(config, health, telemetry, backends)?;
         state.telemetry.metrics.certificate_expiry(expiry);
         let router = routes::router(state.clone());
-        Ok(Self { state, router, tls })
+        Ok(Self {
+            state,
+            router,
+            tls,
+            workers,
+        })
     }
 }
 
-fn log_cert_outcome(outcome: Outcome, config: &Config) {
+/// The Redis queue's settings from the configuration.
+pub fn redis_settings(config: &Config) -> RedisSettings {
+    RedisSettings {
+        capacity: config.queue_capacity,
+        timeout: config.store_timeout,
+        lease: config.task_lease,
+        max_attempts: config.task_max_attempts,
+        ttl: config.task_ttl,
+    }
+}
+
+pub fn log_cert_outcome(outcome: Outcome, config: &Config) {
     let dir = config.certs_dir.display();
     match outcome {
         Outcome::Reused => tracing::info!(dir = %dir, "reusing certificates"),

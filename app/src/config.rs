@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::store::StoreKind;
+use crate::tasks::QueueKind;
 
 /// The `glassbox` command line.
 #[derive(Debug, Parser)]
@@ -35,6 +36,9 @@ pub enum Command {
     Certs,
     /// Print the OpenAPI document of a service with these settings, then exit.
     Openapi,
+    /// Run task workers only, for a Redis queue (`--queue redis://...`); `--bind` serves
+    /// their `/metrics`, `/health` and `/status`.
+    Worker,
 }
 
 /// Everything the service can be told. Defaults run on a laptop.
@@ -186,6 +190,61 @@ pub struct Config {
     )]
     pub store_connections: usize,
 
+    /// Where tasks are queued: `embedded` (records in the data directory, in-process workers) or
+    /// a Redis server, `redis://host:port/db`, whose tasks `glassbox worker` processes run.
+    #[arg(
+        long,
+        env = "GLASSBOX_QUEUE",
+        default_value = "embedded",
+        global = true
+    )]
+    pub queue: QueueKind,
+
+    /// Task workers in this process (default: the number of cores). With a Redis queue the
+    /// service runs none; `glassbox worker` runs this many.
+    #[arg(long, env = "GLASSBOX_WORKERS", global = true)]
+    pub workers: Option<usize>,
+
+    /// Tasks that may wait in the queue; beyond it submissions get 503 with `Retry-After`.
+    #[arg(
+        long,
+        env = "GLASSBOX_QUEUE_CAPACITY",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub queue_capacity: usize,
+
+    /// How long finished and errored tasks (their status and result) are kept.
+    #[arg(long, env = "GLASSBOX_TASK_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub task_ttl: Duration,
+
+    /// Redis queue: how long a worker's claim on a running task lasts unless renewed; a task
+    /// whose worker died runs again this long after.
+    #[arg(long, env = "GLASSBOX_TASK_LEASE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub task_lease: Duration,
+
+    /// Redis queue: how many times a task is started before it is given up as errored.
+    #[arg(
+        long,
+        env = "GLASSBOX_TASK_MAX_ATTEMPTS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub task_max_attempts: u32,
+
+    /// The SpaceTime seed's artificial delay before each randomize task (it slept 15 s).
+    #[arg(long, env = "GLASSBOX_RANDOMIZE_DELAY", default_value = "0s", value_parser = parse_duration, global = true)]
+    pub randomize_delay: Duration,
+
+    /// Largest PNG upload for `/randomize`, in bytes; larger ones get 413.
+    #[arg(long, env = "GLASSBOX_MAX_IMAGE_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
+    pub max_image_bytes: usize,
+
+    /// Largest image `/randomize` takes, in pixels (width × height, from the PNG header):
+    /// refuses decompression bombs with 413 before anything is decoded.
+    #[arg(long, env = "GLASSBOX_MAX_IMAGE_PIXELS", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub max_image_pixels: u64,
+
     /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR ranges, comma
     /// separated (e.g. `127.0.0.1,10.0.0.0/8`). Requests from them are logged with the client
     /// address the proxy saw; from anyone else the header is ignored.
@@ -249,6 +308,21 @@ impl Config {
             .max(1)
     }
 
+    /// Task workers: the configured number, or the number of cores.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+
+    /// The largest body `route` accepts.
+    pub fn body_limit(&self, route: Option<&str>) -> usize {
+        match route {
+            Some("/randomize") => self.max_image_bytes,
+            _ => self.max_body_bytes,
+        }
+    }
+
     /// Checks what clap cannot: relations between flags.
     pub fn validate(&self) -> Result<(), String> {
         if self.work_sleep_min >= self.work_sleep_max {
@@ -259,6 +333,12 @@ impl Config {
         }
         if self.store_timeout.is_zero() {
             return Err("--store-timeout must be above 0".into());
+        }
+        if self.task_lease < Duration::from_millis(100) {
+            return Err("--task-lease must be at least 100ms".into());
+        }
+        if self.task_ttl.is_zero() {
+            return Err("--task-ttl must be above 0".into());
         }
         if self.max_concurrency == 0 {
             return Err("--max-concurrency must be at least 1".into());

@@ -7,6 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::tasks::QueueError;
+
 /// An error a client gets to see. The cause, if any, goes to the log, not the body.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -37,6 +39,12 @@ pub enum ApiError {
     /// 503 `{"error":"store unavailable"}` with `Retry-After`; the cause is logged.
     #[error("store unavailable")]
     StoreUnavailable,
+    /// 503 `{"error":"queue unavailable"}` with `Retry-After`; the cause is logged.
+    #[error("queue unavailable")]
+    QueueUnavailable,
+    /// 404 `{"error":"unknown token"}` for a task token nobody issued (or that expired).
+    #[error("unknown token")]
+    UnknownToken,
     /// 503 with `Retry-After` when the concurrency limit is reached.
     #[error("overloaded")]
     Overloaded { retry_after_secs: u32 },
@@ -82,8 +90,29 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
             ApiError::StoreUnavailable => unavailable("store unavailable", 1),
+            ApiError::QueueUnavailable => unavailable("queue unavailable", 1),
+            ApiError::UnknownToken => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "unknown token"})),
+            )
+                .into_response(),
             ApiError::Overloaded { retry_after_secs } => {
                 unavailable("overloaded, retry later", retry_after_secs)
+            }
+        }
+    }
+}
+
+/// A full queue is an overload (503 with `Retry-After`); a failing one is unavailable.
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::Full => ApiError::Overloaded {
+                retry_after_secs: 1,
+            },
+            QueueError::Unavailable(why) => {
+                tracing::warn!(error = %why, "the task queue failed");
+                ApiError::QueueUnavailable
             }
         }
     }

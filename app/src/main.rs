@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             print!("{}", glassbox::routes::openapi_json(&config));
             ExitCode::SUCCESS
         }
-        Command::Serve => {
+        command @ (Command::Serve | Command::Worker) => {
             let guard = match logging::init(
                 &config.log_level,
                 Some(&config.log_dir),
@@ -40,10 +40,15 @@ fn main() -> ExitCode {
             if let Some(threads) = config.io_threads {
                 runtime.worker_threads(threads.max(1));
             }
-            let result = runtime
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(glassbox::service::serve(config)));
+            let result = runtime.build().map_err(anyhow::Error::from).and_then(|rt| {
+                rt.block_on(async {
+                    if command == Command::Worker {
+                        glassbox::service::worker(config).await
+                    } else {
+                        glassbox::service::serve(config).await
+                    }
+                })
+            });
             let code = match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

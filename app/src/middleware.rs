@@ -48,7 +48,9 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let is_head = req.method() == Method::HEAD;
     let in_flight = InFlight::start(&state.telemetry, info);
 
-    let limit = state.config.max_body_bytes;
+    let limit = state
+        .config
+        .body_limit(in_flight.info().matched.as_ref().map(MatchedPath::as_str));
     let mut response = match declared_length(&req).filter(|&n| n > limit as u64) {
         Some(declared) => refuse_oversized(req, declared, limit).await,
         None => with_json_405(admit(&state, in_flight.info().matched.as_ref(), req, next).await),

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::app::App;
+use crate::config::Config;
 use crate::routes::params::{self, OriginalPath};
 use crate::telemetry::Telemetry;
 use crate::tls;
@@ -27,21 +27,29 @@ struct Limits {
     shutdown_grace: Duration,
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and gives
+/// What a listener serves: a router behind TLS, and where its connections are counted.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub router: axum::Router,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// Serves `endpoint` on `listener` until `shutdown` completes, then stops accepting and gives
 /// in-flight requests the configured grace period to finish.
 pub async fn run(
     listener: TcpListener,
-    app: App,
+    endpoint: Endpoint,
+    config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let config = &app.state.config;
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
         tls_handshake_timeout: config.tls_handshake_timeout,
         shutdown_grace: config.shutdown_grace,
     };
-    let acceptor = TlsAcceptor::from(app.tls.clone());
-    let telemetry = app.state.telemetry.clone();
+    let acceptor = TlsAcceptor::from(endpoint.tls.clone());
+    let telemetry = endpoint.telemetry.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -68,7 +76,7 @@ pub async fn run(
                 let conn = Connection {
                     acceptor: acceptor.clone(),
                     builder: builder.clone(),
-                    router: app.router.clone(),
+                    router: endpoint.router.clone(),
                     telemetry: telemetry.clone(),
                     limits,
                 };

@@ -8,6 +8,8 @@ pub mod math;
 pub mod messages;
 pub mod ops;
 pub mod params;
+pub mod randomize;
+pub mod worker;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +39,7 @@ use crate::middleware;
         (name = "math", description = "The Sanic seed: exact big integers as decimal strings"),
         (name = "total", description = "The DLG seed (Quart): the sum of a slow numbers API"),
         (name = "messages", description = "The Paxos seed: messages kept under their SHA-256 digest"),
+        (name = "tasks", description = "The SpaceTime seed: asynchronous tasks with tokens"),
         (name = "observability", description = "The service's own status, health, metrics and this document"),
     )
 )]
@@ -47,6 +50,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(deepgram::routes())
         .merge(math::routes())
         .merge(messages::routes())
+        .merge(randomize::routes())
         .merge(ops::routes())
 }
 
@@ -145,6 +149,8 @@ mod tests {
                 "openapi.json",
                 "total",
                 "messages",
+                "randomize",
+                "result",
                 "fibonacci",
                 "factorial",
                 "ackermann",
@@ -190,7 +196,7 @@ mod tests {
     #[test]
     fn every_template_is_routed() {
         let templates = templates();
-        assert_eq!(templates.len(), 14, "{templates:?}");
+        assert_eq!(templates.len(), 17, "{templates:?}");
         for template in &templates {
             let concrete = template
                 .split('/')

@@ -16,6 +16,7 @@ use super::deepgram::{Envelope, success};
 use crate::app::AppState;
 use crate::health::CheckResult;
 use crate::store::StoreStatus;
+use crate::tasks::QueueStatus;
 use crate::telemetry::stats::StatusSnapshot;
 
 /// Routes the concurrency limit never sheds.
@@ -35,6 +36,7 @@ pub struct StatusData {
     #[serde(flatten)]
     pub service: StatusSnapshot,
     pub store: StoreStatus,
+    pub queue: QueueStatus,
 }
 
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
@@ -42,10 +44,11 @@ pub struct StatusData {
 #[utoipa::path(get, path = "/status", tag = "observability",
     responses((status = 200, description = "Service statistics", body = Envelope<StatusData>)))]
 async fn status(State(state): State<AppState>) -> Json<Envelope<StatusData>> {
-    let store = state.store.status().await;
+    let (store, queue) = tokio::join!(state.store.status(), state.tasks.status());
     success(StatusData {
         service: state.telemetry.stats.snapshot(),
         store,
+        queue,
     })
 }
 
@@ -87,7 +90,7 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // Refreshes the message-count gauge; a store that cannot answer keeps its last value and
     // counts the failure in the store's error metrics.
-    let _ = state.store.count().await;
+    let _ = tokio::join!(state.store.count(), state.tasks.counts());
     (
         [(
             header::CONTENT_TYPE,

@@ -39,6 +39,13 @@ const DURATION_BUCKETS: &[f64] = &[
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
 ];
+/// Seconds, for tasks: from a few milliseconds to an hour.
+const TASK_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+    600.0, 1800.0, 3600.0,
+];
+/// The task histograms' common prefix (they share [`TASK_BUCKETS`]).
+pub const TASK_PREFIX: &str = "glassbox_task_";
 /// Bytes, powers of four from 64 B to 16 MiB.
 const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
@@ -89,6 +96,9 @@ impl Metrics {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(STORE_COMMIT_BATCH.into()), BATCH_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Prefix(TASK_PREFIX.into()), TASK_BUCKETS)
+            })
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -136,7 +146,8 @@ impl Metrics {
         metrics
     }
 
-    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Runs `f` with this instance's recorder, so the `metrics` macros in it register here.
+    pub fn with<T>(&self, f: impl FnOnce() -> T) -> T {
         metrics::with_local_recorder(&self.recorder, f)
     }
 

@@ -36,6 +36,28 @@ impl TestApp {
 
     /// Starts glassbox using `dir` for certificates, data and logs.
     pub async fn spawn_in(dir: tempfile::TempDir, args: &[&str]) -> TestApp {
+        let data = dir.path().join("data");
+        Self::spawn_command("serve", dir, &data, args).await
+    }
+
+    /// Starts `glassbox worker` in its own directory, on the data directory `data` (which it
+    /// shares with the service that queues the tasks).
+    pub async fn spawn_worker(data: &Path, args: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_command("worker", dir, data, args).await
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    async fn spawn_command(
+        subcommand: &str,
+        dir: tempfile::TempDir,
+        data: &Path,
+        args: &[&str],
+    ) -> TestApp {
         install_provider();
         let path = |sub: &str| dir.path().join(sub).to_string_lossy().into_owned();
         let mut command = Command::new(env!("CARGO_BIN_EXE_glassbox"));
@@ -45,9 +67,9 @@ impl TestApp {
             }
         }
         command
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args([subcommand, "--bind", "127.0.0.1:0"])
             .args(["--certs-dir", &path("certs")])
-            .args(["--data-dir", &path("data")])
+            .args(["--data-dir", &data.to_string_lossy()])
             .args(["--log-dir", &path("logs")])
             .args(args)
             .stdout(Stdio::piped())

@@ -10,5 +10,6 @@ mod math;
 mod messages;
 mod schemathesis;
 mod servers;
+mod tasks;
 mod telemetry;
 mod tls;

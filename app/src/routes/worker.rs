@@ -1,0 +1,73 @@
+//! What a `glassbox worker` process serves on its `--bind`: `/status`, `/health` and
+//! `/metrics`, so its tasks can be watched and scraped like the service's requests.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::deepgram::{Envelope, success};
+use super::ops::{HealthData, HealthWord};
+use crate::error;
+use crate::health::Health;
+use crate::tasks::{QueueStatus, Tasks};
+use crate::telemetry::Telemetry;
+
+#[derive(Debug, Clone)]
+pub struct WorkerState {
+    pub telemetry: Arc<Telemetry>,
+    pub health: Health,
+    pub tasks: Tasks,
+    pub started: Instant,
+}
+
+pub fn router(state: WorkerState) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error::not_found() })
+        .with_state(state)
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerStatus {
+    /// Always `worker`.
+    role: &'static str,
+    uptime_seconds: f64,
+    queue: QueueStatus,
+}
+
+async fn status(State(state): State<WorkerState>) -> Json<Envelope<WorkerStatus>> {
+    success(WorkerStatus {
+        role: "worker",
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+        queue: state.tasks.status().await,
+    })
+}
+
+async fn health(State(state): State<WorkerState>) -> impl IntoResponse {
+    let (healthy, checks) = state.health.run().await;
+    let (status, health) = if healthy {
+        (StatusCode::OK, HealthWord::Healthy)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, HealthWord::Unhealthy)
+    };
+    (status, success(HealthData { health, checks }))
+}
+
+async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
+    let _ = state.tasks.counts().await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.telemetry.metrics.render(0),
+    )
+}

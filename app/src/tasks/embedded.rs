@@ -1,0 +1,388 @@
+//! The embedded queue: task records in `<data-dir>/tasks.redb`, a bounded in-process queue of
+//! tokens, in-process workers.
+//!
+//! Every state change is committed durably before it is acted on, so after a crash or a
+//! restart the records say exactly which tasks were not finished: those are queued again (in
+//! the order they were requested), and a task that was running counts one more attempt.
+//! Finished and errored tasks are kept until `--task-ttl` after they ended, then their records
+//! and files are removed.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::mpsc;
+
+use super::files::TaskFiles;
+use super::{
+    QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
+};
+
+/// Task records by token, as JSON.
+const TASKS: TableDefinition<u128, &str> = TableDefinition::new("tasks");
+
+/// The database file inside the data directory.
+pub const FILE_NAME: &str = "tasks.redb";
+
+#[derive(Debug)]
+pub struct EmbeddedQueue {
+    db: Arc<Database>,
+    location: String,
+    queued: mpsc::Sender<TaskId>,
+    next: tokio::sync::Mutex<mpsc::Receiver<TaskId>>,
+    capacity: usize,
+    /// Tasks by state, kept in step with the records.
+    counts: Mutex<[u64; 4]>,
+    ttl: Duration,
+    files: TaskFiles,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> QueueError {
+    QueueError::unavailable(err)
+}
+
+impl EmbeddedQueue {
+    /// Opens the records and queues again every task that had not finished. Call inside a
+    /// tokio runtime: a backlog larger than the queue is fed in by a background task.
+    pub fn open(
+        data_dir: &Path,
+        capacity: usize,
+        ttl: Duration,
+        files: TaskFiles,
+    ) -> Result<Arc<Self>, QueueError> {
+        let path = data_dir.join(FILE_NAME);
+        let db = Database::create(&path)
+            .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        let (records, counts) = recover(&db).map_err(unavailable)?;
+        let capacity = capacity.max(1);
+        let (queued, next) = mpsc::channel(capacity);
+        let queue = Arc::new(Self {
+            db: Arc::new(db),
+            location: path.display().to_string(),
+            queued,
+            next: tokio::sync::Mutex::new(next),
+            capacity,
+            counts: Mutex::new(counts),
+            ttl,
+            files,
+        });
+        if !records.is_empty() {
+            tracing::info!(tasks = records.len(), "queueing unfinished tasks again");
+            let sender = queue.queued.clone();
+            tokio::spawn(async move {
+                for id in records {
+                    if sender.send(id).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(queue)
+    }
+
+    /// Removes expired tasks every so often, for as long as the queue lives.
+    pub fn start_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let queue = Arc::downgrade(self);
+        let every = (self.ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(queue) = queue.upgrade() else { return };
+                match queue.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(tasks = n, "removed expired tasks"),
+                    Err(err) => tracing::warn!(error = %err, "sweeping expired tasks failed"),
+                }
+            }
+        })
+    }
+
+    /// Deletes the records and files of tasks that ended more than the TTL ago.
+    pub async fn sweep(&self) -> Result<usize, QueueError> {
+        let cutoff =
+            now_ms().saturating_sub(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX));
+        let db = self.db.clone();
+        let expired =
+            tokio::task::spawn_blocking(move || -> Result<Vec<TaskRecord>, redb::Error> {
+                let txn = db.begin_write()?;
+                let mut expired = Vec::new();
+                {
+                    let mut table = txn.open_table(TASKS)?;
+                    for entry in table.iter()? {
+                        let (_, value) = entry?;
+                        if let Ok(record) = serde_json::from_str::<TaskRecord>(value.value())
+                            && record.state.is_final()
+                            && record.finished_ms.is_some_and(|t| t < cutoff)
+                        {
+                            expired.push(record);
+                        }
+                    }
+                    for record in &expired {
+                        table.remove(record.id.0)?;
+                    }
+                }
+                txn.commit()?;
+                Ok(expired)
+            })
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
+        for record in &expired {
+            self.count(Some(record.state), None);
+            self.files.remove(record.id).await;
+        }
+        Ok(expired.len())
+    }
+
+    fn count(&self, from: Option<TaskState>, to: Option<TaskState>) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(from) = from {
+            counts[from as usize] = counts[from as usize].saturating_sub(1);
+        }
+        if let Some(to) = to {
+            counts[to as usize] += 1;
+        }
+    }
+
+    async fn write(&self, record: &TaskRecord) -> Result<(), QueueError> {
+        let db = self.db.clone();
+        let (key, value) = (
+            record.id.0,
+            serde_json::to_string(record).map_err(unavailable)?,
+        );
+        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            txn.open_table(TASKS)?.insert(key, value.as_str())?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+
+    async fn read(&self, id: TaskId) -> Result<Option<TaskRecord>, QueueError> {
+        let db = self.db.clone();
+        let text = tokio::task::spawn_blocking(move || -> Result<Option<String>, redb::Error> {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(TASKS)?;
+            Ok(table.get(id.0)?.map(|v| v.value().to_owned()))
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)?;
+        text.map(|t| serde_json::from_str(&t).map_err(unavailable))
+            .transpose()
+    }
+}
+
+/// Counts the records by state and lists the unfinished ones, oldest first; a task that was
+/// running when the process stopped goes back to requested.
+fn recover(db: &Database) -> Result<(Vec<TaskId>, [u64; 4]), redb::Error> {
+    let txn = db.begin_write()?;
+    let mut counts = [0u64; 4];
+    let mut unfinished = Vec::new();
+    {
+        let mut table = txn.open_table(TASKS)?;
+        let mut interrupted = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            let Ok(mut record) = serde_json::from_str::<TaskRecord>(value.value()) else {
+                continue;
+            };
+            if record.state == TaskState::Received {
+                record.state = TaskState::Requested;
+                interrupted.push(record.clone());
+            }
+            counts[record.state as usize] += 1;
+            if !record.state.is_final() {
+                unfinished.push((record.created_ms, record.id));
+            }
+        }
+        for record in interrupted {
+            let text = serde_json::to_string(&record).unwrap_or_default();
+            table.insert(record.id.0, text.as_str())?;
+        }
+    }
+    txn.commit()?;
+    unfinished.sort();
+    Ok((unfinished.into_iter().map(|(_, id)| id).collect(), counts))
+}
+
+impl TaskQueue for EmbeddedQueue {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            let slot = self.queued.try_reserve().map_err(|_| QueueError::Full)?;
+            self.write(&task).await?;
+            self.count(None, Some(task.state));
+            slot.send(task.id);
+            Ok(())
+        })
+    }
+
+    fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
+        Box::pin(self.read(id))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>> {
+        Box::pin(async move {
+            let counts = *self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(QueueCounts {
+                depth: (self.capacity - self.queued.capacity()) as u64,
+                requested: counts[0],
+                received: counts[1],
+                finished: counts[2],
+                errored: counts[3],
+            })
+        })
+    }
+}
+
+impl TaskSource for EmbeddedQueue {
+    fn take(&self) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
+        Box::pin(async move {
+            loop {
+                let Some(id) = self.next.lock().await.recv().await else {
+                    return Ok(None);
+                };
+                // A task swept or finished meanwhile is skipped.
+                let Some(mut task) = self.read(id).await? else {
+                    continue;
+                };
+                if task.state != TaskState::Requested {
+                    continue;
+                }
+                task.state = TaskState::Received;
+                task.received_ms = Some(now_ms());
+                task.attempts += 1;
+                self.write(&task).await?;
+                self.count(Some(TaskState::Requested), Some(TaskState::Received));
+                return Ok(Some(task));
+            }
+        })
+    }
+
+    fn renew(&self, _: TaskId) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn complete(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            self.write(&task).await?;
+            self.count(Some(TaskState::Received), Some(task.state));
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::TaskKind;
+
+    fn open(dir: &Path, capacity: usize, ttl: Duration) -> Arc<EmbeddedQueue> {
+        EmbeddedQueue::open(dir, capacity, ttl, TaskFiles::new(dir).unwrap()).unwrap()
+    }
+
+    fn task(n: u128, created: u64) -> TaskRecord {
+        TaskRecord::new(TaskId(n), TaskKind::Randomize, created)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_states_move_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = open(dir.path(), 2, Duration::from_secs(3600));
+        queue.submit(task(1, 10)).await.unwrap();
+        queue.submit(task(2, 20)).await.unwrap();
+        assert!(matches!(
+            queue.submit(task(3, 30)).await,
+            Err(QueueError::Full)
+        ));
+        assert_eq!(
+            queue.get(TaskId(3)).await.unwrap(),
+            None,
+            "a refused task is not recorded"
+        );
+        let counts = queue.counts().await.unwrap();
+        assert_eq!((counts.depth, counts.requested), (2, 2));
+
+        let mut taken = queue.take().await.unwrap().unwrap();
+        assert_eq!(
+            (taken.id, taken.state, taken.attempts),
+            (TaskId(1), TaskState::Received, 1)
+        );
+        assert_eq!(
+            queue.get(TaskId(1)).await.unwrap().unwrap().state,
+            TaskState::Received
+        );
+        taken.state = TaskState::Finished;
+        taken.finished_ms = Some(now_ms());
+        queue.complete(taken).await.unwrap();
+        let counts = queue.counts().await.unwrap();
+        assert_eq!(
+            (
+                counts.depth,
+                counts.requested,
+                counts.received,
+                counts.finished
+            ),
+            (1, 1, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restart_queues_unfinished_tasks_again_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let queue = open(dir.path(), 10, Duration::from_secs(3600));
+            for (n, created) in [(1, 30), (2, 10), (3, 20)] {
+                queue.submit(task(n, created)).await.unwrap();
+            }
+            let running = queue.take().await.unwrap().unwrap(); // task 1, interrupted below
+            assert_eq!(running.id, TaskId(1));
+        }
+        let queue = open(dir.path(), 10, Duration::from_secs(3600));
+        let counts = queue.counts().await.unwrap();
+        assert_eq!((counts.requested, counts.received), (3, 0));
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let t = queue.take().await.unwrap().unwrap();
+            order.push((t.id.0, t.attempts));
+        }
+        assert_eq!(
+            order,
+            [(2, 1), (3, 1), (1, 2)],
+            "oldest request first; the interrupted one tried twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn ended_tasks_expire_with_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = open(dir.path(), 10, Duration::from_millis(1));
+        queue.files.write_payload(TaskId(1), b"x").await.unwrap();
+        queue.submit(task(1, 1)).await.unwrap();
+        let mut t = queue.take().await.unwrap().unwrap();
+        queue.files.write_result(TaskId(1), b"y").await.unwrap();
+        t.state = TaskState::Finished;
+        t.finished_ms = Some(now_ms() - 10);
+        queue.complete(t).await.unwrap();
+        queue.submit(task(2, 2)).await.unwrap();
+        assert_eq!(queue.sweep().await.unwrap(), 1, "only the finished task");
+        assert_eq!(queue.get(TaskId(1)).await.unwrap(), None);
+        assert_eq!(queue.files.read_result(TaskId(1)).await.unwrap(), None);
+        assert!(queue.get(TaskId(2)).await.unwrap().is_some());
+        assert_eq!(queue.counts().await.unwrap().finished, 0);
+    }
+}

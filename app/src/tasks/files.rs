@@ -1,0 +1,113 @@
+//! Task payloads and results as files under `<data-dir>/tasks/`: `payloads/<token>` and
+//! `results/<token>`. Every file is written to a temporary name, synced, and renamed into place,
+//! so a reader (or a restart after a crash) sees a whole file or none.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use super::TaskId;
+
+#[derive(Debug, Clone)]
+pub struct TaskFiles {
+    root: PathBuf,
+}
+
+impl TaskFiles {
+    /// Files under `data_dir/tasks`, whose directories are created here.
+    pub fn new(data_dir: &Path) -> io::Result<Self> {
+        let root = data_dir.join("tasks");
+        for sub in ["payloads", "results"] {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Self { root })
+    }
+
+    pub fn payload(&self, id: TaskId) -> PathBuf {
+        self.root.join("payloads").join(id.to_string())
+    }
+
+    pub fn result(&self, id: TaskId) -> PathBuf {
+        self.root.join("results").join(id.to_string())
+    }
+
+    pub async fn write_payload(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
+        write_durably(&self.payload(id), bytes).await
+    }
+
+    pub async fn write_result(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
+        write_durably(&self.result(id), bytes).await
+    }
+
+    pub async fn read_payload(&self, id: TaskId) -> io::Result<Vec<u8>> {
+        tokio::fs::read(self.payload(id)).await
+    }
+
+    /// The result, or `None` when there is none (yet, or any more).
+    pub async fn read_result(&self, id: TaskId) -> io::Result<Option<Vec<u8>>> {
+        match tokio::fs::read(self.result(id)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the task's payload and result, whichever exist.
+    pub async fn remove(&self, id: TaskId) {
+        let _ = tokio::fs::remove_file(self.payload(id)).await;
+        let _ = tokio::fs::remove_file(self.result(id)).await;
+    }
+
+    /// The payload is not needed once the task is done.
+    pub async fn remove_payload(&self, id: TaskId) {
+        let _ = tokio::fs::remove_file(self.payload(id)).await;
+    }
+}
+
+/// Temporary file, `fsync`, rename, `fsync` the directory: after a crash the file is whole or
+/// absent.
+async fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let written = async {
+        let mut file = tokio::fs::File::create(&temp).await?;
+        file.write_all(bytes).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&temp, path).await?;
+        tokio::fs::File::open(dir).await?.sync_all().await
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_round_trip_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TaskFiles::new(dir.path()).unwrap();
+        let id = TaskId(42);
+        files.write_payload(id, b"in").await.unwrap();
+        assert_eq!(files.read_payload(id).await.unwrap(), b"in");
+        assert_eq!(files.read_result(id).await.unwrap(), None);
+        files.write_result(id, b"out").await.unwrap();
+        assert_eq!(
+            files.read_result(id).await.unwrap().as_deref(),
+            Some(&b"out"[..])
+        );
+        files.remove(id).await;
+        assert!(files.read_payload(id).await.is_err());
+        assert_eq!(files.read_result(id).await.unwrap(), None);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tasks/payloads"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "no temporary files stay behind");
+    }
+}

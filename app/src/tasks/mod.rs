@@ -1,0 +1,385 @@
+//! Asynchronous tasks: a token per task, a queue behind a trait, workers that run them, and the
+//! telemetry the SpaceTime seed asked for (wait, execution and lead time per task).
+//!
+//! - [`embedded`]: the default. Task records in a redb database in the data directory, a bounded
+//!   in-process queue, in-process workers; a restart runs queued and interrupted tasks again.
+//! - [`redis`]: `--queue redis://...`. The service only enqueues; `glassbox worker` processes
+//!   take tasks with a reliable-queue pattern (a claimed task sits in a processing list under a
+//!   lease that its worker renews; when a worker dies its tasks go back to the queue).
+//!
+//! Payloads and results are files under `<data-dir>/tasks/` ([`files`]), shared by the service
+//! and every worker that mounts the same data directory.
+
+pub mod embedded;
+pub mod files;
+pub mod redis;
+pub mod run;
+pub mod telemetry;
+pub mod worker;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::json;
+
+use self::telemetry::TaskTelemetry;
+use crate::health::{Check, CheckResult, CheckStatus};
+
+/// Which backend `--queue` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueKind {
+    Embedded,
+    Redis(String),
+}
+
+impl FromStr for QueueKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "embedded" {
+            return Ok(Self::Embedded);
+        }
+        if s.starts_with("redis://") || s.starts_with("rediss://") {
+            ::redis::Client::open(s).map_err(|e| format!("`{s}` is not a Redis URL: {e}"))?;
+            return Ok(Self::Redis(s.to_owned()));
+        }
+        Err(format!(
+            "`{s}` is neither `embedded` nor a `redis://host:port/db` URL"
+        ))
+    }
+}
+
+/// A task's token: 128 random bits, shown as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub u128);
+
+impl TaskId {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// 32 hex digits (either case); anything else is no token.
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u128::from_str_radix(text, 16).ok().map(Self))
+            .flatten()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({self})")
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom("not a task token"))
+    }
+}
+
+/// What a task does; a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// Shuffle a PNG's tiles.
+    Randomize,
+}
+
+impl TaskKind {
+    pub const ALL: [Self; 1] = [Self::Randomize];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Randomize => "randomize",
+        }
+    }
+}
+
+/// Where a task is: requested → received (a worker took it) → finished or errored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Requested,
+    Received,
+    Finished,
+    Errored,
+}
+
+impl TaskState {
+    pub const ALL: [Self; 4] = [
+        Self::Requested,
+        Self::Received,
+        Self::Finished,
+        Self::Errored,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Received => "received",
+            Self::Finished => "finished",
+            Self::Errored => "errored",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Finished | Self::Errored)
+    }
+}
+
+/// Everything known about one task. Times are unix milliseconds, so they compare across the
+/// processes and hosts of a Redis deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub kind: TaskKind,
+    pub state: TaskState,
+    /// Why it errored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the request that made it arrived.
+    pub created_ms: u64,
+    /// When a worker last took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// How many times a worker took it (more than one after a worker died or a restart).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl TaskRecord {
+    pub fn new(id: TaskId, kind: TaskKind, created_ms: u64) -> Self {
+        Self {
+            id,
+            kind,
+            state: TaskState::Requested,
+            error: None,
+            created_ms,
+            received_ms: None,
+            finished_ms: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why the queue could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueueError {
+    /// The queue holds `--queue-capacity` tasks already (503 with `Retry-After`).
+    #[error("the queue is full")]
+    Full,
+    /// The backend failed or could not be reached (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl QueueError {
+    pub fn unavailable(err: impl fmt::Display) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+/// How many tasks are where.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct QueueCounts {
+    /// Tasks waiting for a worker.
+    pub depth: u64,
+    /// Retained tasks by state (finished and errored ones until they expire).
+    pub requested: u64,
+    pub received: u64,
+    pub finished: u64,
+    pub errored: u64,
+}
+
+/// The service's side of a queue: record and enqueue, look up, count.
+pub trait TaskQueue: Send + Sync + fmt::Debug {
+    /// `embedded` or `redis`.
+    fn backend(&self) -> &'static str;
+    /// Where the task records live.
+    fn location(&self) -> String;
+    /// Records `task` (requested) and queues it. Its payload is already in the data directory.
+    fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
+    fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>>;
+    fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>>;
+}
+
+/// A worker's side of a queue.
+pub trait TaskSource: Send + Sync + fmt::Debug {
+    /// The next task, already marked received; `None` when none came within the backend's
+    /// polling interval (the worker then checks whether it should stop, and asks again).
+    fn take(&self) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>>;
+    /// Keeps this worker's claim on a running task alive.
+    fn renew(&self, id: TaskId) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Records the final state and lets go of the task.
+    fn complete(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
+}
+
+/// The queue as the routes see it: the backend, where payloads and results are, telemetry.
+#[derive(Debug, Clone)]
+pub struct Tasks {
+    pub queue: Arc<dyn TaskQueue>,
+    pub files: files::TaskFiles,
+    pub telemetry: Arc<TaskTelemetry>,
+    /// In-process workers, or none when separate `glassbox worker` processes do the work.
+    pub workers: usize,
+}
+
+impl Tasks {
+    /// Writes the payload, then records and queues the task; a refused task leaves no file.
+    pub async fn submit(&self, task: TaskRecord, payload: &[u8]) -> Result<(), QueueError> {
+        self.files
+            .write_payload(task.id, payload)
+            .await
+            .map_err(|e| QueueError::Unavailable(format!("writing the payload: {e}")))?;
+        let (id, kind) = (task.id, task.kind);
+        match self.queue.submit(task).await {
+            Ok(()) => {
+                self.telemetry.submitted(kind);
+                Ok(())
+            }
+            Err(err) => {
+                self.files.remove(id).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// What `/status` shows about the queue.
+    pub async fn status(&self) -> QueueStatus {
+        let (counts, error) = match self.counts().await {
+            Ok(counts) => (Some(counts), None),
+            Err(err) => (None, Some(err.to_string())),
+        };
+        QueueStatus {
+            backend: self.queue.backend(),
+            location: self.queue.location(),
+            workers: self.workers,
+            workers_busy: self.telemetry.busy(),
+            counts,
+            error,
+            kinds: self.telemetry.snapshot(),
+        }
+    }
+
+    /// The queue's counts; also sets the queue gauges.
+    pub async fn counts(&self) -> Result<QueueCounts, QueueError> {
+        let counts = self.queue.counts().await?;
+        self.telemetry.set_counts(&counts);
+        Ok(counts)
+    }
+}
+
+/// The queue part of `/status`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueStatus {
+    /// `embedded` or `redis`.
+    pub backend: &'static str,
+    pub location: String,
+    /// Workers in this process (0 when `glassbox worker` processes do the work).
+    pub workers: usize,
+    pub workers_busy: u64,
+    /// Absent when the queue cannot be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<QueueCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Per task kind, tasks finished in this process: counts by outcome and wait, execution and
+    /// lead time percentiles in milliseconds.
+    pub kinds: Vec<telemetry::KindSnapshot>,
+}
+
+/// `/health`'s view of the queue: it passes when the backend answers its counts in time.
+#[derive(Debug, Clone)]
+pub struct QueueCheck {
+    pub tasks: Tasks,
+}
+
+impl Check for QueueCheck {
+    fn name(&self) -> &'static str {
+        "queue"
+    }
+
+    fn run(&self) -> BoxFuture<'_, CheckResult> {
+        Box::pin(async move {
+            let queue = &self.tasks.queue;
+            match self.tasks.counts().await {
+                Ok(counts) => CheckResult::new(
+                    CheckStatus::Pass,
+                    json!({"backend": queue.backend(), "location": queue.location(), "depth": counts.depth}),
+                ),
+                Err(err) => CheckResult::new(
+                    CheckStatus::Fail,
+                    json!({"backend": queue.backend(), "location": queue.location(), "error": err.to_string()}),
+                ),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let id = TaskId::random();
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(TaskId::parse(&text), Some(id));
+        assert_eq!(TaskId::parse(&text.to_uppercase()), Some(id));
+        assert_eq!(TaskId(1).to_string(), format!("{}1", "0".repeat(31)));
+        for bad in [
+            "",
+            "abc",
+            &"g".repeat(32),
+            &"a".repeat(33),
+            "+0000000000000000000000000000001",
+        ] {
+            assert_eq!(TaskId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let mut record = TaskRecord::new(TaskId(7), TaskKind::Randomize, 1000);
+        record.state = TaskState::Errored;
+        record.error = Some("not a valid PNG".into());
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(text.contains(r#""kind":"randomize""#), "{text}");
+        assert_eq!(serde_json::from_str::<TaskRecord>(&text).unwrap(), record);
+    }
+
+    #[test]
+    fn queue_kinds_parse() {
+        assert_eq!("embedded".parse::<QueueKind>(), Ok(QueueKind::Embedded));
+        assert!("redis://127.0.0.1:1/0".parse::<QueueKind>().is_ok());
+        assert!("amqp://x".parse::<QueueKind>().is_err());
+    }
+}

@@ -1,0 +1,521 @@
+//! The Redis queue: the service records and enqueues, `glassbox worker` processes take.
+//!
+//! Keys (all under `glassbox:`):
+//! - `task:<token>`: the task's record, JSON;
+//! - `tasks:pending`: tokens waiting (pushed on the left, taken from the right);
+//! - `tasks:processing`: tokens a worker has taken. `BLMOVE` moves a token from pending to
+//!   processing in one step, so a taken task is always in one of the two lists;
+//! - `tasks:lease:<token>`: set with a expiry by the worker running the task and renewed while it
+//!   runs. A reaper in every worker process looks for tokens in processing whose lease is gone
+//!   (their worker died) and moves them back to pending, up to `--task-max-attempts` times;
+//! - `tasks:finished`, `tasks:errored`: sorted sets of ended tokens by end time, for counting
+//!   and for expiry after `--task-ttl`.
+//!
+//! Delivery is at least once: a worker that stalls past its lease may finish a task another
+//! worker has also run. Both write a complete result; the last one wins.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+
+use super::files::TaskFiles;
+use super::{
+    QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
+};
+
+const PENDING: &str = "glassbox:tasks:pending";
+const PROCESSING: &str = "glassbox:tasks:processing";
+const FINISHED: &str = "glassbox:tasks:finished";
+const ERRORED: &str = "glassbox:tasks:errored";
+/// How long a `take` blocks waiting for a task before it returns to check for shutdown.
+const BLOCK: Duration = Duration::from_secs(1);
+
+fn task_key(id: TaskId) -> String {
+    format!("glassbox:task:{id}")
+}
+
+fn lease_key(id: TaskId) -> String {
+    format!("glassbox:tasks:lease:{id}")
+}
+
+fn unavailable(err: impl std::fmt::Display) -> QueueError {
+    QueueError::unavailable(err)
+}
+
+/// How the queue behaves; from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub capacity: usize,
+    pub timeout: Duration,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub ttl: Duration,
+}
+
+#[derive(Debug)]
+pub struct RedisQueue {
+    client: Client,
+    location: String,
+    settings: Settings,
+    connections: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    /// Connections for blocking takes, one per worker taking at a time.
+    blocking: Mutex<Vec<ConnectionManager>>,
+    files: TaskFiles,
+}
+
+impl RedisQueue {
+    /// Lazy connections to `url`: nothing is dialled before the first command.
+    pub fn new(url: &str, settings: Settings, files: TaskFiles) -> Result<Arc<Self>, QueueError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        let info = client.get_connection_info();
+        let location = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
+        let config = manager_config(settings.timeout);
+        let connections = (0..2)
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        Ok(Arc::new(Self {
+            client,
+            location,
+            settings,
+            connections,
+            next: AtomicUsize::new(0),
+            blocking: Mutex::new(Vec::new()),
+            files,
+        }))
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    /// A connection of its own for a blocking command (it would hold up a shared one).
+    fn blocking_connection(&self) -> Result<ConnectionManager, QueueError> {
+        if let Some(conn) = self
+            .blocking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+        {
+            return Ok(conn);
+        }
+        ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config(self.settings.timeout + BLOCK),
+        )
+        .map_err(unavailable)
+    }
+
+    fn give_back(&self, conn: ConnectionManager) {
+        self.blocking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
+
+    async fn deadline<T>(
+        &self,
+        limit: Duration,
+        work: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, QueueError> {
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(QueueError::Unavailable(format!(
+                "Redis gave no answer within {limit:?}"
+            ))),
+        }
+    }
+
+    /// Moves tasks whose worker stopped renewing their lease back to the queue, every half
+    /// lease, for as long as the queue lives. Runs in every worker process; the moves are
+    /// atomic, so several reapers do not collide.
+    pub fn start_reaper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let queue = Arc::downgrade(self);
+        let every = self.settings.lease / 2;
+        tokio::spawn(async move {
+            // Tokens seen in processing without a lease, and since when: a worker sets its lease
+            // just after taking a task, so only a lease missing for a whole lease period counts.
+            let mut orphans: HashMap<String, Instant> = HashMap::new();
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(queue) = queue.upgrade() else { return };
+                if let Err(err) = queue.reap(&mut orphans).await {
+                    tracing::warn!(error = %err, "checking running tasks failed");
+                }
+            }
+        })
+    }
+
+    async fn reap(&self, orphans: &mut HashMap<String, Instant>) -> Result<(), QueueError> {
+        let mut conn = self.connection();
+        let timeout = self.settings.timeout;
+        let running: Vec<String> = self
+            .deadline(
+                timeout,
+                redis::cmd("LRANGE")
+                    .arg(PROCESSING)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        orphans.retain(|token, _| running.contains(token));
+        for token in running {
+            let Some(id) = TaskId::parse(&token) else {
+                continue;
+            };
+            let leased: bool = self
+                .deadline(
+                    timeout,
+                    redis::cmd("EXISTS")
+                        .arg(lease_key(id))
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if leased {
+                orphans.remove(&token);
+                continue;
+            }
+            let since = *orphans.entry(token.clone()).or_insert_with(Instant::now);
+            if since.elapsed() < self.settings.lease {
+                continue;
+            }
+            let outcome: i64 = self
+                .deadline(
+                    timeout,
+                    requeue_script()
+                        .key(PROCESSING)
+                        .key(PENDING)
+                        .key(lease_key(id))
+                        .key(task_key(id))
+                        .key(ERRORED)
+                        .arg(&token)
+                        .arg(self.settings.max_attempts)
+                        .arg(now_ms())
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+            orphans.remove(&token);
+            match outcome {
+                1 => {
+                    tracing::warn!(token = %token, "a worker stopped during a task; queued it again");
+                }
+                2 => tracing::error!(
+                    token = %token,
+                    attempts = self.settings.max_attempts,
+                    "a task outlived its workers too often; marked errored"
+                ),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes tasks that ended more than the TTL ago, and their files.
+    pub async fn sweep(&self) -> Result<usize, QueueError> {
+        let cutoff = now_ms()
+            .saturating_sub(u64::try_from(self.settings.ttl.as_millis()).unwrap_or(u64::MAX));
+        let mut conn = self.connection();
+        let mut removed = 0;
+        for set in [FINISHED, ERRORED] {
+            let expired: Vec<String> = self
+                .deadline(
+                    self.settings.timeout,
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(set)
+                        .arg("-inf")
+                        .arg(cutoff)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(1000)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            for token in expired {
+                let Some(id) = TaskId::parse(&token) else {
+                    continue;
+                };
+                let _: () = self
+                    .deadline(
+                        self.settings.timeout,
+                        redis::pipe()
+                            .atomic()
+                            .del(task_key(id))
+                            .zrem(set, &token)
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                self.files.remove(id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Sweeps every so often, for as long as the queue lives.
+    pub fn start_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let queue = Arc::downgrade(self);
+        let every = (self.settings.ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(queue) = queue.upgrade() else { return };
+                match queue.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(tasks = n, "removed expired tasks"),
+                    Err(err) => tracing::warn!(error = %err, "sweeping expired tasks failed"),
+                }
+            }
+        })
+    }
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(timeout)
+}
+
+/// Records a task and queues it, unless the queue is full (returns 0 then).
+fn submit_script() -> Script {
+    Script::new(
+        r"
+        if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('LPUSH', KEYS[1], ARGV[3])
+        return 1
+        ",
+    )
+}
+
+/// Records the end of a task and lets go of it.
+fn complete_script() -> Script {
+    Script::new(
+        r"
+        redis.call('SET', KEYS[1], ARGV[1])
+        redis.call('LREM', KEYS[2], 0, ARGV[2])
+        redis.call('DEL', KEYS[3])
+        redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+        return 1
+        ",
+    )
+}
+
+/// Puts an orphaned task back in the queue (1), or marks it errored once it has had all its
+/// attempts (2); 0 when its worker came back or someone else moved it first.
+fn requeue_script() -> Script {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+        if redis.call('LREM', KEYS[1], 0, ARGV[1]) == 0 then return 0 end
+        local text = redis.call('GET', KEYS[4])
+        if not text then return 0 end
+        local task = cjson.decode(text)
+        if (task.attempts or 0) >= tonumber(ARGV[2]) then
+            task.state = 'errored'
+            task.error = 'gave up after ' .. ARGV[2] .. ' attempts: the workers running it stopped'
+            task.finished_ms = tonumber(ARGV[3])
+            redis.call('SET', KEYS[4], cjson.encode(task))
+            redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+            return 2
+        end
+        task.state = 'requested'
+        redis.call('SET', KEYS[4], cjson.encode(task))
+        redis.call('RPUSH', KEYS[2], ARGV[1])
+        return 1
+        ",
+    )
+}
+
+impl TaskQueue for RedisQueue {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let text = serde_json::to_string(&task).map_err(unavailable)?;
+            let added: i64 = self
+                .deadline(
+                    self.settings.timeout,
+                    submit_script()
+                        .key(PENDING)
+                        .key(task_key(task.id))
+                        .arg(self.settings.capacity)
+                        .arg(text)
+                        .arg(task.id.to_string())
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+            if added == 1 {
+                Ok(())
+            } else {
+                Err(QueueError::Full)
+            }
+        })
+    }
+
+    fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let text: Option<String> = self
+                .deadline(
+                    self.settings.timeout,
+                    redis::cmd("GET").arg(task_key(id)).query_async(&mut conn),
+                )
+                .await?;
+            text.map(|t| serde_json::from_str(&t).map_err(unavailable))
+                .transpose()
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let (pending, processing, finished, errored): (u64, u64, u64, u64) = self
+                .deadline(
+                    self.settings.timeout,
+                    redis::pipe()
+                        .llen(PENDING)
+                        .llen(PROCESSING)
+                        .zcard(FINISHED)
+                        .zcard(ERRORED)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            Ok(QueueCounts {
+                depth: pending,
+                requested: pending,
+                received: processing,
+                finished,
+                errored,
+            })
+        })
+    }
+}
+
+impl TaskSource for RedisQueue {
+    fn take(&self) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
+        Box::pin(async move {
+            let mut blocking = self.blocking_connection()?;
+            let moved: Result<Option<String>, QueueError> = self
+                .deadline(
+                    self.settings.timeout + BLOCK * 2,
+                    redis::cmd("BLMOVE")
+                        .arg(PENDING)
+                        .arg(PROCESSING)
+                        .arg("RIGHT")
+                        .arg("LEFT")
+                        .arg(BLOCK.as_secs_f64())
+                        .query_async(&mut blocking),
+                )
+                .await;
+            self.give_back(blocking);
+            let Some(token) = moved? else { return Ok(None) };
+            let Some(id) = TaskId::parse(&token) else {
+                return Ok(None);
+            };
+            let mut conn = self.connection();
+            let lease_ms = u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX);
+            let _: () = self
+                .deadline(
+                    self.settings.timeout,
+                    redis::cmd("SET")
+                        .arg(lease_key(id))
+                        .arg(1)
+                        .arg("PX")
+                        .arg(lease_ms)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let Some(mut task) = self.get(id).await? else {
+                // Expired meanwhile: nothing to run.
+                let _: () = self
+                    .deadline(
+                        self.settings.timeout,
+                        redis::pipe()
+                            .lrem(PROCESSING, 0, &token)
+                            .del(lease_key(id))
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                return Ok(None);
+            };
+            task.state = TaskState::Received;
+            task.received_ms = Some(now_ms());
+            task.attempts += 1;
+            let text = serde_json::to_string(&task).map_err(unavailable)?;
+            let _: () = self
+                .deadline(
+                    self.settings.timeout,
+                    redis::cmd("SET")
+                        .arg(task_key(id))
+                        .arg(text)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            Ok(Some(task))
+        })
+    }
+
+    fn renew(&self, id: TaskId) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let lease_ms = u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX);
+            self.deadline(
+                self.settings.timeout,
+                redis::cmd("SET")
+                    .arg(lease_key(id))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(lease_ms)
+                    .query_async(&mut conn),
+            )
+            .await
+        })
+    }
+
+    fn complete(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let text = serde_json::to_string(&task).map_err(unavailable)?;
+            let ended = if task.state == TaskState::Finished {
+                FINISHED
+            } else {
+                ERRORED
+            };
+            let _: i64 = self
+                .deadline(
+                    self.settings.timeout,
+                    complete_script()
+                        .key(task_key(task.id))
+                        .key(PROCESSING)
+                        .key(lease_key(task.id))
+                        .key(ended)
+                        .arg(text)
+                        .arg(task.id.to_string())
+                        .arg(task.finished_ms.unwrap_or_else(now_ms))
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}

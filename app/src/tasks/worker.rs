@@ -1,0 +1,114 @@
+//! The worker loop, the same for in-process workers and `glassbox worker` processes: take a
+//! task, run it (renewing the claim on it meanwhile), record the outcome, measure it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::run::Runner;
+use super::telemetry::TaskTelemetry;
+use super::{QueueError, TaskSource, TaskState, now_ms};
+
+/// What every worker of a process shares.
+#[derive(Debug, Clone)]
+pub struct Workers {
+    pub source: Arc<dyn TaskSource>,
+    pub runner: Arc<Runner>,
+    pub telemetry: Arc<TaskTelemetry>,
+    /// How often a running task's claim is renewed; `None` when claims never expire.
+    pub renew_every: Option<Duration>,
+}
+
+impl Workers {
+    /// Starts `count` workers. They stop taking tasks once `stop` turns true and return after
+    /// the task they are running, if any.
+    pub fn spawn(&self, count: usize, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        (0..count)
+            .map(|_| tokio::spawn(self.clone().work(stop.clone())))
+            .collect()
+    }
+
+    async fn work(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let taken = tokio::select! {
+                _ = stop.changed() => return,
+                taken = self.source.take() => taken,
+            };
+            match taken {
+                Ok(Some(task)) => self.run(task).await,
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not take a task; retrying in 1 s");
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(&self, mut task: super::TaskRecord) {
+        self.telemetry.started();
+        let outcome = match self.renew_every {
+            None => self.runner.run(&task).await,
+            Some(every) => {
+                let work = self.runner.run(&task);
+                tokio::pin!(work);
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        outcome = &mut work => break outcome,
+                        _ = tick.tick() => {
+                            if let Err(err) = self.source.renew(task.id).await {
+                                tracing::warn!(token = %task.id, error = %err, "could not renew a task's lease");
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        task.finished_ms = Some(now_ms());
+        match outcome {
+            Ok(()) => task.state = TaskState::Finished,
+            Err(error) => {
+                task.state = TaskState::Errored;
+                task.error = Some(error);
+            }
+        }
+        match self.complete(&task).await {
+            Ok(()) => {
+                self.runner.files.remove_payload(task.id).await;
+                self.telemetry.finished(&task);
+            }
+            Err(err) => tracing::error!(
+                token = %task.id,
+                error = %err,
+                "could not record a finished task; it will run again"
+            ),
+        }
+        self.telemetry.stopped();
+    }
+
+    /// Records the outcome, retrying a backend that is briefly away.
+    async fn complete(&self, task: &super::TaskRecord) -> Result<(), QueueError> {
+        let mut delay = Duration::from_millis(100);
+        for _ in 0..5 {
+            match self.source.complete(task.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    tracing::warn!(token = %task.id, error = %err, "recording a finished task failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        self.source.complete(task.clone()).await
+    }
+}

@@ -1,0 +1,523 @@
+//! The task queue and `/randomize`, end to end: against the embedded queue (in-process workers)
+//! and against Redis with real `glassbox worker` processes.
+
+use std::collections::BTreeMap;
+
+use png::{BitDepth, ColorType};
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, eventually};
+use crate::servers::Redis;
+
+/// A 16-bit RGB image whose every pixel is distinct: (x, y, 7).
+fn distinct_png(width: u32, height: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut raw = Vec::new();
+    for y in 0..height {
+        for x in 0..width {
+            for v in [x as u16, y as u16, 7] {
+                raw.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(ColorType::Rgb);
+    encoder.set_depth(BitDepth::Sixteen);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&raw).unwrap();
+    writer.finish().unwrap();
+    (png, raw)
+}
+
+fn decode(png: &[u8]) -> (png::OutputInfo, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info, buf)
+}
+
+/// The CRC-32 PNG chunks carry (polynomial 0xEDB88320).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A valid little PNG whose header claims `width` × `height`: a decompression bomb's header.
+fn bomb(width: u32, height: u32) -> Vec<u8> {
+    let (mut png, _) = distinct_png(1, 1);
+    // The IHDR chunk's data starts after the 8-byte signature, length and type.
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
+/// Where requests go: the service's URL and client.
+struct Api<'a>(&'a TestApp);
+
+impl Api<'_> {
+    async fn submit(&self, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .0
+            .client
+            .post(self.0.url("/randomize"))
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST completes");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn token(&self, png: &[u8]) -> String {
+        let (status, body) = self.submit("image/png", png.to_vec()).await;
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_owned();
+        assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()));
+        token
+    }
+
+    async fn status(&self, token: &str) -> (u16, Value) {
+        self.0.get_json(&format!("/randomize/{token}/status")).await
+    }
+
+    async fn state(&self, token: &str) -> String {
+        let (code, body) = self.status(token).await;
+        assert_eq!(code, 200, "{body}");
+        body["status"].as_str().unwrap().to_owned()
+    }
+
+    async fn wait_until_done(&self, token: &str) -> String {
+        eventually("the task to end", || async {
+            let state = self.state(token).await;
+            state == "finished" || state == "errored"
+        })
+        .await;
+        self.state(token).await
+    }
+
+    async fn result(&self, token: &str) -> reqwest::Response {
+        self.0.get(&format!("/randomize/{token}/result")).await
+    }
+}
+
+/// The result has the input's size and colour type, exactly its pixels, and its edges.
+fn assert_randomized(input: &[u8], width: usize, height: usize, output: &[u8]) {
+    let (info, pixels) = decode(output);
+    assert_eq!((info.width as usize, info.height as usize), (width, height));
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (ColorType::Rgb, BitDepth::Sixteen)
+    );
+    let px =
+        |buf: &[u8], x: usize, y: usize| buf[(y * width + x) * 6..(y * width + x) * 6 + 6].to_vec();
+    let (whole_x, whole_y) = (width / 60 * 60, height / 60 * 60);
+    let mut moved = false;
+    for y in 0..height {
+        for x in 0..width {
+            if x >= whole_x || y >= whole_y {
+                assert_eq!(px(&pixels, x, y), px(input, x, y), "edge pixel ({x},{y})");
+            } else {
+                moved |= px(&pixels, x, y) != px(input, x, y);
+            }
+        }
+    }
+    assert!(moved, "some tile moved");
+    let mut a: Vec<_> = input.chunks(6).collect();
+    let mut b: Vec<_> = pixels.chunks(6).collect();
+    a.sort();
+    b.sort();
+    assert!(a == b, "the same multiset of pixels");
+}
+
+/// The full round trip with a fixed seed: shuffled, lossless, reproducible.
+async fn round_trip(api: &Api<'_>) {
+    let (png, raw) = distinct_png(250, 190);
+    let token = api.token(&png).await;
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    let response = api.result(&token).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[CONTENT_TYPE], "image/png");
+    let first = response.bytes().await.unwrap();
+    assert_randomized(&raw, 250, 190, &first);
+    let again = api.token(&png).await;
+    assert_eq!(api.wait_until_done(&again).await, "finished");
+    let second = api.result(&again).await.bytes().await.unwrap();
+    assert_eq!(
+        decode(&first).1,
+        decode(&second).1,
+        "a fixed seed gives the same tile order"
+    );
+}
+
+/// Every malformed upload is refused before it is queued; unknown tokens are 404s.
+async fn refusals(api: &Api<'_>) {
+    let (png, _) = distinct_png(70, 70);
+    let (status, body) = api.submit("text/plain", png.clone()).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "Content-Type must be image/png"})
+        )
+    );
+    let (status, body) = api.submit("image/png", Vec::new()).await;
+    assert_eq!(status, 400, "zero bytes: {body}");
+    let (status, body) = api.submit("image/png", b"GIF89a not a png".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a valid PNG"),
+        "{body}"
+    );
+    let (status, body) = api.submit("image/png", bomb(100_000, 100_000)).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("10000000000 pixels"),
+        "{body}"
+    );
+
+    for token in ["0123456789abcdef0123456789abcdef", "nope", "%00"] {
+        let (code, body) = api.status(token).await;
+        assert_eq!(
+            (code, body),
+            (404, json!({"error": "unknown token"})),
+            "{token}"
+        );
+        let response = api.result(token).await;
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"message": "not found"})
+        );
+    }
+    let response = api.0.get("/randomize").await;
+    assert_eq!(response.status(), 405);
+
+    // A damaged file past its header is accepted, then errors with a reason.
+    let truncated = png[..png.len() - 30].to_vec();
+    let token = api.token(&truncated).await;
+    assert_eq!(api.wait_until_done(&token).await, "errored");
+    let (_, body) = api.status(&token).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a valid PNG"),
+        "{body}"
+    );
+    assert_eq!(api.result(&token).await.status(), 404);
+}
+
+fn counter(metrics: &str, prefix: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix) && labels.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn randomize_on_the_embedded_queue() {
+    let mut app = TestApp::spawn(&["--seed", "7", "--workers", "2"]).await;
+    let api = Api(&app);
+    round_trip(&api).await;
+    refusals(&api).await;
+
+    // Three tasks ended: two finished, one errored. Every count agrees.
+    let metrics = app.metrics().await;
+    assert_eq!(
+        counter(
+            &metrics,
+            "glassbox_tasks_submitted_total{",
+            &[r#"kind="randomize""#]
+        ),
+        3.0
+    );
+    for (outcome, n) in [("finished", 2.0), ("errored", 1.0)] {
+        for family in ["wait", "execution", "lead"] {
+            let name = format!("glassbox_task_{family}_seconds_count{{");
+            assert_eq!(
+                counter(&metrics, &name, &[&format!(r#"outcome="{outcome}""#)]),
+                n,
+                "{family} {outcome}"
+            );
+        }
+    }
+    assert_eq!(
+        counter(&metrics, "glassbox_tasks{", &[r#"state="finished""#]),
+        2.0
+    );
+    assert_eq!(
+        counter(&metrics, "glassbox_tasks{", &[r#"state="errored""#]),
+        1.0
+    );
+    assert_eq!(counter(&metrics, "glassbox_queue_depth", &[]), 0.0);
+    assert_eq!(counter(&metrics, "glassbox_workers ", &[]), 2.0);
+    assert_eq!(counter(&metrics, "glassbox_workers_busy", &[]), 0.0);
+
+    let status = app.status().await;
+    let queue = &status["queue"];
+    assert_eq!(queue["backend"], "embedded");
+    assert_eq!(queue["workers"], 2);
+    assert_eq!(
+        queue["counts"],
+        json!({"depth":0,"requested":0,"received":0,"finished":2,"errored":1})
+    );
+    let kind = &queue["kinds"][0];
+    assert_eq!(
+        (
+            kind["kind"].as_str(),
+            kind["finished"].as_u64(),
+            kind["errored"].as_u64()
+        ),
+        (Some("randomize"), Some(2), Some(1))
+    );
+    assert!(
+        kind["lead_ms"]["max"].as_u64().unwrap() >= kind["execution_ms"]["max"].as_u64().unwrap()
+    );
+    let (code, health) = app.get_json("/health").await;
+    assert_eq!(code, 200);
+    assert_eq!(health["data"]["checks"]["queue"]["status"], "pass");
+
+    let logs = app.stop_and_read_logs();
+    let finished: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "task finished")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    for line in &finished {
+        let (wait, exec, lead) = (
+            line["wait_ms"].as_u64().unwrap(),
+            line["execution_ms"].as_u64().unwrap(),
+            line["lead_ms"].as_u64().unwrap(),
+        );
+        assert_eq!(wait + exec, lead, "{line}");
+        assert_eq!(line["kind"], "randomize");
+        assert_eq!(line["attempts"], 1);
+    }
+    assert_eq!(
+        finished
+            .iter()
+            .filter(|l| l["outcome"] == "errored")
+            .count(),
+        1
+    );
+    assert_eq!(finished.iter().filter(|l| l["level"] == "WARN").count(), 1);
+}
+
+#[tokio::test]
+async fn states_move_in_order_and_a_full_queue_refuses() {
+    let app = TestApp::spawn(&[
+        "--workers",
+        "1",
+        "--queue-capacity",
+        "1",
+        "--randomize-delay",
+        "1500ms",
+    ])
+    .await;
+    let api = Api(&app);
+    let (png, _) = distinct_png(120, 120);
+    let first = api.token(&png).await;
+    eventually("the worker to take the first task", || async {
+        api.state(&first).await == "received"
+    })
+    .await;
+    assert_eq!(api.result(&first).await.status(), 404, "not finished yet");
+    let second = api.token(&png).await;
+    assert_eq!(api.state(&second).await, "requested");
+    let response = app
+        .client
+        .post(app.url("/randomize"))
+        .header(CONTENT_TYPE, "image/png")
+        .body(png.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "the queue holds one task");
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(app.status().await["queue"]["counts"]["depth"], 1);
+    assert_eq!(api.wait_until_done(&first).await, "finished");
+    assert_eq!(api.wait_until_done(&second).await, "finished");
+    assert_eq!(api.result(&second).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_restart_runs_queued_and_interrupted_tasks() {
+    let mut app = TestApp::spawn(&["--workers", "1", "--randomize-delay", "30s"]).await;
+    let (png, raw) = distinct_png(250, 190);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(Api(&app).token(&png).await);
+    }
+    eventually("the first task to be running", || async {
+        Api(&app).state(&tokens[0]).await == "received"
+    })
+    .await;
+    app.kill();
+    let restarted = TestApp::spawn_in(app.take_dir(), &["--workers", "2"]).await;
+    let api = Api(&restarted);
+    for token in &tokens {
+        assert_eq!(api.wait_until_done(token).await, "finished", "{token}");
+        let output = api.result(token).await.bytes().await.unwrap();
+        assert_randomized(&raw, 250, 190, &output);
+    }
+    let attempts: BTreeMap<String, u64> = restarted
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "task finished")
+        .map(|l| {
+            (
+                l["token"].as_str().unwrap().to_owned(),
+                l["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts[&tokens[0]], 2,
+        "the interrupted task ran a second time"
+    );
+    assert_eq!(attempts[&tokens[1]], 1);
+}
+
+#[tokio::test]
+async fn randomize_on_redis_with_worker_processes() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = TestApp::spawn(&["--queue", &queue]).await;
+    let data = app.data_dir();
+    let data = data.to_string_lossy();
+    let worker_args = ["--queue", &queue, "--seed", "7", "--workers", "2"];
+    let worker = TestApp::spawn_worker(std::path::Path::new(&*data), &worker_args).await;
+    let api = Api(&app);
+    round_trip(&api).await;
+    refusals(&api).await;
+
+    let status = app.status().await;
+    assert_eq!(status["queue"]["backend"], "redis");
+    assert_eq!(status["queue"]["workers"], 0, "the service only enqueues");
+    assert_eq!(status["queue"]["counts"]["finished"], 2);
+    assert_eq!(status["queue"]["counts"]["errored"], 1);
+    let api_metrics = app.metrics().await;
+    assert_eq!(
+        counter(&api_metrics, "glassbox_tasks_submitted_total{", &[]),
+        3.0
+    );
+    let worker_metrics = worker.metrics().await;
+    assert_eq!(
+        counter(&worker_metrics, "glassbox_task_lead_seconds_count{", &[]),
+        3.0
+    );
+    assert_eq!(
+        counter(
+            &worker_metrics,
+            "glassbox_task_lead_seconds_count{",
+            &[r#"outcome="errored""#]
+        ),
+        1.0
+    );
+    assert_eq!(counter(&worker_metrics, "glassbox_workers ", &[]), 2.0);
+    let (code, worker_status) = worker.get_json("/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(worker_status["data"]["role"], "worker");
+    assert_eq!(worker_status["data"]["queue"]["kinds"][0]["finished"], 2);
+    let (code, health) = worker.get_json("/health").await;
+    assert_eq!(
+        (code, &health["data"]["checks"]["queue"]["status"]),
+        (200, &json!("pass"))
+    );
+}
+
+#[tokio::test]
+async fn a_task_whose_worker_is_killed_runs_on_another() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = TestApp::spawn(&["--queue", &queue]).await;
+    let data = app.data_dir();
+    let slow = [
+        "--queue",
+        &queue,
+        "--workers",
+        "1",
+        "--task-lease",
+        "1s",
+        "--randomize-delay",
+        "60s",
+    ];
+    let mut doomed = TestApp::spawn_worker(&data, &slow).await;
+    let api = Api(&app);
+    let (png, raw) = distinct_png(250, 190);
+    let token = api.token(&png).await;
+    eventually("the doomed worker to take the task", || async {
+        api.state(&token).await == "received"
+    })
+    .await;
+    doomed.kill();
+
+    let fast = ["--queue", &queue, "--workers", "1", "--task-lease", "1s"];
+    let rescuer = TestApp::spawn_worker(&data, &fast).await;
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    assert_randomized(
+        &raw,
+        250,
+        190,
+        &api.result(&token).await.bytes().await.unwrap(),
+    );
+    let line = rescuer
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "task finished")
+        .expect("the rescuer logged the task");
+    assert_eq!(line["attempts"], 2);
+    assert_eq!(line["token"], token.as_str());
+}
+
+#[tokio::test]
+async fn queued_redis_tasks_survive_a_service_restart_and_wait_for_workers() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let mut app = TestApp::spawn(&["--queue", &queue]).await;
+    let (png, _) = distinct_png(60, 60);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(Api(&app).token(&png).await);
+    }
+    assert_eq!(
+        app.status().await["queue"]["counts"]["depth"],
+        3,
+        "no worker yet"
+    );
+    app.kill();
+    let app = TestApp::spawn_in(app.take_dir(), &["--queue", &queue]).await;
+    let api = Api(&app);
+    assert_eq!(api.state(&tokens[0]).await, "requested");
+    let _worker = TestApp::spawn_worker(&app.data_dir(), &["--queue", &queue]).await;
+    for token in &tokens {
+        assert_eq!(api.wait_until_done(token).await, "finished");
+    }
+}
