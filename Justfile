@@ -48,7 +48,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
-bench: bench-hello bench-math bench-messages bench-instructions
+bench: bench-hello bench-math bench-messages bench-randomize bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
@@ -61,6 +61,10 @@ bench-math:
 # POST /messages with distinct messages, embedded (durable) and Redis, next to GET / (needs redis-server).
 bench-messages:
     scripts/bench-messages.sh
+
+# /randomize images/s with 1, 2 and 4 workers and lead time at a fixed rate, next to GET /.
+bench-randomize:
+    scripts/bench-randomize.sh
 
 # Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
 bench-instructions:

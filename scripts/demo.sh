@@ -19,6 +19,8 @@ Try, from another terminal:
   curl --cacert certs/ca.crt $base/sleep/250
   curl --cacert certs/ca.crt -i $base/code/418
   curl --cacert certs/ca.crt -X POST $base/work
+  curl --cacert certs/ca.crt -X POST $base/messages -H 'Content-Type: application/json' --data '{"message":"foo"}'
+  curl --cacert certs/ca.crt -H 'Content-Type: image/png' --data-binary @some.png $base/randomize
   curl --cacert certs/ca.crt $base/status
   curl --cacert certs/ca.crt $base/health
   curl --cacert certs/ca.crt $base/metrics

@@ -521,3 +521,35 @@ async fn queued_redis_tasks_survive_a_service_restart_and_wait_for_workers() {
         assert_eq!(api.wait_until_done(token).await, "finished");
     }
 }
+
+/// Ended tasks are forgotten `--task-ttl` after they end, with their files.
+async fn expiry(app: &TestApp) {
+    let api = Api(app);
+    let (png, _) = distinct_png(60, 60);
+    let token = api.token(&png).await;
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    let result = app.data_dir().join("tasks/results").join(&token);
+    assert!(result.exists());
+    eventually("the task to expire", || async {
+        api.status(&token).await.0 == 404
+    })
+    .await;
+    assert_eq!(api.result(&token).await.status(), 404);
+    assert!(!result.exists(), "the result file went with the task");
+    assert!(!app.data_dir().join("tasks/payloads").join(&token).exists());
+}
+
+#[tokio::test]
+async fn ended_tasks_expire_on_both_queues() {
+    let embedded = TestApp::spawn(&["--task-ttl", "1s"]).await;
+    expiry(&embedded).await;
+    assert_eq!(embedded.status().await["queue"]["counts"]["finished"], 0);
+
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = TestApp::spawn(&["--queue", &queue, "--task-ttl", "1s"]).await;
+    let _worker =
+        TestApp::spawn_worker(&app.data_dir(), &["--queue", &queue, "--task-ttl", "1s"]).await;
+    expiry(&app).await;
+    assert_eq!(app.status().await["queue"]["counts"]["finished"], 0);
+}
