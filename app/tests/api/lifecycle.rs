@@ -201,8 +201,13 @@ fn help_documents_every_contract_flag() {
         "--log-dir",
         "GLASSBOX_BIND",
         "GLASSBOX_DATA_DIR",
+        "--store",
+        "--queue",
+        "--workers",
+        "GLASSBOX_QUEUE",
         "certs",
         "serve",
+        "worker",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -216,4 +221,17 @@ fn bad_configuration_is_a_clear_error() {
     let out = glassbox(&["--max-sleep", "forever"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-sleep"));
+    let out = glassbox(&["--store", "postgres://db"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("redis://host:port/db"));
+}
+
+#[test]
+fn a_worker_needs_a_redis_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let out = glassbox(&["worker", "--log-dir", &logs.to_string_lossy()]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("give --queue redis://host:port/db"), "{said}");
 }
