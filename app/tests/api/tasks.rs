@@ -360,6 +360,17 @@ async fn states_move_in_order_and_a_full_queue_refuses() {
     assert_eq!(response.status(), 503, "the queue holds one task");
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(app.status().await["queue"]["counts"]["depth"], 1);
+    let metrics = app.metrics().await;
+    assert_eq!(counter(&metrics, "glassbox_workers_busy", &[]), 1.0);
+    assert_eq!(counter(&metrics, "glassbox_queue_depth", &[]), 1.0);
+    assert_eq!(
+        counter(&metrics, "glassbox_tasks{", &[r#"state="requested""#]),
+        1.0
+    );
+    assert_eq!(
+        counter(&metrics, "glassbox_tasks{", &[r#"state="received""#]),
+        1.0
+    );
     assert_eq!(api.wait_until_done(&first).await, "finished");
     assert_eq!(api.wait_until_done(&second).await, "finished");
     assert_eq!(api.result(&second).await.status(), 200);
