@@ -14,6 +14,7 @@
 //! - [`math`]: Fibonacci, factorial, Ackermann on big integers; [`numbers`]: `/total`'s numbers
 //!   API and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
 //! - [`store`]: the message store behind `/messages`, embedded (redb) or Redis.
+//! - [`sum_evens`]: the exact sum of the even numbers of a file, chunked and fairly scheduled.
 //! - [`randomize`]: the PNG tile shuffle; [`tasks`]: the task queue, its backends and workers.
 //! - [`service`]: the `serve` and `certs` commands end to end.
 
@@ -33,6 +34,7 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod sum_evens;
 pub mod tasks;
 pub mod telemetry;
 pub mod tls;

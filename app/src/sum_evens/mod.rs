@@ -1,0 +1,27 @@
+//! The sum-evens task: the exact sum of the even integers in an uploaded text file of any size.
+//!
+//! - [`parse`]: the streaming parser.
+//! - [`range`]: summing one byte range of a file, so a file is cut into chunks that are
+//!   summed independently (in parallel, and in any order) and merged.
+//! - [`scheduler`]: the chunks of every running job, taken round robin across clients, so a
+//!   small job never waits behind another client's big one.
+
+pub mod parse;
+pub mod range;
+pub mod scheduler;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The result of a finished sum-evens task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SumEvensResult {
+    /// The sum of the even numbers, exact, in decimal.
+    pub sum: String,
+    /// Numbers in the file.
+    pub numbers: u64,
+    /// Even numbers in the file.
+    pub evens: u64,
+    /// The file's size.
+    pub bytes: u64,
+}

@@ -1,0 +1,584 @@
+//! The sum-evens parser: decimal integers separated by ASCII whitespace or commas, each with an
+//! optional sign and any number of digits, summed exactly when even.
+//!
+//! It is fed a file block by block and keeps only the token a block ends in the middle of. For
+//! each token it first finds where the digits end, which is a tight loop of one comparison a
+//! byte; the last digit then says whether the number is even, and only even numbers are turned
+//! into values: up to 19 digits in a `u64`, up to 38 in a `u128`, longer ones as big integers.
+//! The running sum is an `i128` that spills into a big integer only when it would overflow.
+
+use num_bigint::BigInt;
+
+/// Separators: ASCII whitespace (space, tab, LF, VT, FF, CR) and commas.
+static SEPARATOR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    let separators = b" \t\n\x0b\x0c\r,";
+    while i < separators.len() {
+        table[separators[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+pub fn is_separator(byte: u8) -> bool {
+    SEPARATOR[usize::from(byte)]
+}
+
+fn is_digit(byte: u8) -> bool {
+    byte.wrapping_sub(b'0') < 10
+}
+
+/// A token that is not an integer, and where it starts (0-based byte offset in the file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad token at byte {offset}: `{preview}`")]
+pub struct BadToken {
+    pub offset: u64,
+    /// The token's first bytes, escaped.
+    pub preview: String,
+}
+
+impl BadToken {
+    fn at(offset: u64, token: &[u8]) -> Self {
+        let end = token
+            .iter()
+            .position(|&b| is_separator(b))
+            .unwrap_or(token.len())
+            .min(24);
+        Self {
+            offset,
+            preview: token[..end].escape_ascii().to_string(),
+        }
+    }
+}
+
+/// What a run over some bytes found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Partial {
+    /// The sum of the even numbers, exact.
+    pub sum: Sum,
+    pub numbers: u64,
+    pub evens: u64,
+}
+
+impl Partial {
+    pub fn merge(&mut self, other: &Partial) {
+        self.sum.add_sum(&other.sum);
+        self.numbers += other.numbers;
+        self.evens += other.evens;
+    }
+}
+
+/// An exact sum: an `i128` fast path and a big integer for what does not fit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sum {
+    small: i128,
+    big: Option<BigInt>,
+}
+
+impl Sum {
+    fn add_i128(&mut self, value: i128) {
+        match self.small.checked_add(value) {
+            Some(sum) => self.small = sum,
+            None => {
+                *self.big.get_or_insert_with(BigInt::default) += self.small;
+                self.small = value;
+            }
+        }
+    }
+
+    fn add_big(&mut self, value: BigInt) {
+        *self.big.get_or_insert_with(BigInt::default) += value;
+    }
+
+    pub fn add_sum(&mut self, other: &Sum) {
+        self.add_i128(other.small);
+        if let Some(big) = &other.big {
+            self.add_big(big.clone());
+        }
+    }
+
+    pub fn value(&self) -> BigInt {
+        self.big.clone().unwrap_or_default() + self.small
+    }
+}
+
+/// A streaming parser over consecutive blocks of one file (or of one range of it).
+#[derive(Debug)]
+pub struct Parser {
+    partial: Partial,
+    /// Offset in the file of the next byte to be fed.
+    offset: u64,
+    /// The token the last block ended in, and where it started.
+    carry: Vec<u8>,
+    carry_start: u64,
+}
+
+impl Parser {
+    /// A parser whose first byte is at `offset` in the file.
+    pub fn new(offset: u64) -> Self {
+        Self {
+            partial: Partial::default(),
+            offset,
+            carry: Vec::new(),
+            carry_start: 0,
+        }
+    }
+
+    /// Parses the next block.
+    pub fn feed(&mut self, block: &[u8]) -> Result<(), BadToken> {
+        let base = self.offset;
+        self.offset += block.len() as u64;
+        let mut rest = block;
+        let mut rest_base = base;
+        if !self.carry.is_empty() {
+            // The carried token goes on until the first separator.
+            match block.iter().position(|&b| is_separator(b)) {
+                Some(end) => {
+                    self.carry.extend_from_slice(&block[..end]);
+                    let token = std::mem::take(&mut self.carry);
+                    self.token(&token, self.carry_start)?;
+                    rest = &block[end..];
+                    rest_base = base + end as u64;
+                }
+                None => {
+                    self.carry.extend_from_slice(block);
+                    return Ok(());
+                }
+            }
+        }
+        let tail = scan(rest, rest_base, &mut self.partial)?;
+        if tail < rest.len() {
+            self.carry.extend_from_slice(&rest[tail..]);
+            self.carry_start = rest_base + tail as u64;
+        }
+        Ok(())
+    }
+
+    /// Whether the last block ended inside a token.
+    pub fn in_token(&self) -> bool {
+        !self.carry.is_empty()
+    }
+
+    /// The totals, once every block has been fed (the last token ends at the end of input).
+    pub fn finish(mut self) -> Result<Partial, BadToken> {
+        if !self.carry.is_empty() {
+            let token = std::mem::take(&mut self.carry);
+            self.token(&token, self.carry_start)?;
+        }
+        Ok(self.partial)
+    }
+
+    /// One whole token, by the slow path (a carried or very long token).
+    fn token(&mut self, token: &[u8], offset: u64) -> Result<(), BadToken> {
+        let (negative, digits) = match token.first() {
+            Some(b'-') => (true, &token[1..]),
+            Some(b'+') => (false, &token[1..]),
+            _ => (false, token),
+        };
+        if digits.is_empty() || !digits.iter().all(|&b| is_digit(b)) {
+            return Err(BadToken::at(offset, token));
+        }
+        add_number(&mut self.partial, digits, negative);
+        Ok(())
+    }
+}
+
+/// Adds one number given by its digits.
+fn add_number(partial: &mut Partial, digits: &[u8], negative: bool) {
+    partial.numbers += 1;
+    if digits[digits.len() - 1] & 1 != 0 {
+        return;
+    }
+    partial.evens += 1;
+    if digits.len() <= 38 {
+        let mut value: u128 = 0;
+        if digits.len() <= 19 {
+            let mut small: u64 = 0;
+            for &d in digits {
+                small = small * 10 + u64::from(d - b'0');
+            }
+            value = u128::from(small);
+        } else {
+            for &d in digits {
+                value = value * 10 + u128::from(d - b'0');
+            }
+        }
+        // Below 10^38 < 2^127: always fits in an i128.
+        let value = value as i128;
+        partial.sum.add_i128(if negative { -value } else { value });
+    } else {
+        let value = BigInt::parse_bytes(digits, 10).expect("digits parse");
+        partial.sum.add_big(if negative { -value } else { value });
+    }
+}
+
+const LOW_NIBBLES_OFF: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+const SIXES: u64 = 0x0606_0606_0606_0606;
+const THREES: u64 = 0x3333_3333_3333_3333;
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+fn load(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The bytes of `word` that are not ASCII digits, as non-zero bytes: in each byte, the high
+/// nibble of the byte and the high nibble of the byte plus six meet as `0x33` exactly for
+/// `'0'..='9'`. (A carry out of a byte only reaches later bytes, and only from a byte that is not
+/// a digit, so the first non-digit is always found right.)
+fn non_digits(word: u64) -> u64 {
+    let t = (word & LOW_NIBBLES_OFF) | ((word.wrapping_add(SIXES) & LOW_NIBBLES_OFF) >> 4);
+    t ^ THREES
+}
+
+/// Where the run of digits starting at `i` ends: sixteen bytes at a time, one branch for any
+/// number of up to fifteen digits.
+fn digits_end(bytes: &[u8], mut i: usize) -> usize {
+    while i + 16 <= bytes.len() {
+        let low = non_digits(load(bytes, i));
+        let high = non_digits(load(bytes, i + 8));
+        let both = (u128::from(high) << 64) | u128::from(low);
+        if both != 0 {
+            return i + (both.trailing_zeros() / 8) as usize;
+        }
+        i += 16;
+    }
+    while i < bytes.len() && is_digit(bytes[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The value of eight ASCII digits, the first in the lowest byte (three multiplications
+/// instead of eight dependent ones).
+fn eight_digits(word: u64) -> u64 {
+    let w = word.wrapping_sub(ZEROS);
+    let w = w.wrapping_mul(10).wrapping_add(w >> 8);
+    let high = (w & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((w >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    high.wrapping_add(low) >> 32
+}
+
+/// The value of the `count` (0 to 8) digits that end at `end`, read as one word; the bytes
+/// before them in the word count as leading zeros.
+fn group(bytes: &[u8], end: usize, count: usize) -> u64 {
+    let word = load(bytes, end - 8);
+    let before = 8 * (8 - count) as u32;
+    let mask = 1u64.checked_shl(before).map_or(u64::MAX, |m| m - 1);
+    eight_digits((word & !mask) | (ZEROS & mask))
+}
+
+/// The value of up to 19 digits ending at `end`, as three words whatever the count (no
+/// branch on the length), when 24 bytes end at `end`.
+fn swar_value(bytes: &[u8], end: usize, count: usize) -> Option<u64> {
+    if count > 19 || end < 24 {
+        return None;
+    }
+    let low = group(bytes, end, count.min(8));
+    let middle = group(bytes, end - 8, count.saturating_sub(8).min(8));
+    let high = group(bytes, end - 16, count.saturating_sub(16));
+    Some((high * 100_000_000 + middle) * 100_000_000 + low)
+}
+
+/// Powers of ten up to 10^8.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The first `count` (1 to 8) bytes of `word` (digits) moved to its top, below them `'0'`s:
+/// the word [`eight_digits`] reads as the value of those digits.
+fn top_digits(word: u64, count: usize) -> u64 {
+    let spare = 8 * (8 - count) as u32;
+    (word << spare) | (ZEROS.checked_shr(64 - spare).unwrap_or(0) * u64::from(spare != 0))
+}
+
+/// One token whose digits start at `digits` with at least 24 bytes after them: its end and
+/// its value, read from the words already loaded to find the end. `None` for 20 digits or more.
+fn token_by_words(bytes: &[u8], digits: usize) -> (usize, Option<u64>) {
+    let first = load(bytes, digits);
+    let second = load(bytes, digits + 8);
+    let (other_first, other_second) = (non_digits(first), non_digits(second));
+    if other_first | other_second != 0 {
+        // Up to 15 digits: no branch on the length.
+        let count = if other_first != 0 {
+            other_first.trailing_zeros() / 8
+        } else {
+            8 + other_second.trailing_zeros() / 8
+        } as usize;
+        let long = count > 8;
+        let low_word = if long { second } else { first };
+        let low_count = if long { count - 8 } else { count };
+        let high = if long { eight_digits(first) } else { 0 };
+        if count == 0 {
+            return (digits, None);
+        }
+        let low = eight_digits(top_digits(low_word, low_count));
+        return (digits + count, Some(high * POW10[low_count] + low));
+    }
+    let third = load(bytes, digits + 16);
+    let other = non_digits(third);
+    let count = 16 + (other.trailing_zeros() / 8) as usize;
+    if other == 0 || count > 19 {
+        return (digits_end(bytes, digits), None);
+    }
+    let top = eight_digits(first) * 100_000_000 + eight_digits(second);
+    let value = if count == 16 {
+        top
+    } else {
+        let low_count = count - 16;
+        top * POW10[low_count] + eight_digits(top_digits(third, low_count))
+    };
+    (digits + count, Some(value))
+}
+
+/// The fast path over whole tokens of `bytes` (which starts at `base` in the file). Returns
+/// where the unfinished last token starts (`bytes.len()` when the block ends on a separator).
+///
+/// Random numbers make data-dependent branches mispredict, and a mispredicted branch costs more
+/// than converting a number: so every number up to 19 digits is converted from the words that
+/// were loaded to find its end, and added times its parity (the last digit's low bit), with no
+/// branch on its sign or parity and none on its length below 16 digits.
+fn scan(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize, BadToken> {
+    let n = bytes.len();
+    let mut i = 0;
+    let (mut numbers, mut evens) = (0u64, 0u64);
+    // Positive and negative evens summed apart, each below 2^64 a number: with fewer than 2^60
+    // numbers in one call neither can overflow, so they are added without a check.
+    let mut sums = [0u128; 2];
+    let flush = |partial: &mut Partial, numbers: u64, evens: u64, sums: [u128; 2]| {
+        partial.numbers += numbers;
+        partial.evens += evens;
+        partial.sum.add_i128(sums[0] as i128);
+        partial.sum.add_i128(-(sums[1] as i128));
+    };
+    while i < n {
+        if is_separator(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let negative = bytes[i] == b'-';
+        i += usize::from(negative | (bytes[i] == b'+'));
+        let digits = i;
+        let (end, value) = if digits + 24 <= n {
+            token_by_words(bytes, digits)
+        } else {
+            let end = digits_end(bytes, digits);
+            (end, swar_value(bytes, end, end - digits))
+        };
+        if end == n {
+            flush(partial, numbers, evens, sums);
+            return Ok(start);
+        }
+        if end == digits || !is_separator(bytes[end]) {
+            flush(partial, numbers, evens, sums);
+            return Err(BadToken::at(base + start as u64, &bytes[start..]));
+        }
+        match value {
+            Some(value) => {
+                let even = u64::from(!bytes[end - 1] & 1);
+                numbers += 1;
+                evens += even;
+                // Zero when odd; into the negative sum when negative.
+                sums[usize::from(negative)] += u128::from(value * even);
+            }
+            None => add_number(partial, &bytes[digits..end], negative),
+        }
+        i = end + 1;
+    }
+    flush(partial, numbers, evens, sums);
+    Ok(n)
+}
+
+/// The whole computation over bytes in memory (tests, benchmarks, fuzzing).
+pub fn sum_bytes(bytes: &[u8]) -> Result<Partial, BadToken> {
+    let mut parser = Parser::new(0);
+    parser.feed(bytes)?;
+    parser.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The obvious computation, for comparison: split, parse each token as a big integer.
+    fn reference(text: &[u8]) -> Result<(BigInt, u64, u64), u64> {
+        let mut sum = BigInt::default();
+        let (mut numbers, mut evens) = (0, 0);
+        let mut i = 0;
+        while i < text.len() {
+            if is_separator(text[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < text.len() && !is_separator(text[i]) {
+                i += 1;
+            }
+            let token = std::str::from_utf8(&text[start..i]).map_err(|_| start as u64)?;
+            let digits = token.strip_prefix(['+', '-']).unwrap_or(token);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(start as u64);
+            }
+            let value: BigInt = token.trim_start_matches('+').parse().unwrap();
+            numbers += 1;
+            if &value % 2 == BigInt::default() {
+                evens += 1;
+                sum += value;
+            }
+        }
+        Ok((sum, numbers, evens))
+    }
+
+    fn check(text: &[u8]) {
+        let expected = reference(text);
+        for block in [1, 2, 3, 7, 64, text.len().max(1)] {
+            let mut parser = Parser::new(0);
+            let got = text
+                .chunks(block)
+                .try_for_each(|c| parser.feed(c))
+                .and_then(|()| parser.finish());
+            match (&expected, got) {
+                (Ok((sum, numbers, evens)), Ok(p)) => {
+                    assert_eq!(
+                        (&p.sum.value(), p.numbers, p.evens),
+                        (sum, *numbers, *evens),
+                        "block {block}: {:?}",
+                        String::from_utf8_lossy(text)
+                    );
+                }
+                (Err(offset), Err(bad)) => assert_eq!(bad.offset, *offset, "block {block}"),
+                (e, g) => panic!("block {block}: expected {e:?}, got {g:?} for {text:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_cases_the_contract_names() {
+        check(b"");
+        check(b" \n,\r\n\t ");
+        check(b"1 2 3 4");
+        check(b"2\r\n4,6 ,8\n");
+        check(b",,-2,+4,-0,+0,00,\n");
+        check(b"10 20"); // no final newline
+        check(b"1234567890123456789012345678901234567890 2");
+        check(
+            b"-9999999999999999999999999999999999999998 99999999999999999999999999999999999999998",
+        );
+        check(b"170141183460469231731687303715884105726 170141183460469231731687303715884105726");
+        for bad in [
+            &b"1 12a 4"[..],
+            b"--3",
+            b"+",
+            b"- 2",
+            b"4 \x00 2",
+            b"3 1.5",
+            b"\xff",
+        ] {
+            check(bad);
+        }
+        assert_eq!(sum_bytes(b"2 4 12a").unwrap_err().offset, 4);
+        assert_eq!(sum_bytes(b"  --3").unwrap_err().offset, 2);
+        assert_eq!(sum_bytes(b"1\n+").unwrap_err().offset, 2);
+        assert_eq!(sum_bytes(b"8 \x00").unwrap_err().offset, 2);
+        assert_eq!(sum_bytes(b"2 4 12a").unwrap_err().preview, "12a");
+    }
+
+    #[test]
+    fn words_of_digits() {
+        for text in [
+            "0", "7", "12345678", "98765432", "1", "00000001", "10000000",
+        ] {
+            let padded = format!("{text:0>8}");
+            assert_eq!(
+                eight_digits(load(padded.as_bytes(), 0)),
+                text.parse::<u64>().unwrap()
+            );
+        }
+        let text = b"xxxxx-1234567890123456789 12 5 ";
+        assert_eq!(swar_value(text, 25, 19), Some(1_234_567_890_123_456_789));
+        assert_eq!(swar_value(text, 28, 2), Some(12));
+        assert_eq!(swar_value(text, 30, 1), Some(5));
+        assert_eq!(
+            swar_value(text, 25, 20),
+            None,
+            "20 digits take the u128 path"
+        );
+        assert_eq!(
+            swar_value(b"12", 2, 2),
+            None,
+            "not enough bytes before it for three words"
+        );
+        for text in [
+            "7 ",
+            "12345678 ",
+            "123456789 ",
+            "123456789012345 ",
+            "1234567890123456 ",
+            "1234567890123456789 ",
+            "12345678901234567890 ",
+            "0000000000000000000000000001 ",
+        ] {
+            let padded = format!("{text}{}", "x".repeat(30));
+            let digits = text.trim_end().len();
+            let (end, value) = token_by_words(padded.as_bytes(), 0);
+            assert_eq!(end, digits, "{text}");
+            let expected = text.trim_end().parse::<u64>().ok().filter(|_| digits <= 19);
+            assert_eq!(value, expected, "{text}");
+        }
+        assert_eq!(digits_end(b"123456789012x", 0), 12);
+        assert_eq!(digits_end(b"12\xfa\xff56789012", 0), 2);
+        assert_eq!(digits_end(b"9:", 0), 1);
+    }
+
+    #[test]
+    fn i128_overflow_spills_into_a_big_integer() {
+        let big = "170141183460469231731687303715884105726"; // i128::MAX - 1, even
+        let text = format!("{big} {big} {big} -{big}");
+        let partial = sum_bytes(text.as_bytes()).unwrap();
+        let expected: BigInt = big.parse::<BigInt>().unwrap() * 2;
+        assert_eq!(partial.sum.value(), expected);
+    }
+
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[+-]?[0-9]{1,5}",
+            2 => "[+-]?[0-9]{17,21}",
+            1 => "[+-]?[0-9]{36,45}",
+            1 => "[0-9a+-]{1,3}",
+        ]
+    }
+
+    fn separator() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![" ", "\n", "\r\n", ",", ", ", "\t", "  ", "\x0b"])
+            .prop_map(str::to_owned)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn matches_the_reference_at_every_block_size(
+            parts in prop::collection::vec((token(), separator()), 0..30),
+            lead in prop::option::of(separator()),
+        ) {
+            let mut text = lead.unwrap_or_default();
+            for (t, s) in parts {
+                text.push_str(&t);
+                text.push_str(&s);
+            }
+            check(text.as_bytes());
+        }
+    }
+}
