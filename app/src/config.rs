@@ -245,6 +245,10 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_MAX_IMAGE_PIXELS", default_value_t = 16 * 1024 * 1024, global = true)]
     pub max_image_pixels: u64,
 
+    /// Largest `/sum-evens` upload, in bytes; larger ones get 413 (and leave nothing behind).
+    #[arg(long, env = "GLASSBOX_MAX_UPLOAD_BYTES", default_value_t = 8 << 30, global = true)]
+    pub max_upload_bytes: usize,
+
     /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR ranges, comma
     /// separated (e.g. `127.0.0.1,10.0.0.0/8`). Requests from them are logged with the client
     /// address the proxy saw; from anyone else the header is ignored.
@@ -319,6 +323,7 @@ impl Config {
     pub fn body_limit(&self, route: Option<&str>) -> usize {
         match route {
             Some("/randomize") => self.max_image_bytes,
+            Some("/sum-evens") => self.max_upload_bytes,
             _ => self.max_body_bytes,
         }
     }

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 503 `{"error":"queue unavailable"}` with `Retry-After`; the cause is logged.
     #[error("queue unavailable")]
     QueueUnavailable,
+    /// 507 `{"error":"not enough disk space for the upload"}`; the partial upload is removed.
+    #[error("not enough disk space for the upload")]
+    InsufficientStorage,
     /// 404 `{"error":"unknown token"}` for a task token nobody issued (or that expired).
     #[error("unknown token")]
     UnknownToken,
@@ -91,6 +94,11 @@ impl IntoResponse for ApiError {
                 .into_response(),
             ApiError::StoreUnavailable => unavailable("store unavailable", 1),
             ApiError::QueueUnavailable => unavailable("queue unavailable", 1),
+            ApiError::InsufficientStorage => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                Json(json!({"error": self.to_string()})),
+            )
+                .into_response(),
             ApiError::UnknownToken => (
                 StatusCode::NOT_FOUND,
                 Json(json!({"error": "unknown token"})),

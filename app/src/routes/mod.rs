@@ -9,6 +9,8 @@ pub mod messages;
 pub mod ops;
 pub mod params;
 pub mod randomize;
+pub mod sum_evens;
+pub mod tasks;
 pub mod worker;
 
 use axum::Router;
@@ -51,6 +53,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(math::routes())
         .merge(messages::routes())
         .merge(randomize::routes())
+        .merge(sum_evens::routes())
         .merge(ops::routes())
 }
 
@@ -150,6 +153,7 @@ mod tests {
                 "total",
                 "messages",
                 "randomize",
+                "sum-evens",
                 "result",
                 "fibonacci",
                 "factorial",
@@ -196,7 +200,7 @@ mod tests {
     #[test]
     fn every_template_is_routed() {
         let templates = templates();
-        assert_eq!(templates.len(), 17, "{templates:?}");
+        assert_eq!(templates.len(), 20, "{templates:?}");
         for template in &templates {
             let concrete = template
                 .split('/')

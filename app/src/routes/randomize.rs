@@ -6,45 +6,23 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::read_limited;
 use super::params::PathArgs;
+use super::tasks::{self, ResultNotFound, TaskStatus, Token};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::randomize::{self, ImageError};
-use crate::tasks::{TaskId, TaskKind, TaskRecord, TaskState, now_ms};
+use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(submit))
         .routes(routes!(status))
         .routes(routes!(result))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Token {
-    /// 32 lowercase hex digits.
-    #[schema(pattern = "^[0-9a-f]{32}$")]
-    pub token: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskStatus {
-    pub status: TaskState,
-    /// Why the task errored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// `{"message":"not found"}`, the seed's body for a result that is not there.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResultNotFound {
-    pub message: String,
 }
 
 /// Queues a PNG for randomizing: its 60×60 tiles are shuffled, the edge strips no whole tile
@@ -93,22 +71,7 @@ async fn submit(
     let task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
     let id = task.id;
     state.tasks.submit(task, &png).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Token {
-            token: id.to_string(),
-        }),
-    )
-        .into_response())
-}
-
-/// The task of this kind under this token, if any.
-async fn lookup(state: &AppState, token: Option<&String>) -> Result<Option<TaskRecord>, ApiError> {
-    let Some(id) = token.and_then(|t| TaskId::parse(t)) else {
-        return Ok(None);
-    };
-    let task = state.tasks.queue.get(id).await?;
-    Ok(task.filter(|t| t.kind == TaskKind::Randomize))
+    Ok(Token::created(id))
 }
 
 /// Where the task is: requested → received (a worker took it) → finished or errored.
@@ -123,13 +86,7 @@ async fn status(
     State(state): State<AppState>,
     PathArgs(args): PathArgs,
 ) -> Result<Json<TaskStatus>, ApiError> {
-    let task = lookup(&state, args.first())
-        .await?
-        .ok_or(ApiError::UnknownToken)?;
-    Ok(Json(TaskStatus {
-        status: task.state,
-        error: task.error,
-    }))
+    tasks::status(&state, args.first(), TaskKind::Randomize).await
 }
 
 /// The randomized PNG, once the task has finished.
@@ -144,20 +101,5 @@ async fn result(
     State(state): State<AppState>,
     PathArgs(args): PathArgs,
 ) -> Result<Response, ApiError> {
-    let not_found =
-        || (StatusCode::NOT_FOUND, Json(json!({"message": "not found"}))).into_response();
-    let Some(task) = lookup(&state, args.first()).await? else {
-        return Ok(not_found());
-    };
-    if task.state != TaskState::Finished {
-        return Ok(not_found());
-    }
-    match state.tasks.files.read_result(task.id).await {
-        Ok(Some(png)) => Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response()),
-        Ok(None) => Ok(not_found()),
-        Err(err) => {
-            tracing::error!(token = %task.id, error = %err, "reading a result failed");
-            Err(ApiError::QueueUnavailable)
-        }
-    }
+    tasks::result(&state, args.first(), TaskKind::Randomize, "image/png").await
 }

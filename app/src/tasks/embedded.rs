@@ -284,6 +284,11 @@ impl TaskSource for EmbeddedQueue {
             Ok(())
         })
     }
+
+    fn progress(&self, task: &TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
+        let task = task.clone();
+        Box::pin(async move { self.write(&task).await })
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,55 @@ impl TaskFiles {
     }
 }
 
+/// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
+/// removed if dropped before (a broken or refused upload leaves nothing behind).
+#[derive(Debug)]
+pub struct Spool {
+    temp: PathBuf,
+    path: PathBuf,
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    committed: bool,
+}
+
+impl TaskFiles {
+    /// Starts writing the payload of `id`.
+    pub async fn spool(&self, id: TaskId) -> io::Result<Spool> {
+        let path = self.payload(id);
+        let temp = path.with_file_name(format!(".{id}.upload"));
+        let file = tokio::fs::File::create(&temp).await?;
+        Ok(Spool {
+            temp,
+            path,
+            file: tokio::io::BufWriter::with_capacity(1 << 20, file),
+            committed: false,
+        })
+    }
+}
+
+impl Spool {
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes).await
+    }
+
+    /// Syncs the file and moves it to its payload name.
+    pub async fn commit(mut self) -> io::Result<()> {
+        self.file.flush().await?;
+        self.file.get_ref().sync_all().await?;
+        tokio::fs::rename(&self.temp, &self.path).await?;
+        self.committed = true;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        tokio::fs::File::open(dir).await?.sync_all().await
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
 /// Temporary file, `fsync`, rename, `fsync` the directory: after a crash the file is whole or
 /// absent.
 async fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -88,6 +137,29 @@ async fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_spool_lands_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TaskFiles::new(dir.path()).unwrap();
+        let mut spool = files.spool(TaskId(1)).await.unwrap();
+        spool.write(b"1 2 ").await.unwrap();
+        spool.write(b"3").await.unwrap();
+        spool.commit().await.unwrap();
+        assert_eq!(files.read_payload(TaskId(1)).await.unwrap(), b"1 2 3");
+        let mut broken = files.spool(TaskId(2)).await.unwrap();
+        broken.write(b"4 5").await.unwrap();
+        drop(broken);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tasks/payloads"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            [TaskId(1).to_string()],
+            "the dropped upload left nothing"
+        );
+    }
 
     #[tokio::test]
     async fn files_round_trip_and_go() {

@@ -101,14 +101,17 @@ impl<'de> Deserialize<'de> for TaskId {
 pub enum TaskKind {
     /// Shuffle a PNG's tiles.
     Randomize,
+    /// Sum the even numbers of a text file.
+    SumEvens,
 }
 
 impl TaskKind {
-    pub const ALL: [Self; 1] = [Self::Randomize];
+    pub const ALL: [Self; 2] = [Self::Randomize, Self::SumEvens];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Randomize => "randomize",
+            Self::SumEvens => "sum-evens",
         }
     }
 }
@@ -165,6 +168,15 @@ pub struct TaskRecord {
     /// How many times a worker took it (more than one after a worker died or a restart).
     #[serde(default)]
     pub attempts: u32,
+    /// Who asked (`X-Client-Id`, or the client's address): fair scheduling goes by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The payload's size, for tasks that report progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+    /// How much of the payload the running worker has done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_done: Option<u64>,
 }
 
 impl TaskRecord {
@@ -178,6 +190,9 @@ impl TaskRecord {
             received_ms: None,
             finished_ms: None,
             attempts: 0,
+            client: None,
+            bytes_total: None,
+            bytes_done: None,
         }
     }
 }
@@ -239,6 +254,8 @@ pub trait TaskSource: Send + Sync + fmt::Debug {
     fn renew(&self, id: TaskId) -> BoxFuture<'_, Result<(), QueueError>>;
     /// Records the final state and lets go of the task.
     fn complete(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Records how far a running task is (its `bytes_done`).
+    fn progress(&self, task: &TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
 }
 
 /// The queue as the routes see it: the backend, where payloads and results are, telemetry.
@@ -258,6 +275,12 @@ impl Tasks {
             .write_payload(task.id, payload)
             .await
             .map_err(|e| QueueError::Unavailable(format!("writing the payload: {e}")))?;
+        self.enqueue(task).await
+    }
+
+    /// Records and queues a task whose payload is already in place; a refused task's payload
+    /// is removed.
+    pub async fn enqueue(&self, task: TaskRecord) -> Result<(), QueueError> {
         let (id, kind) = (task.id, task.kind);
         match self.queue.submit(task).await {
             Ok(()) => {

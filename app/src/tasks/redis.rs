@@ -313,6 +313,17 @@ fn complete_script() -> Script {
     )
 }
 
+/// Writes a running task's record while its lease is held.
+fn progress_script() -> Script {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('SET', KEYS[2], ARGV[1])
+        return 1
+        ",
+    )
+}
+
 /// Puts an orphaned task back in the queue (1), or marks it errored once it has had all its
 /// attempts (2); 0 when its worker came back or someone else moved it first.
 fn requeue_script() -> Script {
@@ -489,6 +500,26 @@ impl TaskSource for RedisQueue {
                     .query_async(&mut conn),
             )
             .await
+        })
+    }
+
+    fn progress(&self, task: &TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
+        let task = task.clone();
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let text = serde_json::to_string(&task).map_err(unavailable)?;
+            // Only while this worker still holds the task: a late write must not undo its end.
+            let _: i64 = self
+                .deadline(
+                    self.settings.timeout,
+                    progress_script()
+                        .key(lease_key(task.id))
+                        .key(task_key(task.id))
+                        .arg(text)
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+            Ok(())
         })
     }
 

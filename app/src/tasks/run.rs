@@ -1,5 +1,7 @@
 //! Running one task: what each kind does with its payload.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -10,6 +12,8 @@ use super::{TaskKind, TaskRecord};
 use crate::compute::ComputePool;
 use crate::config::Config;
 use crate::randomize;
+use crate::sum_evens::SumEvensResult;
+use crate::sum_evens::scheduler::FairScheduler;
 
 /// Everything a worker needs to run any kind of task.
 #[derive(Debug, Clone)]
@@ -20,12 +24,16 @@ pub struct Runner {
     delay: Duration,
     max_pixels: u64,
     seed: Option<u64>,
+    /// Where sum-evens jobs are cut into chunks and shared fairly between clients.
+    scheduler: FairScheduler,
 }
 
 impl Runner {
+    /// Call inside a tokio runtime: the sum-evens scheduler's lanes start here.
     pub fn new(config: &Config, files: TaskFiles, compute: ComputePool) -> Self {
         Self {
             files,
+            scheduler: FairScheduler::start(config.compute_threads(), compute.clone()),
             compute,
             delay: config.randomize_delay,
             max_pixels: config.max_image_pixels,
@@ -33,11 +41,38 @@ impl Runner {
         }
     }
 
-    /// Runs `task`; an error is the reason its status will give.
-    pub async fn run(&self, task: &TaskRecord) -> Result<(), String> {
+    /// Runs `task`, counting the payload bytes done in `progress`; an error is the reason its
+    /// status will give.
+    pub async fn run(&self, task: &TaskRecord, progress: Arc<AtomicU64>) -> Result<(), String> {
         match task.kind {
             TaskKind::Randomize => self.randomize(task).await,
+            TaskKind::SumEvens => self.sum_evens(task, progress).await,
         }
+    }
+
+    async fn sum_evens(&self, task: &TaskRecord, progress: Arc<AtomicU64>) -> Result<(), String> {
+        let path = self.files.payload(task.id);
+        let bytes = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| format!("reading the upload: {e}"))?
+            .len();
+        let client = task.client.as_deref().unwrap_or("anonymous");
+        let partial = self
+            .scheduler
+            .sum(client, &path, progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let result = SumEvensResult {
+            sum: partial.sum.value().to_string(),
+            numbers: partial.numbers,
+            evens: partial.evens,
+            bytes,
+        };
+        let json = serde_json::to_vec(&result).map_err(|e| e.to_string())?;
+        self.files
+            .write_result(task.id, &json)
+            .await
+            .map_err(|e| format!("writing the result: {e}"))
     }
 
     async fn randomize(&self, task: &TaskRecord) -> Result<(), String> {

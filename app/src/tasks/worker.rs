@@ -2,7 +2,8 @@
 //! task, run it (renewing the claim on it meanwhile), record the outcome, measure it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -10,6 +11,9 @@ use tokio::task::JoinHandle;
 use super::run::Runner;
 use super::telemetry::TaskTelemetry;
 use super::{QueueError, TaskSource, TaskState, now_ms};
+
+/// How often a running task's progress is recorded.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// What every worker of a process shares.
 #[derive(Debug, Clone)]
@@ -55,25 +59,45 @@ impl Workers {
 
     async fn run(&self, mut task: super::TaskRecord) {
         self.telemetry.started();
-        let outcome = match self.renew_every {
-            None => self.runner.run(&task).await,
-            Some(every) => {
-                let work = self.runner.run(&task);
-                tokio::pin!(work);
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        outcome = &mut work => break outcome,
-                        _ = tick.tick() => {
+        let progress = Arc::new(AtomicU64::new(0));
+        let outcome = {
+            let running = task.clone();
+            let work = self.runner.run(&running, progress.clone());
+            tokio::pin!(work);
+            let every = self
+                .renew_every
+                .map_or(PROGRESS_EVERY, |r| r.min(PROGRESS_EVERY));
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            let mut renewed = Instant::now();
+            let mut reported = 0;
+            loop {
+                tokio::select! {
+                    outcome = &mut work => break outcome,
+                    _ = tick.tick() => {
+                        if let Some(renew_every) = self.renew_every
+                            && renewed.elapsed() >= renew_every
+                        {
+                            renewed = Instant::now();
                             if let Err(err) = self.source.renew(task.id).await {
                                 tracing::warn!(token = %task.id, error = %err, "could not renew a task's lease");
+                            }
+                        }
+                        let done = progress.load(Ordering::Relaxed);
+                        if done != reported {
+                            reported = done;
+                            task.bytes_done = Some(done);
+                            if let Err(err) = self.source.progress(&task).await {
+                                tracing::debug!(token = %task.id, error = %err, "could not record progress");
                             }
                         }
                     }
                 }
             }
         };
+        if task.bytes_total.is_some() {
+            task.bytes_done = Some(progress.load(Ordering::Relaxed));
+        }
         task.finished_ms = Some(now_ms());
         match outcome {
             Ok(()) => task.state = TaskState::Finished,

@@ -258,6 +258,9 @@ pub fn client_trusting(ca: &Path) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_client_config(ca))
         .timeout(Duration::from_secs(60))
+        // Below the service's 10 s header-read timeout, which also ends idle keep-alive
+        // connections: a pooled connection is never reused just as the service closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("client builds")
 }
@@ -269,6 +272,9 @@ pub fn alpn_client_trusting(ca: &Path) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(Duration::from_secs(60))
+        // Below the service's 10 s header-read timeout, which also ends idle keep-alive
+        // connections: a pooled connection is never reused just as the service closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("client builds")
 }

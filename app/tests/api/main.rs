@@ -10,6 +10,7 @@ mod math;
 mod messages;
 mod schemathesis;
 mod servers;
+mod sum_evens;
 mod tasks;
 mod telemetry;
 mod tls;

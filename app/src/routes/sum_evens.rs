@@ -1,0 +1,156 @@
+//! The SpaceTime seed's follow-up task: `POST /sum-evens` streams a text file of numbers to disk
+//! and queues it; `/sum-evens/{token}/status` reports progress in bytes; `/sum-evens/{token}/result`
+//! gives the exact sum of the even numbers.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::body::drain;
+use super::params::PathArgs;
+use super::tasks::{self, ResultNotFound, TaskStatus, Token};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::forwarded;
+use crate::sum_evens::SumEvensResult;
+use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit))
+        .routes(routes!(status))
+        .routes(routes!(result))
+}
+
+const MAX_CLIENT_ID: usize = 64;
+
+/// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
+/// a trusted proxy reports, else the peer's).
+fn client_id(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    if let Some(id) = headers.get("x-client-id").map(|v| v.as_bytes())
+        && !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
+    {
+        return format!("id:{}", String::from_utf8_lossy(id));
+    }
+    let Some(peer) = peer else {
+        return "anonymous".into();
+    };
+    let ip = forwarded::client_behind_proxy(peer.ip(), headers, &state.config.trusted_proxies)
+        .unwrap_or(peer.ip());
+    format!("addr:{ip}")
+}
+
+fn storage_error(err: &std::io::Error) -> ApiError {
+    if err.kind() == std::io::ErrorKind::StorageFull {
+        ApiError::InsufficientStorage
+    } else {
+        tracing::error!(error = %err, "storing an upload failed");
+        ApiError::QueueUnavailable
+    }
+}
+
+/// Streams a text file of integers to disk (never whole in memory) and queues the sum of its
+/// even numbers. Integers are decimal, of any length, with an optional sign, separated by ASCII
+/// whitespace or commas. Clients are told apart by `X-Client-Id` (or their address) and share
+/// the workers fairly.
+#[utoipa::path(post, path = "/sum-evens", tag = "tasks",
+    request_body(content = String, content_type = "text/plain", description = "The numbers"),
+    params(("X-Client-Id" = Option<String>, Header,
+        description = "Who is asking, for fair scheduling (up to 64 of `A-Za-z0-9-_.:@`); default: the client's address")),
+    responses(
+        (status = 201, description = "Stored and queued", body = Token),
+        (status = 400, description = "Not `Content-Type: text/plain`, or the upload broke off", body = ErrorBody),
+        (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
+        (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
+        (status = 507, description = "The disk filled up (nothing is kept)", body = ErrorBody),
+    ))]
+async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let received = now_ms();
+    let (parts, mut body) = request.into_parts();
+    let is_text = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/plain"));
+    if !is_text {
+        return Err(ApiError::BadRequest(
+            "Content-Type must be text/plain".into(),
+        ));
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let client = client_id(&state, &parts.headers, peer);
+    let id = TaskId::random();
+    let limit = state.config.max_upload_bytes;
+    let mut spool = state
+        .tasks
+        .files
+        .spool(id)
+        .await
+        .map_err(|e| storage_error(&e))?;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > limit as u64 {
+            drop(spool);
+            drain(body).await;
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        spool.write(&data).await.map_err(|e| storage_error(&e))?;
+    }
+    spool.commit().await.map_err(|e| storage_error(&e))?;
+    let mut task = TaskRecord::new(id, TaskKind::SumEvens, received);
+    task.client = Some(client);
+    task.bytes_total = Some(total);
+    state.tasks.enqueue(task).await?;
+    Ok(Token::created(id))
+}
+
+/// Where the task is, with `bytes_done` of `bytes_total`; an errored task says which token was
+/// bad and its byte offset.
+#[utoipa::path(get, path = "/sum-evens/{token}/status", tag = "tasks",
+    params(("token" = String, Path, description = "As `POST /sum-evens` returned it")),
+    responses(
+        (status = 200, description = "The task's state and progress", body = TaskStatus),
+        (status = 404, description = "`unknown token` (also once a result has expired)", body = ErrorBody),
+        (status = 503, description = "The queue is unreachable", body = ErrorBody),
+    ))]
+async fn status(
+    State(state): State<AppState>,
+    PathArgs(args): PathArgs,
+) -> Result<Json<TaskStatus>, ApiError> {
+    tasks::status(&state, args.first(), TaskKind::SumEvens).await
+}
+
+/// The exact sum of the even numbers, with counts, once the task has finished.
+#[utoipa::path(get, path = "/sum-evens/{token}/result", tag = "tasks",
+    params(("token" = String, Path, description = "As `POST /sum-evens` returned it")),
+    responses(
+        (status = 200, description = "The sum (a decimal string: it may be any size) and counts", body = SumEvensResult),
+        (status = 404, description = "Not finished, errored, or unknown", body = ResultNotFound),
+        (status = 503, description = "The queue is unreachable", body = ErrorBody),
+    ))]
+async fn result(
+    State(state): State<AppState>,
+    PathArgs(args): PathArgs,
+) -> Result<Response, ApiError> {
+    tasks::result(&state, args.first(), TaskKind::SumEvens, "application/json").await
+}

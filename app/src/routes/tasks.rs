@@ -1,0 +1,122 @@
+//! What every task endpoint shares: the token answer, the status answer, looking a task up by
+//! kind, and the seed's "not found" for results.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::tasks::{TaskId, TaskKind, TaskRecord, TaskState};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    /// 32 lowercase hex digits.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub token: String,
+}
+
+impl Token {
+    /// 201 with the token.
+    pub fn created(id: TaskId) -> Response {
+        (
+            StatusCode::CREATED,
+            Json(Token {
+                token: id.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskStatus {
+    pub status: TaskState,
+    /// Why the task errored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Bytes of the upload processed so far (sum-evens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_done: Option<u64>,
+    /// The upload's size (sum-evens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+}
+
+impl From<TaskRecord> for TaskStatus {
+    fn from(task: TaskRecord) -> Self {
+        let bytes_done = task.bytes_total.map(|total| match task.state {
+            TaskState::Finished => total,
+            _ => task.bytes_done.unwrap_or(0),
+        });
+        Self {
+            status: task.state,
+            error: task.error,
+            bytes_done,
+            bytes_total: task.bytes_total,
+        }
+    }
+}
+
+/// `{"message":"not found"}`, the seed's body for a result that is not there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultNotFound {
+    pub message: String,
+}
+
+pub fn result_not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"message": "not found"}))).into_response()
+}
+
+/// The task of this kind under this token, if any.
+pub async fn lookup(
+    state: &AppState,
+    token: Option<&String>,
+    kind: TaskKind,
+) -> Result<Option<TaskRecord>, ApiError> {
+    let Some(id) = token.and_then(|t| TaskId::parse(t)) else {
+        return Ok(None);
+    };
+    let task = state.tasks.queue.get(id).await?;
+    Ok(task.filter(|t| t.kind == kind))
+}
+
+/// The status of a task of this kind, or 404 `{"error":"unknown token"}`.
+pub async fn status(
+    state: &AppState,
+    token: Option<&String>,
+    kind: TaskKind,
+) -> Result<Json<TaskStatus>, ApiError> {
+    let task = lookup(state, token, kind)
+        .await?
+        .ok_or(ApiError::UnknownToken)?;
+    Ok(Json(task.into()))
+}
+
+/// The result file of a finished task of this kind, as `content_type`; else the seed's 404.
+pub async fn result(
+    state: &AppState,
+    token: Option<&String>,
+    kind: TaskKind,
+    content_type: &'static str,
+) -> Result<Response, ApiError> {
+    let Some(task) = lookup(state, token, kind).await? else {
+        return Ok(result_not_found());
+    };
+    if task.state != TaskState::Finished {
+        return Ok(result_not_found());
+    }
+    match state.tasks.files.read_result(task.id).await {
+        Ok(Some(bytes)) => {
+            Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+        }
+        Ok(None) => Ok(result_not_found()),
+        Err(err) => {
+            tracing::error!(token = %task.id, error = %err, "reading a result failed");
+            Err(ApiError::QueueUnavailable)
+        }
+    }
+}
