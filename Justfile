@@ -35,6 +35,10 @@ test-tools:
 openapi:
     cargo run -q -p glassbox -- openapi > app/openapi.json
 
+# Fuzz the sum-evens parser against the obvious computation (needs nightly and `cargo install cargo-fuzz`).
+fuzz SECONDS="60":
+    cargo +nightly fuzz run sum_evens fuzz/corpus/sum_evens -- -max_total_time={{SECONDS}}
+
 # Format the code.
 fmt:
     cargo fmt --all
@@ -48,7 +52,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
-bench: bench-hello bench-math bench-messages bench-randomize bench-instructions
+bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
@@ -65,6 +69,10 @@ bench-messages:
 # /randomize images/s with 1, 2 and 4 workers and lead time at a fixed rate, next to GET /.
 bench-randomize:
     scripts/bench-randomize.sh
+
+# /sum-evens GB/s (parser, whole task, upload to result) next to cat and a discarding upload; BENCH_BIG_GB=5 adds the 5 GB run.
+bench-sum-evens:
+    scripts/bench-sum-evens.sh
 
 # Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
 bench-instructions:

@@ -1,6 +1,7 @@
 //! The benchmark ceiling: the least an HTTPS hello world can do with the same stack glassbox
-//! uses (tokio, hyper, rustls with ring). It answers every request with the same body as
-//! glassbox's `GET /`, and has no routing, telemetry or limits.
+//! uses (tokio, hyper, rustls with ring). It reads and discards any request body, then answers
+//! every request with the same body as glassbox's `GET /`; no routing, telemetry or limits. So
+//! it is also the reference for uploads: a server that receives a file and throws it away.
 //!
 //! Usage: `glassbox-reference [ADDR] [CERTS_DIR]` (defaults `127.0.0.1:9443` and `./certs`).
 
@@ -8,7 +9,7 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,7 +23,9 @@ const BODY: &[u8] = br#"{"result":"success","data":{"message":"Hello, world!"}}"
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-async fn hello(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut body = request.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
     let mut response = Response::new(Full::new(Bytes::from_static(BODY)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,

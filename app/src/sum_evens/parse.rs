@@ -412,55 +412,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The obvious computation, for comparison: split, parse each token as a big integer.
-    fn reference(text: &[u8]) -> Result<(BigInt, u64, u64), u64> {
-        let mut sum = BigInt::default();
-        let (mut numbers, mut evens) = (0, 0);
-        let mut i = 0;
-        while i < text.len() {
-            if is_separator(text[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < text.len() && !is_separator(text[i]) {
-                i += 1;
-            }
-            let token = std::str::from_utf8(&text[start..i]).map_err(|_| start as u64)?;
-            let digits = token.strip_prefix(['+', '-']).unwrap_or(token);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(start as u64);
-            }
-            let value: BigInt = token.trim_start_matches('+').parse().unwrap();
-            numbers += 1;
-            if &value % 2 == BigInt::default() {
-                evens += 1;
-                sum += value;
-            }
-        }
-        Ok((sum, numbers, evens))
-    }
-
     fn check(text: &[u8]) {
-        let expected = reference(text);
-        for block in [1, 2, 3, 7, 64, text.len().max(1)] {
-            let mut parser = Parser::new(0);
-            let got = text
-                .chunks(block)
-                .try_for_each(|c| parser.feed(c))
-                .and_then(|()| parser.finish());
-            match (&expected, got) {
-                (Ok((sum, numbers, evens)), Ok(p)) => {
-                    assert_eq!(
-                        (&p.sum.value(), p.numbers, p.evens),
-                        (sum, *numbers, *evens),
-                        "block {block}: {:?}",
-                        String::from_utf8_lossy(text)
-                    );
-                }
-                (Err(offset), Err(bad)) => assert_eq!(bad.offset, *offset, "block {block}"),
-                (e, g) => panic!("block {block}: expected {e:?}, got {g:?} for {text:?}"),
-            }
+        if let Err(difference) = super::super::oracle::check(text) {
+            panic!("{difference}");
         }
     }
 
