@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/bench-lib.sh
-cargo build --release --quiet -p glassbox -p glassbox-reference --example sum_evens_bench
+cargo build --release --quiet -p glassbox -p glassbox-reference
+cargo build --release --quiet -p glassbox --example sum_evens_bench
 bench=./target/release/examples/sum_evens_bench
 dir=target/bench-sum-evens
 mkdir -p "$dir"
@@ -42,10 +43,11 @@ wait_port "$ref_port"
 upload() {
   local start token state
   start=$(now)
-  token=$(curl -sf --cacert "$ca" -H 'Content-Type: text/plain' --data-binary @"$1" \
+  token=$(curl -sS --fail-with-body --cacert "$ca" -H 'Content-Type: text/plain' -X POST -T "$1" \
     "https://localhost:$port/sum-evens" | sed 's/.*"token":"\([0-9a-f]*\)".*/\1/')
+  [ ${#token} = 32 ] || { echo "upload refused: $token" >&2; exit 1; }
   while :; do
-    state=$(curl -sf --cacert "$ca" "https://localhost:$port/sum-evens/$token/status")
+    state=$(curl -sS --fail-with-body --cacert "$ca" "https://localhost:$port/sum-evens/$token/status")
     case $state in
       *finished*) break ;;
       *errored*) echo "errored: $state" >&2; exit 1 ;;
@@ -58,7 +60,7 @@ upload() {
 discard() {
   local start
   start=$(now)
-  curl -sf --cacert "$ca" -H 'Content-Type: text/plain' --data-binary @"$1" \
+  curl -sf --cacert "$ca" -H 'Content-Type: text/plain' -X POST -T "$1" \
     "https://localhost:$ref_port/" >/dev/null
   awk -v s="$start" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'
 }
