@@ -2,9 +2,8 @@
 //! says where the task is, `/randomize/{token}/result` gives the shuffled PNG.
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,19 +28,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// covers stay. The header is checked before anything is queued.
 #[utoipa::path(post, path = "/randomize", tag = "tasks",
     request_body(content = Vec<u8>, content_type = "image/png", description = "The PNG file"),
+    params(("X-Client-Id" = Option<String>, Header,
+        description = "Who is asking: waiting tasks are taken round robin between clients (default: the client's address)")),
     responses(
         (status = 201, description = "Queued", body = Token),
         (status = 400, description = "Not `Content-Type: image/png`, empty, or not a PNG", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
         (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
     ))]
-async fn submit(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();
-    let is_png = headers
+    let (parts, body) = request.into_parts();
+    let is_png = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -68,7 +67,8 @@ async fn submit(
                 .into_response());
         }
     }
-    let task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
+    let mut task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
+    task.client = Some(tasks::client_id(&state, &parts));
     let id = task.id;
     state.tasks.submit(task, &png).await?;
     Ok(Token::created(id))

@@ -2,11 +2,9 @@
 //! and queues it; `/sum-evens/{token}/status` reports progress in bytes; `/sum-evens/{token}/result`
 //! gives the exact sum of the even numbers.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{Request, State};
+use axum::http::header;
 use axum::response::Response;
 use http_body_util::BodyExt;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,7 +15,6 @@ use super::params::PathArgs;
 use super::tasks::{self, ResultNotFound, TaskStatus, Token};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::forwarded;
 use crate::sum_evens::SumEvensResult;
 use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
 
@@ -26,28 +23,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(submit))
         .routes(routes!(status))
         .routes(routes!(result))
-}
-
-const MAX_CLIENT_ID: usize = 64;
-
-/// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
-/// a trusted proxy reports, else the peer's).
-fn client_id(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    if let Some(id) = headers.get("x-client-id").map(|v| v.as_bytes())
-        && !id.is_empty()
-        && id.len() <= MAX_CLIENT_ID
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
-    {
-        return format!("id:{}", String::from_utf8_lossy(id));
-    }
-    let Some(peer) = peer else {
-        return "anonymous".into();
-    };
-    let ip = forwarded::client_behind_proxy(peer.ip(), headers, &state.config.trusted_proxies)
-        .unwrap_or(peer.ip());
-    format!("addr:{ip}")
 }
 
 fn storage_error(err: &std::io::Error) -> ApiError {
@@ -88,11 +63,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             "Content-Type must be text/plain".into(),
         ));
     }
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
-    let client = client_id(&state, &parts.headers, peer);
+    let client = tasks::client_id(&state, &parts);
     let id = TaskId::random();
     let limit = state.config.max_upload_bytes;
     let mut spool = state

@@ -1,8 +1,12 @@
 //! What every task endpoint shares: the token answer, the status answer, looking a task up by
 //! kind, and the seed's "not found" for results.
 
+use std::net::SocketAddr;
+
 use axum::Json;
+use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -10,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::forwarded;
 use crate::tasks::{TaskId, TaskKind, TaskRecord, TaskState};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,6 +74,33 @@ pub struct ResultNotFound {
 
 pub fn result_not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"message": "not found"}))).into_response()
+}
+
+const MAX_CLIENT_ID: usize = 64;
+
+/// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
+/// a trusted proxy reports, else the peer's).
+pub fn client_id(state: &AppState, parts: &Parts) -> String {
+    let headers = &parts.headers;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    if let Some(id) = headers.get("x-client-id").map(|v| v.as_bytes())
+        && !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
+    {
+        return format!("id:{}", String::from_utf8_lossy(id));
+    }
+    let Some(peer) = peer else {
+        return "anonymous".into();
+    };
+    let ip = forwarded::client_behind_proxy(peer.ip(), headers, &state.config.trusted_proxies)
+        .unwrap_or(peer.ip());
+    format!("addr:{ip}")
 }
 
 /// The task of this kind under this token, if any.

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
+use super::fair::FairLine;
 use super::files::TaskFiles;
 use super::{
     QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
@@ -30,8 +31,10 @@ pub const FILE_NAME: &str = "tasks.redb";
 pub struct EmbeddedQueue {
     db: Arc<Database>,
     location: String,
-    queued: mpsc::Sender<TaskId>,
-    next: tokio::sync::Mutex<mpsc::Receiver<TaskId>>,
+    /// Tasks waiting for a worker, round robin between clients.
+    line: Mutex<Line>,
+    /// Wakes a worker when a task joins the line.
+    arrived: Notify,
     capacity: usize,
     /// Tasks by state, kept in step with the records.
     counts: Mutex<[u64; 4]>,
@@ -39,13 +42,25 @@ pub struct EmbeddedQueue {
     files: TaskFiles,
 }
 
+#[derive(Debug, Default)]
+struct Line {
+    waiting: FairLine,
+    /// Places promised to submissions still being recorded.
+    reserved: usize,
+}
+
+/// Whom a task is queued for: its client, or one shared line for tasks without one.
+fn client_of(task: &TaskRecord) -> &str {
+    task.client.as_deref().unwrap_or("anonymous")
+}
+
 fn unavailable(err: impl std::fmt::Display) -> QueueError {
     QueueError::unavailable(err)
 }
 
 impl EmbeddedQueue {
-    /// Opens the records and queues again every task that had not finished. Call inside a
-    /// tokio runtime: a backlog larger than the queue is fed in by a background task.
+    /// Opens the records and queues again every task that had not finished (even more than
+    /// the capacity: they were accepted; the capacity bounds new submissions).
     pub fn open(
         data_dir: &Path,
         capacity: usize,
@@ -55,31 +70,24 @@ impl EmbeddedQueue {
         let path = data_dir.join(FILE_NAME);
         let db = Database::create(&path)
             .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
-        let (records, counts) = recover(&db).map_err(unavailable)?;
-        let capacity = capacity.max(1);
-        let (queued, next) = mpsc::channel(capacity);
-        let queue = Arc::new(Self {
+        let (waiting, counts) = recover(&db).map_err(unavailable)?;
+        if waiting.len() > 0 {
+            tracing::info!(tasks = waiting.len(), "queueing unfinished tasks again");
+        }
+        let line = Line {
+            waiting,
+            reserved: 0,
+        };
+        Ok(Arc::new(Self {
             db: Arc::new(db),
             location: path.display().to_string(),
-            queued,
-            next: tokio::sync::Mutex::new(next),
-            capacity,
+            line: Mutex::new(line),
+            arrived: Notify::new(),
+            capacity: capacity.max(1),
             counts: Mutex::new(counts),
             ttl,
             files,
-        });
-        if !records.is_empty() {
-            tracing::info!(tasks = records.len(), "queueing unfinished tasks again");
-            let sender = queue.queued.clone();
-            tokio::spawn(async move {
-                for id in records {
-                    if sender.send(id).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        Ok(queue)
+        }))
     }
 
     /// Removes expired tasks every so often, for as long as the queue lives.
@@ -179,9 +187,9 @@ impl EmbeddedQueue {
     }
 }
 
-/// Counts the records by state and lists the unfinished ones, oldest first; a task that was
-/// running when the process stopped goes back to requested.
-fn recover(db: &Database) -> Result<(Vec<TaskId>, [u64; 4]), redb::Error> {
+/// Counts the records by state and lines up the unfinished ones, oldest first within each
+/// client; a task that was running when the process stopped goes back to requested.
+fn recover(db: &Database) -> Result<(FairLine, [u64; 4]), redb::Error> {
     let txn = db.begin_write()?;
     let mut counts = [0u64; 4];
     let mut unfinished = Vec::new();
@@ -199,7 +207,7 @@ fn recover(db: &Database) -> Result<(Vec<TaskId>, [u64; 4]), redb::Error> {
             }
             counts[record.state as usize] += 1;
             if !record.state.is_final() {
-                unfinished.push((record.created_ms, record.id));
+                unfinished.push((record.created_ms, record.id, client_of(&record).to_owned()));
             }
         }
         for record in interrupted {
@@ -209,7 +217,11 @@ fn recover(db: &Database) -> Result<(Vec<TaskId>, [u64; 4]), redb::Error> {
     }
     txn.commit()?;
     unfinished.sort();
-    Ok((unfinished.into_iter().map(|(_, id)| id).collect(), counts))
+    let mut line = FairLine::default();
+    for (_, id, client) in unfinished {
+        line.push(&client, id);
+    }
+    Ok((line, counts))
 }
 
 impl TaskQueue for EmbeddedQueue {
@@ -223,10 +235,21 @@ impl TaskQueue for EmbeddedQueue {
 
     fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            let slot = self.queued.try_reserve().map_err(|_| QueueError::Full)?;
-            self.write(&task).await?;
+            {
+                let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
+                if line.waiting.len() + line.reserved >= self.capacity {
+                    return Err(QueueError::Full);
+                }
+                line.reserved += 1;
+            }
+            let written = self.write(&task).await;
+            let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
+            line.reserved -= 1;
+            written?;
+            line.waiting.push(client_of(&task), task.id);
+            drop(line);
             self.count(None, Some(task.state));
-            slot.send(task.id);
+            self.arrived.notify_one();
             Ok(())
         })
     }
@@ -239,7 +262,12 @@ impl TaskQueue for EmbeddedQueue {
         Box::pin(async move {
             let counts = *self.counts.lock().unwrap_or_else(|e| e.into_inner());
             Ok(QueueCounts {
-                depth: (self.capacity - self.queued.capacity()) as u64,
+                depth: self
+                    .line
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .waiting
+                    .len() as u64,
                 requested: counts[0],
                 received: counts[1],
                 finished: counts[2],
@@ -253,8 +281,18 @@ impl TaskSource for EmbeddedQueue {
     fn take(&self) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
         Box::pin(async move {
             loop {
-                let Some(id) = self.next.lock().await.recv().await else {
-                    return Ok(None);
+                let arrived = self.arrived.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                let next = self
+                    .line
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .waiting
+                    .pop();
+                let Some(id) = next else {
+                    arrived.await;
+                    continue;
                 };
                 // A task swept or finished meanwhile is skipped.
                 let Some(mut task) = self.read(id).await? else {
@@ -369,6 +407,26 @@ mod tests {
             order,
             [(2, 1), (3, 1), (1, 2)],
             "oldest request first; the interrupted one tried twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn clients_take_turns_in_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = open(dir.path(), 10, Duration::from_secs(3600));
+        for (n, client) in [(1, "big"), (2, "big"), (3, "big"), (4, "small")] {
+            let mut t = task(n, n as u64);
+            t.client = Some(client.into());
+            queue.submit(t).await.unwrap();
+        }
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            order.push(queue.take().await.unwrap().unwrap().id.0);
+        }
+        assert_eq!(
+            order,
+            [1, 4, 2, 3],
+            "the small client's task comes second, not last"
         );
     }
 

@@ -11,6 +11,7 @@
 //! and every worker that mounts the same data directory.
 
 pub mod embedded;
+mod fair;
 pub mod files;
 pub mod redis;
 pub mod run;

@@ -203,6 +203,19 @@ async fn sums_are_exact_and_bad_tokens_are_located() {
     let (status, body) = api.result("0123456789abcdef0123456789abcdef").await;
     assert_eq!((status, body), (404, json!({"message": "not found"})));
 
+    // A worker measures a task just after recording its end.
+    eventually("every task to be measured", || async {
+        app.metrics()
+            .await
+            .lines()
+            .filter(|l| {
+                l.starts_with("glassbox_task_lead_seconds_count{") && l.contains("sum-evens")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+            == 13.0
+    })
+    .await;
     let metrics = app.metrics().await;
     let count = |outcome: &str| {
         metrics

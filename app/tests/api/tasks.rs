@@ -246,7 +246,16 @@ async fn randomize_on_the_embedded_queue() {
     round_trip(&api).await;
     refusals(&api).await;
 
-    // Three tasks ended: two finished, one errored. Every count agrees.
+    // Three tasks ended: two finished, one errored. Every count agrees (a worker measures a
+    // task just after recording its end).
+    eventually("every task to be measured", || async {
+        counter(
+            &app.metrics().await,
+            "glassbox_task_lead_seconds_count{",
+            &[],
+        ) == 3.0
+    })
+    .await;
     let metrics = app.metrics().await;
     assert_eq!(
         counter(
@@ -377,6 +386,48 @@ async fn states_move_in_order_and_a_full_queue_refuses() {
 }
 
 #[tokio::test]
+async fn waiting_tasks_are_taken_round_robin_between_clients() {
+    let app = TestApp::spawn(&["--workers", "1", "--randomize-delay", "400ms"]).await;
+    let (png, _) = distinct_png(60, 60);
+    let submit = |client: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/randomize"))
+            .header(CONTENT_TYPE, "image/png")
+            .header("x-client-id", client)
+            .body(png.clone());
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let api = Api(&app);
+    let busy = submit("busy").await;
+    eventually("the worker to take the first task", || async {
+        api.state(&busy).await == "received"
+    })
+    .await;
+    let (second, third) = (submit("busy").await, submit("busy").await);
+    let other = submit("other").await;
+    assert_eq!(api.wait_until_done(&other).await, "finished");
+    assert_eq!(
+        api.state(&second).await,
+        "finished",
+        "busy's second went first"
+    );
+    assert_ne!(
+        api.state(&third).await,
+        "finished",
+        "other's one task did not wait for it"
+    );
+    assert_eq!(api.wait_until_done(&third).await, "finished");
+}
+
+#[tokio::test]
 async fn a_restart_runs_queued_and_interrupted_tasks() {
     let mut app = TestApp::spawn(&["--workers", "1", "--randomize-delay", "30s"]).await;
     let (png, raw) = distinct_png(250, 190);
@@ -438,11 +489,16 @@ async fn randomize_on_redis_with_worker_processes() {
         counter(&api_metrics, "glassbox_tasks_submitted_total{", &[]),
         3.0
     );
+    // The worker measures a task just after recording its end, which the service may see first.
+    eventually("the worker to have measured every task", || async {
+        counter(
+            &worker.metrics().await,
+            "glassbox_task_lead_seconds_count{",
+            &[],
+        ) == 3.0
+    })
+    .await;
     let worker_metrics = worker.metrics().await;
-    assert_eq!(
-        counter(&worker_metrics, "glassbox_task_lead_seconds_count{", &[]),
-        3.0
-    );
     assert_eq!(
         counter(
             &worker_metrics,
