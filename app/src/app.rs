@@ -7,7 +7,7 @@ use axum::Router;
 
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::health::{CertificateCheck, Health};
 use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
@@ -19,9 +19,8 @@ use crate::tasks::embedded::EmbeddedQueue;
 use crate::tasks::files::TaskFiles;
 use crate::tasks::redis::{RedisQueue, Settings as RedisSettings};
 use crate::tasks::run::Runner;
-use crate::tasks::telemetry::TaskTelemetry;
 use crate::tasks::worker::Workers;
-use crate::tasks::{QueueCheck, QueueKind, Tasks};
+use crate::tasks::{QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
 use tokio::sync::watch;
 
@@ -104,12 +103,7 @@ impl AppState {
         let queue =
             EmbeddedQueue::open(&dir, config.queue_capacity, config.task_ttl, files.clone())
                 .expect("the task database opens");
-        let tasks = Tasks {
-            queue,
-            files,
-            telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), 0)),
-            workers: 0,
-        };
+        let tasks = Tasks::start(queue, files, &telemetry, 0, config.task_ttl);
         let backends = Backends {
             store: Arc::new(store),
             tasks,
@@ -203,38 +197,28 @@ impl App {
         let compute = ComputePool::new(config.compute_threads());
         let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
         let (tasks, workers) = match &config.queue {
-            QueueKind::Embedded => {
+            Backend::Embedded => {
                 let queue = EmbeddedQueue::open(
                     &config.data_dir,
                     config.queue_capacity,
                     config.task_ttl,
                     files.clone(),
                 )?;
-                queue.start_sweeper();
                 let count = config.workers();
-                let tasks = Tasks {
-                    queue: queue.clone(),
-                    files: files.clone(),
-                    telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), count)),
-                    workers: count,
-                };
-                let workers = Workers {
-                    source: queue,
-                    runner: Arc::new(Runner::new(&config, files, compute.clone())),
-                    telemetry: tasks.telemetry.clone(),
-                    renew_every: None,
-                };
+                let tasks = Tasks::start(
+                    queue.clone(),
+                    files.clone(),
+                    &telemetry,
+                    count,
+                    config.task_ttl,
+                );
+                let runner = Runner::new(&config, files, compute.clone());
+                let workers = tasks.workers(queue, runner, None);
                 (tasks, RunningWorkers::start(&workers, count))
             }
-            QueueKind::Redis(url) => {
+            Backend::Redis(url) => {
                 let queue = RedisQueue::new(url, redis_settings(&config), files.clone())?;
-                queue.start_sweeper();
-                let tasks = Tasks {
-                    queue,
-                    files,
-                    telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), 0)),
-                    workers: 0,
-                };
+                let tasks = Tasks::start(queue, files, &telemetry, 0, config.task_ttl);
                 (tasks, RunningWorkers::none())
             }
         };

@@ -7,9 +7,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::store::StoreKind;
-use crate::tasks::QueueKind;
-
 /// The `glassbox` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -175,7 +172,7 @@ pub struct Config {
         default_value = "embedded",
         global = true
     )]
-    pub store: StoreKind,
+    pub store: Backend,
 
     /// How long one store operation may take before the request gets 503.
     #[arg(long, env = "GLASSBOX_STORE_TIMEOUT", default_value = "1s", value_parser = parse_duration, global = true)]
@@ -198,7 +195,7 @@ pub struct Config {
         default_value = "embedded",
         global = true
     )]
-    pub queue: QueueKind,
+    pub queue: Backend,
 
     /// Task workers in this process (default: the number of cores). With a Redis queue the
     /// service runs none; `glassbox worker` runs this many.
@@ -258,6 +255,33 @@ pub struct Config {
     /// On SIGINT or SIGTERM, how long in-flight requests may take to finish before the service exits.
     #[arg(long, env = "GLASSBOX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
+}
+
+/// Where the message store or the task queue lives: `--store` and `--queue` take `embedded`
+/// or a Redis URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// In this process, with its data in the data directory.
+    Embedded,
+    /// A Redis server, by URL (`redis://host:port/db`).
+    Redis(String),
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "embedded" {
+            return Ok(Self::Embedded);
+        }
+        if s.starts_with("redis://") || s.starts_with("rediss://") {
+            redis::Client::open(s).map_err(|e| format!("`{s}` is not a Redis URL: {e}"))?;
+            return Ok(Self::Redis(s.to_owned()));
+        }
+        Err(format!(
+            "`{s}` is neither `embedded` nor a `redis://host:port/db` URL"
+        ))
+    }
 }
 
 /// Weighted status codes for `POST /work`.
@@ -383,6 +407,18 @@ mod tests {
         let cli = Cli::parse_from(["glassbox", "--certs-dir", "/tmp/x", "certs"]);
         assert_eq!(cli.command, Some(Command::Certs));
         assert_eq!(cli.config.certs_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn backends_parse() {
+        assert_eq!("embedded".parse::<Backend>(), Ok(Backend::Embedded));
+        assert_eq!(
+            "redis://127.0.0.1:6379/0".parse::<Backend>(),
+            Ok(Backend::Redis("redis://127.0.0.1:6379/0".into()))
+        );
+        for bad in ["memory", "redis://", "redis://host:notaport", "amqp://x"] {
+            assert!(bad.parse::<Backend>().is_err(), "{bad}");
+        }
     }
 
     #[test]

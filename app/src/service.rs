@@ -9,16 +9,14 @@ use tokio::net::TcpListener;
 use crate::app::{App, RunningWorkers};
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::health::{CertificateCheck, Health};
 use crate::routes::worker::WorkerState;
 use crate::server::{self, Endpoint};
 use crate::tasks::files::TaskFiles;
 use crate::tasks::redis::RedisQueue;
 use crate::tasks::run::Runner;
-use crate::tasks::telemetry::TaskTelemetry;
-use crate::tasks::worker::Workers;
-use crate::tasks::{QueueCheck, QueueKind, Tasks};
+use crate::tasks::{QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
 
 /// Builds the service, binds, and serves until SIGINT or SIGTERM.
@@ -96,7 +94,7 @@ pub fn certs(config: &Config) -> Result<String> {
 /// `glassbox worker`: task workers for a Redis queue, with `/status`, `/health` and `/metrics`
 /// on `--bind`, until SIGINT or SIGTERM (then running tasks get the grace period to finish).
 pub async fn worker(config: Config) -> Result<()> {
-    let QueueKind::Redis(url) = &config.queue else {
+    let Backend::Redis(url) = &config.queue else {
         anyhow::bail!(
             "glassbox worker takes its tasks from a Redis queue: give --queue redis://host:port/db \
              (with the embedded queue, `glassbox serve` runs the workers itself)"
@@ -116,24 +114,16 @@ pub async fn worker(config: Config) -> Result<()> {
     let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
     let queue = RedisQueue::new(url, crate::app::redis_settings(&config), files.clone())?;
     queue.start_reaper();
-    queue.start_sweeper();
     let count = config.workers();
-    let tasks = Tasks {
-        queue: queue.clone(),
-        files: files.clone(),
-        telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), count)),
-        workers: count,
-    };
-    let workers = Workers {
-        source: queue,
-        runner: Arc::new(Runner::new(
-            &config,
-            files,
-            ComputePool::new(config.compute_threads()),
-        )),
-        telemetry: tasks.telemetry.clone(),
-        renew_every: Some(config.task_lease / 3),
-    };
+    let tasks = Tasks::start(
+        queue.clone(),
+        files.clone(),
+        &telemetry,
+        count,
+        config.task_ttl,
+    );
+    let runner = Runner::new(&config, files, ComputePool::new(config.compute_threads()));
+    let workers = tasks.workers(queue, runner, Some(config.task_lease / 3));
     let running = RunningWorkers::start(&workers, count);
     let health = Health::default()
         .with(CertificateCheck { info: cert })

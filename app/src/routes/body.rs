@@ -9,19 +9,22 @@ use http_body_util::BodyExt;
 
 use crate::error::ApiError;
 
-/// Passes when `Content-Type` is `expected` (any case, parameters such as `charset` allowed);
-/// otherwise 415 with `refusal` as the error.
+/// Whether `Content-Type` is `expected` (any case, parameters such as `charset` allowed).
+pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Passes when `Content-Type` is `expected`; otherwise 415 with `refusal` as the error.
 pub fn require_content_type(
     headers: &HeaderMap,
     expected: &str,
     refusal: &'static str,
 ) -> Result<(), ApiError> {
-    let matches = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected));
-    if matches {
+    if has_content_type(headers, expected) {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(refusal))

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::deepgram::{Envelope, success};
 use crate::app::AppState;
-use crate::health::CheckResult;
+use crate::health::{CheckResult, Health};
 use crate::store::StoreStatus;
 use crate::tasks::QueueStatus;
 use crate::telemetry::stats::StatusSnapshot;
@@ -74,7 +74,12 @@ pub struct HealthData {
         (status = 503, description = "A check failed", body = Envelope<HealthData>),
     ))]
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let (healthy, checks) = state.health.run().await;
+    run_health(&state.health).await
+}
+
+/// Runs the checks: 200 when every one passes, else 503, with what each saw.
+pub async fn run_health(checks: &Health) -> impl IntoResponse + use<> {
+    let (healthy, checks) = checks.run().await;
     let (status, health) = if healthy {
         (StatusCode::OK, HealthWord::Healthy)
     } else {

@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::read_limited;
+use super::body::{has_content_type, read_limited};
 use super::params::PathArgs;
 use super::tasks::{self, ResultNotFound, TaskStatus, Token};
 use crate::app::AppState;
@@ -39,12 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();
     let (parts, body) = request.into_parts();
-    let is_png = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("image/png"));
+    let is_png = has_content_type(&parts.headers, "image/png");
     if !is_png {
         return Err(ApiError::BadRequest(
             "Content-Type must be image/png".into(),

@@ -4,13 +4,12 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::response::Response;
 use http_body_util::BodyExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::drain;
+use super::body::{drain, has_content_type};
 use super::params::PathArgs;
 use super::tasks::{self, ResultNotFound, TaskStatus, Token};
 use crate::app::AppState;
@@ -52,12 +51,7 @@ fn storage_error(err: &std::io::Error) -> ApiError {
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();
     let (parts, mut body) = request.into_parts();
-    let is_text = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/plain"));
+    let is_text = has_content_type(&parts.headers, "text/plain");
     if !is_text {
         return Err(ApiError::BadRequest(
             "Content-Type must be text/plain".into(),

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
 use super::deepgram::{Envelope, success};
-use super::ops::{HealthData, HealthWord};
+use super::ops::run_health;
 use crate::error;
 use crate::health::Health;
 use crate::tasks::{QueueStatus, Tasks};
@@ -52,13 +52,7 @@ async fn status(State(state): State<WorkerState>) -> Json<Envelope<WorkerStatus>
 }
 
 async fn health(State(state): State<WorkerState>) -> impl IntoResponse {
-    let (healthy, checks) = state.health.run().await;
-    let (status, health) = if healthy {
-        (StatusCode::OK, HealthWord::Healthy)
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, HealthWord::Unhealthy)
-    };
-    (status, success(HealthData { health, checks }))
+    run_health(&state.health).await
 }
 
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {

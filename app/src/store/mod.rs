@@ -14,7 +14,6 @@ pub mod redis;
 mod stats;
 
 use std::fmt::Debug;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,45 +25,19 @@ use utoipa::ToSchema;
 pub use self::digest::Digest;
 pub use self::stats::OperationSnapshot;
 use self::stats::OperationStats;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::health::{Check, CheckResult, CheckStatus};
 use crate::telemetry::metrics::{Metrics, StoreSeries};
-
-/// Which backend `--store` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreKind {
-    /// A redb file in the data directory.
-    Embedded,
-    /// A Redis server, by URL (`redis://host:port/db`).
-    Redis(String),
-}
-
-impl FromStr for StoreKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "embedded" {
-            return Ok(Self::Embedded);
-        }
-        if s.starts_with("redis://") || s.starts_with("rediss://") {
-            ::redis::Client::open(s).map_err(|e| format!("`{s}` is not a Redis URL: {e}"))?;
-            return Ok(Self::Redis(s.to_owned()));
-        }
-        Err(format!(
-            "`{s}` is neither `embedded` nor a `redis://host:port/db` URL"
-        ))
-    }
-}
 
 /// Opens the backend `config.store` names: the embedded database in the data directory, or
 /// a pool of (lazy) Redis connections.
 pub fn open(config: &Config, metrics: &Metrics) -> anyhow::Result<Arc<dyn MessageStore>> {
     Ok(match &config.store {
-        StoreKind::Embedded => Arc::new(embedded::EmbeddedStore::open(
+        Backend::Embedded => Arc::new(embedded::EmbeddedStore::open(
             &config.data_dir,
             metrics.store_commit_batch(),
         )?),
-        StoreKind::Redis(url) => Arc::new(redis::RedisStore::new(
+        Backend::Redis(url) => Arc::new(redis::RedisStore::new(
             url,
             config.store_connections,
             config.store_timeout,
@@ -308,18 +281,6 @@ impl Check for StoreCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn store_kinds_parse() {
-        assert_eq!("embedded".parse::<StoreKind>(), Ok(StoreKind::Embedded));
-        assert_eq!(
-            "redis://127.0.0.1:6379/0".parse::<StoreKind>(),
-            Ok(StoreKind::Redis("redis://127.0.0.1:6379/0".into()))
-        );
-        assert!("memory".parse::<StoreKind>().is_err());
-        assert!("redis://".parse::<StoreKind>().is_err());
-        assert!("redis://host:notaport".parse::<StoreKind>().is_err());
-    }
 
     #[derive(Debug)]
     struct Hangs;

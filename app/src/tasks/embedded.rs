@@ -90,28 +90,9 @@ impl EmbeddedQueue {
         }))
     }
 
-    /// Removes expired tasks every so often, for as long as the queue lives.
-    pub fn start_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let queue = Arc::downgrade(self);
-        let every = (self.ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(queue) = queue.upgrade() else { return };
-                match queue.sweep().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(tasks = n, "removed expired tasks"),
-                    Err(err) => tracing::warn!(error = %err, "sweeping expired tasks failed"),
-                }
-            }
-        })
-    }
-
     /// Deletes the records and files of tasks that ended more than the TTL ago.
-    pub async fn sweep(&self) -> Result<usize, QueueError> {
-        let cutoff =
-            now_ms().saturating_sub(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX));
+    pub async fn remove_expired(&self) -> Result<usize, QueueError> {
+        let cutoff = super::expiry_cutoff(self.ttl);
         let db = self.db.clone();
         let expired =
             tokio::task::spawn_blocking(move || -> Result<Vec<TaskRecord>, redb::Error> {
@@ -256,6 +237,10 @@ impl TaskQueue for EmbeddedQueue {
 
     fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
         Box::pin(self.read(id))
+    }
+
+    fn sweep(&self) -> BoxFuture<'_, Result<usize, QueueError>> {
+        Box::pin(self.remove_expired())
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>> {
@@ -442,7 +427,11 @@ mod tests {
         t.finished_ms = Some(now_ms() - 10);
         queue.complete(t).await.unwrap();
         queue.submit(task(2, 2)).await.unwrap();
-        assert_eq!(queue.sweep().await.unwrap(), 1, "only the finished task");
+        assert_eq!(
+            queue.remove_expired().await.unwrap(),
+            1,
+            "only the finished task"
+        );
         assert_eq!(queue.get(TaskId(1)).await.unwrap(), None);
         assert_eq!(queue.files.read_result(TaskId(1)).await.unwrap(), None);
         assert!(queue.get(TaskId(2)).await.unwrap().is_some());

@@ -19,7 +19,6 @@ pub mod telemetry;
 pub mod worker;
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,30 +28,6 @@ use serde_json::json;
 
 use self::telemetry::TaskTelemetry;
 use crate::health::{Check, CheckResult, CheckStatus};
-
-/// Which backend `--queue` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueueKind {
-    Embedded,
-    Redis(String),
-}
-
-impl FromStr for QueueKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "embedded" {
-            return Ok(Self::Embedded);
-        }
-        if s.starts_with("redis://") || s.starts_with("rediss://") {
-            ::redis::Client::open(s).map_err(|e| format!("`{s}` is not a Redis URL: {e}"))?;
-            return Ok(Self::Redis(s.to_owned()));
-        }
-        Err(format!(
-            "`{s}` is neither `embedded` nor a `redis://host:port/db` URL"
-        ))
-    }
-}
 
 /// A task's token: 128 random bits, shown as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,6 +219,34 @@ pub trait TaskQueue: Send + Sync + fmt::Debug {
     fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
     fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>>;
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>>;
+    /// Removes the records and files of tasks that ended more than the TTL ago; how many.
+    fn sweep(&self) -> BoxFuture<'_, Result<usize, QueueError>>;
+}
+
+/// The end time before which an ended task has expired.
+fn expiry_cutoff(ttl: std::time::Duration) -> u64 {
+    now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Sweeps `queue` every quarter of `ttl` (between 1 s and 1 min), for as long as it lives.
+fn start_sweeper(queue: &Arc<dyn TaskQueue>, ttl: std::time::Duration) {
+    let queue = Arc::downgrade(queue);
+    let every = (ttl / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(queue) = queue.upgrade() else { return };
+            match queue.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tasks = n, "removed expired tasks"),
+                Err(err) => tracing::warn!(error = %err, "sweeping expired tasks failed"),
+            }
+        }
+    });
 }
 
 /// A worker's side of a queue.
@@ -270,6 +273,39 @@ pub struct Tasks {
 }
 
 impl Tasks {
+    /// The queue as this process uses it, with `workers` workers of its own; starts the sweep
+    /// of expired tasks.
+    pub fn start(
+        queue: Arc<dyn TaskQueue>,
+        files: files::TaskFiles,
+        telemetry: &Arc<crate::telemetry::Telemetry>,
+        workers: usize,
+        ttl: std::time::Duration,
+    ) -> Self {
+        start_sweeper(&queue, ttl);
+        Self {
+            queue,
+            files,
+            telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), workers)),
+            workers,
+        }
+    }
+
+    /// Workers that take tasks from `source` and run them with `runner`, measured here.
+    pub fn workers(
+        &self,
+        source: Arc<dyn TaskSource>,
+        runner: run::Runner,
+        renew_every: Option<std::time::Duration>,
+    ) -> worker::Workers {
+        worker::Workers {
+            source,
+            runner: Arc::new(runner),
+            telemetry: self.telemetry.clone(),
+            renew_every,
+        }
+    }
+
     /// Writes the payload, then records and queues the task; a refused task leaves no file.
     pub async fn submit(&self, task: TaskRecord, payload: &[u8]) -> Result<(), QueueError> {
         self.files
@@ -398,12 +434,5 @@ mod tests {
         let text = serde_json::to_string(&record).unwrap();
         assert!(text.contains(r#""kind":"randomize""#), "{text}");
         assert_eq!(serde_json::from_str::<TaskRecord>(&text).unwrap(), record);
-    }
-
-    #[test]
-    fn queue_kinds_parse() {
-        assert_eq!("embedded".parse::<QueueKind>(), Ok(QueueKind::Embedded));
-        assert!("redis://127.0.0.1:1/0".parse::<QueueKind>().is_ok());
-        assert!("amqp://x".parse::<QueueKind>().is_err());
     }
 }

@@ -220,7 +220,7 @@ impl RedisQueue {
     }
 
     /// Removes tasks that ended more than the TTL ago, and their files.
-    pub async fn sweep(&self) -> Result<usize, QueueError> {
+    pub async fn remove_expired(&self) -> Result<usize, QueueError> {
         let cutoff = now_ms()
             .saturating_sub(u64::try_from(self.settings.ttl.as_millis()).unwrap_or(u64::MAX));
         let mut conn = self.connection();
@@ -258,24 +258,6 @@ impl RedisQueue {
             }
         }
         Ok(removed)
-    }
-
-    /// Sweeps every so often, for as long as the queue lives.
-    pub fn start_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let queue = Arc::downgrade(self);
-        let every = (self.settings.ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(queue) = queue.upgrade() else { return };
-                match queue.sweep().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(tasks = n, "removed expired tasks"),
-                    Err(err) => tracing::warn!(error = %err, "sweeping expired tasks failed"),
-                }
-            }
-        })
     }
 }
 
@@ -395,6 +377,10 @@ impl TaskQueue for RedisQueue {
             text.map(|t| serde_json::from_str(&t).map_err(unavailable))
                 .transpose()
         })
+    }
+
+    fn sweep(&self) -> BoxFuture<'_, Result<usize, QueueError>> {
+        Box::pin(self.remove_expired())
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>> {
