@@ -8,6 +8,7 @@
 //! The running sum is an `i128` that spills into a big integer only when it would overflow.
 
 use num_bigint::BigInt;
+use wide::u8x16;
 
 /// Separators: ASCII whitespace (space, tab, LF, VT, FF, CR) and commas.
 static SEPARATOR: [bool; 256] = {
@@ -218,6 +219,7 @@ const SIXES: u64 = 0x0606_0606_0606_0606;
 const THREES: u64 = 0x3333_3333_3333_3333;
 const ZEROS: u64 = 0x3030_3030_3030_3030;
 
+#[inline]
 fn load(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
@@ -253,6 +255,7 @@ fn digits_end(bytes: &[u8], mut i: usize) -> usize {
 
 /// The value of eight ASCII digits, the first in the lowest byte (three multiplications
 /// instead of eight dependent ones).
+#[inline]
 fn eight_digits(word: u64) -> u64 {
     let w = word.wrapping_sub(ZEROS);
     let w = w.wrapping_mul(10).wrapping_add(w >> 8);
@@ -261,25 +264,41 @@ fn eight_digits(word: u64) -> u64 {
     high.wrapping_add(low) >> 32
 }
 
+/// For `count` digits at the top of a word: the bytes to keep.
+const KEEP: [u64; 9] = {
+    let mut keep = [0u64; 9];
+    let mut count = 1;
+    while count <= 8 {
+        keep[count] = u64::MAX << (8 * (8 - count));
+        count += 1;
+    }
+    keep
+};
+
 /// The value of the `count` (0 to 8) digits that end at `end`, read as one word; the bytes
 /// before them in the word count as leading zeros.
+#[inline]
 fn group(bytes: &[u8], end: usize, count: usize) -> u64 {
     let word = load(bytes, end - 8);
-    let before = 8 * (8 - count) as u32;
-    let mask = 1u64.checked_shl(before).map_or(u64::MAX, |m| m - 1);
-    eight_digits((word & !mask) | (ZEROS & mask))
+    let keep = KEEP[count];
+    eight_digits((word & keep) | (ZEROS & !keep))
 }
 
-/// The value of up to 19 digits ending at `end`, as three words whatever the count (no
-/// branch on the length), when 24 bytes end at `end`.
+/// The value of up to 19 digits ending at `end`, by words (two up to 16 digits, three up to
+/// 19: a branch that real data rarely flips), when 24 bytes end at `end`.
+#[inline]
 fn swar_value(bytes: &[u8], end: usize, count: usize) -> Option<u64> {
     if count > 19 || end < 24 {
         return None;
     }
     let low = group(bytes, end, count.min(8));
     let middle = group(bytes, end - 8, count.saturating_sub(8).min(8));
-    let high = group(bytes, end - 16, count.saturating_sub(16));
-    Some((high * 100_000_000 + middle) * 100_000_000 + low)
+    let value = middle * 100_000_000 + low;
+    if count <= 16 {
+        return Some(value);
+    }
+    let high = group(bytes, end - 16, count - 16);
+    Some(high * 10_000_000_000_000_000 + value)
 }
 
 /// Powers of ten up to 10^8.
@@ -341,14 +360,134 @@ fn token_by_words(bytes: &[u8], digits: usize) -> (usize, Option<u64>) {
     (digits + count, Some(value))
 }
 
-/// The fast path over whole tokens of `bytes` (which starts at `base` in the file). Returns
-/// where the unfinished last token starts (`bytes.len()` when the block ends on a separator).
+/// Separator, digit and sign bits of 64 bytes, a bit per byte, by 16-byte vector compares.
+fn classify64(bytes: &[u8]) -> (u64, u64, u64) {
+    let (mut separators, mut digits, mut signs) = (0u64, 0u64, 0u64);
+    for k in 0..4 {
+        let mut lanes = [0u8; 16];
+        lanes.copy_from_slice(&bytes[16 * k..16 * k + 16]);
+        let v = u8x16::new(lanes);
+        let eq = |c: u8| v.simd_eq(u8x16::splat(c));
+        let within = |lo: u8, hi: u8| {
+            v.max(u8x16::splat(lo)).simd_eq(v) & v.min(u8x16::splat(hi)).simd_eq(v)
+        };
+        let shift = 16 * k;
+        separators |= u64::from((eq(b' ') | eq(b',') | within(9, 13)).to_bitmask()) << shift;
+        digits |= u64::from(within(b'0', b'9').to_bitmask()) << shift;
+        signs |= u64::from((eq(b'+') | eq(b'-')).to_bitmask()) << shift;
+    }
+    (separators, digits, signs)
+}
+
+/// The structural fast path: classify 64 bytes at a time into bitmasks, check that every byte
+/// is a separator, a digit or a sign that starts a number, then walk the numbers by the bits
+/// where tokens start and end, so finding a number costs two bit operations, not a loop over its
+/// bytes. `None` when the block holds anything else (the byte-wise path then finds the error).
+fn scan_structural(
+    bytes: &[u8],
+    base: u64,
+    partial: &mut Partial,
+) -> Option<Result<usize, BadToken>> {
+    let words = bytes.len() / 64;
+    let mut separators = Vec::with_capacity(words);
+    let mut previous_sep = true; // the block starts on a token boundary
+    let mut pending: Option<(u64, u64, u64)> = None;
+    for j in 0..=words {
+        let current = pending.take();
+        if j < words {
+            pending = Some(classify64(&bytes[64 * j..]));
+        }
+        let Some((sep, digit, sign)) = current else {
+            continue;
+        };
+        // The first byte after this word, from the next word or the tail (assumed fine when
+        // there is none: that token is unfinished and checked byte-wise as the carry).
+        let (next_sep, next_digit) = match pending {
+            Some((s, d, _)) => (s & 1, d & 1),
+            None => bytes.get(64 * j).map_or((0, 1), |&b| {
+                (u64::from(is_separator(b)), u64::from(is_digit(b)))
+            }),
+        };
+        let before_sep = (sep << 1) | u64::from(previous_sep);
+        let after_digit = (digit >> 1) | (next_digit << 63);
+        let misplaced_sign = sign & !(before_sep & after_digit);
+        if (sep | digit | sign) != u64::MAX || misplaced_sign != 0 {
+            return None;
+        }
+        separators.push((sep, next_sep));
+        previous_sep = sep >> 63 == 1;
+    }
+    let (mut numbers, mut evens) = (0u64, 0u64);
+    let mut sums = [0u128; 2];
+    let mut open: Option<usize> = None;
+    let mut previous_sep = true;
+    for (j, &(sep, next_sep)) in separators.iter().enumerate() {
+        let at = 64 * j;
+        let mut starts = !sep & ((sep << 1) | u64::from(previous_sep));
+        let mut lasts = !sep & ((sep >> 1) | (next_sep << 63));
+        previous_sep = sep >> 63 == 1;
+        loop {
+            let start = match open {
+                Some(start) => start,
+                None => {
+                    if starts == 0 {
+                        break;
+                    }
+                    let start = at + starts.trailing_zeros() as usize;
+                    starts &= starts - 1;
+                    start
+                }
+            };
+            if lasts == 0 {
+                open = Some(start);
+                break;
+            }
+            let end = at + lasts.trailing_zeros() as usize + 1;
+            lasts &= lasts - 1;
+            open = None;
+            let first = bytes[start];
+            let negative = first == b'-';
+            let digits = start + usize::from(first < b'0');
+            match swar_value(bytes, end, end - digits) {
+                Some(value) => {
+                    let even = u64::from(!bytes[end - 1] & 1);
+                    numbers += 1;
+                    evens += even;
+                    sums[usize::from(negative)] += u128::from(value * even);
+                }
+                None => add_number(partial, &bytes[digits..end], negative),
+            }
+        }
+    }
+    partial.numbers += numbers;
+    partial.evens += evens;
+    partial.sum.add_i128(sums[0] as i128);
+    partial.sum.add_i128(-(sums[1] as i128));
+    // The unfinished token, or the tail after the last whole word, byte by byte.
+    let resume = open.unwrap_or(64 * words);
+    Some(scan_bytewise(&bytes[resume..], base + resume as u64, partial).map(|tail| resume + tail))
+}
+
+/// Whole tokens of `bytes` (which starts at `base` in the file); returns where the unfinished
+/// last token starts (`bytes.len()` when the block ends on a separator).
+fn scan(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize, BadToken> {
+    if bytes.len() >= 128
+        && let Some(result) = scan_structural(bytes, base, partial)
+    {
+        return result;
+    }
+    scan_bytewise(bytes, base, partial)
+}
+
+/// The byte-wise path over whole tokens of `bytes` (which starts at `base` in the file): for
+/// short blocks, block tails, and blocks with a bad token, whose offset it finds. Returns where
+/// the unfinished last token starts (`bytes.len()` when the block ends on a separator).
 ///
 /// Random numbers make data-dependent branches mispredict, and a mispredicted branch costs more
 /// than converting a number: so every number up to 19 digits is converted from the words that
 /// were loaded to find its end, and added times its parity (the last digit's low bit), with no
 /// branch on its sign or parity and none on its length below 16 digits.
-fn scan(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize, BadToken> {
+fn scan_bytewise(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize, BadToken> {
     let n = bytes.len();
     let mut i = 0;
     let (mut numbers, mut evens) = (0u64, 0u64);
