@@ -113,6 +113,8 @@ pub struct Parser {
     /// The token the last block ended in, and where it started.
     carry: Vec<u8>,
     carry_start: u64,
+    /// The separator masks of the block being scanned, kept to reuse their allocation.
+    masks: Vec<(u64, u64)>,
 }
 
 impl Parser {
@@ -123,6 +125,7 @@ impl Parser {
             offset,
             carry: Vec::new(),
             carry_start: 0,
+            masks: Vec::new(),
         }
     }
 
@@ -148,7 +151,7 @@ impl Parser {
                 }
             }
         }
-        let tail = scan(rest, rest_base, &mut self.partial)?;
+        let tail = scan(rest, rest_base, &mut self.partial, &mut self.masks)?;
         if tail < rest.len() {
             self.carry.extend_from_slice(&rest[tail..]);
             self.carry_start = rest_base + tail as u64;
@@ -387,9 +390,10 @@ fn scan_structural(
     bytes: &[u8],
     base: u64,
     partial: &mut Partial,
+    separators: &mut Vec<(u64, u64)>,
 ) -> Option<Result<usize, BadToken>> {
     let words = bytes.len() / 64;
-    let mut separators = Vec::with_capacity(words);
+    separators.clear();
     let mut previous_sep = true; // the block starts on a token boundary
     let mut pending: Option<(u64, u64, u64)> = None;
     for j in 0..=words {
@@ -470,9 +474,14 @@ fn scan_structural(
 
 /// Whole tokens of `bytes` (which starts at `base` in the file); returns where the unfinished
 /// last token starts (`bytes.len()` when the block ends on a separator).
-fn scan(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize, BadToken> {
+fn scan(
+    bytes: &[u8],
+    base: u64,
+    partial: &mut Partial,
+    masks: &mut Vec<(u64, u64)>,
+) -> Result<usize, BadToken> {
     if bytes.len() >= 128
-        && let Some(result) = scan_structural(bytes, base, partial)
+        && let Some(result) = scan_structural(bytes, base, partial, masks)
     {
         return result;
     }
@@ -540,9 +549,12 @@ fn scan_bytewise(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize
 }
 
 /// The whole computation over bytes in memory (tests, benchmarks, fuzzing).
+/// Fed in blocks of [`super::range::BLOCK`] bytes, as files are read.
 pub fn sum_bytes(bytes: &[u8]) -> Result<Partial, BadToken> {
     let mut parser = Parser::new(0);
-    parser.feed(bytes)?;
+    for block in bytes.chunks(super::range::BLOCK) {
+        parser.feed(block)?;
+    }
     parser.finish()
 }
 
