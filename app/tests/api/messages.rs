@@ -572,12 +572,14 @@ async fn through_nginx_in_front_of_two_replicas() {
         .expect("nginx logged it too");
     assert_eq!(nginx_line["status"], 200);
     assert_eq!(nginx_line["level"], "INFO");
-    assert!(
-        nginx_lines
+    // nginx writes an access line once the response has gone out: wait for the 502's.
+    eventually("the 502 to be logged as an error", || async {
+        nginx
+            .access_log()
             .iter()
-            .any(|l| l["status"] == 502 && l["level"] == "ERROR"),
-        "the 502 is logged as an error"
-    );
+            .any(|l| l["status"] == 502 && l["level"] == "ERROR")
+    })
+    .await;
     assert_eq!(nginx_line["version"], "HTTP/2.0");
     assert!(
         nginx_lines
