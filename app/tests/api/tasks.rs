@@ -118,6 +118,20 @@ impl Api<'_> {
     }
 }
 
+/// The "task finished" lines `app` printed, once there are `count`: a worker logs a task just
+/// after recording its end, and lines reach stdout in batches.
+async fn finished_lines(app: &TestApp, count: usize) -> Vec<Value> {
+    let lines = || {
+        app.stdout_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["message"] == "task finished")
+            .collect::<Vec<_>>()
+    };
+    eventually("the tasks' log lines", || async { lines().len() >= count }).await;
+    lines()
+}
+
 /// The result has the input's size and colour type, exactly its pixels, and its edges.
 fn assert_randomized(input: &[u8], width: usize, height: usize, output: &[u8]) {
     let (info, pixels) = decode(output);
@@ -447,11 +461,9 @@ async fn a_restart_runs_queued_and_interrupted_tasks() {
         let output = api.result(token).await.bytes().await.unwrap();
         assert_randomized(&raw, 250, 190, &output);
     }
-    let attempts: BTreeMap<String, u64> = restarted
-        .stdout_lines()
+    let attempts: BTreeMap<String, u64> = finished_lines(&restarted, tokens.len())
+        .await
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["message"] == "task finished")
         .map(|l| {
             (
                 l["token"].as_str().unwrap().to_owned(),
@@ -554,12 +566,7 @@ async fn a_task_whose_worker_is_killed_runs_on_another() {
         190,
         &api.result(&token).await.bytes().await.unwrap(),
     );
-    let line = rescuer
-        .stdout_lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["message"] == "task finished")
-        .expect("the rescuer logged the task");
+    let line = finished_lines(&rescuer, 1).await.remove(0);
     assert_eq!(line["attempts"], 2);
     assert_eq!(line["token"], token.as_str());
 }
