@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -191,7 +191,7 @@ impl RedisQueue {
             let outcome: i64 = self
                 .deadline(
                     timeout,
-                    requeue_script()
+                    REQUEUE_SCRIPT
                         .key(PROCESSING)
                         .key(PENDING)
                         .key(lease_key(id))
@@ -271,7 +271,7 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 }
 
 /// Records a task and queues it, unless the queue is full (returns 0 then).
-fn submit_script() -> Script {
+static SUBMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
@@ -280,10 +280,10 @@ fn submit_script() -> Script {
         return 1
         ",
     )
-}
+});
 
 /// Records the end of a task and lets go of it.
-fn complete_script() -> Script {
+static COMPLETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('SET', KEYS[1], ARGV[1])
@@ -293,10 +293,10 @@ fn complete_script() -> Script {
         return 1
         ",
     )
-}
+});
 
 /// Writes a running task's record while its lease is held.
-fn progress_script() -> Script {
+static PROGRESS_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -304,11 +304,11 @@ fn progress_script() -> Script {
         return 1
         ",
     )
-}
+});
 
 /// Puts an orphaned task back in the queue (1), or marks it errored once it has had all its
 /// attempts (2); 0 when its worker came back or someone else moved it first.
-fn requeue_script() -> Script {
+static REQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
@@ -330,7 +330,7 @@ fn requeue_script() -> Script {
         return 1
         ",
     )
-}
+});
 
 impl TaskQueue for RedisQueue {
     fn backend(&self) -> &'static str {
@@ -348,7 +348,7 @@ impl TaskQueue for RedisQueue {
             let added: i64 = self
                 .deadline(
                     self.settings.timeout,
-                    submit_script()
+                    SUBMIT_SCRIPT
                         .key(PENDING)
                         .key(task_key(task.id))
                         .arg(self.settings.capacity)
@@ -429,19 +429,9 @@ impl TaskSource for RedisQueue {
             let Some(id) = TaskId::parse(&token) else {
                 return Ok(None);
             };
+            // The lease first, so the reaper sees the task claimed.
+            self.renew(id).await?;
             let mut conn = self.connection();
-            let lease_ms = u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX);
-            let _: () = self
-                .deadline(
-                    self.settings.timeout,
-                    redis::cmd("SET")
-                        .arg(lease_key(id))
-                        .arg(1)
-                        .arg("PX")
-                        .arg(lease_ms)
-                        .query_async(&mut conn),
-                )
-                .await?;
             let Some(mut task) = self.get(id).await? else {
                 // Expired meanwhile: nothing to run.
                 let _: () = self
@@ -498,7 +488,7 @@ impl TaskSource for RedisQueue {
             let _: i64 = self
                 .deadline(
                     self.settings.timeout,
-                    progress_script()
+                    PROGRESS_SCRIPT
                         .key(lease_key(task.id))
                         .key(task_key(task.id))
                         .arg(text)
@@ -521,7 +511,7 @@ impl TaskSource for RedisQueue {
             let _: i64 = self
                 .deadline(
                     self.settings.timeout,
-                    complete_script()
+                    COMPLETE_SCRIPT
                         .key(task_key(task.id))
                         .key(PROCESSING)
                         .key(lease_key(task.id))
