@@ -1,0 +1,111 @@
+//! The command line: glassbox's own options first, then every goose option, unchanged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use goose::config::GooseConfiguration;
+
+/// The service `--host` defaults to: glassbox as `just demo` and `just run` start it.
+pub const DEFAULT_HOST: &str = "https://localhost:8443";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    about = "Drives every glassbox endpoint with goose, records the client's own latency, and \
+             reconciles what it sent with what the server counted.",
+    after_help = "Every goose option above passes through unchanged; --host defaults to \
+                  https://localhost:8443. Presets: just load, just load-ramp, just load-spike, \
+                  just load-soak."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+    #[command(flatten)]
+    pub goose: GooseConfiguration,
+}
+
+/// The load generator's own options.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "glassbox")]
+pub struct Options {
+    /// CA certificate the service's certificate must chain to (the only one trusted for https).
+    #[arg(
+        long,
+        env = "LOADGEN_CA_CERT",
+        default_value = "certs/ca.crt",
+        value_name = "FILE"
+    )]
+    pub ca_cert: PathBuf,
+
+    /// Serve the client-side Prometheus metrics here (plain HTTP, /metrics); port 0 picks one.
+    #[arg(
+        long,
+        env = "LOADGEN_METRICS_BIND",
+        default_value = "127.0.0.1:9899",
+        value_name = "ADDR"
+    )]
+    pub metrics_bind: SocketAddr,
+
+    /// Longest pause a user takes between two transactions (uniform from zero); 0s for none.
+    #[arg(long, env = "LOADGEN_THINK_TIME", default_value = "100ms", value_parser = humantime::parse_duration, value_name = "TIME")]
+    pub think_time: Duration,
+
+    /// Compare the requests made with the server's own counts from its /status (before and
+    /// after the run), per route and status code, and print the client and server latency
+    /// side by side. Exits with status 3 when a count differs.
+    #[arg(long, env = "LOADGEN_RECONCILE")]
+    pub reconcile: bool,
+
+    /// Write the client-side summary (and the reconciliation) as JSON to FILE.
+    #[arg(long, env = "LOADGEN_SUMMARY", value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+
+    /// Run one scenario only: GET / with no pause, to measure the load generator's own ceiling.
+    #[arg(long)]
+    pub hello_only: bool,
+
+    /// Do not print the progress line.
+    #[arg(long, env = "LOADGEN_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn goose_options_pass_through_next_to_ours() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--users",
+            "4",
+            "-t",
+            "10s",
+            "--report-file",
+            "r.html",
+            "--report-file",
+            "r.json",
+            "--reconcile",
+            "--think-time",
+            "0s",
+            "--host",
+            "https://localhost:9443",
+        ])
+        .unwrap();
+        assert_eq!(cli.goose.users, Some(4));
+        assert_eq!(cli.goose.run_time.as_deref(), Some("10s"));
+        assert_eq!(cli.goose.report_file, ["r.html", "r.json"]);
+        assert_eq!(cli.goose.host.as_deref(), Some("https://localhost:9443"));
+        assert!(cli.options.reconcile);
+        assert_eq!(cli.options.think_time, Duration::ZERO);
+    }
+}
