@@ -6,9 +6,25 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Build in release mode, make certificates, and run glassbox in the foreground.
+# The whole appliance: glassbox, Prometheus if installed, DEMO_DURATION (60s) of load, then the report.
 demo:
     scripts/demo.sh
+
+# Steady load on a running glassbox: 20 users for 60 s; loadgen and goose options pass through.
+load *ARGS:
+    scripts/load.sh steady {{ARGS}}
+
+# Ramp from 5 to 40 users over a minute, hold a minute, ramp down.
+load-ramp *ARGS:
+    scripts/load.sh ramp {{ARGS}}
+
+# A quiet baseline, a twelvefold burst for 30 s, back to the baseline.
+load-spike *ARGS:
+    scripts/load.sh spike {{ARGS}}
+
+# Ten users for half an hour.
+load-soak *ARGS:
+    scripts/load.sh soak {{ARGS}}
 
 # Run the service from source (release build); extra flags pass through: `just run --bind 0.0.0.0:8443`.
 run *ARGS:
@@ -52,7 +68,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
-bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-instructions
+bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
@@ -73,6 +89,10 @@ bench-randomize:
 # /sum-evens GB/s (parser, whole task, upload to result) next to cat and a discarding upload; BENCH_BIG_GB=5 adds the 5 GB run.
 bench-sum-evens:
     scripts/bench-sum-evens.sh
+
+# The load generator's ceiling: goose (GET /, no pause) against wrk on the reference hello world, and CPU per 1,000 requests.
+bench-loadgen:
+    scripts/bench-loadgen.sh
 
 # Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
 bench-instructions:

@@ -1,45 +1,108 @@
 #!/usr/bin/env bash
-# `just demo`: build glassbox in release mode, make certificates, and run it in the foreground
-# until Ctrl-C. With DEMO_EXIT=1 it stops by itself after DEMO_DURATION (default 60s).
+# `just demo`: build in release mode, make certificates, start glassbox (embedded store and
+# queue) and Prometheus if it is installed, drive every endpoint with the load generator for
+# DEMO_DURATION (default 60s), print the reconciliation and where to look next, then keep
+# glassbox running until Ctrl-C. With DEMO_EXIT=1 it stops after the report instead.
+#
+# Knobs (environment): DEMO_DURATION, DEMO_USERS (default 20), DEMO_EXIT, GLASSBOX_BIND
+# (default 127.0.0.1:8443), LOADGEN_METRICS_BIND (default 127.0.0.1:9899),
+# DEMO_PROMETHEUS_PORT (default 9090), DEMO_PROMETHEUS=0 to leave Prometheus out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=${DEMO_DURATION:-60s}
-cargo build --release -p glassbox
-./target/release/glassbox certs
+users=${DEMO_USERS:-20}
 bind=${GLASSBOX_BIND:-127.0.0.1:8443}
 port=${bind##*:}
 base="https://localhost:$port"
+loadgen_metrics=${LOADGEN_METRICS_BIND:-127.0.0.1:9899}
+prometheus_port=${DEMO_PROMETHEUS_PORT:-9090}
+run="reports/$(date +%Y%m%d-%H%M%S)"
 
-cat <<MSG
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
-glassbox is starting on $base (JSON logs below and in ./logs/).
-Try, from another terminal:
-  curl --cacert certs/ca.crt $base/
-  curl --cacert certs/ca.crt $base/sleep/250
-  curl --cacert certs/ca.crt -i $base/code/418
-  curl --cacert certs/ca.crt -X POST $base/work
-  curl --cacert certs/ca.crt -X POST $base/messages -H 'Content-Type: application/json' --data '{"message":"foo"}'
-  curl --cacert certs/ca.crt -H 'Content-Type: image/png' --data-binary @some.png $base/randomize
-  curl --cacert certs/ca.crt $base/status
-  curl --cacert certs/ca.crt $base/health
-  curl --cacert certs/ca.crt $base/metrics
-Stop with Ctrl-C.
+say "Building glassbox and the load generator (release)"
+cargo build --release -p glassbox -p loadgen
+./target/release/glassbox certs
+mkdir -p "$run"
 
-MSG
+pids=()
+stop_all() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
 
-if [ "${DEMO_EXIT:-0}" = 1 ]; then
-  ./target/release/glassbox serve &
-  pid=$!
-  trap 'kill "$pid" 2>/dev/null || true' EXIT
-  seconds=$(python3 -c "import sys,re; m=re.fullmatch(r'(\d+)(ms|s|m)?', sys.argv[1]); n=int(m[1]); print({'ms': n/1000, 's': n, None: n, 'm': n*60}[m[2]])" "$duration")
-  for _ in $(seq 50); do curl -sf --cacert certs/ca.crt "$base/health" >/dev/null && break; sleep 0.2; done
-  curl -sf --cacert certs/ca.crt "$base/" >/dev/null
-  sleep "$seconds"
-  curl -sf --cacert certs/ca.crt "$base/status"; echo
-  kill -TERM "$pid"
-  wait "$pid"
-  trap - EXIT
+say "Starting glassbox on $base (embedded store and queue; data in ./data, logs in ./logs)"
+GLASSBOX_BIND=$bind ./target/release/glassbox serve >"$run/glassbox.stdout.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf --cacert certs/ca.crt "$base/health" >/dev/null && break
+    if ! kill -0 "${pids[0]}" 2>/dev/null; then
+        echo "glassbox did not start:" >&2
+        tail -5 "$run/glassbox.stdout.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+curl -sf --cacert certs/ca.crt "$base/health" >/dev/null
+
+prometheus_url=""
+if [ "${DEMO_PROMETHEUS:-1}" != 0 ] && command -v prometheus >/dev/null; then
+    say "Starting Prometheus on http://localhost:$prometheus_port (scraping glassbox and the loadgen every 5s)"
+    sed -e "s|../../certs/ca.crt|$PWD/certs/ca.crt|" \
+        -e "s|localhost:8443|localhost:$port|" \
+        -e "s|localhost:9899|localhost:${loadgen_metrics##*:}|" \
+        dashboards/prometheus/prometheus.yml >"$run/prometheus.yml"
+    prometheus --config.file="$run/prometheus.yml" --storage.tsdb.path=data/prometheus \
+        --web.listen-address="127.0.0.1:$prometheus_port" >"$run/prometheus.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null && break
+        sleep 0.1
+    done
+    if kill -0 "${pids[-1]}" 2>/dev/null && curl -sf "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null; then
+        prometheus_url="http://localhost:$prometheus_port"
+    else
+        echo "Prometheus did not start (is port $prometheus_port taken? see $run/prometheus.log); going on without it" >&2
+    fi
 else
-  exec ./target/release/glassbox serve
+    say "Prometheus is not installed: skipping it (the built-in /status and /metrics still work)"
 fi
+
+say "Driving every endpoint with $users goose users for $duration"
+status=0
+./target/release/loadgen --host "$base" --ca-cert certs/ca.crt \
+    --users "$users" --increase-rate "$users" --run-time "$duration" --no-reset-metrics \
+    --metrics-bind "$loadgen_metrics" --reconcile --summary "$run/loadgen.json" \
+    --report-file "$run/report.html" --report-file "$run/report.json" \
+    --report-file "$run/report.md" --no-print-metrics --quiet || status=$?
+
+log_file=$(ls -t logs/glassbox.*.log 2>/dev/null | head -1 || true)
+say "Where to look next"
+cat <<MSG
+  reports     $run/report.html   goose: requests, time to first byte (ms), graphs
+              $run/report.md, $run/report.json, and $run/loadgen.json (the tables above)
+  glassbox    $base/status       counts and HDR percentiles per route, store, queue
+              $base/metrics      Prometheus text: http_server_request_duration_seconds, ...
+              $base/openapi.json every endpoint
+              (curl --cacert certs/ca.crt $base/status)
+  logs        ${log_file:-logs/}   one JSON line per request, with its request id
+MSG
+if [ -n "$prometheus_url" ]; then
+    cat <<MSG
+  Prometheus  $prometheus_url/graph?g0.expr=sum+by+(route)+(rate(http_server_request_duration_seconds_count[1m]))
+              client next to server: loadgen_request_duration_seconds (scraped while the loadgen ran)
+MSG
+fi
+
+if [ "$status" -ne 0 ]; then
+    echo "The load generator exited with status $status (3: the server's counts differ from the requests made)." >&2
+fi
+if [ "${DEMO_EXIT:-0}" = 1 ]; then
+    exit "$status"
+fi
+say "glassbox keeps running on $base for browsing; Ctrl-C stops everything the demo started."
+trap 'exit 0' INT TERM
+wait "${pids[0]}"

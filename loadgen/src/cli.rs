@@ -13,6 +13,7 @@ pub const DEFAULT_HOST: &str = "https://localhost:8443";
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
+    args_override_self = true,
     about = "Drives every glassbox endpoint with goose, records the client's own latency, and \
              reconciles what it sent with what the server counted.",
     after_help = "Every goose option above passes through unchanged; --host defaults to \
@@ -107,5 +108,11 @@ mod tests {
         assert_eq!(cli.goose.host.as_deref(), Some("https://localhost:9443"));
         assert!(cli.options.reconcile);
         assert_eq!(cli.options.think_time, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_later_option_wins_so_presets_can_be_overridden() {
+        let cli = Cli::try_parse_from(["loadgen", "--users", "20", "--users", "50"]).unwrap();
+        assert_eq!(cli.goose.users, Some(50));
     }
 }

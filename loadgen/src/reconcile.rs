@@ -212,13 +212,13 @@ impl Reconciliation {
         );
         let _ = writeln!(
             out,
-            "  ({} /status calls of the reconciliation itself are not counted)",
+            "  (the reconciliation's own /status calls, {}, are left out)",
             self.own_status_calls
         );
         for other in &self.other {
             let _ = writeln!(
                 out,
-                "  not from the loadgen: {} {} counted {} times",
+                "  not from the loadgen: {} {}, {} requests",
                 other.method, other.route, other.server
             );
         }

@@ -60,6 +60,8 @@ impl std::fmt::Display for RouteKey {
 /// What was recorded for one route.
 #[derive(Debug, Clone)]
 pub struct RouteRecord {
+    /// The route's Prometheus handles, registered once: the hot path does no registry lookup.
+    series: Series,
     /// Every request sent, answered or not.
     pub requests: u64,
     /// Requests that got no response: connection refused or reset, timeout, bad TLS.
@@ -70,9 +72,17 @@ pub struct RouteRecord {
     pub latency: Histogram<u64>,
 }
 
+#[derive(Debug, Clone)]
+struct Series {
+    in_flight: metrics::Gauge,
+    transport_errors: metrics::Counter,
+    duration: Vec<(u16, metrics::Histogram)>,
+}
+
 impl RouteRecord {
-    fn new() -> Self {
+    fn new(series: Series) -> Self {
         Self {
+            series,
             requests: 0,
             transport_errors: 0,
             status_codes: BTreeMap::new(),
@@ -170,47 +180,63 @@ impl Recorder {
 
     /// Marks a request as sent; the guard marks it finished when dropped.
     pub fn start(&self, key: &RouteKey) -> InFlight {
-        let gauge = self.with(|| {
-            gauge!(REQUESTS_IN_FLIGHT, "method" => key.method.clone(), "route" => key.route.clone())
-        });
+        let gauge = self.route(key, |record| record.series.in_flight.clone());
         gauge.increment(1.0);
         InFlight { gauge }
+    }
+
+    /// Runs `f` on `key`'s record, creating it (and registering its series) on first use.
+    fn route<T>(&self, key: &RouteKey, f: impl FnOnce(&mut RouteRecord) -> T) -> T {
+        let mut routes = self.routes.lock().expect("recorder lock");
+        if let Some(record) = routes.get_mut(key) {
+            return f(record);
+        }
+        let series = self.with(|| Series {
+            in_flight: gauge!(REQUESTS_IN_FLIGHT, "method" => key.method.clone(), "route" => key.route.clone()),
+            transport_errors: counter!(TRANSPORT_ERRORS, "method" => key.method.clone(), "route" => key.route.clone()),
+            duration: Vec::new(),
+        });
+        f(routes
+            .entry(key.clone())
+            .or_insert_with(|| RouteRecord::new(series)))
     }
 
     /// Records one request: its status, or `None` when no response came, and its latency.
     pub fn record(&self, key: &RouteKey, status: Option<u16>, micros: u64) {
         self.total.fetch_add(1, Ordering::Relaxed);
         match status {
-            Some(status) => {
-                if status >= 500 {
-                    self.server_errors.fetch_add(1, Ordering::Relaxed);
-                }
-                self.with(|| {
-                    histogram!(REQUEST_DURATION,
-                        "method" => key.method.clone(),
-                        "route" => key.route.clone(),
-                        "status_code" => status.to_string())
-                    .record(micros as f64 / 1e6);
-                });
+            Some(status) if status >= 500 => {
+                self.server_errors.fetch_add(1, Ordering::Relaxed);
             }
+            Some(_) => {}
             None => {
                 self.transport_errors.fetch_add(1, Ordering::Relaxed);
-                self.with(|| {
-                    counter!(TRANSPORT_ERRORS, "method" => key.method.clone(), "route" => key.route.clone())
-                        .increment(1);
-                });
             }
         }
-        let mut routes = self.routes.lock().expect("recorder lock");
-        let record = routes.entry(key.clone()).or_insert_with(RouteRecord::new);
-        record.requests += 1;
-        match status {
-            Some(status) => {
-                *record.status_codes.entry(status).or_default() += 1;
-                record.latency.saturating_record(micros.max(1));
-            }
-            None => record.transport_errors += 1,
-        }
+        self.route(key, |record| {
+            record.requests += 1;
+            let Some(status) = status else {
+                record.transport_errors += 1;
+                record.series.transport_errors.increment(1);
+                return;
+            };
+            *record.status_codes.entry(status).or_default() += 1;
+            record.latency.saturating_record(micros.max(1));
+            let histogram = match record.series.duration.iter().find(|(s, _)| *s == status) {
+                Some((_, histogram)) => histogram.clone(),
+                None => {
+                    let histogram = self.with(|| {
+                        histogram!(REQUEST_DURATION,
+                            "method" => key.method.clone(),
+                            "route" => key.route.clone(),
+                            "status_code" => status.to_string())
+                    });
+                    record.series.duration.push((status, histogram.clone()));
+                    histogram
+                }
+            };
+            histogram.record(micros as f64 / 1e6);
+        });
     }
 
     pub fn user_started(&self) {
