@@ -68,7 +68,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
-bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-instructions
+bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-dashboard bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world.
 bench-hello:
@@ -93,6 +93,10 @@ bench-sum-evens:
 # The load generator's ceiling: goose (GET /, no pause) against wrk on the reference hello world, and CPU per 1,000 requests.
 bench-loadgen:
     scripts/bench-loadgen.sh
+
+# What a dashboard poll costs the service, next to GET /, with a full timeline of about twenty routes.
+bench-dashboard:
+    scripts/bench-dashboard.sh
 
 # Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
 bench-instructions:

@@ -71,7 +71,7 @@ else
     say "Prometheus is not installed: skipping it (the built-in /status and /metrics still work)"
 fi
 
-say "Driving every endpoint with $users goose users for $duration"
+say "Driving every endpoint with $users goose users for $duration (watch it live: $base/dashboard)"
 status=0
 ./target/release/loadgen --host "$base" --ca-cert certs/ca.crt \
     --users "$users" --increase-rate "$users" --run-time "$duration" --no-reset-metrics \
@@ -84,6 +84,7 @@ say "Where to look next"
 cat <<MSG
   reports     $run/report.html   goose: requests, time to first byte (ms), graphs
               $run/report.md, $run/report.json, and $run/loadgen.json (the tables above)
+  dashboard   $base/dashboard    live charts, the route table and recent log lines (open it in a browser)
   glassbox    $base/status       counts and HDR percentiles per route, store, queue
               $base/metrics      Prometheus text: http_server_request_duration_seconds, ...
               $base/openapi.json every endpoint

@@ -8,6 +8,7 @@ use axum::Router;
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
 use crate::config::{Backend, Config};
+use crate::dashboard::Dashboard;
 use crate::health::{CertificateCheck, Health};
 use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
@@ -22,6 +23,7 @@ use crate::tasks::run::Runner;
 use crate::tasks::worker::Workers;
 use crate::tasks::{QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
+use crate::telemetry::log_ring::LogRing;
 use tokio::sync::watch;
 
 /// What every handler can reach. One `Arc`, so the per-request clones the middleware
@@ -44,6 +46,8 @@ pub struct Shared {
     pub tasks: Tasks,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: String,
+    /// The built-in dashboard's timeline, route table and log ring.
+    pub dashboard: Dashboard,
 }
 
 impl std::ops::Deref for AppState {
@@ -76,7 +80,13 @@ impl AppState {
             latency: config.total_latency,
             count: config.total_count,
         };
+        let dashboard = Dashboard::new(
+            config.dashboard_interval,
+            config.dashboard_window,
+            LogRing::global(),
+        );
         Ok(Self(Arc::new(Shared {
+            dashboard,
             totals: Totals::new(Arc::new(numbers), backends.compute),
             tasks: backends.tasks,
             openapi: routes::openapi_json(&config),
@@ -229,6 +239,7 @@ impl App {
         };
         let state = AppState::new(config, health, telemetry, backends)?;
         state.telemetry.metrics.certificate_expiry(expiry);
+        crate::dashboard::sampler::start(Arc::downgrade(&state.0), state.dashboard.interval);
         let router = routes::router(state.clone());
         Ok(Self {
             state,

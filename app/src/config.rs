@@ -105,6 +105,14 @@ pub struct Config {
     )]
     pub log_keep_files: usize,
 
+    /// How often the built-in dashboard (`/dashboard`) takes a sample.
+    #[arg(long, env = "GLASSBOX_DASHBOARD_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub dashboard_interval: Duration,
+
+    /// How much history the dashboard keeps (samples are dropped oldest first).
+    #[arg(long, env = "GLASSBOX_DASHBOARD_WINDOW", default_value = "5m", value_parser = parse_duration, global = true)]
+    pub dashboard_window: Duration,
+
     /// Longest sleep `/sleep/{ms}` accepts; longer asks get 400 "sleep too long".
     #[arg(long, env = "GLASSBOX_MAX_SLEEP", default_value = "60s", value_parser = parse_duration, global = true)]
     pub max_sleep: Duration,

@@ -9,7 +9,8 @@
 //! - [`middleware`]: request ids, load shedding, body limit; [`forwarded`]: the client behind a
 //!   trusted proxy; [`limiter`]: the concurrency
 //!   limit; [`error`]: error bodies.
-//! - [`telemetry`]: access logs, `/status` statistics and Prometheus metrics.
+//! - [`telemetry`]: access logs, `/status` statistics, Prometheus metrics, the log ring.
+//! - [`dashboard`]: the built-in live dashboard's sampler, timeline and embedded page.
 //! - [`health`]: the checks behind `/health`.
 //! - [`math`]: Fibonacci, factorial, Ackermann on big integers; [`numbers`]: `/total`'s numbers
 //!   API and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod certs;
 pub mod compute;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod forwarded;
 pub mod health;

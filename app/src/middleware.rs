@@ -127,7 +127,8 @@ fn version_label(version: Version) -> &'static str {
 
 /// Runs the request if the concurrency limit allows; otherwise refuses it with 503 and
 /// `Retry-After` instead of queueing. Only the seed endpoints are limited: unmatched paths and
-/// the service's own endpoints (`ops::UNLIMITED`) always run, so operators can see an overload.
+/// the service's own endpoints (`ops::UNLIMITED`, the dashboard's `PATHS`) always run, so
+/// operators can see an overload.
 async fn admit(
     state: &AppState,
     route: Option<&MatchedPath>,
@@ -136,7 +137,7 @@ async fn admit(
 ) -> Response {
     let Some(route) = route
         .map(MatchedPath::as_str)
-        .filter(|r| !ops::UNLIMITED.contains(r))
+        .filter(|r| !ops::UNLIMITED.contains(r) && !crate::routes::dashboard::PATHS.contains(r))
     else {
         return next.run(req).await;
     };

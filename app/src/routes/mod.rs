@@ -3,6 +3,7 @@
 //! `/openapi.json` cannot miss one.
 
 pub mod body;
+pub mod dashboard;
 pub mod deepgram;
 pub mod math;
 pub mod messages;
@@ -55,6 +56,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(randomize::routes())
         .merge(sum_evens::routes())
         .merge(ops::routes())
+        .merge(dashboard::routes())
 }
 
 /// The whole router. Every request passes [`middleware::observe`]: request id, body limit,
@@ -150,6 +152,10 @@ mod tests {
                 "health",
                 "metrics",
                 "openapi.json",
+                "dashboard",
+                "data",
+                "app.js",
+                "logs",
                 "total",
                 "messages",
                 "randomize",

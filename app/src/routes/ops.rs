@@ -174,7 +174,10 @@ mod tests {
 
     #[tokio::test]
     async fn every_unlimited_route_exists() {
-        for path in super::UNLIMITED {
+        for path in super::UNLIMITED
+            .iter()
+            .chain(&super::super::dashboard::PATHS)
+        {
             let (status, _) = get(state(Health::default()), path).await;
             assert_eq!(status, 200, "{path}");
         }

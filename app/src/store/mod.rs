@@ -163,6 +163,15 @@ impl Store {
         self.0.backend.location()
     }
 
+    /// Store calls and failed calls since start, every operation together.
+    pub fn totals(&self) -> (u64, u64) {
+        self.0
+            .stats
+            .iter()
+            .map(OperationStats::totals)
+            .fold((0, 0), |(c, e), (c2, e2)| (c + c2, e + e2))
+    }
+
     pub async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreError> {
         self.measure(Operation::Put, self.0.backend.put(digest, message))
             .await

@@ -39,6 +39,12 @@ impl OperationStats {
         crate::telemetry::stats::record_latency(&mut record.latency_us, micros);
     }
 
+    /// Calls and failures since start.
+    pub(super) fn totals(&self) -> (u64, u64) {
+        let record = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (record.count, record.errors)
+    }
+
     pub(super) fn snapshot(&self, operation: &'static str) -> OperationSnapshot {
         let record = self.0.lock().unwrap_or_else(|e| e.into_inner());
         OperationSnapshot {

@@ -55,6 +55,22 @@ struct KindStats {
     wait_ms: Histogram<u64>,
     execution_ms: Histogram<u64>,
     lead_ms: Histogram<u64>,
+    /// Tasks ended, wait and lead since the dashboard last took an interval.
+    interval_ended: u64,
+    interval_wait_ms: Histogram<u64>,
+    interval_lead_ms: Histogram<u64>,
+}
+
+/// One task kind's tasks that ended in an interval, with wait and lead percentiles in
+/// milliseconds from that interval's own HDR histograms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalKind {
+    pub kind: &'static str,
+    pub ended: u64,
+    pub wait_p50_ms: u64,
+    pub wait_p99_ms: u64,
+    pub lead_p50_ms: u64,
+    pub lead_p99_ms: u64,
 }
 
 fn ms_histogram() -> Histogram<u64> {
@@ -103,6 +119,9 @@ impl TaskTelemetry {
                     wait_ms: ms_histogram(),
                     execution_ms: ms_histogram(),
                     lead_ms: ms_histogram(),
+                    interval_ended: 0,
+                    interval_wait_ms: ms_histogram(),
+                    interval_lead_ms: ms_histogram(),
                 })
             }),
             metrics: telemetry,
@@ -179,6 +198,35 @@ impl TaskTelemetry {
         stats.wait_ms.saturating_record(wait.max(1));
         stats.execution_ms.saturating_record(execution.max(1));
         stats.lead_ms.saturating_record(lead.max(1));
+        stats.interval_ended += 1;
+        stats.interval_wait_ms.saturating_record(wait.max(1));
+        stats.interval_lead_ms.saturating_record(lead.max(1));
+    }
+
+    /// Each kind's tasks that ended since the last call (kinds with none left out), and
+    /// starts a new interval.
+    pub fn take_interval(&self) -> Vec<IntervalKind> {
+        let mut out = Vec::new();
+        for kind in TaskKind::ALL {
+            let mut stats = self.kinds[kind as usize]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if stats.interval_ended == 0 {
+                continue;
+            }
+            out.push(IntervalKind {
+                kind: kind.label(),
+                ended: stats.interval_ended,
+                wait_p50_ms: stats.interval_wait_ms.value_at_quantile(0.5),
+                wait_p99_ms: stats.interval_wait_ms.value_at_quantile(0.99),
+                lead_p50_ms: stats.interval_lead_ms.value_at_quantile(0.5),
+                lead_p99_ms: stats.interval_lead_ms.value_at_quantile(0.99),
+            });
+            stats.interval_ended = 0;
+            stats.interval_wait_ms.reset();
+            stats.interval_lead_ms.reset();
+        }
+        out
     }
 
     pub fn snapshot(&self) -> Vec<KindSnapshot> {

@@ -41,6 +41,8 @@ pub fn init(filter: &str, log_dir: Option<&Path>, keep_files: usize) -> Result<L
             .with_context(|| format!("opening a log file in {}", dir.display()))?;
         sinks.push(Box::new(appender));
     }
+    // The dashboard's recent lines: the same lines, kept in memory.
+    sinks.push(Box::new(super::log_ring::LogRing::global().sink()));
     let (writer, guard) = log_writer::start(sinks);
     access_log::install(writer.clone());
     tracing_subscriber::registry()

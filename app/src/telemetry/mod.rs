@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod json_format;
+pub mod log_ring;
 pub mod log_writer;
 pub mod logging;
 pub mod metrics;

@@ -42,6 +42,15 @@ struct RouteStats {
     errors: u64,
     statuses: BTreeMap<u16, u64>,
     latency_us: Histogram<u64>,
+    /// The same, since the dashboard last took an interval ([`Stats::take_interval`]).
+    interval: Interval,
+}
+
+#[derive(Debug)]
+struct Interval {
+    count: u64,
+    by_class: [u64; 5],
+    latency_us: Histogram<u64>,
 }
 
 impl RouteStats {
@@ -51,8 +60,28 @@ impl RouteStats {
             errors: 0,
             statuses: BTreeMap::new(),
             latency_us: latency_histogram(),
+            interval: Interval {
+                count: 0,
+                by_class: [0; 5],
+                latency_us: latency_histogram(),
+            },
         }
     }
+}
+
+/// One route's requests in one interval: counts by status class and latency percentiles
+/// (microseconds) from that interval's own HDR histogram.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalRoute {
+    pub method: &'static str,
+    pub route: String,
+    pub requests: u64,
+    /// Answers by class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub by_class: [u64; 5],
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
 }
 
 /// An empty latency histogram: microseconds, 1 µs to one hour, 3 significant figures.
@@ -106,6 +135,9 @@ impl Stats {
             }
             *stats.statuses.entry(status).or_default() += 1;
             record_latency(&mut stats.latency_us, micros);
+            stats.interval.count += 1;
+            stats.interval.by_class[usize::from((status / 100).clamp(1, 5) - 1)] += 1;
+            record_latency(&mut stats.interval.latency_us, micros);
         };
         // Recorded under the read guard: a known route costs no reference-count traffic.
         if let Some(entry) = self
@@ -118,6 +150,49 @@ impl Stats {
         }
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         record(routes.entry(route.into()).or_default());
+    }
+
+    /// Every route's requests since the last call, and starts a new interval. Routes without
+    /// requests in the interval are left out.
+    pub fn take_interval(&self) -> Vec<IntervalRoute> {
+        let entries: Vec<(Box<str>, Arc<Mutex<RouteMethods>>)> = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (route, entry) in entries {
+            let mut methods = entry.lock().unwrap_or_else(|e| e.into_inner());
+            for (method, stats) in &mut methods.0 {
+                let interval = &mut stats.interval;
+                if interval.count == 0 {
+                    continue;
+                }
+                let h = &interval.latency_us;
+                out.push(IntervalRoute {
+                    method,
+                    route: route.to_string(),
+                    requests: interval.count,
+                    by_class: interval.by_class,
+                    p50: h.value_at_quantile(0.5),
+                    p90: h.value_at_quantile(0.9),
+                    p99: h.value_at_quantile(0.99),
+                    max: h.max(),
+                });
+                interval.count = 0;
+                interval.by_class = [0; 5];
+                interval.latency_us.reset();
+            }
+        }
+        out.sort_by(|a, b| a.route.cmp(&b.route).then(a.method.cmp(b.method)));
+        out
+    }
+
+    /// Requests refused at the concurrency limit since start.
+    pub fn shed_total(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     pub fn request_shed(&self) {
@@ -253,6 +328,36 @@ mod tests {
             get.latency_us.max
         );
         assert_eq!(snap.routes[1].status_codes["405"], 1);
+    }
+
+    #[test]
+    fn an_interval_holds_only_its_own_requests() {
+        let stats = Stats::new();
+        let finish = |route: &str, status: u16, us: u64| {
+            stats.request_started();
+            stats.request_finished("GET", route, status, us);
+        };
+        assert!(stats.take_interval().is_empty());
+        for us in 1..=100 {
+            finish("/", 200, us * 10);
+        }
+        finish("/code/{code}", 503, 50);
+        finish("/code/{code}", 404, 50);
+        let first = stats.take_interval();
+        assert_eq!(first.len(), 2);
+        assert_eq!((first[0].route.as_str(), first[0].requests), ("/", 100));
+        assert_eq!(first[0].by_class, [0, 100, 0, 0, 0]);
+        assert_eq!((first[0].p50, first[0].max), (500, 1000));
+        assert_eq!(first[1].by_class, [0, 0, 0, 1, 1]);
+
+        finish("/", 200, 7);
+        let second = stats.take_interval();
+        assert_eq!(second.len(), 1, "a route without requests is left out");
+        assert_eq!(
+            (second[0].requests, second[0].p50, second[0].max),
+            (1, 7, 7)
+        );
+        assert_eq!(stats.snapshot().routes[0].count, 101, "the totals go on");
     }
 
     #[test]

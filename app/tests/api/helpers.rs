@@ -300,3 +300,19 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `name` on PATH or in the system directories Debian installs programs into.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// [`which`], failing the test with how to install `name` when it is missing.
+pub fn find_program(name: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| {
+        panic!("`{name}` is not installed; `.ci/run` installs it (apt-get install {name})")
+    })
+}

@@ -3,6 +3,8 @@
 // The helpers are shared between the modules of this one test binary.
 #![allow(unreachable_pub)]
 
+mod browser;
+mod dashboard;
 mod deepgram;
 mod helpers;
 mod lifecycle;

@@ -1,9 +1,10 @@
 //! The real servers glassbox ships configuration for, started by the tests on free loopback
 //! ports and stopped when dropped: Redis and nginx.
 
+use super::helpers::find_program;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,18 +17,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// `name` on PATH or in the system directories Debian installs servers into.
-fn find_program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/bin".into(), "/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed; `.ci/run` installs it (apt-get install {name})")
-        })
 }
 
 fn stop(child: &mut Child) {

@@ -1,0 +1,69 @@
+//! The built-in live dashboard: a page served from the binary (`GET /dashboard`, assets
+//! embedded at build time) that polls a compact JSON endpoint every second.
+//!
+//! A sampler task takes one [`Point`] per interval — each route's requests in that interval
+//! with latency percentiles from the interval's own HDR histogram, status classes, requests in
+//! flight and shed, store calls, queue depth and task wait and lead times, process CPU and
+//! memory — into a bounded [`Timeline`]. A poll returns only the points after the last one
+//! the page saw, so it costs the service a copy of a point or two and their serialisation.
+
+pub mod sampler;
+pub mod timeline;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use self::sampler::Point;
+use self::timeline::Timeline;
+use crate::telemetry::log_ring::LogRing;
+
+/// The page and its assets, compiled into the binary.
+pub mod assets {
+    pub const INDEX_HTML: &str = include_str!("assets/index.html");
+    pub const APP_JS: &str = include_str!("assets/app.js");
+    pub const APP_CSS: &str = include_str!("assets/app.css");
+}
+
+/// What the dashboard shows: the timeline, the current route table, and the log ring.
+#[derive(Debug)]
+pub struct Dashboard {
+    pub interval: Duration,
+    pub timeline: Timeline<Point>,
+    /// Per route since start, refreshed by the sampler with each point.
+    pub table: RwLock<Arc<Vec<TableRow>>>,
+    pub logs: Arc<LogRing>,
+}
+
+impl Dashboard {
+    /// A dashboard keeping `window` of samples taken every `interval`.
+    pub fn new(interval: Duration, window: Duration, logs: Arc<LogRing>) -> Self {
+        let interval = interval.max(Duration::from_millis(100));
+        let capacity = (window.as_millis() / interval.as_millis()).clamp(2, 100_000) as usize;
+        Self {
+            interval,
+            timeline: Timeline::new(capacity),
+            table: RwLock::new(Arc::new(Vec::new())),
+            logs,
+        }
+    }
+
+    pub fn table(&self) -> Arc<Vec<TableRow>> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// One method and route since the service started (from the `/status` histograms).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TableRow {
+    pub method: &'static str,
+    pub route: String,
+    pub count: u64,
+    /// 5xx answers.
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}

@@ -1,0 +1,332 @@
+//! The built-in dashboard: the page and its assets (compiled in), the JSON it polls, and
+//! `GET /logs`, the recent log lines a person can also curl. The concurrency limit never
+//! sheds these, so the dashboard stays up while the service is overloaded.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::dashboard::assets;
+use crate::dashboard::timeline::Stamped;
+use crate::dashboard::{Point, TableRow};
+use crate::error::{ApiError, ErrorBody};
+use crate::telemetry::log_ring::{Level, Query, StatusFilter};
+
+/// The dashboard's paths; the concurrency limit never sheds them.
+pub const PATHS: [&str; 5] = [
+    "/dashboard",
+    "/dashboard/app.js",
+    "/dashboard/app.css",
+    "/dashboard/data",
+    "/logs",
+];
+
+/// Most lines one `/logs` call returns, and how many it returns unless told.
+pub const MAX_LIMIT: usize = 1000;
+pub const DEFAULT_LIMIT: usize = 100;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(script))
+        .routes(routes!(style))
+        .routes(routes!(data))
+        .routes(routes!(logs))
+}
+
+/// Content Security Policy of the page: everything from glassbox itself, nothing else.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The live dashboard page.
+#[utoipa::path(get, path = "/dashboard", tag = "observability",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
+async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        assets::INDEX_HTML,
+    )
+}
+
+/// The dashboard's script.
+#[utoipa::path(get, path = "/dashboard/app.js", tag = "observability",
+    responses((status = 200, description = "The dashboard's script", content_type = "text/javascript", body = String)))]
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        assets::APP_JS,
+    )
+}
+
+/// The dashboard's style sheet.
+#[utoipa::path(get, path = "/dashboard/app.css", tag = "observability",
+    responses((status = 200, description = "The dashboard's style sheet", content_type = "text/css", body = String)))]
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        assets::APP_CSS,
+    )
+}
+
+/// What the page polls.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DashboardData {
+    /// Milliseconds between samples.
+    pub interval_ms: u64,
+    /// Samples kept; the page shows at most this many.
+    pub capacity: usize,
+    /// The newest sample's sequence number (0 before the first).
+    pub last: u64,
+    /// The samples after `since`, oldest first: each a [`Point`] with its `seq`.
+    #[schema(value_type = Vec<Object>)]
+    pub points: Vec<Stamped<Point>>,
+    /// Per method and route since the service started.
+    pub routes: Vec<TableRow>,
+}
+
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct DataParams {
+    /// Only samples after this sequence number (the `last` of the previous answer).
+    #[param(minimum = 0)]
+    since: Option<u64>,
+}
+
+/// The dashboard's samples after `since`, and the route table.
+#[utoipa::path(get, path = "/dashboard/data", tag = "observability", params(DataParams),
+    responses(
+        (status = 200, description = "Samples and the route table", body = DashboardData),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+    ))]
+async fn data(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<DashboardData>, ApiError> {
+    let mut since = None;
+    for (key, value) in pairs(query.as_deref())? {
+        match key.as_str() {
+            "since" => set_once(&mut since, "since", parse_u64("since", &value)?)?,
+            other => return Err(unknown(other, "since")),
+        }
+    }
+    let dashboard = &state.dashboard;
+    let (points, last) = dashboard.timeline.since(since);
+    Ok(Json(DashboardData {
+        interval_ms: u64::try_from(dashboard.interval.as_millis()).unwrap_or(u64::MAX),
+        capacity: dashboard.timeline.capacity(),
+        last,
+        points,
+        routes: dashboard.table().as_ref().clone(),
+    }))
+}
+
+/// Recent log lines.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogsData {
+    /// Newest first.
+    pub lines: Vec<LogLine>,
+    /// The newest line's sequence number: pass it as `since` to get only newer lines.
+    pub last: u64,
+    /// Lines the service keeps in memory; older ones are only in the log file.
+    pub capacity: usize,
+}
+
+/// One log line as written to the log file, with its sequence number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogLine {
+    pub seq: u64,
+    #[schema(value_type = Object)]
+    pub line: std::sync::Arc<RawValue>,
+}
+
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct LogsParams {
+    /// This level and more severe.
+    #[param(pattern = "^(?i)(trace|debug|info|warn|warning|error)$")]
+    level: Option<String>,
+    /// Only lines of this route template, e.g. `/work` or `unmatched`.
+    route: Option<String>,
+    /// Only lines with this status (`404`) or status class (`5xx`).
+    #[param(pattern = "^([1-5][0-9]{2}|[1-5][xX]{2})$")]
+    status: Option<String>,
+    /// At most this many lines, the newest (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Only lines after this sequence number.
+    #[param(minimum = 0)]
+    since: Option<u64>,
+}
+
+/// The most recent log lines (the same JSON objects as the log file), newest first, filtered
+/// by level, route and status.
+#[utoipa::path(get, path = "/logs", tag = "observability", params(LogsParams),
+    responses(
+        (status = 200, description = "Matching lines, newest first", body = LogsData),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+    ))]
+async fn logs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<LogsData>, ApiError> {
+    let query = logs_query(query.as_deref())?;
+    let ring = &state.dashboard.logs;
+    let (entries, last) = ring.query(&query);
+    Ok(Json(LogsData {
+        lines: entries
+            .into_iter()
+            .map(|e| LogLine {
+                seq: e.seq,
+                line: e.line,
+            })
+            .collect(),
+        last,
+        capacity: ring.capacity(),
+    }))
+}
+
+const LOGS_PARAMS: &str = "level, route, status, limit, since";
+
+/// Parses `/logs`'s query string; every mistake is a 400 saying what was wrong.
+pub fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
+    let (mut level, mut route, mut status, mut limit, mut since) = (None, None, None, None, None);
+    for (key, value) in pairs(query)? {
+        match key.as_str() {
+            "level" => {
+                let parsed = Level::parse(&value).ok_or_else(|| {
+                    bad(format!("invalid level: {value} (one of {})", Level::NAMES))
+                })?;
+                set_once(&mut level, "level", parsed)?;
+            }
+            "route" => {
+                if value.is_empty() {
+                    return Err(bad("invalid route: empty".to_owned()));
+                }
+                set_once(&mut route, "route", value)?;
+            }
+            "status" => {
+                let parsed = StatusFilter::parse(&value).ok_or_else(|| {
+                    bad(format!(
+                        "invalid status: {value} (a code such as 404, or a class such as 5xx)"
+                    ))
+                })?;
+                set_once(&mut status, "status", parsed)?;
+            }
+            "limit" => {
+                let n = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| bad(format!("invalid limit: {value} (1 to {MAX_LIMIT})")))?;
+                set_once(&mut limit, "limit", n)?;
+            }
+            "since" => set_once(&mut since, "since", parse_u64("since", &value)?)?,
+            other => return Err(unknown(other, LOGS_PARAMS)),
+        }
+    }
+    Ok(Query {
+        level,
+        route,
+        status,
+        since,
+        limit: limit.unwrap_or(DEFAULT_LIMIT),
+    })
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError::BadRequest(message)
+}
+
+fn unknown(name: &str, known: &str) -> ApiError {
+    bad(format!("unknown parameter: {name} (known: {known})"))
+}
+
+fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}
+
+fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), ApiError> {
+    if slot.replace(value).is_some() {
+        return Err(bad(format!("{name} given more than once")));
+    }
+    Ok(())
+}
+
+fn parse_u64(name: &str, value: &str) -> Result<u64, ApiError> {
+    value.parse::<u64>().map_err(|_| {
+        bad(format!(
+            "invalid {name}: {value} (a sequence number, 0 or more)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(query: &str) -> String {
+        match logs_query(Some(query)) {
+            Err(ApiError::BadRequest(message)) => message,
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_query_parses() {
+        let q = logs_query(Some(
+            "level=error&route=%2Fwork&status=5xx&limit=50&since=7",
+        ))
+        .unwrap();
+        assert_eq!(q.level, Some(Level::Error));
+        assert_eq!(q.route.as_deref(), Some("/work"));
+        assert_eq!(q.status, Some(StatusFilter::Class(5)));
+        assert_eq!((q.limit, q.since), (50, Some(7)));
+        assert_eq!(logs_query(None).unwrap().limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn bad_parameters_say_what_is_wrong() {
+        assert_eq!(
+            error("level=loud"),
+            "invalid level: loud (one of trace, debug, info, warn, error)"
+        );
+        assert_eq!(
+            error("status=6xx"),
+            "invalid status: 6xx (a code such as 404, or a class such as 5xx)"
+        );
+        assert_eq!(error("limit=0"), "invalid limit: 0 (1 to 1000)");
+        assert_eq!(error("limit=1001"), "invalid limit: 1001 (1 to 1000)");
+        assert_eq!(error("limit=ten"), "invalid limit: ten (1 to 1000)");
+        assert_eq!(
+            error("since=-1"),
+            "invalid since: -1 (a sequence number, 0 or more)"
+        );
+        assert_eq!(error("route="), "invalid route: empty");
+        assert_eq!(error("level=info&level=warn"), "level given more than once");
+        assert_eq!(
+            error("colour=red"),
+            "unknown parameter: colour (known: level, route, status, limit, since)"
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The most recent log lines, in memory, for the dashboard's log panel and `GET /logs`.
+//!
+//! The ring is one more sink of the batching log writer: it sees exactly the lines stdout and
+//! the log file get, after the log filter, on the writer's own thread (never on a request's).
+//! It keeps each line as written and the few fields it can be filtered by; when full, the
+//! oldest line goes.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Lines the process-wide ring keeps.
+pub const CAPACITY: usize = 2000;
+/// Longer lines are not kept (the file still has them).
+const MAX_LINE: usize = 16 * 1024;
+
+static GLOBAL: LazyLock<Arc<LogRing>> = LazyLock::new(|| Arc::new(LogRing::new(CAPACITY)));
+
+/// Log severity, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub const NAMES: &str = "trace, debug, info, warn, error";
+
+    /// Parses a level name in any case.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "trace" => Self::Trace,
+            "debug" => Self::Debug,
+            "info" => Self::Info,
+            "warn" | "warning" => Self::Warn,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// One kept line.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Increases by one per line, from 1: a client asks for what came after the last it saw.
+    pub seq: u64,
+    pub level: Level,
+    pub route: Option<Box<str>>,
+    pub status: Option<u16>,
+    /// The line as written, one JSON object.
+    pub line: Arc<RawValue>,
+}
+
+/// A status filter: one code (`404`) or a class (`5xx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Code(u16),
+    Class(u16),
+}
+
+impl StatusFilter {
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.to_ascii_lowercase();
+        if let Some(class) = t.strip_suffix("xx") {
+            return match class.parse::<u16>() {
+                Ok(c @ 1..=5) if class.len() == 1 => Some(Self::Class(c)),
+                _ => None,
+            };
+        }
+        match t.parse::<u16>() {
+            Ok(code @ 100..=599) if t.len() == 3 => Some(Self::Code(code)),
+            _ => None,
+        }
+    }
+
+    fn matches(self, status: u16) -> bool {
+        match self {
+            Self::Code(code) => status == code,
+            Self::Class(class) => status / 100 == class,
+        }
+    }
+}
+
+/// Which lines a query wants.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// This level and more severe.
+    pub level: Option<Level>,
+    /// Exactly this route template (`unmatched` included).
+    pub route: Option<String>,
+    pub status: Option<StatusFilter>,
+    /// Only lines after this sequence number.
+    pub since: Option<u64>,
+    /// At most this many, the newest.
+    pub limit: usize,
+}
+
+impl Query {
+    fn matches(&self, entry: &Entry) -> bool {
+        self.since.is_none_or(|since| entry.seq > since)
+            && self.level.is_none_or(|level| entry.level >= level)
+            && self
+                .route
+                .as_deref()
+                .is_none_or(|route| entry.route.as_deref() == Some(route))
+            && self
+                .status
+                .is_none_or(|filter| entry.status.is_some_and(|s| filter.matches(s)))
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: VecDeque<Entry>,
+    next_seq: u64,
+    /// The tail of a write that did not end in a newline yet.
+    partial: Vec<u8>,
+}
+
+/// A bounded ring of log lines.
+#[derive(Debug)]
+pub struct LogRing {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+/// The fields a line is filtered by; anything else in it is skipped unread.
+#[derive(Deserialize)]
+struct Head {
+    level: String,
+    #[serde(default)]
+    route: Option<String>,
+    #[serde(default, deserialize_with = "lenient_status")]
+    status: Option<u16>,
+}
+
+/// `status` as an HTTP status, or nothing when a line uses the name for something else.
+fn lenient_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(value.as_u64().and_then(|n| u16::try_from(n).ok()))
+}
+
+impl LogRing {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner {
+                entries: VecDeque::with_capacity(capacity.max(1)),
+                next_seq: 1,
+                partial: Vec::new(),
+            }),
+        }
+    }
+
+    /// The ring the process's log writer feeds.
+    pub fn global() -> Arc<LogRing> {
+        GLOBAL.clone()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// A writer for the log writer's sinks: complete lines go into the ring.
+    pub fn sink(self: &Arc<Self>) -> RingSink {
+        RingSink(self.clone())
+    }
+
+    /// Keeps one line (without its newline); lines that are not JSON objects with a `level`,
+    /// or too long, are skipped.
+    pub fn push_line(&self, line: &[u8]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.push_locked(&mut inner, line);
+    }
+
+    fn push_locked(&self, inner: &mut Inner, line: &[u8]) {
+        let line = line.trim_ascii();
+        if line.is_empty() || line.len() > MAX_LINE {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            return;
+        };
+        let (Ok(head), Ok(raw)) = (
+            serde_json::from_str::<Head>(text),
+            RawValue::from_string(text.to_owned()),
+        ) else {
+            return;
+        };
+        let Some(level) = Level::parse(&head.level) else {
+            return;
+        };
+        if inner.entries.len() == self.capacity {
+            inner.entries.pop_front();
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.entries.push_back(Entry {
+            seq,
+            level,
+            route: head.route.map(String::into_boxed_str),
+            status: head.status,
+            line: Arc::from(raw),
+        });
+    }
+
+    /// Appends a chunk of the log stream: every complete line in it is kept.
+    fn write_chunk(&self, chunk: &[u8]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end);
+            rest = &tail[1..];
+            if inner.partial.is_empty() {
+                self.push_locked(&mut inner, line);
+            } else {
+                let mut whole = std::mem::take(&mut inner.partial);
+                whole.extend_from_slice(line);
+                self.push_locked(&mut inner, &whole);
+            }
+        }
+        if !rest.is_empty() && inner.partial.len() + rest.len() <= MAX_LINE {
+            inner.partial.extend_from_slice(rest);
+        } else if !rest.is_empty() {
+            inner.partial.clear();
+        }
+    }
+
+    /// The newest lines matching `query`, newest first, and the newest sequence number kept.
+    pub fn query(&self, query: &Query) -> (Vec<Entry>, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let found = inner
+            .entries
+            .iter()
+            .rev()
+            .take_while(|e| query.since.is_none_or(|since| e.seq > since))
+            .filter(|e| query.matches(e))
+            .take(query.limit)
+            .cloned()
+            .collect();
+        (found, inner.next_seq - 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The ring as a `Write` sink of the log writer.
+#[derive(Debug)]
+pub struct RingSink(Arc<LogRing>);
+
+impl Write for RingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_chunk(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(level: &str, route: &str, status: u16, id: &str) -> String {
+        format!(
+            r#"{{"timestamp":"2026-11-22T10:00:00.000000Z","level":"{level}","message":"request","method":"GET","route":"{route}","status":{status},"request_id":"{id}","target":"glassbox::access"}}"#
+        )
+    }
+
+    fn all(limit: usize) -> Query {
+        Query {
+            limit,
+            ..Query::default()
+        }
+    }
+
+    #[test]
+    fn keeps_the_newest_lines_up_to_its_capacity() {
+        let ring = LogRing::new(3);
+        for i in 0..5 {
+            ring.push_line(access("INFO", "/", 200, &format!("r{i}")).as_bytes());
+        }
+        let (entries, last) = ring.query(&all(10));
+        assert_eq!(last, 5);
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [5, 4, 3], "newest first, the two oldest gone");
+        assert!(entries[0].line.get().contains(r#""request_id":"r4""#));
+    }
+
+    #[test]
+    fn filters_by_level_route_status_and_sequence() {
+        let ring = LogRing::new(100);
+        ring.push_line(access("INFO", "/", 200, "a").as_bytes());
+        ring.push_line(access("WARN", "/sleep/{ms}", 404, "b").as_bytes());
+        ring.push_line(access("ERROR", "/work", 500, "c").as_bytes());
+        ring.push_line(
+            br#"{"timestamp":"t","level":"INFO","message":"listening","target":"glassbox"}"#,
+        );
+        ring.push_line(access("ERROR", "/work", 503, "d").as_bytes());
+        let ids = |q: Query| -> Vec<String> {
+            ring.query(&q)
+                .0
+                .iter()
+                .map(|e| {
+                    let v: serde_json::Value = serde_json::from_str(e.line.get()).unwrap();
+                    v["request_id"].as_str().unwrap_or("-").to_owned()
+                })
+                .collect()
+        };
+        let q = |f: fn(&mut Query)| {
+            let mut q = all(50);
+            f(&mut q);
+            q
+        };
+        assert_eq!(ids(q(|q| q.level = Some(Level::Warn))), ["d", "c", "b"]);
+        assert_eq!(ids(q(|q| q.route = Some("/work".into()))), ["d", "c"]);
+        assert_eq!(
+            ids(q(|q| q.status = StatusFilter::parse("5xx"))),
+            ["d", "c"]
+        );
+        assert_eq!(ids(q(|q| q.status = StatusFilter::parse("404"))), ["b"]);
+        assert_eq!(ids(q(|q| q.since = Some(3))), ["d", "-"]);
+        assert_eq!(ids(all(1)), ["d"]);
+    }
+
+    #[test]
+    fn a_chunk_may_end_mid_line_and_junk_is_skipped() {
+        let ring = Arc::new(LogRing::new(10));
+        let line = access("INFO", "/", 200, "split");
+        let (a, b) = line.split_at(40);
+        let mut sink = ring.sink();
+        sink.write_all(b"not json\n").unwrap();
+        sink.write_all(a.as_bytes()).unwrap();
+        assert!(ring.is_empty());
+        sink.write_all(format!("{b}\n{{\"no\":\"level\"}}\n").as_bytes())
+            .unwrap();
+        let (entries, _) = ring.query(&all(10));
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].line.get(), line);
+        assert_eq!(entries[0].status, Some(200));
+    }
+
+    #[test]
+    fn status_filters_parse_codes_and_classes_only() {
+        assert_eq!(StatusFilter::parse("404"), Some(StatusFilter::Code(404)));
+        assert_eq!(StatusFilter::parse("5XX"), Some(StatusFilter::Class(5)));
+        for bad in ["", "4", "99", "600", "6xx", "44xx", "abc", "4x"] {
+            assert_eq!(StatusFilter::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Level::parse("WARN"), Some(Level::Warn));
+        assert_eq!(Level::parse("fatal"), None);
+    }
+}
