@@ -107,7 +107,7 @@ pub struct DashboardData {
 struct DataParams {
     /// Only samples after this sequence number (the `last` of the previous answer).
     #[param(minimum = 0)]
-    since: Option<u64>,
+    since: Option<i64>,
 }
 
 /// The dashboard's samples after `since`, and the route table.
@@ -162,9 +162,9 @@ pub struct LogLine {
 #[allow(dead_code)]
 struct LogsParams {
     /// This level and more severe.
-    #[param(pattern = "^(?i)(trace|debug|info|warn|warning|error)$")]
-    level: Option<String>,
+    level: Option<LevelName>,
     /// Only lines of this route template, e.g. `/work` or `unmatched`.
+    #[param(min_length = 1)]
     route: Option<String>,
     /// Only lines with this status (`404`) or status class (`5xx`).
     #[param(pattern = "^([1-5][0-9]{2}|[1-5][xX]{2})$")]
@@ -174,7 +174,19 @@ struct LogsParams {
     limit: Option<u32>,
     /// Only lines after this sequence number.
     #[param(minimum = 0)]
-    since: Option<u64>,
+    since: Option<i64>,
+}
+
+/// The level names `/logs` takes.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum LevelName {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
 }
 
 /// The most recent log lines (the same JSON objects as the log file), newest first, filtered
@@ -273,12 +285,17 @@ fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), ApiErro
     Ok(())
 }
 
+/// A sequence number: 0 to the largest signed 64-bit integer, as the document says.
 fn parse_u64(name: &str, value: &str) -> Result<u64, ApiError> {
-    value.parse::<u64>().map_err(|_| {
-        bad(format!(
-            "invalid {name}: {value} (a sequence number, 0 or more)"
-        ))
-    })
+    value
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "invalid {name}: {value} (a sequence number, 0 or more)"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -307,6 +324,14 @@ mod tests {
 
     #[test]
     fn bad_parameters_say_what_is_wrong() {
+        assert_eq!(
+            error("since=9223372036854775808"),
+            "invalid since: 9223372036854775808 (a sequence number, 0 or more)"
+        );
+        assert_eq!(
+            error("level=INFO"),
+            "invalid level: INFO (one of trace, debug, info, warn, error)"
+        );
         assert_eq!(
             error("level=loud"),
             "invalid level: loud (one of trace, debug, info, warn, error)"

@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn every_template_is_routed() {
         let templates = templates();
-        assert_eq!(templates.len(), 20, "{templates:?}");
+        assert_eq!(templates.len(), 25, "{templates:?}");
         for template in &templates {
             let concrete = template
                 .split('/')

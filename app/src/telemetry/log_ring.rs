@@ -32,14 +32,26 @@ pub enum Level {
 impl Level {
     pub const NAMES: &str = "trace, debug, info, warn, error";
 
-    /// Parses a level name in any case.
+    /// Parses a level name as `/logs` takes it: lowercase.
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name.to_ascii_lowercase().as_str() {
+        Some(match name {
             "trace" => Self::Trace,
             "debug" => Self::Debug,
             "info" => Self::Info,
-            "warn" | "warning" => Self::Warn,
+            "warn" => Self::Warn,
             "error" => Self::Error,
+            _ => return None,
+        })
+    }
+
+    /// Parses the level of a log line (`INFO`).
+    fn of_line(name: &str) -> Option<Self> {
+        Some(match name {
+            "TRACE" => Self::Trace,
+            "DEBUG" => Self::Debug,
+            "INFO" => Self::Info,
+            "WARN" => Self::Warn,
+            "ERROR" => Self::Error,
             _ => return None,
         })
     }
@@ -193,7 +205,7 @@ impl LogRing {
         ) else {
             return;
         };
-        let Some(level) = Level::parse(&head.level) else {
+        let Some(level) = Level::of_line(&head.level) else {
             return;
         };
         if inner.entries.len() == self.capacity {
@@ -365,7 +377,12 @@ mod tests {
         for bad in ["", "4", "99", "600", "6xx", "44xx", "abc", "4x"] {
             assert_eq!(StatusFilter::parse(bad), None, "{bad}");
         }
-        assert_eq!(Level::parse("WARN"), Some(Level::Warn));
+        assert_eq!(Level::parse("warn"), Some(Level::Warn));
+        assert_eq!(
+            Level::parse("WARN"),
+            None,
+            "the query takes lowercase names"
+        );
         assert_eq!(Level::parse("fatal"), None);
     }
 }
