@@ -154,7 +154,7 @@ pub struct LogsData {
 pub struct LogLine {
     pub seq: u64,
     #[schema(value_type = Object)]
-    pub line: std::sync::Arc<RawValue>,
+    pub line: Box<RawValue>,
 }
 
 #[derive(Debug, IntoParams)]
@@ -204,11 +204,14 @@ async fn logs(
     let ring = &state.dashboard.logs;
     let (entries, last) = ring.query(&query);
     Ok(Json(LogsData {
+        // The ring keeps lines as text; each is one JSON object the log writer wrote.
         lines: entries
             .into_iter()
-            .map(|e| LogLine {
-                seq: e.seq,
-                line: e.line,
+            .filter_map(|e| {
+                Some(LogLine {
+                    seq: e.seq,
+                    line: RawValue::from_string(e.line.to_string()).ok()?,
+                })
             })
             .collect(),
         last,

@@ -2,15 +2,15 @@
 //!
 //! The ring is one more sink of the batching log writer: it sees exactly the lines stdout and
 //! the log file get, after the log filter, on the writer's own thread (never on a request's).
-//! It keeps each line as written and the few fields it can be filtered by; when full, the
-//! oldest line goes.
+//! It keeps each line as written and the few fields it can be filtered by, found by a scan
+//! for their keys rather than a JSON parse (the lines are glassbox's own, one object each, so a
+//! key followed by `":` cannot be inside a string value); when full, the oldest line goes.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use memchr::memmem;
 
 /// Lines the process-wide ring keeps.
 pub const CAPACITY: usize = 2000;
@@ -66,7 +66,7 @@ pub struct Entry {
     pub route: Option<Box<str>>,
     pub status: Option<u16>,
     /// The line as written, one JSON object.
-    pub line: Arc<RawValue>,
+    pub line: Arc<str>,
 }
 
 /// A status filter: one code (`404`) or a class (`5xx`).
@@ -142,20 +142,26 @@ pub struct LogRing {
     inner: Mutex<Inner>,
 }
 
-/// The fields a line is filtered by; anything else in it is skipped unread.
-#[derive(Deserialize)]
-struct Head {
-    level: String,
-    #[serde(default)]
-    route: Option<String>,
-    #[serde(default, deserialize_with = "lenient_status")]
-    status: Option<u16>,
+/// The text right after `key` (a quoted key and its colon, `"level":`) in a line of
+/// glassbox's JSON.
+fn after_key<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = memmem::find(line.as_bytes(), key.as_bytes())?;
+    Some(&line[at + key.len()..])
 }
 
-/// `status` as an HTTP status, or nothing when a line uses the name for something else.
-fn lenient_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(value.as_u64().and_then(|n| u16::try_from(n).ok()))
+/// A string field's value (up to its closing quote; glassbox's levels and route templates
+/// have nothing to escape).
+fn string_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = after_key(line, key)?.strip_prefix('"')?;
+    let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
+/// A number field as an HTTP status, or nothing when the field is something else.
+fn status_field(line: &str) -> Option<u16> {
+    let rest = after_key(line, r#""status":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    rest[..digits].parse().ok()
 }
 
 impl LogRing {
@@ -199,13 +205,10 @@ impl LogRing {
         let Ok(text) = std::str::from_utf8(line) else {
             return;
         };
-        let (Ok(head), Ok(raw)) = (
-            serde_json::from_str::<Head>(text),
-            RawValue::from_string(text.to_owned()),
-        ) else {
+        if !(text.starts_with('{') && text.ends_with('}')) {
             return;
-        };
-        let Some(level) = Level::of_line(&head.level) else {
+        }
+        let Some(level) = string_field(text, r#""level":"#).and_then(Level::of_line) else {
             return;
         };
         if inner.entries.len() == self.capacity {
@@ -216,9 +219,9 @@ impl LogRing {
         inner.entries.push_back(Entry {
             seq,
             level,
-            route: head.route.map(String::into_boxed_str),
-            status: head.status,
-            line: Arc::from(raw),
+            route: string_field(text, r#""route":"#).map(Box::from),
+            status: status_field(text),
+            line: Arc::from(text),
         });
     }
 
@@ -314,7 +317,7 @@ mod tests {
         assert_eq!(last, 5);
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [5, 4, 3], "newest first, the two oldest gone");
-        assert!(entries[0].line.get().contains(r#""request_id":"r4""#));
+        assert!(entries[0].line.contains(r#""request_id":"r4""#));
     }
 
     #[test]
@@ -332,7 +335,7 @@ mod tests {
                 .0
                 .iter()
                 .map(|e| {
-                    let v: serde_json::Value = serde_json::from_str(e.line.get()).unwrap();
+                    let v: serde_json::Value = serde_json::from_str(&e.line).unwrap();
                     v["request_id"].as_str().unwrap_or("-").to_owned()
                 })
                 .collect()
@@ -366,8 +369,27 @@ mod tests {
             .unwrap();
         let (entries, _) = ring.query(&all(10));
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].line.get(), line);
+        assert_eq!(&*entries[0].line, line);
         assert_eq!(entries[0].status, Some(200));
+    }
+
+    #[test]
+    fn fields_are_found_by_key_and_lookalikes_inside_strings_are_not() {
+        let ring = LogRing::new(10);
+        ring.push_line(
+            br#"{"timestamp":"t","level":"WARN","message":"said \"route\":\"/x\" and \"status\":200","target":"glassbox"}"#,
+        );
+        ring.push_line(br#"{"level":"INFO","message":"task finished","status":"finished"}"#);
+        let (entries, _) = ring.query(&all(10));
+        assert_eq!(entries[1].level, Level::Warn);
+        assert_eq!(
+            (entries[1].route.as_deref(), entries[1].status),
+            (None, None)
+        );
+        assert_eq!(
+            entries[0].status, None,
+            "a status that is not a number is not an HTTP status"
+        );
     }
 
     #[test]
