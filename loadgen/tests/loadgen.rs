@@ -2,78 +2,15 @@
 //! its reports, its metrics endpoint, and an exact reconciliation with the server's counts.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-/// A glassbox serving on a free loopback port until dropped.
-struct Glassbox {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Glassbox {
-    async fn start() -> Self {
-        glassbox::tls::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        let config = glassbox::config::Cli::parse_from([
-            "glassbox",
-            "--certs-dir",
-            &path("certs"),
-            "--data-dir",
-            &path("data"),
-            "--log-dir",
-            &path("logs"),
-            "--work-sleep-max",
-            "200ms",
-            "--total-latency",
-            "50ms",
-        ])
-        .config;
-        let app = glassbox::app::App::build(config.clone()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let endpoint = app.endpoint();
-        tokio::spawn(async move {
-            let _app = app;
-            glassbox::server::run(listener, endpoint, &config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            addr,
-            stop: Some(stop),
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
-    }
-
-    fn ca(&self) -> std::path::PathBuf {
-        self._dir.path().join("certs/ca.crt")
-    }
-}
-
-impl Drop for Glassbox {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+mod common;
+use common::Glassbox;
 
 /// Runs the loadgen binary with `args`; returns its exit code and every metrics scrape taken
 /// while it ran.

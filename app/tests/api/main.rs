@@ -8,6 +8,7 @@ mod dashboard;
 mod deepgram;
 mod helpers;
 mod lifecycle;
+mod logql;
 mod math;
 mod messages;
 mod schemathesis;

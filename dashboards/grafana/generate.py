@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Writes glassbox's Grafana dashboards (dashboards/*.json) from the panel lists below.
+
+`just dashboards` runs it; the JSON it writes is committed, and the tests read the JSON (every
+PromQL query runs against a real Prometheus, every LogQL field is checked against real log lines).
+Each panel says in its description which series or log field its numbers come from.
+"""
+
+import json
+from pathlib import Path
+
+PROM = {"type": "prometheus", "uid": "glassbox-prometheus"}
+LOKI = {"type": "loki", "uid": "glassbox-loki"}
+HERE = Path(__file__).resolve().parent / "dashboards"
+
+SEL = 'instance=~"$instance", route=~"$route"'
+RATE = "[$__rate_interval]"
+
+
+def grid(panels, width=12, height=8):
+    """Lays panels out two to a row."""
+    x = y = 0
+    for panel in panels:
+        w = panel.pop("_w", width)
+        if x + w > 24:
+            x, y = 0, y + height
+        panel["gridPos"] = {"x": x, "y": y, "w": w, "h": height}
+        x += w
+    return panels
+
+
+def timeseries(title, description, targets, unit, log=False, stack=False):
+    custom = {"lineWidth": 1, "fillOpacity": 10 if stack else 0, "showPoints": "never"}
+    if log:
+        custom["scaleDistribution"] = {"type": "log", "log": 10}
+    if stack:
+        custom["stacking"] = {"mode": "normal", "group": "A"}
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": PROM,
+        "targets": [
+            {"refId": chr(65 + i), "datasource": PROM, "expr": expr, "legendFormat": legend}
+            for i, (expr, legend) in enumerate(targets)
+        ],
+        "fieldConfig": {"defaults": {"unit": unit, "custom": custom}, "overrides": []},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def stat(title, description, expr, unit, thresholds=None):
+    steps = [{"color": "green", "value": None}] + [
+        {"color": color, "value": value} for value, color in (thresholds or [])
+    ]
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": PROM,
+        "targets": [{"refId": "A", "datasource": PROM, "expr": expr, "instant": True}],
+        "fieldConfig": {
+            "defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
+            "overrides": [],
+        },
+        "options": {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"},
+        "_w": 6,
+    }
+
+
+def variables(*names):
+    out = []
+    queries = {
+        "instance": 'label_values(up{job="glassbox"}, instance)',
+        "route": 'label_values(http_server_request_duration_seconds_count{instance=~"$instance"}, route)',
+        "kind": "label_values(glassbox_tasks_submitted_total, kind)",
+    }
+    for name in names:
+        out.append({
+            "name": name,
+            "label": name,
+            "type": "query",
+            "datasource": PROM,
+            "query": {"query": queries[name], "refId": name},
+            "definition": queries[name],
+            "refresh": 2,
+            "includeAll": True,
+            "multi": True,
+            "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "sort": 1,
+        })
+    return out
+
+
+def dashboard(uid, title, description, panels, templating, refresh="10s"):
+    for i, panel in enumerate(panels, start=1):
+        panel["id"] = i
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["glassbox"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": refresh,
+        "time": {"from": "now-15m", "to": "now"},
+        "templating": {"list": templating},
+        "annotations": {"list": []},
+        "links": [{"type": "dashboards", "tags": ["glassbox"], "asDropdown": True, "title": "glassbox"}],
+        "panels": grid(panels),
+    }
+
+
+def quantiles(metric, by, selector, unit_note):
+    return [
+        (f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{selector}}}{RATE})))",
+         f"p{int(q * 100)} {{{{{by}}}}}")
+        for q in (0.5, 0.9, 0.99)
+    ]
+
+
+SERVER = "http_server_request_duration_seconds"
+CLIENT = "loadgen_request_duration_seconds"
+
+overview = dashboard(
+    "glassbox-overview",
+    "glassbox · Overview",
+    "Rate, errors and duration per route, from glassbox's own /metrics.",
+    [
+        stat("Requests/s", f"All requests per second: rate of {SERVER}_count.",
+             f'sum(rate({SERVER}_count{{{SEL}}}{RATE}))', "reqps"),
+        stat("5xx ratio", f"Share of answers with a 5xx status ({SERVER}_count by status_code).",
+             f'(sum(rate({SERVER}_count{{{SEL}, status_code=~"5.."}}{RATE})) or vector(0)) / sum(rate({SERVER}_count{{{SEL}}}{RATE}))',
+             "percentunit", [(0.01, "orange"), (0.05, "red")]),
+        stat("Availability budget burn (1h)",
+             "5xx ratio over the last hour outside /code and /work (recording rule "
+             "glassbox:slo_availability_errors:ratio_rate1h) divided by the 0.1% budget: 1 spends the "
+             "month's budget in a month, 14.4 pages.",
+             "glassbox:slo_availability_errors:ratio_rate1h / 0.001", "none", [(6, "orange"), (14.4, "red")]),
+        stat("Certificate expires in",
+             "glassbox_certificate_expiry_timestamp_seconds minus now: the served certificate.",
+             f'min(glassbox_certificate_expiry_timestamp_seconds{{instance=~"$instance"}}) - time()', "s",
+             ),
+        timeseries("Requests/s by route", f"rate({SERVER}_count) by route template; unmatched paths are one route.",
+                   [(f"sum by (route) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{route}}")], "reqps"),
+        timeseries("5xx answers/s by route", f"rate({SERVER}_count{{status_code=~\"5..\"}}) by route.",
+                   [(f'sum by (route) (rate({SERVER}_count{{{SEL}, status_code=~"5.."}}{RATE}))', "{{route}}")], "reqps"),
+        timeseries("p99 latency by route",
+                   f"histogram_quantile(0.99) of {SERVER} (server side: arrival in the service to response head), by route.",
+                   [(f"histogram_quantile(0.99, sum by (route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", "{{route}}")],
+                   "s", log=True),
+        timeseries("p50, p90, p99 latency, all selected routes",
+                   f"Quantiles of the {SERVER} histogram (buckets 100 µs to 60 s) over the selected routes.",
+                   [(f"histogram_quantile({q}, sum by (le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", f"p{int(q * 100)}")
+                    for q in (0.5, 0.9, 0.99)], "s", log=True),
+        timeseries("Answers/s by status code", f"rate({SERVER}_count) by status_code.",
+                   [(f"sum by (status_code) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{status_code}}")], "reqps", stack=True),
+        timeseries("In flight and shed",
+                   "http_server_active_requests (gauge, now) and the rate of glassbox_requests_shed_total (503 at the concurrency limit).",
+                   [(f'sum(http_server_active_requests{{instance=~"$instance"}})', "in flight"),
+                    (f'sum(rate(glassbox_requests_shed_total{{instance=~"$instance"}}{RATE})) or vector(0)', "shed/s")],
+                   "short"),
+        timeseries("TLS handshakes and failures",
+                   "glassbox_tls_handshakes_total by version and ALPN; glassbox_tls_handshake_failures_total by reason.",
+                   [(f'sum by (version, alpn) (rate(glassbox_tls_handshakes_total{{instance=~"$instance"}}{RATE}))', "{{version}} {{alpn}}"),
+                    (f'sum by (reason) (rate(glassbox_tls_handshake_failures_total{{instance=~"$instance"}}{RATE}))', "failed: {{reason}}")],
+                   "ops"),
+        timeseries("Process CPU and memory",
+                   "process_cpu_seconds_total (rate: cores busy) and process_resident_memory_bytes, read from /proc at scrape time.",
+                   [(f'rate(process_cpu_seconds_total{{job="glassbox", instance=~"$instance"}}{RATE})', "CPU cores {{instance}}"),
+                    (f'process_resident_memory_bytes{{job="glassbox", instance=~"$instance"}} / 1e9', "RSS GB {{instance}}")],
+                   "short"),
+        timeseries("SLO burn rates",
+                   "Recording rules glassbox:slo_*:ratio_rate1h and _rate6h divided by their budgets (0.1% of requests 5xx; "
+                   "1% of quick requests over 250 ms). Alerts page at 14.4 (1 h) and 6 (6 h).",
+                   [("glassbox:slo_availability_errors:ratio_rate1h / 0.001", "availability 1h"),
+                    ("glassbox:slo_availability_errors:ratio_rate6h / 0.001", "availability 6h"),
+                    ("glassbox:slo_latency_slow:ratio_rate1h / 0.01", "latency 1h"),
+                    ("glassbox:slo_latency_slow:ratio_rate6h / 0.01", "latency 6h")], "none"),
+    ],
+    variables("instance", "route"),
+)
+
+loadtest = dashboard(
+    "glassbox-loadtest",
+    "glassbox · Load test",
+    "The load generator's view of each route next to the server's: full client latency "
+    "(loadgen HDR to the last body byte) against server latency (arrival to response head).",
+    [
+        timeseries("Requests/s by route: client and server",
+                   f"Client: rate({CLIENT}_count) (answered requests); server: rate({SERVER}_count).",
+                   [(f'sum by (route) (rate({CLIENT}_count{{route=~"$route"}}{RATE}))', "client {{route}}"),
+                    (f'sum by (route) (rate({SERVER}_count{{{SEL}}}{RATE}))', "server {{route}}")], "reqps"),
+        timeseries("p99 by route: client and server",
+                   f"histogram_quantile(0.99) of {CLIENT} (client) and {SERVER} (server), same buckets.",
+                   [(f'histogram_quantile(0.99, sum by (route, le) (rate({CLIENT}_bucket{{route=~"$route"}}{RATE})))', "client {{route}}"),
+                    (f"histogram_quantile(0.99, sum by (route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", "server {{route}}")],
+                   "s", log=True),
+        timeseries("The gap at p50 and p99: client minus server",
+                   "What the client waited beyond the server's own measure: TLS, the network, the kernel, "
+                   "nginx if in between, and the client's queueing. Differences of histogram quantiles, per route.",
+                   [(f'histogram_quantile({q}, sum by (route, le) (rate({CLIENT}_bucket{{route=~"$route"}}{RATE}))) '
+                     f"- on (route) histogram_quantile({q}, sum by (route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))",
+                     f"p{int(q * 100)} gap {{{{route}}}}") for q in (0.5, 0.99)], "s"),
+        timeseries("Users, requests in flight, requests without an answer",
+                   "loadgen_users, loadgen_requests_in_flight, and the rate of loadgen_transport_errors_total "
+                   "(refused, reset, timed out, untrusted certificate).",
+                   [("sum(loadgen_users)", "users"),
+                    ('sum(loadgen_requests_in_flight{route=~"$route"})', "in flight"),
+                    (f'sum(rate(loadgen_transport_errors_total{{route=~"$route"}}{RATE}))', "no answer/s")], "short"),
+        timeseries("Client answers/s by status code", f"rate({CLIENT}_count) by status_code.",
+                   [(f'sum by (status_code) (rate({CLIENT}_count{{route=~"$route"}}{RATE}))', "{{status_code}}")],
+                   "reqps", stack=True),
+    ],
+    variables("instance", "route"),
+)
+
+store_queue = dashboard(
+    "glassbox-store-queue",
+    "glassbox · Store and queue",
+    "The message store behind /messages and the task queue behind /randomize and /sum-evens.",
+    [
+        timeseries("Store latency by operation",
+                   "glassbox_store_operation_duration_seconds (measured around the backend call, timeouts included): p50 and p99.",
+                   [(f'histogram_quantile({q}, sum by (operation, le) (rate(glassbox_store_operation_duration_seconds_bucket{{instance=~"$instance"}}{RATE})))',
+                     f"p{int(q * 100)} {{{{operation}}}}") for q in (0.5, 0.99)], "s", log=True),
+        timeseries("Store calls and failures",
+                   "Rate of glassbox_store_operation_duration_seconds_count by operation and outcome, and of "
+                   "glassbox_store_errors_total by kind (timeout, connection, backend).",
+                   [(f'sum by (operation, outcome) (rate(glassbox_store_operation_duration_seconds_count{{instance=~"$instance"}}{RATE}))', "{{operation}} {{outcome}}"),
+                    (f'sum by (kind) (rate(glassbox_store_errors_total{{instance=~"$instance"}}{RATE}))', "failed: {{kind}}")], "ops"),
+        timeseries("Messages stored and commit batches",
+                   "glassbox_store_messages (counted at scrape) and the p50 of glassbox_store_commit_batch_size "
+                   "(messages per durable commit of the embedded store).",
+                   [(f'max(glassbox_store_messages{{instance=~"$instance"}})', "messages"),
+                    (f'histogram_quantile(0.5, sum by (le) (rate(glassbox_store_commit_batch_size_bucket{{instance=~"$instance"}}{RATE})))', "p50 batch")],
+                   "short"),
+        timeseries("Queue depth and workers",
+                   "glassbox_queue_depth (tasks waiting, counted at scrape), glassbox_workers and glassbox_workers_busy.",
+                   [(f'max(glassbox_queue_depth{{instance=~"$instance"}})', "waiting"),
+                    ("sum(glassbox_workers)", "workers"),
+                    ("sum(glassbox_workers_busy)", "busy")], "short"),
+        timeseries("Task wait, execution and lead time p99 by kind",
+                   "histogram_quantile(0.99) of glassbox_task_wait_seconds (queued to taken), "
+                   "glassbox_task_execution_seconds (taken to done), glassbox_task_lead_seconds (request to done).",
+                   [(f'histogram_quantile(0.99, sum by (kind, le) (rate(glassbox_task_{part}_seconds_bucket{{kind=~"$kind"}}{RATE})))',
+                     f"{part} {{{{kind}}}}") for part in ("wait", "execution", "lead")], "s", log=True),
+        timeseries("Tasks submitted and ended by kind",
+                   "Rates of glassbox_tasks_submitted_total and of glassbox_task_lead_seconds_count by outcome.",
+                   [(f'sum by (kind) (rate(glassbox_tasks_submitted_total{{kind=~"$kind"}}{RATE}))', "submitted {{kind}}"),
+                    (f'sum by (kind, outcome) (rate(glassbox_task_lead_seconds_count{{kind=~"$kind"}}{RATE}))', "{{outcome}} {{kind}}")],
+                   "ops"),
+        timeseries("Tasks by state", "glassbox_tasks by state (retained until they expire).",
+                   [("max by (state) (glassbox_tasks)", "{{state}}")], "short", stack=True),
+    ],
+    variables("instance", "kind"),
+)
+
+
+def logs_panel(title, description, expr):
+    return {
+        "type": "logs",
+        "title": title,
+        "description": description,
+        "datasource": LOKI,
+        "targets": [{"refId": "A", "datasource": LOKI, "expr": expr, "queryType": "range"}],
+        "options": {"showTime": True, "wrapLogMessage": True, "sortOrder": "Descending", "enableLogDetails": True},
+        "_w": 24,
+    }
+
+
+def loki_timeseries(title, description, expr, legend, unit):
+    panel = timeseries(title, description, [], unit, stack=True)
+    panel["datasource"] = LOKI
+    panel["targets"] = [{"refId": "A", "datasource": LOKI, "expr": expr, "legendFormat": legend, "queryType": "range"}]
+    return panel
+
+
+logs = dashboard(
+    "glassbox-logs",
+    "glassbox · Logs",
+    "glassbox's JSON log lines in Loki, shipped by Alloy: labels service and level; route, status, "
+    "method and request_id as structured metadata.",
+    [
+        loki_timeseries("Log lines by level", "Lines per interval by the level label.",
+                        'sum by (level) (count_over_time({service="glassbox"}[$__auto]))', "{{level}}", "short"),
+        loki_timeseries("Requests by status", "Access lines (message request) per interval by their status.",
+                        'sum by (status) (count_over_time({service="glassbox"} | status != "" [$__auto]))', "{{status}}", "short"),
+        logs_panel("Slowest requests", "Access lines that took longer than 250 ms (latency_ms from the line).",
+                   '{service="glassbox"} | json | message="request" | latency_ms > 250'),
+        logs_panel("Recent errors", "Lines at level ERROR: 5xx answers and failures the service logged.",
+                   '{service="glassbox", level="ERROR"}'),
+    ],
+    [],
+)
+
+for name, board in [("overview", overview), ("loadtest", loadtest), ("store-queue", store_queue), ("logs", logs)]:
+    (HERE / f"{name}.json").write_text(json.dumps(board, indent=2) + "\n")
+    print(f"wrote {HERE / (name + '.json')}")

@@ -1,0 +1,426 @@
+//! The Prometheus, Grafana, Loki and Alloy files in `dashboards/`, checked with what this
+//! machine can run: promtool, a real Prometheus scraping a real glassbox and the load
+//! generator, and glassbox's real log lines. Grafana, Loki and Alloy themselves run only in
+//! the compose stack.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::Glassbox;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn dashboards_dir() -> PathBuf {
+    repo().join("dashboards")
+}
+
+/// `name` on PATH or where Debian installs it.
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed; `.ci/run` installs it (apt-get install prometheus)")
+        })
+}
+
+fn run(program_path: &Path, args: &[&str]) -> String {
+    let out = Command::new(program_path)
+        .args(args)
+        .output()
+        .expect("the program runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{text}",
+        program_path.display()
+    );
+    text
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every dashboard, by file name.
+fn dashboards() -> BTreeMap<String, Value> {
+    let dir = dashboards_dir().join("grafana/dashboards");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let board: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+            out.insert(
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                board,
+            );
+        }
+    }
+    assert_eq!(
+        out.len(),
+        4,
+        "overview, loadtest, store-queue, logs: {:?}",
+        out.keys()
+    );
+    out
+}
+
+fn panels(board: &Value) -> Vec<&Value> {
+    board["panels"].as_array().unwrap().iter().collect()
+}
+
+/// (datasource uid, query) of every panel target and template variable.
+fn queries(board: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for panel in panels(board) {
+        for target in panel["targets"].as_array().unwrap() {
+            let uid = target["datasource"]["uid"].as_str().unwrap().to_owned();
+            out.push((uid, target["expr"].as_str().unwrap().to_owned()));
+        }
+    }
+    for variable in board["templating"]["list"].as_array().unwrap() {
+        let uid = variable["datasource"]["uid"].as_str().unwrap().to_owned();
+        out.push((uid, variable["query"]["query"].as_str().unwrap().to_owned()));
+    }
+    out
+}
+
+/// A dashboard query as Prometheus takes it: variables at their "All" value, the rate
+/// interval a minute, and `label_values(series, label)` as the series it reads.
+fn concrete(query: &str) -> String {
+    let query = query
+        .replace("$__rate_interval", "1m")
+        .replace("$instance", ".*")
+        .replace("$route", ".*")
+        .replace("$kind", ".*");
+    match query.strip_prefix("label_values(") {
+        Some(rest) => rest[..rest.rfind(',').expect("label_values(series, label)")].to_owned(),
+        None => query,
+    }
+}
+
+/// The `expr` of every recording rule in the rules file.
+fn recording_rules() -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(dashboards_dir().join("prometheus/rules/glassbox.rules.yml"))
+            .unwrap();
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.trim().strip_prefix("- record: ") else {
+            continue;
+        };
+        let expr_line = lines.next().expect("an expr after record");
+        let expr = expr_line
+            .trim()
+            .strip_prefix("expr: ")
+            .expect("expr follows record");
+        let expr = if expr == "|" {
+            let mut block = Vec::new();
+            while let Some(next) = lines.peek() {
+                if next.trim().is_empty() || next.trim_start().starts_with("- ") {
+                    break;
+                }
+                block.push(lines.next().unwrap().trim().to_owned());
+            }
+            block.join(" ")
+        } else {
+            expr.to_owned()
+        };
+        out.push((name.to_owned(), expr));
+    }
+    assert!(out.len() >= 20, "{} recording rules found", out.len());
+    out
+}
+
+#[test]
+fn promtool_checks_the_rules_and_their_unit_tests() {
+    let promtool = program("promtool");
+    let rules = dashboards_dir().join("prometheus/rules");
+    run(
+        &promtool,
+        &[
+            "check",
+            "rules",
+            rules.join("glassbox.rules.yml").to_str().unwrap(),
+        ],
+    );
+    let out = run(
+        &promtool,
+        &["test", "rules", rules.join("tests.yml").to_str().unwrap()],
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn dashboards_parse_with_unique_uids_known_datasources_units_and_sources() {
+    let provisioned = std::fs::read_to_string(
+        dashboards_dir().join("grafana/provisioning/datasources/datasources.yml"),
+    )
+    .unwrap();
+    let uids: BTreeSet<&str> = provisioned
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("uid: "))
+        .collect();
+    assert_eq!(
+        uids,
+        BTreeSet::from(["glassbox-loki", "glassbox-prometheus"])
+    );
+    let mut board_uids = BTreeSet::new();
+    for (file, board) in dashboards() {
+        assert!(
+            board_uids.insert(board["uid"].as_str().unwrap().to_owned()),
+            "{file}: uid reused"
+        );
+        let mut panel_ids = BTreeSet::new();
+        for panel in panels(&board) {
+            let title = panel["title"].as_str().unwrap();
+            assert!(
+                panel_ids.insert(panel["id"].as_u64().unwrap()),
+                "{file}: {title}: id reused"
+            );
+            assert!(
+                uids.contains(panel["datasource"]["uid"].as_str().unwrap()),
+                "{file}: {title}: unknown datasource"
+            );
+            assert!(
+                panel["description"].as_str().is_some_and(|d| d.len() > 20),
+                "{file}: {title}: says nowhere where its numbers come from"
+            );
+            if panel["type"] != "logs" {
+                assert!(
+                    panel["fieldConfig"]["defaults"]["unit"].as_str().is_some(),
+                    "{file}: {title}: no unit"
+                );
+            }
+        }
+        for (uid, query) in queries(&board) {
+            assert!(
+                uids.contains(uid.as_str()),
+                "{file}: {query}: unknown datasource {uid}"
+            );
+        }
+    }
+}
+
+/// A Prometheus with the bundled rules, scraping `targets` every second.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(glassbox: &str, ca: &Path, loadgen: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // The bundled file, rendered for this test's ports and paths.
+        let bundled =
+            std::fs::read_to_string(dashboards_dir().join("prometheus/prometheus.yml")).unwrap();
+        let rules = dashboards_dir().join("prometheus/rules/glassbox.rules.yml");
+        let config = bundled
+            .replace("scrape_interval: 5s", "scrape_interval: 1s")
+            .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
+            .replace("../../certs/ca.crt", ca.to_str().unwrap())
+            .replace("rules/glassbox.rules.yml", rules.to_str().unwrap())
+            .replace("localhost:8443", glassbox)
+            .replace("localhost:9899", loadgen);
+        assert_ne!(config, bundled);
+        let path = dir.path().join("prometheus.yml");
+        std::fs::write(&path, config).unwrap();
+        run(
+            &program("promtool"),
+            &["check", "config", path.to_str().unwrap()],
+        );
+        let port = free_port();
+        let child = Command::new(program("prometheus"))
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus starts");
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    /// An instant query's result, or the error Prometheus gave.
+    async fn query(&self, client: &reqwest::Client, expr: &str) -> Result<Vec<Value>, String> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            [("query", expr)],
+        )
+        .map_err(|e| e.to_string())?;
+        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prometheus() {
+    let glassbox = Glassbox::start().await;
+    let loadgen_port = free_port();
+    let prometheus = Prometheus::start(
+        &format!("localhost:{}", glassbox.addr.port()),
+        &glassbox.ca(),
+        &format!("localhost:{loadgen_port}"),
+    );
+    let mut loadgen = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--host",
+            &glassbox.host(),
+            "--ca-cert",
+            glassbox.ca().to_str().unwrap(),
+        ])
+        .args([
+            "--users",
+            "8",
+            "--increase-rate",
+            "8",
+            "--run-time",
+            "90s",
+            "--think-time",
+            "20ms",
+        ])
+        .args(["--metrics-bind", &format!("127.0.0.1:{loadgen_port}")])
+        .args(["--no-print-metrics", "--no-progress", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // What the mix does not always do in a short run: a server error the caller asked for, and
+    // a TLS handshake that fails (a client speaking plain HTTP).
+    let client = reqwest::Client::new();
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&std::fs::read(glassbox.ca()).unwrap()).unwrap(),
+        ])
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let status = trusting
+            .get(format!("{}/code/503", glassbox.host()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 503);
+        let mut plain = std::net::TcpStream::connect(glassbox.addr).unwrap();
+        std::io::Write::write_all(&mut plain, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let _ = plain.read(&mut [0u8; 64]);
+    }
+
+    // Wait until both targets have been scraped for a while and the rules have run.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ready = async {
+            let up = prometheus.query(&client, "sum(up)").await.ok()?;
+            let users = prometheus.query(&client, "sum(loadgen_users)").await.ok()?;
+            let rule = prometheus
+                .query(
+                    &client,
+                    "count(route_method:http_server_request_duration_seconds:p99_1m)",
+                )
+                .await
+                .ok()?;
+            let tasks = prometheus
+                .query(&client, "count(glassbox_task_lead_seconds_count)")
+                .await
+                .ok()?;
+            let value = |v: &[Value]| {
+                v.first()
+                    .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+            };
+            Some(
+                value(&up) == Some(2.0)
+                    && value(&users) == Some(8.0)
+                    && value(&rule).is_some_and(|n| n >= 10.0)
+                    && value(&tasks).is_some_and(|n| n >= 2.0),
+            )
+        }
+        .await;
+        if ready == Some(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw both targets, the rules and tasks"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A few more seconds of samples, so rates over a minute have several points.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut all: Vec<(String, String)> = Vec::new();
+    for (file, board) in dashboards() {
+        for (uid, query) in queries(&board) {
+            if uid == "glassbox-prometheus" {
+                all.push((format!("{file}: {query}"), concrete(&query)));
+            }
+        }
+    }
+    for (name, expr) in recording_rules() {
+        all.push((format!("rule {name}"), expr));
+    }
+    for (what, expr) in &all {
+        match prometheus.query(&client, expr).await {
+            Ok(result) if result.is_empty() => failures.push(format!("{what}\n    empty: {expr}")),
+            Ok(_) => checked += 1,
+            Err(error) => failures.push(format!("{what}\n    {error}: {expr}")),
+        }
+    }
+    let _ = loadgen.kill();
+    let _ = loadgen.wait();
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+    assert!(checked > 60, "only {checked} queries");
+}

