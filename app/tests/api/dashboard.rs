@@ -296,11 +296,15 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
             Duration::from_secs(30),
         )
         .await;
-    // The table's total for GET / is the number of requests the test made.
-    let total = browser
-        .eval(r#"document.querySelector('#routes tr[data-route="GET /"] td:nth-child(7)').textContent"#)
+    // The table's total for GET / comes to the number of requests the test made (the table
+    // is refreshed with each sample, so it may take one more interval).
+    browser
+        .wait_for(
+            "the route table's total for GET / to be 10",
+            r#"document.querySelector('#routes tr[data-route="GET /"] td:nth-child(7)')?.textContent === "10""#,
+            Duration::from_secs(30),
+        )
         .await;
-    assert_eq!(total, "10");
     browser.screenshot(&screenshot_path()).await;
     assert!(
         browser.errors.is_empty(),
