@@ -212,13 +212,6 @@ impl Browser {
         }
     }
 
-    /// Evaluates `expression` in the page and returns its value.
-    pub async fn eval(&mut self, expression: &str) -> Value {
-        self.try_eval(expression)
-            .await
-            .unwrap_or_else(|exception| panic!("{expression}: {exception}"))
-    }
-
     /// Polls `expression` until it is `true` (while the page loads it may throw); fails after
     /// `limit` with `what` and the last value or exception.
     pub async fn wait_for(&mut self, what: &str, expression: &str, limit: Duration) {
