@@ -90,7 +90,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
     let tasks = shared.tasks.telemetry.take_interval();
     let shed = stats.shed_total();
     let store = shared.store.totals();
-    let process = process::Sample::read();
+    let process = process::Usage::read();
     let cpu_percent = match (&process, previous.cpu_seconds) {
         (Some(p), Some(before)) if ms > 0 => {
             Some(((p.cpu_seconds - before) * 100_000.0 / ms as f64 * 10.0).round() / 10.0)

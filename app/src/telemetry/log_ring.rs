@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use memchr::memmem;
+use memchr::memmem::Finder;
 
 /// Lines the process-wide ring keeps.
 pub const CAPACITY: usize = 2000;
@@ -63,10 +63,19 @@ pub struct Entry {
     /// Increases by one per line, from 1: a client asks for what came after the last it saw.
     pub seq: u64,
     pub level: Level,
-    pub route: Option<Box<str>>,
+    /// Where the route template is in `line`.
+    route: Option<(u32, u32)>,
     pub status: Option<u16>,
     /// The line as written, one JSON object.
     pub line: Arc<str>,
+}
+
+impl Entry {
+    /// The line's route template, if it has one.
+    pub fn route(&self) -> Option<&str> {
+        let (start, len) = self.route?;
+        self.line.get(start as usize..(start + len) as usize)
+    }
 }
 
 /// A status filter: one code (`404`) or a class (`5xx`).
@@ -120,7 +129,7 @@ impl Query {
             && self
                 .route
                 .as_deref()
-                .is_none_or(|route| entry.route.as_deref() == Some(route))
+                .is_none_or(|route| entry.route() == Some(route))
             && self
                 .status
                 .is_none_or(|filter| entry.status.is_some_and(|s| filter.matches(s)))
@@ -142,24 +151,24 @@ pub struct LogRing {
     inner: Mutex<Inner>,
 }
 
-/// The text right after `key` (a quoted key and its colon, `"level":`) in a line of
-/// glassbox's JSON.
-fn after_key<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let at = memmem::find(line.as_bytes(), key.as_bytes())?;
-    Some(&line[at + key.len()..])
-}
+/// The keys a line is filtered by, each with its searcher built once.
+static LEVEL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""level":""#));
+static ROUTE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""route":""#));
+static STATUS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""status":"#));
 
-/// A string field's value (up to its closing quote; glassbox's levels and route templates
-/// have nothing to escape).
-fn string_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let rest = after_key(line, key)?.strip_prefix('"')?;
-    let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
-    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+/// Where a string field's value is in a line of glassbox's JSON: after `key` (the quoted key,
+/// its colon and the opening quote) up to the closing quote. glassbox's levels and route
+/// templates have nothing to escape; a value with a backslash is not taken.
+fn string_field(line: &str, key: &Finder<'_>) -> Option<(usize, usize)> {
+    let start = key.find(line.as_bytes())? + key.needle().len();
+    let len = memchr::memchr2(b'"', b'\\', &line.as_bytes()[start..])?;
+    (line.as_bytes()[start + len] == b'"').then_some((start, len))
 }
 
 /// A number field as an HTTP status, or nothing when the field is something else.
 fn status_field(line: &str) -> Option<u16> {
-    let rest = after_key(line, r#""status":"#)?;
+    let start = STATUS.find(line.as_bytes())? + STATUS.needle().len();
+    let rest = &line[start..];
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     rest[..digits].parse().ok()
 }
@@ -208,7 +217,9 @@ impl LogRing {
         if !(text.starts_with('{') && text.ends_with('}')) {
             return;
         }
-        let Some(level) = string_field(text, r#""level":"#).and_then(Level::of_line) else {
+        let Some(level) = string_field(text, &LEVEL)
+            .and_then(|(start, len)| Level::of_line(&text[start..start + len]))
+        else {
             return;
         };
         if inner.entries.len() == self.capacity {
@@ -219,7 +230,9 @@ impl LogRing {
         inner.entries.push_back(Entry {
             seq,
             level,
-            route: string_field(text, r#""route":"#).map(Box::from),
+            route: string_field(text, &ROUTE).and_then(|(start, len)| {
+                Some((u32::try_from(start).ok()?, u32::try_from(len).ok()?))
+            }),
             status: status_field(text),
             line: Arc::from(text),
         });
@@ -229,7 +242,7 @@ impl LogRing {
     fn write_chunk(&self, chunk: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(end);
             rest = &tail[1..];
             if inner.partial.is_empty() {
@@ -382,10 +395,7 @@ mod tests {
         ring.push_line(br#"{"level":"INFO","message":"task finished","status":"finished"}"#);
         let (entries, _) = ring.query(&all(10));
         assert_eq!(entries[1].level, Level::Warn);
-        assert_eq!(
-            (entries[1].route.as_deref(), entries[1].status),
-            (None, None)
-        );
+        assert_eq!((entries[1].route(), entries[1].status), (None, None));
         assert_eq!(
             entries[0].status, None,
             "a status that is not a number is not an HTTP status"
