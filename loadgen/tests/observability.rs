@@ -13,26 +13,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::Glassbox;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{Glassbox, need, repo};
 
 fn dashboards_dir() -> PathBuf {
     repo().join("dashboards")
 }
 
-/// `name` on PATH or where Debian installs it.
 fn program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin".into(), "/usr/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not installed; `.ci/run` installs it (apt-get install prometheus)")
-        })
+    need(name, ".ci/run installs it (apt-get install prometheus)")
 }
 
 fn run(program_path: &Path, args: &[&str]) -> String {

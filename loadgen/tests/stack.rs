@@ -5,25 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([
-            repo().join("target/py/bin"),
-            "/usr/sbin".into(),
-            "/usr/bin".into(),
-        ])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn need(name: &str, install: &str) -> PathBuf {
-    which(name).unwrap_or_else(|| panic!("`{name}` is not installed; {install}"))
-}
+mod common;
+use common::{need, repo, which};
 
 /// Runs a command; its status and combined output.
 fn output(command: &mut Command) -> (bool, String) {

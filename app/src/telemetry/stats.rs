@@ -152,16 +152,21 @@ impl Stats {
         record(routes.entry(route.into()).or_default());
     }
 
-    /// Every route's requests since the last call, and starts a new interval. Routes without
-    /// requests in the interval are left out.
-    pub fn take_interval(&self) -> Vec<IntervalRoute> {
-        let entries: Vec<(Box<str>, Arc<Mutex<RouteMethods>>)> = self
-            .routes
+    /// Each route template and its entries, copied out so each route is then read under its
+    /// own lock only.
+    fn entries(&self) -> Vec<(Box<str>, Arc<Mutex<RouteMethods>>)> {
+        self.routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .collect()
+    }
+
+    /// Every route's requests since the last call, and starts a new interval. Routes without
+    /// requests in the interval are left out.
+    pub fn take_interval(&self) -> Vec<IntervalRoute> {
+        let entries = self.entries();
         let mut out = Vec::new();
         for (route, entry) in entries {
             let mut methods = entry.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,13 +210,7 @@ impl Stats {
 
     /// A consistent-enough view for `/status`: each route is read under its own lock.
     pub fn snapshot(&self) -> StatusSnapshot {
-        let entries: Vec<(Box<str>, Arc<Mutex<RouteMethods>>)> = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let entries = self.entries();
         let mut routes = Vec::new();
         let mut errors_total = 0;
         for (route, entry) in entries {

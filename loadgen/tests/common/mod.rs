@@ -71,3 +71,27 @@ impl Drop for Glassbox {
         }
     }
 }
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `name` on PATH, in `target/py/bin` (where `just test-tools` installs), or where Debian
+/// installs it.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            repo().join("target/py/bin"),
+            "/usr/sbin".into(),
+            "/usr/bin".into(),
+        ])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// [`which`], failing the test with how to get `name` when it is missing.
+pub fn need(name: &str, install: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| panic!("`{name}` is not installed; {install}"))
+}
