@@ -11,20 +11,24 @@ demo:
     scripts/demo.sh
 
 # Steady load on a running glassbox: 20 users for 60 s; loadgen and goose options pass through.
+[positional-arguments]
 load *ARGS:
-    scripts/load.sh steady {{ARGS}}
+    scripts/load.sh steady "$@"
 
 # Ramp from 5 to 40 users over a minute, hold a minute, ramp down.
+[positional-arguments]
 load-ramp *ARGS:
-    scripts/load.sh ramp {{ARGS}}
+    scripts/load.sh ramp "$@"
 
 # A quiet baseline, a twelvefold burst for 30 s, back to the baseline.
+[positional-arguments]
 load-spike *ARGS:
-    scripts/load.sh spike {{ARGS}}
+    scripts/load.sh spike "$@"
 
 # Ten users for half an hour.
+[positional-arguments]
 load-soak *ARGS:
-    scripts/load.sh soak {{ARGS}}
+    scripts/load.sh soak "$@"
 
 # Run the service from source (release build); extra flags pass through: `just run --bind 0.0.0.0:8443`.
 run *ARGS:
@@ -65,8 +69,9 @@ stack-down:
     docker compose --profile load down
 
 # Run the load generator against the stack's nginx for five minutes.
+[positional-arguments]
 stack-load *ARGS:
-    docker compose --profile load run --rm loadgen {{ARGS}}
+    docker compose --profile load run --rm loadgen "$@"
 
 # Copy the stack's CA to certs/stack-ca.crt, for curl --cacert.
 stack-ca:
