@@ -2,6 +2,8 @@
 //! `GET /logs`, the recent log lines a person can also curl. The concurrency limit never
 //! sheds these, so the dashboard stays up while the service is overloaded.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
@@ -50,12 +52,8 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self';
     responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
 async fn page() -> impl IntoResponse {
     (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        assets::INDEX_HTML,
+        [(header::CONTENT_SECURITY_POLICY, CSP)],
+        asset("text/html; charset=utf-8", assets::INDEX_HTML),
     )
 }
 
@@ -63,25 +61,24 @@ async fn page() -> impl IntoResponse {
 #[utoipa::path(get, path = "/dashboard/app.js", tag = "observability",
     responses((status = 200, description = "The dashboard's script", content_type = "text/javascript", body = String)))]
 async fn script() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        assets::APP_JS,
-    )
+    asset("text/javascript; charset=utf-8", assets::APP_JS)
 }
 
 /// The dashboard's style sheet.
 #[utoipa::path(get, path = "/dashboard/app.css", tag = "observability",
     responses((status = 200, description = "The dashboard's style sheet", content_type = "text/css", body = String)))]
 async fn style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", assets::APP_CSS)
+}
+
+/// A compiled-in asset, revalidated on every load so a new binary's page is never stale.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        assets::APP_CSS,
+        body,
     )
 }
 
@@ -98,7 +95,8 @@ pub struct DashboardData {
     #[schema(value_type = Vec<Object>)]
     pub points: Vec<Stamped<Point>>,
     /// Per method and route since the service started.
-    pub routes: Vec<TableRow>,
+    #[schema(value_type = Vec<TableRow>)]
+    pub routes: Arc<Vec<TableRow>>,
 }
 
 #[derive(Debug, IntoParams)]
@@ -121,7 +119,7 @@ async fn data(
     RawQuery(query): RawQuery,
 ) -> Result<Json<DashboardData>, ApiError> {
     let mut since = None;
-    for (key, value) in pairs(query.as_deref())? {
+    for (key, value) in pairs(query.as_deref()) {
         match key.as_str() {
             "since" => set_once(&mut since, "since", parse_u64("since", &value)?)?,
             other => return Err(unknown(other, "since")),
@@ -134,7 +132,7 @@ async fn data(
         capacity: dashboard.timeline.capacity(),
         last,
         points,
-        routes: dashboard.table().as_ref().clone(),
+        routes: dashboard.table(),
     }))
 }
 
@@ -224,7 +222,7 @@ const LOGS_PARAMS: &str = "level, route, status, limit, since";
 /// Parses `/logs`'s query string; every mistake is a 400 saying what was wrong.
 pub fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
     let (mut level, mut route, mut status, mut limit, mut since) = (None, None, None, None, None);
-    for (key, value) in pairs(query)? {
+    for (key, value) in pairs(query) {
         match key.as_str() {
             "level" => {
                 let parsed = Level::parse(&value).ok_or_else(|| {
@@ -275,10 +273,10 @@ fn unknown(name: &str, known: &str) -> ApiError {
     bad(format!("unknown parameter: {name} (known: {known})"))
 }
 
-fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    Ok(form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
+        .collect()
 }
 
 fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), ApiError> {
