@@ -37,3 +37,20 @@ wrk_summary() {
   [ -z "$bad" ] || echo "  $bad" >&2
   echo "$(awk '/^Requests\/sec/ { print $2 }' "$1") $(to_ms "$(awk '$1 == "99%" { print $2 }' "$1")")"
 }
+
+# cpu_ticks SID: user + system clock ticks of every process in session SID (a server started
+# with setsid, so its worker processes count too).
+cpu_ticks() {
+  local sid=$1 total=0 stat fields
+  for stat in /proc/[0-9]*/stat; do
+    # The command name in parentheses may hold spaces: read the fields after it.
+    stat=$(cat "$stat" 2>/dev/null) || continue
+    read -r -a fields <<<"${stat##*) }"
+    # After the name: state ppid pgrp session ... utime (12th) stime (13th).
+    [ "${fields[3]}" = "$sid" ] && total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
+# wrk_requests OUT: the number of requests wrk completed.
+wrk_requests() { awk '/requests in/ { print $1 }' "$1"; }

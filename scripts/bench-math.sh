@@ -1,42 +1,93 @@
 #!/usr/bin/env bash
-# The math endpoints over TLS with wrk, next to glassbox's own GET / measured in the same run
-# (alternating rounds), with requests/s, p99 and the ratio to GET /.
+# The math endpoints over TLS with wrk, next to glassbox's own GET / and to the Sanic seed's
+# service (reference/sanic, plain HTTP, one worker per core) and to the bare hyper + rustls hello
+# world (reference/, the ceiling of anything over TLS here), measured in the same run, alternating
+# in each round: requests/s, p99, server CPU per request, and the ratios.
 #
-# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3).
+# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3),
+# BENCH_SANIC=0 to leave the Sanic server out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/bench-lib.sh
 
-cargo build --release --quiet -p glassbox
+cargo build --release --quiet -p glassbox -p glassbox-reference
 work=$(mktemp -d)
-pid=
-cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
+
 ./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
 port=$(free_port)
-./target/release/glassbox serve --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
+setsid ./target/release/glassbox serve --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
   --data-dir "$work/data" --log-dir "$work/logs" >/dev/null &
-pid=$!
+glassbox=$!
+pids+=("$glassbox")
 wait_port "$port"
 
-paths=(/ /fibonacci/400/ /factorial/400/)
-echo "glassbox over TLS, wrk -t2 -c$connections -d$duration, $rounds rounds"
+reference_port=$(free_port)
+setsid ./target/release/glassbox-reference "127.0.0.1:$reference_port" "$work/certs" >/dev/null &
+reference=$!
+pids+=("$reference")
+wait_port "$reference_port"
+
+targets=("glassbox $glassbox https://localhost:$port/" \
+  "glassbox $glassbox https://localhost:$port/fibonacci/400/" \
+  "glassbox $glassbox https://localhost:$port/factorial/400/" \
+  "hello $reference https://localhost:$reference_port/")
+if [ "${BENCH_SANIC:-1}" != 0 ]; then
+  python=target/py/bin/python
+  test -x "$python" || python3 -m venv target/py
+  "$python" -c 'import sanic' 2>/dev/null ||
+    target/py/bin/pip install --quiet -r reference/sanic/requirements.txt
+  sanic_port=$(free_port)
+  setsid "$python" reference/sanic/server.py --port "$sanic_port" --workers "$(nproc)" \
+    >"$work/sanic.log" 2>&1 &
+  sanic=$!
+  pids+=("$sanic")
+  wait_port "$sanic_port"
+  targets+=("sanic $sanic http://127.0.0.1:$sanic_port/fibonacci/400/" \
+    "sanic $sanic http://127.0.0.1:$sanic_port/factorial/400/")
+fi
+
+ticks=$(getconf CLK_TCK)
+echo "wrk -t2 -c$connections -d$duration, $rounds rounds; glassbox over TLS, Sanic ($(nproc) workers) over plain HTTP"
 for round in $(seq "$rounds"); do
-  for i in "${!paths[@]}"; do
-    wrk_run "https://localhost:$port${paths[$i]}" "$work/wrk.out"
+  for i in "${!targets[@]}"; do
+    read -r server sid url <<<"${targets[$i]}"
+    wrk -t2 -c"$connections" -d2s "$url" >/dev/null
+    before=$(cpu_ticks "$sid")
+    wrk -t2 -c"$connections" -d"$duration" --latency "$url" >"$work/wrk.out"
+    after=$(cpu_ticks "$sid")
     read -r rps p99 < <(wrk_summary "$work/wrk.out")
-    echo "$rps $p99" >>"$work/$i"
-    printf '  round %d  %-16s %9.0f req/s   p99 %7.3f ms\n' "$round" "${paths[$i]}" "$rps" "$p99"
+    cpu=$(echo "($after - $before) * 1000000 / $ticks / $(wrk_requests "$work/wrk.out")" | bc -l)
+    echo "$rps $p99 $cpu" >>"$work/$i"
+    printf '  round %d  %-8s %-16s %9.0f req/s   p99 %7.3f ms   server CPU %5.1f us/request\n' \
+      "$round" "$server" "/${url#*//*/}" "$rps" "$p99" "$cpu"
   done
 done
 
+column() { awk -v c="$2" '{ print $c }' "$work/$1" | median; }
 echo
 echo "median of $rounds rounds"
-base=$(awk '{ print $1 }' "$work/0" | median)
-for i in "${!paths[@]}"; do
-  rps=$(awk '{ print $1 }' "$work/$i" | median)
-  p99=$(awk '{ print $2 }' "$work/$i" | median)
-  printf '  %-16s %9.0f req/s   p99 %7.3f ms   %.3f x GET /\n' "${paths[$i]}" "$rps" "$p99" "$(echo "$rps / $base" | bc -l)"
+for i in "${!targets[@]}"; do
+  read -r server _ url <<<"${targets[$i]}"
+  printf '  %-8s %-16s %9.0f req/s   p99 %7.3f ms   server CPU %5.1f us/request   %.3f x glassbox GET /\n' \
+    "$server" "/${url#*//*/}" "$(column "$i" 1)" "$(column "$i" 2)" "$(column "$i" 3)" \
+    "$(echo "$(column "$i" 1) / $(column 0 1)" | bc -l)"
 done
-echo "  target (issue 3): the math routes >= 84000 req/s (4 x the ~21k a Python Sanic server does here without TLS)"
+if [ "${BENCH_SANIC:-1}" != 0 ]; then
+  echo
+  echo "glassbox (TLS) against Sanic (plain HTTP), same route, same run; target (issue 3): >= 4 x in requests/s"
+  for k in 1 2; do
+    read -r _ _ url <<<"${targets[$k]}"
+    printf '  %-16s requests/s %.2f x   server CPU per request %.2f x less\n' "/${url#*//*/}" \
+      "$(echo "$(column "$k" 1) / $(column $((k + 3)) 1)" | bc -l)" \
+      "$(echo "$(column $((k + 3)) 3) / $(column "$k" 3)" | bc -l)"
+  done
+  printf '  the hello world over TLS (no work at all) against Sanic fibonacci: %.2f x\n' \
+    "$(echo "$(column 3 1) / $(column 4 1)" | bc -l)"
+fi
