@@ -15,8 +15,6 @@ pub mod tasks;
 pub mod worker;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
 use utoipa::OpenApi;
 use utoipa::openapi::path::ParameterIn;
 use utoipa_axum::router::OpenApiRouter;
@@ -59,14 +57,15 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(dashboard::routes())
 }
 
-/// The whole router. Every request passes [`middleware::observe`]: request id, body limit,
-/// concurrency limit for the seed endpoints, telemetry, JSON 405 bodies.
+/// The whole router. Every request passes [`middleware::Observe`]: request id, body limit,
+/// concurrency limit for the seed endpoints, telemetry, JSON 405 bodies. (Handlers read bodies
+/// through [`body::read_limited`] with their route's limit, not through axum's extractors, so
+/// there is no `DefaultBodyLimit` to configure.)
 pub fn router(state: AppState) -> Router {
     let (router, _) = api().split_for_parts();
     router
         .fallback(|| async { error::not_found() })
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        .layer(middleware::ObserveLayer::new(state.clone()))
         .with_state(state)
 }
 
