@@ -36,19 +36,20 @@ count() {
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
     total+=("$(callgrind_annotate "$work/$name.$n" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')")
-    # The connections' own work: hyper's HTTP/1 dispatcher, inclusive (it calls the service).
+    # The runtime's worker threads, inclusive: every connection task (TLS, HTTP, the service),
+    # without the log writer's thread.
     dispatch+=("$(callgrind_annotate --inclusive=yes "$work/$name.$n" 2>/dev/null |
-      awk '!found && /Dispatcher<D,Bs,I,T>::poll_catch \[/ { gsub(",", "", $1); print $1; found = 1 }')")
+      awk '!found && /multi_thread::worker::run \[/ { gsub(",", "", $1); print $1; found = 1 }')")
   done
   echo $(( (total[1] - total[0]) / 2000 )) $(( (dispatch[1] - dispatch[0]) / 2000 ))
 }
 
 read -r ref ref_dispatch < <(count reference / ./target/release/glassbox-reference 127.0.0.1:PORT "$work/certs")
-printf '  %-28s %8d instructions/request (%d in the connection)\n' "reference GET /" "$ref" "$ref_dispatch"
+printf '  %-28s %8d instructions/request (%d on the runtime workers)\n' "reference GET /" "$ref" "$ref_dispatch"
 for path in ${BENCH_PATHS:-/}; do
   read -r gb gb_dispatch < <(count glassbox "$path" ./target/release/glassbox serve --bind 127.0.0.1:PORT \
     --certs-dir "$work/certs" --data-dir "$work/data" --log-dir "$work/logs" \
     --dashboard-interval 1h --dashboard-window 2h)
-  printf '  %-28s %8d instructions/request   %.2f x reference (%d in the connection, %.2f x)\n' \
+  printf '  %-28s %8d instructions/request   %.2f x reference (%d on the workers, %.2f x)\n' \
     "glassbox GET $path" "$gb" "$(echo "$gb / $ref" | bc -l)" "$gb_dispatch" "$(echo "$gb_dispatch / $ref_dispatch" | bc -l)"
 done

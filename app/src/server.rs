@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -50,13 +50,16 @@ pub async fn run(
     };
     let acceptor = TlsAcceptor::from(endpoint.tls.clone());
     let telemetry = endpoint.telemetry.clone();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    // The protocol is known from ALPN once TLS is up, so each connection gets its own
+    // protocol's builder directly instead of one that sniffs the first bytes (and then reads
+    // every byte of the connection through a rewind buffer).
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
 
     let upkeep = tokio::spawn(metrics_upkeep(telemetry.clone()));
     let graceful = GracefulShutdown::new();
@@ -75,7 +78,8 @@ pub async fn run(
                 };
                 let conn = Connection {
                     acceptor: acceptor.clone(),
-                    builder: builder.clone(),
+                    http1: http1.clone(),
+                    http2: http2.clone(),
                     router: endpoint.router.clone(),
                     telemetry: telemetry.clone(),
                     limits,
@@ -110,7 +114,8 @@ async fn metrics_upkeep(telemetry: Arc<Telemetry>) {
 
 struct Connection {
     acceptor: TlsAcceptor,
-    builder: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     router: axum::Router,
     telemetry: Arc<Telemetry>,
     limits: Limits,
@@ -164,11 +169,24 @@ impl Connection {
             }
             router.clone().oneshot(req)
         });
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service);
-        if let Err(err) = watcher.watch(conn.into_owned()).await {
-            tracing::debug!(%peer, error = %err, "connection ended with an error");
+        let io = TokioIo::new(stream);
+        // HTTP/2 over TLS is always negotiated by ALPN (RFC 9113, section 3.2); without it
+        // the client speaks HTTP/1.1.
+        let ended = if alpn == "h2" {
+            watcher
+                .watch(self.http2.serve_connection(io, service))
+                .await
+                .err()
+                .map(|err| err.to_string())
+        } else {
+            watcher
+                .watch(self.http1.serve_connection(io, service))
+                .await
+                .err()
+                .map(|err| err.to_string())
+        };
+        if let Some(error) = ended {
+            tracing::debug!(%peer, %error, "connection ended with an error");
         }
     }
 }

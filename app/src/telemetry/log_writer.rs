@@ -1,13 +1,13 @@
 //! A batching log writer: request threads append formatted lines to a shared buffer (a copy
 //! under a short lock, no allocation, no wake-up), and one thread writes the buffer to stdout
-//! and the log file every few milliseconds or as soon as it grows large. Nothing is dropped:
+//! and the log file every [`FLUSH_EVERY`] or as soon as it grows large. Nothing is dropped:
 //! when the buffer reaches its cap, writers wait for the flusher. Dropping the
 //! [`FlushGuard`] writes out everything buffered.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -22,6 +22,8 @@ const CAP: usize = 16 * 1024 * 1024;
 struct State {
     buffer: Vec<u8>,
     closing: bool,
+    /// Writers waiting for room (the buffer is at [`CAP`]); the flusher wakes them.
+    writers_waiting: usize,
 }
 
 #[derive(Debug, Default)]
@@ -52,20 +54,35 @@ pub fn start(mut sinks: Vec<Box<dyn Write + Send>>) -> (BatchWriter, FlushGuard)
         .name("glassbox-log".into())
         .spawn(move || {
             let mut out = Vec::with_capacity(WAKE_AT);
+            let mut due = Instant::now() + FLUSH_EVERY;
             loop {
-                let closing = {
+                let (closing, writers_waiting) = {
                     let mut state = flusher.state.lock().unwrap_or_else(|e| e.into_inner());
-                    if state.buffer.is_empty() && !state.closing {
+                    // A batch is written when it is large, when it is due, or at shutdown; an
+                    // empty buffer at its due time waits another period. Under load this means
+                    // a write per sink every FLUSH_EVERY (or every WAKE_AT bytes), not one per
+                    // handful of lines.
+                    while !state.closing && state.buffer.len() < WAKE_AT {
+                        let now = Instant::now();
+                        if now >= due {
+                            if !state.buffer.is_empty() {
+                                break;
+                            }
+                            due = now + FLUSH_EVERY;
+                        }
                         state = flusher
                             .changed
-                            .wait_timeout(state, FLUSH_EVERY)
+                            .wait_timeout(state, due - now)
                             .unwrap_or_else(|e| e.into_inner())
                             .0;
                     }
                     std::mem::swap(&mut state.buffer, &mut out);
-                    state.closing
+                    (state.closing, state.writers_waiting > 0)
                 };
-                flusher.changed.notify_all();
+                due = Instant::now() + FLUSH_EVERY;
+                if writers_waiting {
+                    flusher.changed.notify_all();
+                }
                 if !out.is_empty() {
                     for sink in &mut sinks {
                         // A closed stdout must not stop the file log, and vice versa.
@@ -143,15 +160,20 @@ impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         while state.buffer.len() >= CAP && !state.closing {
+            state.writers_waiting += 1;
             self.shared.changed.notify_all();
             state = self
                 .shared
                 .changed
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.writers_waiting -= 1;
         }
+        let before = state.buffer.len();
         state.buffer.extend_from_slice(buf);
-        if state.buffer.len() >= WAKE_AT {
+        // The flusher checks the size before it waits, so one wake-up when the buffer
+        // crosses the mark is enough (a wake-up is a system call).
+        if before < WAKE_AT && state.buffer.len() >= WAKE_AT {
             self.shared.changed.notify_all();
         }
         Ok(buf.len())
