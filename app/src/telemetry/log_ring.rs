@@ -61,6 +61,7 @@ impl Level {
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// Increases by one per line, from 1: a client asks for what came after the last it saw.
+    /// (Lines a busy batch pushed out before they were kept still take a number.)
     pub seq: u64,
     pub level: Level,
     /// Where the route template is in `line`.
@@ -238,10 +239,19 @@ impl LogRing {
         });
     }
 
-    /// Appends a chunk of the log stream: every complete line in it is kept.
+    /// Appends a chunk of the log stream: every complete line in it is kept. A chunk of more
+    /// lines than the ring holds (a busy service's batch) is read only from its last
+    /// `capacity` lines: the earlier ones would be pushed out by them at once, so they are
+    /// counted (their sequence numbers are used) but not copied or scanned.
     fn write_chunk(&self, chunk: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut rest = chunk;
+        if let Some(skip_to) = memchr::memrchr_iter(b'\n', chunk).nth(self.capacity) {
+            let skipped = memchr::memchr_iter(b'\n', &chunk[..=skip_to]).count();
+            inner.next_seq += skipped as u64;
+            inner.partial.clear();
+            rest = &chunk[skip_to + 1..];
+        }
         while let Some(end) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(end);
             rest = &tail[1..];
@@ -331,6 +341,45 @@ mod tests {
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [5, 4, 3], "newest first, the two oldest gone");
         assert!(entries[0].line.contains(r#""request_id":"r4""#));
+    }
+
+    #[test]
+    fn a_chunk_longer_than_the_ring_keeps_its_newest_lines() {
+        let ring = Arc::new(LogRing::new(3));
+        let mut sink = ring.sink();
+        sink.write_all(b"{\"level\":\"INFO\",\"message\":\"partial ")
+            .unwrap();
+        let chunk: String = (0..10)
+            .map(|i| access("INFO", "/", 200, &format!("r{i}")) + "\n")
+            .collect();
+        sink.write_all(chunk.as_bytes()).unwrap();
+        sink.write_all(access("WARN", "/", 404, "tail").as_bytes())
+            .unwrap();
+        let (entries, last) = ring.query(&all(10));
+        let ids: Vec<&str> = entries
+            .iter()
+            .map(|e| {
+                e.line
+                    .split("request_id\":\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ids, ["r9", "r8", "r7"], "the newest three, newest first");
+        assert_eq!(
+            last, 10,
+            "the skipped lines (the partial one's included) took numbers"
+        );
+        sink.write_all(b"\n").unwrap();
+        let (entries, last) = ring.query(&all(10));
+        assert_eq!(
+            (entries[0].status, last),
+            (Some(404), 11),
+            "the unfinished line comes next"
+        );
     }
 
     #[test]
