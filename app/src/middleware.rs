@@ -22,7 +22,7 @@ use crate::routes::params::OriginalPath;
 use crate::telemetry::{InFlight, RequestInfo};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
-/// [`X_REQUEST_ID`] as a header name, so inserting it parses nothing.
+/// [`X_REQUEST_ID`] as a header name, so reading and inserting it parse nothing.
 static X_REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(X_REQUEST_ID);
 const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -154,7 +154,7 @@ fn request_info(state: &AppState, req: &Request) -> RequestInfo {
 
 /// Keeps an incoming id when it is a sane token, so ids can be followed across proxies.
 fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
-    let value = headers.get(X_REQUEST_ID)?;
+    let value = headers.get(&X_REQUEST_ID_HEADER)?;
     let id = value.as_bytes();
     let sane = !id.is_empty()
         && id.len() <= MAX_REQUEST_ID_LEN

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use tracing::Level;
 
 use super::RequestInfo;
-use super::json_format::{write_json_str, write_timestamp, write_u64};
+use super::json_format::{ByteLine, push_json_str, push_timestamp, push_u64};
 use super::log_writer::BatchWriter;
 
 /// The target access lines carry, for filters (`glassbox::access=warn`) and queries.
@@ -42,11 +42,11 @@ pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
     let Some(sink) = SINK.get().filter(|_| enabled) else {
         return;
     };
-    thread_local!(static LINE: RefCell<String> = RefCell::new(String::with_capacity(512)));
+    thread_local!(static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512)));
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        if format(
+        format(
             &mut line,
             SystemTime::now(),
             level,
@@ -54,88 +54,87 @@ pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
             status,
             micros,
             bytes,
-        )
-        .is_ok()
-        {
-            let _ = sink.line_writer().write_all(line.as_bytes());
-        }
+        );
+        let _ = sink.line_writer().write_all(&line);
     });
 }
 
+/// The line, as bytes: numbers and strings are copied in without a UTF-8 check each.
 fn format(
-    out: &mut String,
+    out: &mut Vec<u8>,
     now: SystemTime,
     level: Level,
     info: &RequestInfo,
     status: u16,
     micros: u64,
     bytes: u64,
-) -> std::fmt::Result {
-    out.push_str("{\"timestamp\":\"");
-    write_timestamp(out, now)?;
-    out.push_str("\",\"level\":\"");
-    out.push_str(level.as_str());
-    out.push_str("\",\"message\":\"request\",\"method\":");
-    write_json_str(out, info.method)?;
-    out.push_str(",\"route\":");
-    write_json_str(out, info.route())?;
-    out.push_str(",\"path\":");
-    write_json_str(out, info.path())?;
-    out.push_str(",\"version\":");
-    write_json_str(out, info.version)?;
-    out.push_str(",\"status\":");
-    write_u64(out, u64::from(status))?;
-    out.push_str(",\"latency_ms\":");
-    write_millis(out, micros)?;
-    out.push_str(",\"bytes\":");
-    write_u64(out, bytes)?;
-    out.push_str(",\"request_id\":");
-    write_json_str(out, info.request_id())?;
+) {
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    push_timestamp(out, now);
+    out.extend_from_slice(b"\",\"level\":\"");
+    out.extend_from_slice(level.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message\":\"request\",\"method\":");
+    push_json_str(out, info.method);
+    out.extend_from_slice(b",\"route\":");
+    push_json_str(out, info.route());
+    out.extend_from_slice(b",\"path\":");
+    push_json_str(out, info.path());
+    out.extend_from_slice(b",\"version\":");
+    push_json_str(out, info.version);
+    out.extend_from_slice(b",\"status\":");
+    push_u64(out, u64::from(status));
+    out.extend_from_slice(b",\"latency_ms\":");
+    push_millis(out, micros);
+    out.extend_from_slice(b",\"bytes\":");
+    push_u64(out, bytes);
+    out.extend_from_slice(b",\"request_id\":");
+    push_json_str(out, info.request_id());
     match (info.forwarded_for, info.client_addr) {
         (Some(client), proxy) => {
-            write!(out, ",\"client_addr\":\"{client}\"")?;
+            let _ = write!(ByteLine(out), ",\"client_addr\":\"{client}\"");
             if let Some(proxy) = proxy {
-                out.push_str(",\"proxy_addr\":\"");
-                write_addr(out, proxy)?;
-                out.push('"');
+                out.extend_from_slice(b",\"proxy_addr\":\"");
+                push_addr(out, proxy);
+                out.push(b'"');
             }
         }
         (None, Some(addr)) => {
-            out.push_str(",\"client_addr\":\"");
-            write_addr(out, addr)?;
-            out.push('"');
+            out.extend_from_slice(b",\"client_addr\":\"");
+            push_addr(out, addr);
+            out.push(b'"');
         }
         (None, None) => {}
     }
-    out.push_str(",\"user_agent\":");
-    write_json_str(out, info.user_agent())?;
-    out.push_str(",\"target\":\"");
-    out.push_str(TARGET);
-    out.push_str("\"}\n");
-    Ok(())
+    out.extend_from_slice(b",\"user_agent\":");
+    push_json_str(out, info.user_agent());
+    out.extend_from_slice(b",\"target\":\"");
+    out.extend_from_slice(TARGET.as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// `a.b.c.d:port` without the formatting machinery; IPv6 through `Display`.
-fn write_addr(out: &mut String, addr: std::net::SocketAddr) -> std::fmt::Result {
+fn push_addr(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
     match addr {
         std::net::SocketAddr::V4(v4) => {
             for (i, octet) in v4.ip().octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push('.');
+                    out.push(b'.');
                 }
-                write_u64(out, u64::from(octet))?;
+                push_u64(out, u64::from(octet));
             }
-            out.push(':');
-            write_u64(out, u64::from(v4.port()))
+            out.push(b':');
+            push_u64(out, u64::from(v4.port()));
         }
-        std::net::SocketAddr::V6(_) => write!(out, "{addr}"),
+        std::net::SocketAddr::V6(_) => {
+            let _ = write!(ByteLine(out), "{addr}");
+        }
     }
 }
 
 /// Microseconds as a JSON number of milliseconds (`177` → `0.177`, `5000` → `5`), the same
 /// number `micros as f64 / 1000.0` is, without float formatting.
-fn write_millis(out: &mut String, micros: u64) -> std::fmt::Result {
-    write_u64(out, micros / 1000)?;
+fn push_millis(out: &mut Vec<u8>, micros: u64) {
+    push_u64(out, micros / 1000);
     let frac = micros % 1000;
     if frac != 0 {
         let digits = [
@@ -150,10 +149,9 @@ fn write_millis(out: &mut String, micros: u64) -> std::fmt::Result {
         } else {
             3
         };
-        out.push('.');
-        out.push_str(std::str::from_utf8(&digits[..keep]).map_err(|_| std::fmt::Error)?);
+        out.push(b'.');
+        out.extend_from_slice(&digits[..keep]);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -177,9 +175,10 @@ mod tests {
 
     #[test]
     fn a_line_is_one_json_object_with_every_field() {
-        let mut line = String::new();
+        let mut line = Vec::new();
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
-        format(&mut line, now, Level::WARN, &info(), 404, 1_234, 21).unwrap();
+        format(&mut line, now, Level::WARN, &info(), 404, 1_234, 21);
+        let line = String::from_utf8(line).unwrap();
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123456Z");
@@ -200,13 +199,13 @@ mod tests {
 
     #[test]
     fn behind_a_trusted_proxy_the_client_is_the_forwarded_address() {
-        let mut line = String::new();
+        let mut line = Vec::new();
         let info = RequestInfo {
             forwarded_for: Some("203.0.113.7".parse().unwrap()),
             ..info()
         };
-        format(&mut line, SystemTime::now(), Level::INFO, &info, 200, 1, 1).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        format(&mut line, SystemTime::now(), Level::INFO, &info, 200, 1, 1);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["client_addr"], "203.0.113.7");
         assert_eq!(v["proxy_addr"], "127.0.0.1:4000");
     }
@@ -220,9 +219,9 @@ mod tests {
             "[fe80::1%2]:9",
         ] {
             let addr: std::net::SocketAddr = addr.parse().unwrap();
-            let mut out = String::new();
-            write_addr(&mut out, addr).unwrap();
-            assert_eq!(out, addr.to_string());
+            let mut out = Vec::new();
+            push_addr(&mut out, addr);
+            assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
         }
     }
 
@@ -243,8 +242,9 @@ mod tests {
             123_456_789,
             u64::MAX,
         ] {
-            let mut out = String::new();
-            write_millis(&mut out, micros).unwrap();
+            let mut out = Vec::new();
+            push_millis(&mut out, micros);
+            let out = String::from_utf8(out).unwrap();
             let parsed: f64 = out.parse().unwrap();
             assert_eq!(parsed, micros as f64 / 1000.0, "{micros} -> {out}");
             if micros < 1 << 53 {

@@ -101,13 +101,18 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
+/// Whether `s` has a byte JSON strings must escape.
+fn needs_escaping(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Escapes what it is given as the inside of a JSON string.
 struct Escaped<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Almost every value needs no escaping; this scan vectorises, the loop below does not.
-        if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        if !needs_escaping(s) {
             return self.0.write_str(s);
         }
         let mut start = 0;
@@ -140,8 +145,13 @@ pub(crate) fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
 }
 
 /// Decimal digits of `value`, without going through `core::fmt`'s padding machinery.
-pub(crate) fn write_u64(w: &mut impl Write, mut value: u64) -> fmt::Result {
+pub(crate) fn write_u64(w: &mut impl Write, value: u64) -> fmt::Result {
     let mut buf = [0u8; 20];
+    w.write_str(std::str::from_utf8(digits(value, &mut buf)).map_err(|_| fmt::Error)?)
+}
+
+/// `value` in decimal, in the end of `buf`.
+fn digits(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -151,7 +161,34 @@ pub(crate) fn write_u64(w: &mut impl Write, mut value: u64) -> fmt::Result {
             break;
         }
     }
-    w.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
+    &buf[at..]
+}
+
+/// Appends `value` in decimal to a byte line.
+pub(crate) fn push_u64(out: &mut Vec<u8>, value: u64) {
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(digits(value, &mut buf));
+}
+
+/// Appends `s` as a JSON string to a byte line.
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if needs_escaping(s) {
+        let _ = write_json_str(&mut ByteLine(out), s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// A byte line as a `fmt::Write`, for the rare values that need escaping or `Display`.
+pub(crate) struct ByteLine<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl Write for ByteLine<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Writes `value` as exactly `width` digits (zero-padded) into `out`.
@@ -164,12 +201,30 @@ fn put_digits(out: &mut [u8], mut value: u64) {
 
 /// RFC 3339 in UTC with microseconds: `2026-11-22T08:56:46.328709Z`.
 pub(crate) fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
+    match timestamp(now) {
+        Ok(stamp) => w.write_str(std::str::from_utf8(&stamp).map_err(|_| fmt::Error)?),
+        Err((year, month, day)) => write!(w, "{year}-{month:02}-{day:02}T00:00:00.000000Z"),
+    }
+}
+
+/// Appends the [`write_timestamp`] form of `now` to a byte line.
+pub(crate) fn push_timestamp(out: &mut Vec<u8>, now: SystemTime) {
+    match timestamp(now) {
+        Ok(stamp) => out.extend_from_slice(&stamp),
+        Err(_) => {
+            let _ = write_timestamp(&mut ByteLine(out), now);
+        }
+    }
+}
+
+/// The timestamp's 27 bytes, or the date when its year has other than four digits.
+fn timestamp(now: SystemTime) -> Result<[u8; 27], (i64, u32, u32)> {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
     if !(0..=9999).contains(&year) {
-        return write!(w, "{year}-{month:02}-{day:02}T00:00:00.000000Z");
+        return Err((year, month, day));
     }
     let mut buf = *b"0000-00-00T00:00:00.000000Z";
     put_digits(&mut buf[0..4], year as u64);
@@ -179,7 +234,7 @@ pub(crate) fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Resul
     put_digits(&mut buf[14..16], rem / 60 % 60);
     put_digits(&mut buf[17..19], rem % 60);
     put_digits(&mut buf[20..26], u64::from(since.subsec_micros()));
-    w.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+    Ok(buf)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
