@@ -52,5 +52,13 @@ cpu_ticks() {
   echo "$total"
 }
 
+# pid_ticks PID: user + system clock ticks of one process.
+pid_ticks() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat")
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+
 # wrk_requests OUT: the number of requests wrk completed.
 wrk_requests() { awk '/requests in/ { print $1 }' "$1"; }

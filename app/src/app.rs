@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::Router;
 
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
@@ -136,7 +135,7 @@ pub struct Backends {
 #[derive(Debug)]
 pub struct App {
     pub state: AppState,
-    pub router: Router,
+    pub router: routes::Service,
     pub tls: Arc<rustls::ServerConfig>,
     pub workers: RunningWorkers,
 }
@@ -183,7 +182,7 @@ impl RunningWorkers {
 
 impl App {
     /// What the listener serves.
-    pub fn endpoint(&self) -> Endpoint {
+    pub fn endpoint(&self) -> Endpoint<routes::Service> {
         Endpoint {
             router: self.router.clone(),
             tls: self.tls.clone(),

@@ -4,13 +4,15 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::HttpBody;
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::BoxError;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::app::AppState;
 use crate::error::{self, ApiError};
@@ -19,6 +21,7 @@ use crate::limiter::Permit;
 use crate::routes::body;
 use crate::routes::ops;
 use crate::routes::params::OriginalPath;
+use crate::routes::templates::Templates;
 use crate::telemetry::{InFlight, RequestInfo};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -26,37 +29,29 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 static X_REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(X_REQUEST_ID);
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// Wraps every route in [`Observe`].
-#[derive(Debug, Clone)]
-pub struct ObserveLayer(AppState);
-
-impl ObserveLayer {
-    pub fn new(state: AppState) -> Self {
-        Self(state)
-    }
-}
-
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe {
-            state: self.0.clone(),
-            inner,
-        }
-    }
-}
-
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
 ///
-/// A hand-written service rather than `axum::middleware::from_fn`: what is decided before the
-/// route runs (body limit, admission) is synchronous, so the route is called directly instead
-/// of through a boxed, cloned `Next`; callgrind counted the difference on every request.
+/// It wraps the whole router, and finds the route template itself ([`Templates`]), rather than
+/// being layered onto each route, and it is a hand-written service rather than
+/// `axum::middleware::from_fn`: what is decided before the route runs (body limit, admission)
+/// is synchronous, so the router is called directly instead of through a boxed, cloned `Next`.
+/// Callgrind counted both differences on every request (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     state: AppState,
+    templates: Arc<Templates>,
     inner: S,
+}
+
+impl<S> Observe<S> {
+    pub fn new(state: AppState, templates: Templates, inner: S) -> Self {
+        Self {
+            state,
+            templates: Arc::new(templates),
+            inner,
+        }
+    }
 }
 
 /// What happens to a request once it is observed.
@@ -69,10 +64,12 @@ enum Work<F> {
     Shed(Response),
 }
 
-impl<S> Service<Request> for Observe<S>
+impl<S, B> Service<axum::http::Request<B>> for Observe<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -82,11 +79,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let req = req.map(Body::new);
         let state = self.state.clone();
-        let info = request_info(&state, &req);
+        let matched = self.templates.route(req.uri().path()).cloned();
+        let info = request_info(&state, &req, matched);
         let is_head = req.method() == Method::HEAD;
-        let route = info.matched.as_ref().map(MatchedPath::as_str);
+        let route = info.matched.as_deref();
         let limit = state.config.body_limit(route);
         let work = match declared_length(&req).filter(|&n| n > limit as u64) {
             Some(declared) => Work::Refuse(Box::pin(refuse_oversized(req, declared, limit))),
@@ -127,7 +126,7 @@ where
 }
 
 /// What the access log needs from the request, read before the route takes it.
-fn request_info(state: &AppState, req: &Request) -> RequestInfo {
+fn request_info(state: &AppState, req: &Request, matched: Option<Arc<str>>) -> RequestInfo {
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -141,7 +140,7 @@ fn request_info(state: &AppState, req: &Request) -> RequestInfo {
     };
     RequestInfo {
         method: method_label(req.method()),
-        matched: req.extensions().get::<MatchedPath>().cloned(),
+        matched,
         uri: req.uri().clone(),
         original_path: req.extensions().get::<OriginalPath>().map(|p| p.0.clone()),
         version: version_label(req.version()),

@@ -1,5 +1,6 @@
 //! The HTTPS server: accept, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, graceful shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::config::Config;
 use crate::routes::params::{self, OriginalPath};
@@ -27,22 +28,27 @@ struct Limits {
     shutdown_grace: Duration,
 }
 
-/// What a listener serves: a router behind TLS, and where its connections are counted.
+/// What a listener serves: a router (or a service around one) behind TLS, and where its
+/// connections are counted.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub router: axum::Router,
+pub struct Endpoint<S = axum::Router> {
+    pub router: S,
     pub tls: Arc<rustls::ServerConfig>,
     pub telemetry: Arc<Telemetry>,
 }
 
 /// Serves `endpoint` on `listener` until `shutdown` completes, then stops accepting and gives
 /// in-flight requests the configured grace period to finish.
-pub async fn run(
+pub async fn run<S>(
     listener: TcpListener,
-    endpoint: Endpoint,
+    endpoint: Endpoint<S>,
     config: &Config,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    S: HttpService + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
         tls_handshake_timeout: config.tls_handshake_timeout,
@@ -112,16 +118,31 @@ async fn metrics_upkeep(telemetry: Arc<Telemetry>) {
     }
 }
 
-struct Connection {
+/// What a listener can serve: a tower service from requests to axum responses that never fails.
+pub trait HttpService:
+    Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+{
+}
+
+struct Connection<S> {
     acceptor: TlsAcceptor,
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
-    router: axum::Router,
+    router: S,
     telemetry: Arc<Telemetry>,
     limits: Limits,
 }
 
-impl Connection {
+impl<S> Connection<S>
+where
+    S: HttpService + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     async fn serve(
         self,
         tcp: TcpStream,

@@ -11,9 +11,9 @@ pub mod process;
 pub mod stats;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::MatchedPath;
 use axum::http::{HeaderValue, Uri};
 
 use self::metrics::Metrics;
@@ -37,7 +37,8 @@ pub struct Telemetry {
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
     pub method: &'static str,
-    pub matched: Option<MatchedPath>,
+    /// The route template, when the path matched one.
+    pub matched: Option<Arc<str>>,
     pub uri: Uri,
     /// The path as the client sent it, when the service rewrote it (a math route's slash).
     pub original_path: Option<String>,
@@ -53,9 +54,7 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// The route template, or [`UNMATCHED_ROUTE`].
     pub fn route(&self) -> &str {
-        self.matched
-            .as_ref()
-            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        self.matched.as_deref().unwrap_or(UNMATCHED_ROUTE)
     }
 
     /// The path as the client sent it.
