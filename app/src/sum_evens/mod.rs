@@ -6,6 +6,7 @@
 //! - [`scheduler`]: the chunks of every running job, taken round robin across clients, so a
 //!   small job never waits behind another client's big one.
 
+pub mod columns;
 pub mod oracle;
 pub mod parse;
 pub mod range;

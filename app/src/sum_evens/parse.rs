@@ -1,14 +1,19 @@
 //! The sum-evens parser: decimal integers separated by ASCII whitespace or commas, each with an
 //! optional sign and any number of digits, summed exactly when even.
 //!
-//! It is fed a file block by block and keeps only the token a block ends in the middle of. For
-//! each token it first finds where the digits end, which is a tight loop of one comparison a
-//! byte; the last digit then says whether the number is even, and only even numbers are turned
-//! into values: up to 19 digits in a `u64`, up to 38 in a `u128`, longer ones as big integers.
-//! The running sum is an `i128` that spills into a big integer only when it would overflow.
+//! It is fed a file block by block and keeps only the token a block ends in the middle of. A
+//! block is first classified 64 bytes at a time into separator, digit and sign bitmasks (16-byte
+//! vector compares); if every byte is in place, numbers are walked by the bits where tokens
+//! start and end, and each number of up to 32 digits is added into digit-column sums
+//! ([`super::columns`]) without being converted; longer ones, and the few at a block's edges,
+//! are converted (by words up to 19 digits, as `u128` up to 38, as big integers beyond). A
+//! block with anything else goes through a byte-wise path that finds the bad token's offset.
+//! Sums are `i128` and spill into a big integer only when they would overflow.
 
 use num_bigint::BigInt;
 use wide::u8x16;
+
+use super::columns::{self, Columns};
 
 /// Separators: ASCII whitespace (space, tab, LF, VT, FF, CR) and commas.
 static SEPARATOR: [bool; 256] = {
@@ -78,7 +83,7 @@ pub struct Sum {
 }
 
 impl Sum {
-    fn add_i128(&mut self, value: i128) {
+    pub(super) fn add_i128(&mut self, value: i128) {
         match self.small.checked_add(value) {
             Some(sum) => self.small = sum,
             None => {
@@ -88,7 +93,7 @@ impl Sum {
         }
     }
 
-    fn add_big(&mut self, value: BigInt) {
+    pub(super) fn add_big(&mut self, value: BigInt) {
         *self.big.get_or_insert_with(BigInt::default) += value;
     }
 
@@ -422,7 +427,8 @@ fn scan_structural(
         previous_sep = sep >> 63 == 1;
     }
     let (mut numbers, mut evens) = (0u64, 0u64);
-    let mut sums = [0u128; 2];
+    let mut sums = Columns::default();
+    let mut edge_sums = [0u128; 2];
     let mut open: Option<usize> = None;
     let mut previous_sep = true;
     for (j, &(sep, next_sep)) in separators.iter().enumerate() {
@@ -452,12 +458,20 @@ fn scan_structural(
             let first = bytes[start];
             let negative = first == b'-';
             let digits = start + usize::from(first < b'0');
-            match swar_value(bytes, end, end - digits) {
+            let count = end - digits;
+            if count <= columns::MAX_DIGITS && end >= columns::MAX_DIGITS {
+                let even = bytes[end - 1] & 1 == 0;
+                numbers += 1;
+                evens += u64::from(even);
+                sums.add(bytes, end, count, negative, even);
+                continue;
+            }
+            match swar_value(bytes, end, count) {
                 Some(value) => {
                     let even = u64::from(!bytes[end - 1] & 1);
                     numbers += 1;
                     evens += even;
-                    sums[usize::from(negative)] += u128::from(value * even);
+                    edge_sums[usize::from(negative)] += u128::from(value * even);
                 }
                 None => add_number(partial, &bytes[digits..end], negative),
             }
@@ -465,8 +479,9 @@ fn scan_structural(
     }
     partial.numbers += numbers;
     partial.evens += evens;
-    partial.sum.add_i128(sums[0] as i128);
-    partial.sum.add_i128(-(sums[1] as i128));
+    sums.finish(&mut partial.sum);
+    partial.sum.add_i128(edge_sums[0] as i128);
+    partial.sum.add_i128(-(edge_sums[1] as i128));
     // The unfinished token, or the tail after the last whole word, byte by byte.
     let resume = open.unwrap_or(64 * words);
     Some(scan_bytewise(&bytes[resume..], base + resume as u64, partial).map(|tail| resume + tail))
