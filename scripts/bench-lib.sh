@@ -38,27 +38,26 @@ wrk_summary() {
   echo "$(awk '/^Requests\/sec/ { print $2 }' "$1") $(to_ms "$(awk '$1 == "99%" { print $2 }' "$1")")"
 }
 
-# cpu_ticks SID: user + system clock ticks of every process in session SID (a server started
-# with setsid, so its worker processes count too).
-cpu_ticks() {
-  local sid=$1 total=0 stat fields
-  for stat in /proc/[0-9]*/stat; do
-    # The command name in parentheses may hold spaces: read the fields after it.
-    stat=$(cat "$stat" 2>/dev/null) || continue
-    read -r -a fields <<<"${stat##*) }"
-    # After the name: state ppid pgrp session ... utime (12th) stime (13th).
-    [ "${fields[3]}" = "$sid" ] && total=$((total + fields[11] + fields[12]))
-  done
-  echo "$total"
+# stat_ticks FILE: "SESSION TICKS" for the process of a /proc/PID/stat file, ticks being its
+# user + system clock ticks. The command name in parentheses may hold spaces, so the fields
+# are read after it: state ppid pgrp session ... utime (12th) stime (13th).
+stat_ticks() {
+  local stat fields
+  stat=$(cat "$1" 2>/dev/null) || return 0
+  read -r -a fields <<<"${stat##*) }"
+  echo "${fields[3]} $((fields[11] + fields[12]))"
 }
 
-# pid_ticks PID: user + system clock ticks of one process.
-pid_ticks() {
-  local stat fields
-  stat=$(cat "/proc/$1/stat")
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
+# cpu_ticks SID: the ticks of every process in session SID (a server started with setsid, so
+# its worker processes count too).
+cpu_ticks() {
+  local stat
+  for stat in /proc/[0-9]*/stat; do stat_ticks "$stat"; done |
+    awk -v sid="$1" '$1 == sid { total += $2 } END { print total + 0 }'
 }
+
+# pid_ticks PID: the ticks of one process.
+pid_ticks() { stat_ticks "/proc/$1/stat" | awk '{ print $2 }'; }
 
 # wrk_requests OUT: the number of requests wrk completed.
 wrk_requests() { awk '/requests in/ { print $1 }' "$1"; }
