@@ -100,12 +100,12 @@ impl IntoResponse for DecimalAnswer {
     }
 }
 
-fn answer(value: &num_bigint::BigUint) -> DecimalAnswer {
+fn answer(value: &math::Decimal) -> DecimalAnswer {
     const START: &[u8] = b"{\"response\":\"";
     const END: &[u8] = b"\"}";
-    let mut body = Vec::with_capacity(START.len() + END.len() + 64);
+    let mut body = Vec::with_capacity(START.len() + value.digits() + END.len());
     body.extend_from_slice(START);
-    math::write_decimal(value, &mut body);
+    value.write(&mut body);
     body.extend_from_slice(END);
     DecimalAnswer(body)
 }
@@ -161,8 +161,9 @@ mod tests {
 
     #[test]
     fn answers_are_the_serialised_math_answer() {
-        for value in [0u32, 7, 125, 1 << 31] {
-            let value = num_bigint::BigUint::from(value) * num_bigint::BigUint::from(u64::MAX);
+        let mut values: Vec<_> = [0, 7, 125, u64::MAX].map(math::Decimal::from).into();
+        values.push(math::factorial(400));
+        for value in values {
             let expected = serde_json::to_vec(&MathAnswer {
                 response: value.to_string(),
             })

@@ -1,0 +1,244 @@
+//! Natural numbers held in base 10^19: each limb is 19 decimal digits, so writing one out only
+//! formats its limbs. A binary big integer has to be divided by 10^19 once per limb to be
+//! written, which for 400! (869 digits) cost more than computing it.
+
+use std::fmt;
+
+/// 10^19, the largest power of ten in a `u64`. Its top bit is set, so it is its own normalised
+/// divisor for [`divide_by_ten_19`].
+pub(super) const TEN_19: u64 = 10_000_000_000_000_000_000;
+/// The reciprocal of [`TEN_19`] for division by multiplication (Möller and Granlund, "Improved
+/// division by invariant integers", 2011): floor((2^128 - 1) / d) - 2^64.
+const TEN_19_RECIPROCAL: u64 = (u128::MAX / TEN_19 as u128 - (1 << 64)) as u64;
+
+/// (high·2^64 + low) divided by 10^19, for high < 10^19: the quotient and remainder with two
+/// multiplications instead of a 128-bit division.
+fn divide_by_ten_19(high: u64, low: u64) -> (u64, u64) {
+    debug_assert!(high < TEN_19);
+    let product = u128::from(TEN_19_RECIPROCAL) * u128::from(high)
+        + ((u128::from(high) << 64) | u128::from(low));
+    let mut quotient = ((product >> 64) as u64).wrapping_add(1);
+    let mut remainder = low.wrapping_sub(quotient.wrapping_mul(TEN_19));
+    if remainder > product as u64 {
+        quotient = quotient.wrapping_sub(1);
+        remainder = remainder.wrapping_add(TEN_19);
+    }
+    if remainder >= TEN_19 {
+        quotient += 1;
+        remainder -= TEN_19;
+    }
+    (quotient, remainder)
+}
+
+/// A natural number as limbs of 19 decimal digits, least significant first, with no zero limb
+/// at the top (zero has no limbs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decimal {
+    limbs: Vec<u64>,
+}
+
+impl Decimal {
+    /// An empty number (zero) with room for `digits` decimal digits.
+    pub fn with_capacity(digits: usize) -> Self {
+        Self {
+            limbs: Vec::with_capacity(digits.div_ceil(19)),
+        }
+    }
+
+    /// Makes room for a number of `digits` decimal digits.
+    pub fn reserve_digits(&mut self, digits: usize) {
+        let limbs = digits.div_ceil(19);
+        self.limbs.reserve(limbs.saturating_sub(self.limbs.len()));
+    }
+
+    /// The number whose binary digits are `words`, least significant word first. `words` is
+    /// used as scratch space and left holding zero.
+    pub fn from_binary(words: &mut [u64]) -> Self {
+        let mut len = words.iter().rposition(|&w| w != 0).map_or(0, |top| top + 1);
+        let mut number = Self::with_capacity(len * 20);
+        while len > 0 {
+            if len == 1 && words[0] < TEN_19 {
+                number.limbs.push(std::mem::take(&mut words[0]));
+                break;
+            }
+            let mut remainder = 0;
+            for word in words[..len].iter_mut().rev() {
+                (*word, remainder) = divide_by_ten_19(remainder, *word);
+            }
+            number.limbs.push(remainder);
+            while len > 0 && words[len - 1] == 0 {
+                len -= 1;
+            }
+        }
+        number
+    }
+
+    /// Multiplies in place by `factor`, which must be below 10^19: then every carry is at most
+    /// `factor`, a single limb.
+    pub fn mul_small(&mut self, factor: u64) {
+        assert!(factor < TEN_19, "factor {factor} is not below 10^19");
+        if factor == 0 {
+            self.limbs.clear();
+            return;
+        }
+        let mut carry = 0;
+        for limb in &mut self.limbs {
+            // limb·factor + carry < 10^19·(factor + 1) <= 10^19·2^64, so the high word is
+            // below 10^19 as the division needs.
+            let t = u128::from(*limb) * u128::from(factor) + u128::from(carry);
+            (carry, *limb) = divide_by_ten_19((t >> 64) as u64, t as u64);
+        }
+        if carry > 0 {
+            self.limbs.push(carry);
+        }
+    }
+
+    /// How many decimal digits the number has (zero has one).
+    pub fn digits(&self) -> usize {
+        match self.limbs.split_last() {
+            None => 1,
+            Some((&top, rest)) => 19 * rest.len() + top.checked_ilog10().unwrap_or(0) as usize + 1,
+        }
+    }
+
+    /// Appends the decimal digits to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let Some((&top, rest)) = self.limbs.split_last() else {
+            out.push(b'0');
+            return;
+        };
+        out.reserve(self.digits());
+        let top = nineteen_digits(top);
+        let leading = top.iter().take(18).take_while(|&&d| d == b'0').count();
+        out.extend_from_slice(&top[leading..]);
+        for &limb in rest.iter().rev() {
+            out.extend_from_slice(&nineteen_digits(limb));
+        }
+    }
+}
+
+impl From<u64> for Decimal {
+    fn from(value: u64) -> Self {
+        let limbs = match value {
+            0 => vec![],
+            1..TEN_19 => vec![value],
+            _ => vec![value % TEN_19, value / TEN_19],
+        };
+        Self { limbs }
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut digits = Vec::new();
+        self.write(&mut digits);
+        // Only ASCII digits were written.
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// The pairs "00" to "99".
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    pairs
+};
+
+/// `limb` (below 10^19) as exactly 19 digits, leading zeros included.
+fn nineteen_digits(mut limb: u64) -> [u8; 19] {
+    let mut digits = [b'0'; 19];
+    let mut end = 19;
+    while end > 1 {
+        let pair = DIGIT_PAIRS[(limb % 100) as usize];
+        digits[end - 2..end].copy_from_slice(&pair);
+        limb /= 100;
+        end -= 2;
+    }
+    digits[0] = b'0' + limb as u8;
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use num_bigint::BigUint;
+
+    use super::*;
+
+    #[test]
+    fn division_by_ten_19_matches_u128_division() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut samples = vec![
+            (0, 0),
+            (0, u64::MAX),
+            (TEN_19 - 1, u64::MAX),
+            (TEN_19 - 1, 0),
+        ];
+        for _ in 0..10_000 {
+            // xorshift
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push((x % TEN_19, x.rotate_left(23)));
+        }
+        for (high, low) in samples {
+            let n = (u128::from(high) << 64) | u128::from(low);
+            let expected = (
+                (n / u128::from(TEN_19)) as u64,
+                (n % u128::from(TEN_19)) as u64,
+            );
+            assert_eq!(divide_by_ten_19(high, low), expected, "{high} {low}");
+        }
+    }
+
+    fn from_biguint(value: &BigUint) -> Decimal {
+        let mut words = value.to_u64_digits();
+        Decimal::from_binary(&mut words)
+    }
+
+    #[test]
+    fn binary_numbers_convert_to_their_digits() {
+        let mut values: Vec<BigUint> = vec![BigUint::ZERO, TEN_19.into(), u64::MAX.into()];
+        for k in 0..200u32 {
+            let power = BigUint::from(10u32).pow(k);
+            values.push(&power - 1u32);
+            values.push(power.clone());
+            values.push(power + 1u32);
+            values.push(BigUint::from(2u32).pow(k * 3));
+            values.push(BigUint::from(2u32).pow(k * 3) - 1u32);
+        }
+        for value in values {
+            let decimal = from_biguint(&value);
+            assert_eq!(decimal.to_string(), value.to_string());
+            assert_eq!(decimal.digits(), value.to_string().len(), "{value}");
+            assert_ne!(decimal.limbs.last(), Some(&0), "{value}");
+        }
+    }
+
+    #[test]
+    fn small_products_match_big_integer_products() {
+        let factors = [0, 1, 2, 7, 400, 999_999_999, TEN_19 / 3, TEN_19 - 1];
+        for start in [0, 1, 12_345, TEN_19 - 1, u64::MAX] {
+            let mut decimal = Decimal::from(start);
+            let mut expected = BigUint::from(start);
+            for round in 0..30 {
+                let factor = factors[round % factors.len()].max(1);
+                decimal.mul_small(factor);
+                expected *= factor;
+                assert_eq!(decimal.to_string(), expected.to_string());
+                assert_eq!(decimal, from_biguint(&expected), "the same limbs");
+            }
+            decimal.mul_small(0);
+            assert_eq!(decimal.to_string(), "0");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not below 10^19")]
+    fn factors_of_ten_19_or_more_are_refused() {
+        Decimal::from(1).mul_small(TEN_19);
+    }
+}
