@@ -93,6 +93,47 @@ impl Decimal {
         }
     }
 
+    /// The product of `self` and `other`, schoolbook: the limb products of each column are
+    /// summed in three words and reduced once, so a product of k limbs by k limbs divides by
+    /// 10^19 about 4k times instead of k^2 times as [`Self::mul_small`] would.
+    pub fn mul(&self, other: &Self) -> Self {
+        let (a, b) = (&self.limbs, &other.limbs);
+        if a.is_empty() || b.is_empty() {
+            return Self::default();
+        }
+        let columns = a.len() + b.len() - 1;
+        let mut limbs = Vec::with_capacity(columns + 2);
+        // b backwards, so both limbs of a column's products are read forwards (a zip the
+        // compiler turns into one indexed loop).
+        let b_reversed: Vec<u64> = b.iter().rev().copied().collect();
+        let mut carry = 0u128;
+        for k in 0..columns {
+            // The column's sum is overflows·2^128 + sum; each limb product is below 10^38.
+            let (mut sum, mut overflows) = (carry, 0u64);
+            // a[i]·b[k - i] for every i with both limbs present; b[k - i] is
+            // b_reversed[b.len() - 1 - k + i].
+            let (first, last) = (k.saturating_sub(b.len() - 1), k.min(a.len() - 1));
+            let start = first + b.len() - 1 - k;
+            let pairs = a[first..=last]
+                .iter()
+                .zip(&b_reversed[start..=start + last - first]);
+            for (&x, &y) in pairs {
+                let (next, overflow) = sum.overflowing_add(u128::from(x) * u128::from(y));
+                sum = next;
+                overflows += u64::from(overflow);
+            }
+            let (high, middle) = divide_by_ten_19(overflows, (sum >> 64) as u64);
+            let (low, limb) = divide_by_ten_19(middle, sum as u64);
+            limbs.push(limb);
+            carry = u128::from(high) << 64 | u128::from(low);
+        }
+        while carry > 0 {
+            limbs.push((carry % u128::from(TEN_19)) as u64);
+            carry /= u128::from(TEN_19);
+        }
+        Self { limbs }
+    }
+
     /// How many decimal digits the number has (zero has one).
     pub fn digits(&self) -> usize {
         match self.limbs.split_last() {
@@ -233,6 +274,42 @@ mod tests {
             }
             decimal.mul_small(0);
             assert_eq!(decimal.to_string(), "0");
+        }
+    }
+
+    #[test]
+    fn products_match_big_integer_products() {
+        let mut values = vec![
+            Decimal::default(),
+            Decimal::from(1),
+            Decimal::from(TEN_19 - 1),
+            Decimal::from(u64::MAX),
+        ];
+        // All limbs 10^19 - 1: the largest column sums and carries.
+        for k in [2, 3, 10, 40, 100] {
+            values.push(Decimal {
+                limbs: vec![TEN_19 - 1; k],
+            });
+        }
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for k in [2, 5, 23, 64] {
+            let limbs: Vec<u64> = (0..k)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x % TEN_19
+                })
+                .collect();
+            values.push(Decimal { limbs });
+        }
+        let big = |d: &Decimal| d.to_string().parse::<BigUint>().unwrap();
+        for a in &values {
+            for b in &values {
+                let product = a.mul(b);
+                assert_eq!(big(&product), big(a) * big(b));
+                assert_ne!(product.limbs.last(), Some(&0), "{a} × {b}");
+            }
         }
     }
 

@@ -11,23 +11,43 @@ pub use fibonacci::{MAX_N as FIBONACCI_MAX_N, fibonacci};
 
 /// n! = 1 × 2 × … × n, with 0! = 1.
 pub fn factorial(n: u32) -> Decimal {
-    let mut product = Decimal::from(1);
-    // log10(n!) <= n·log10(n): room for every limb from the start.
-    product.reserve_digits((f64::from(n) * f64::from(n.max(1)).log10()) as usize);
-    // Gather factors into one below 10^19 while they fit, so 400! takes 49 passes over the
-    // limbs, not 400.
+    // Factors gathered into products below 10^19 (one limb), 49 of them for 400!.
+    let mut chunks = Vec::with_capacity(n as usize / 4 + 1);
     let mut chunk = 1u64;
-    for k in 2..=u64::from(n) {
-        match chunk.checked_mul(k).filter(|&bigger| bigger < TEN_19) {
-            Some(bigger) => chunk = bigger,
-            None => {
-                product.mul_small(chunk);
-                chunk = k;
-            }
+    for k in 2..=n {
+        // chunk < 10^19 and k < 2^32: the product cannot overflow 128 bits.
+        let bigger = u128::from(chunk) * u128::from(k);
+        if bigger < u128::from(TEN_19) {
+            chunk = bigger as u64;
+        } else {
+            chunks.push(chunk);
+            chunk = u64::from(k);
         }
     }
-    product.mul_small(chunk);
-    product
+    chunks.push(chunk);
+    product(&chunks)
+}
+
+/// Chunks a leaf of [`product`] multiplies one at a time. A column of a product costs two
+/// divisions by 10^19 and some bookkeeping, so products of short numbers do not pay: counted
+/// with callgrind, 400! and its digits take 43.4k instructions with leaves of 16 chunks, 46.6k
+/// with one chunk at a time all the way, 49.9k with leaves of 8, 61.6k with leaves of 4.
+const LEAF_CHUNKS: usize = 16;
+
+/// The product of `chunks` (each below 10^19), as a balanced tree: leaves of a few limbs,
+/// multiplied one chunk at a time, then multiplied pairwise; one chunk at a time all the way
+/// would divide by 10^19 once per limb per chunk, over a thousand times for 400!.
+fn product(chunks: &[u64]) -> Decimal {
+    if chunks.len() <= LEAF_CHUNKS {
+        let mut leaf = Decimal::from(1);
+        leaf.reserve_digits(19 * chunks.len());
+        for &chunk in chunks {
+            leaf.mul_small(chunk);
+        }
+        return leaf;
+    }
+    let (low, high) = chunks.split_at(chunks.len() / 2);
+    product(low).mul(&product(high))
 }
 
 /// The Ackermann–Péter function, evaluated with an explicit stack instead of recursion, so
