@@ -189,18 +189,27 @@ const DIGIT_PAIRS: [[u8; 2]; 100] = {
     pairs
 };
 
-/// `limb` (below 10^19) as exactly 19 digits, leading zeros included.
-fn nineteen_digits(mut limb: u64) -> [u8; 19] {
-    let mut digits = [b'0'; 19];
-    let mut end = 19;
-    while end > 1 {
-        let pair = DIGIT_PAIRS[(limb % 100) as usize];
-        digits[end - 2..end].copy_from_slice(&pair);
-        limb /= 100;
-        end -= 2;
-    }
-    digits[0] = b'0' + limb as u8;
+/// `limb` (below 10^19) as exactly 19 digits, leading zeros included: three digits and two
+/// groups of eight, each group split into pairs with 32-bit arithmetic and the two groups
+/// independent of each other, instead of nine dependent 64-bit divisions by 100.
+fn nineteen_digits(limb: u64) -> [u8; 19] {
+    let mut digits = [0u8; 19];
+    let top = (limb / 10_000_000_000_000_000) as u32;
+    let rest = limb % 10_000_000_000_000_000;
+    digits[0] = b'0' + (top / 100) as u8;
+    digits[1..3].copy_from_slice(&DIGIT_PAIRS[(top % 100) as usize]);
+    eight_digits((rest / 100_000_000) as u32, &mut digits[3..11]);
+    eight_digits((rest % 100_000_000) as u32, &mut digits[11..19]);
     digits
+}
+
+/// `group` (below 10^8) as exactly eight digits into `out`.
+fn eight_digits(group: u32, out: &mut [u8]) {
+    let (high, low) = (group / 10_000, group % 10_000);
+    for (i, quad) in [high, low].into_iter().enumerate() {
+        out[4 * i..4 * i + 2].copy_from_slice(&DIGIT_PAIRS[(quad / 100) as usize]);
+        out[4 * i + 2..4 * i + 4].copy_from_slice(&DIGIT_PAIRS[(quad % 100) as usize]);
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +283,31 @@ mod tests {
             }
             decimal.mul_small(0);
             assert_eq!(decimal.to_string(), "0");
+        }
+    }
+
+    #[test]
+    fn limbs_are_written_as_nineteen_digits() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut limbs = vec![
+            0,
+            1,
+            9,
+            10,
+            99_999_999,
+            100_000_000,
+            TEN_19 - 1,
+            TEN_19 / 10,
+        ];
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            limbs.push(x % TEN_19);
+            limbs.push(x % 1_000_000_000_000);
+        }
+        for limb in limbs {
+            assert_eq!(nineteen_digits(limb), *format!("{limb:019}").as_bytes());
         }
     }
 
