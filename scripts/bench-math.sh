@@ -4,8 +4,13 @@
 # world (reference/, the ceiling of anything over TLS here), measured in the same run, alternating
 # in each round: requests/s, p99, server CPU per request, and the ratios.
 #
+# By default wrk shares the machine's cores with the servers, so a server's requests/s also
+# pay for the client's side of TLS, which Sanic over plain HTTP does not ask of wrk. With
+# BENCH_PIN=1 wrk runs on the last core and every server on the others (Sanic with one worker
+# per core it gets, glassbox with as many I/O threads): requests/s then compare the servers.
+#
 # Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3),
-# BENCH_SANIC=0 to leave the Sanic server out.
+# BENCH_SANIC=0 to leave the Sanic server out, BENCH_PIN=1 to pin client and servers apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,16 +25,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
+cores=$(nproc)
+server_pin=() client_pin=() wrk_threads=2 server_cores=$cores
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+  [ "$cores" -ge 2 ] || { echo "BENCH_PIN=1 needs two cores or more" >&2; exit 1; }
+  server_cores=$((cores - 1))
+  server_pin=(taskset -c "0-$((server_cores - 1))")
+  client_pin=(taskset -c "$server_cores")
+  wrk_threads=1
+fi
+
 ./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
 port=$(free_port)
-setsid ./target/release/glassbox serve --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
+setsid "${server_pin[@]}" ./target/release/glassbox serve --io-threads "$server_cores" --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
   --data-dir "$work/data" --log-dir "$work/logs" >/dev/null &
 glassbox=$!
 pids+=("$glassbox")
 wait_port "$port"
 
 reference_port=$(free_port)
-setsid ./target/release/glassbox-reference "127.0.0.1:$reference_port" "$work/certs" >/dev/null &
+setsid "${server_pin[@]}" ./target/release/glassbox-reference "127.0.0.1:$reference_port" "$work/certs" >/dev/null &
 reference=$!
 pids+=("$reference")
 wait_port "$reference_port"
@@ -44,7 +59,7 @@ if [ "${BENCH_SANIC:-1}" != 0 ]; then
   "$python" -c 'import sanic' 2>/dev/null ||
     target/py/bin/pip install --quiet -r reference/sanic/requirements.txt
   sanic_port=$(free_port)
-  setsid "$python" reference/sanic/server.py --port "$sanic_port" --workers "$(nproc)" \
+  setsid "${server_pin[@]}" "$python" reference/sanic/server.py --port "$sanic_port" --workers "$server_cores" \
     >"$work/sanic.log" 2>&1 &
   sanic=$!
   pids+=("$sanic")
@@ -54,13 +69,15 @@ if [ "${BENCH_SANIC:-1}" != 0 ]; then
 fi
 
 ticks=$(getconf CLK_TCK)
-echo "wrk -t2 -c$connections -d$duration, $rounds rounds; glassbox over TLS, Sanic ($(nproc) workers) over plain HTTP"
+pinning="wrk and servers share all $cores cores"
+[ "${BENCH_PIN:-0}" != 1 ] || pinning="wrk pinned to core $server_cores, servers to cores 0-$((server_cores - 1))"
+echo "wrk -t$wrk_threads -c$connections -d$duration, $rounds rounds; glassbox over TLS, Sanic ($server_cores workers) over plain HTTP; $pinning"
 for round in $(seq "$rounds"); do
   for i in "${!targets[@]}"; do
     read -r server sid url <<<"${targets[$i]}"
-    wrk -t2 -c"$connections" -d2s "$url" >/dev/null
+    "${client_pin[@]}" wrk -t"$wrk_threads" -c"$connections" -d2s "$url" >/dev/null
     before=$(cpu_ticks "$sid")
-    wrk -t2 -c"$connections" -d"$duration" --latency "$url" >"$work/wrk.out"
+    "${client_pin[@]}" wrk -t"$wrk_threads" -c"$connections" -d"$duration" --latency "$url" >"$work/wrk.out"
     after=$(cpu_ticks "$sid")
     read -r rps p99 < <(wrk_summary "$work/wrk.out")
     cpu=$(echo "($after - $before) * 1000000 / $ticks / $(wrk_requests "$work/wrk.out")" | bc -l)
