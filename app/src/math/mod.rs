@@ -1,5 +1,5 @@
 //! The Sanic seed's functions on exact big integers, computed as the decimal digits they are
-//! answered with: [`decimal`] numbers hold 19 digits a limb, so no big division is needed to
+//! answered with: [`Decimal`] numbers hold 19 digits a limb, so no big division is needed to
 //! write them; [`fibonacci`] doubles in fixed-width binary words, a handful of limbs at most.
 
 mod decimal;

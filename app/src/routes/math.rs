@@ -19,6 +19,8 @@ pub const MAX_FIBONACCI: u32 = 400;
 pub const MAX_FACTORIAL: u32 = 400;
 pub const MAX_ACKERMANN_M: u32 = 3;
 pub const MAX_ACKERMANN_N: u32 = 4;
+// fibonacci() works in fixed-width words and refuses larger n.
+const _: () = assert!(MAX_FIBONACCI <= math::FIBONACCI_MAX_N);
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
