@@ -11,21 +11,41 @@ pub use fibonacci::{MAX_N as FIBONACCI_MAX_N, fibonacci};
 
 /// n! = 1 × 2 × … × n, with 0! = 1.
 pub fn factorial(n: u32) -> Decimal {
-    // Factors gathered into products below 10^19 (one limb), 49 of them for 400!.
-    let mut chunks = Vec::with_capacity(n as usize / 4 + 1);
+    product(&chunks(2, u64::from(n)))
+}
+
+/// The numbers `first..=last` gathered into products below 10^19 (one limb each), 49 of them
+/// for 2..=400, taken two at a time where the pair fits: about half the 128-bit products and
+/// tests of one at a time. `last` must be below 2^32.
+fn chunks(first: u64, last: u64) -> Vec<u64> {
+    let mut chunks = Vec::with_capacity(last.saturating_sub(first) as usize / 4 + 1);
+    // chunk and factor are below 10^19: the product fits in 128 bits.
+    let times = |chunk: u64, factor: u64| {
+        let product = u128::from(chunk) * u128::from(factor);
+        (product < u128::from(TEN_19)).then_some(product as u64)
+    };
     let mut chunk = 1u64;
-    for k in 2..=n {
-        // chunk < 10^19 and k < 2^32: the product cannot overflow 128 bits.
-        let bigger = u128::from(chunk) * u128::from(k);
-        if bigger < u128::from(TEN_19) {
-            chunk = bigger as u64;
-        } else {
-            chunks.push(chunk);
-            chunk = u64::from(k);
+    let mut k = first;
+    while k <= last {
+        // k + 1 <= last < 2^32: the pair fits in 64 bits. When it does not fit in the chunk,
+        // k goes alone, so the chunks come out as full as without pairs.
+        if k < last
+            && let pair = k * (k + 1)
+            && pair < TEN_19
+            && let Some(bigger) = times(chunk, pair)
+        {
+            chunk = bigger;
+            k += 2;
+            continue;
         }
+        match times(chunk, k) {
+            Some(bigger) => chunk = bigger,
+            None => chunks.push(std::mem::replace(&mut chunk, k)),
+        }
+        k += 1;
     }
     chunks.push(chunk);
-    product(&chunks)
+    chunks
 }
 
 /// Chunks a leaf of [`product`] multiplies one at a time. A column of a product costs two
@@ -89,6 +109,28 @@ mod tests {
             assert_eq!(factorial(n).to_string(), expected.to_string(), "{n}!");
         }
         assert_eq!(factorial(400).digits(), 869);
+    }
+
+    #[test]
+    fn chunks_multiply_to_the_range_and_stay_below_ten_19() {
+        // Pairs below 10^19, pairs above it (k·(k+1) passes 10^19 at k = 3,162,277,660), and
+        // single factors near 2^32.
+        let ranges = [
+            (2, 2),
+            (2, 3),
+            (2, 400),
+            (3, 401),
+            (3_162_277_000, 3_162_278_000),
+            (u64::from(u32::MAX) - 100, u64::from(u32::MAX)),
+        ];
+        for (first, last) in ranges {
+            let chunks = chunks(first, last);
+            assert!(chunks.iter().all(|&c| c < TEN_19), "{first}..={last}");
+            let product: BigUint = chunks.iter().map(|&c| BigUint::from(c)).product();
+            let expected: BigUint = (first..=last).map(BigUint::from).product();
+            assert_eq!(product, expected, "{first}..={last}");
+        }
+        assert_eq!(chunks(2, 400).len(), 49);
     }
 
     fn ackermann_recursive(m: u64, n: u64) -> u64 {

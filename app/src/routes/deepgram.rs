@@ -73,7 +73,7 @@ const HELLO: &str = r#"{"result":"success","data":{"message":"Hello, world!"}}"#
 #[utoipa::path(get, path = "/", tag = "deepgram",
     responses((status = 200, description = "The greeting", body = Envelope<Hello>)))]
 async fn hello() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], HELLO)
+    ([(header::CONTENT_TYPE, super::JSON)], HELLO)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -98,7 +98,7 @@ struct DecimalAnswer(Vec<u8>);
 
 impl IntoResponse for DecimalAnswer {
     fn into_response(self) -> Response {
-        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+        ([(header::CONTENT_TYPE, super::JSON)], self.0).into_response()
     }
 }
 

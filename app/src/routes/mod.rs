@@ -25,6 +25,10 @@ use crate::config::Config;
 use crate::error;
 use crate::middleware;
 
+/// `Content-Type: application/json` for hand-built bodies. A `&str` value would be copied into
+/// a new header value on every response; a static one is not.
+pub const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("application/json");
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -112,10 +112,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/openapi.json", tag = "observability",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.clone(),
-    )
+    ([(header::CONTENT_TYPE, super::JSON)], state.openapi.clone())
 }
 
 #[cfg(test)]
