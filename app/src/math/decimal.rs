@@ -95,34 +95,29 @@ impl Decimal {
 
     /// The product of `self` and `other`, schoolbook: the limb products of each column are
     /// summed in three words and reduced once, so a product of k limbs by k limbs divides by
-    /// 10^19 about 4k times instead of k^2 times as [`Self::mul_small`] would.
+    /// 10^19 about 4k times instead of k^2 times as [`Self::mul_small`] would. Row by row, so
+    /// the inner loop is a plain multiply-add over consecutive columns.
     pub fn mul(&self, other: &Self) -> Self {
         let (a, b) = (&self.limbs, &other.limbs);
         if a.is_empty() || b.is_empty() {
             return Self::default();
         }
-        let columns = a.len() + b.len() - 1;
-        let mut limbs = Vec::with_capacity(columns + 2);
-        // b backwards, so both limbs of a column's products are read forwards (a zip the
-        // compiler turns into one indexed loop).
-        let b_reversed: Vec<u64> = b.iter().rev().copied().collect();
-        let mut carry = 0u128;
-        for k in 0..columns {
-            // The column's sum is overflows·2^128 + sum; each limb product is below 10^38.
-            let (mut sum, mut overflows) = (carry, 0u64);
-            // a[i]·b[k - i] for every i with both limbs present; b[k - i] is
-            // b_reversed[b.len() - 1 - k + i].
-            let (first, last) = (k.saturating_sub(b.len() - 1), k.min(a.len() - 1));
-            let start = first + b.len() - 1 - k;
-            let pairs = a[first..=last]
-                .iter()
-                .zip(&b_reversed[start..=start + last - first]);
-            for (&x, &y) in pairs {
-                let (next, overflow) = sum.overflowing_add(u128::from(x) * u128::from(y));
-                sum = next;
-                overflows += u64::from(overflow);
+        // Each column's sum of limb products, as its low 128 bits and how many times those
+        // wrapped (a limb product is below 10^38, so three of them can pass 2^128).
+        let mut sums = vec![(0u128, 0u64); a.len() + b.len() - 1];
+        for (i, &x) in a.iter().enumerate() {
+            for ((sum, wraps), &y) in sums[i..i + b.len()].iter_mut().zip(b) {
+                let (next, wrapped) = sum.overflowing_add(u128::from(x) * u128::from(y));
+                *sum = next;
+                *wraps += u64::from(wrapped);
             }
-            let (high, middle) = divide_by_ten_19(overflows, (sum >> 64) as u64);
+        }
+        let mut limbs = Vec::with_capacity(sums.len() + 2);
+        let mut carry = 0u128;
+        for (sum, wraps) in sums {
+            let (sum, wrapped) = sum.overflowing_add(carry);
+            // wraps·2^128 + sum, divided by 10^19 a word at a time, top word first.
+            let (high, middle) = divide_by_ten_19(wraps + u64::from(wrapped), (sum >> 64) as u64);
             let (low, limb) = divide_by_ten_19(middle, sum as u64);
             limbs.push(limb);
             carry = u128::from(high) << 64 | u128::from(low);
