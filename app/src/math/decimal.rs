@@ -31,10 +31,13 @@ fn divide_by_ten_19(high: u64, low: u64) -> (u64, u64) {
 }
 
 /// A natural number as limbs of 19 decimal digits, least significant first, with no zero limb
-/// at the top (zero has no limbs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// at the top (zero has no limbs), times a power of ten: trailing zeros are written out, not
+/// multiplied in (400! ends in 99 of them). Compare numbers by their digits: 10 may be the limb
+/// 10 or the limb 1 with one zero.
+#[derive(Clone, Debug, Default)]
 pub struct Decimal {
     limbs: Vec<u64>,
+    zeros: usize,
 }
 
 impl Decimal {
@@ -42,13 +45,8 @@ impl Decimal {
     pub fn with_capacity(digits: usize) -> Self {
         Self {
             limbs: Vec::with_capacity(digits.div_ceil(19)),
+            zeros: 0,
         }
-    }
-
-    /// Makes room for a number of `digits` decimal digits.
-    pub fn reserve_digits(&mut self, digits: usize) {
-        let limbs = digits.div_ceil(19);
-        self.limbs.reserve(limbs.saturating_sub(self.limbs.len()));
     }
 
     /// The number whose binary digits are `words`, least significant word first. `words` is
@@ -73,29 +71,17 @@ impl Decimal {
         number
     }
 
-    /// Multiplies in place by `factor`, which must be below 10^19: then every carry is at most
-    /// `factor`, a single limb.
-    pub fn mul_small(&mut self, factor: u64) {
-        assert!(factor < TEN_19, "factor {factor} is not below 10^19");
-        if factor == 0 {
-            self.limbs.clear();
-            return;
+    /// Multiplies by 10^exponent.
+    pub fn times_power_of_ten(mut self, exponent: usize) -> Self {
+        if !self.limbs.is_empty() {
+            self.zeros += exponent;
         }
-        let mut carry = 0;
-        for limb in &mut self.limbs {
-            // limb·factor + carry < 10^19·(factor + 1) <= 10^19·2^64, so the high word is
-            // below 10^19 as the division needs.
-            let t = u128::from(*limb) * u128::from(factor) + u128::from(carry);
-            (carry, *limb) = divide_by_ten_19((t >> 64) as u64, t as u64);
-        }
-        if carry > 0 {
-            self.limbs.push(carry);
-        }
+        self
     }
 
     /// The product of `self` and `other`, schoolbook: the limb products of each column are
     /// summed in three words and reduced once, so a product of k limbs by k limbs divides by
-    /// 10^19 about 4k times instead of k^2 times as [`Self::mul_small`] would. Row by row, so
+    /// 10^19 about 4k times instead of k^2 times, once per limb product. Row by row, so
     /// the inner loop is a plain multiply-add over consecutive columns.
     pub fn mul(&self, other: &Self) -> Self {
         let (a, b) = (&self.limbs, &other.limbs);
@@ -126,14 +112,19 @@ impl Decimal {
             limbs.push((carry % u128::from(TEN_19)) as u64);
             carry /= u128::from(TEN_19);
         }
-        Self { limbs }
+        Self {
+            limbs,
+            zeros: self.zeros + other.zeros,
+        }
     }
 
     /// How many decimal digits the number has (zero has one).
     pub fn digits(&self) -> usize {
         match self.limbs.split_last() {
             None => 1,
-            Some((&top, rest)) => 19 * rest.len() + top.checked_ilog10().unwrap_or(0) as usize + 1,
+            Some((&top, rest)) => {
+                19 * rest.len() + top.checked_ilog10().unwrap_or(0) as usize + 1 + self.zeros
+            }
         }
     }
 
@@ -150,6 +141,7 @@ impl Decimal {
         for &limb in rest.iter().rev() {
             out.extend_from_slice(&nineteen_digits(limb));
         }
+        out.resize(out.len() + self.zeros, b'0');
     }
 }
 
@@ -160,7 +152,7 @@ impl From<u64> for Decimal {
             1..TEN_19 => vec![value],
             _ => vec![value % TEN_19, value / TEN_19],
         };
-        Self { limbs }
+        Self { limbs, zeros: 0 }
     }
 }
 
@@ -264,21 +256,28 @@ mod tests {
     }
 
     #[test]
-    fn small_products_match_big_integer_products() {
-        let factors = [0, 1, 2, 7, 400, 999_999_999, TEN_19 / 3, TEN_19 - 1];
-        for start in [0, 1, 12_345, TEN_19 - 1, u64::MAX] {
-            let mut decimal = Decimal::from(start);
-            let mut expected = BigUint::from(start);
-            for round in 0..30 {
-                let factor = factors[round % factors.len()].max(1);
-                decimal.mul_small(factor);
-                expected *= factor;
-                assert_eq!(decimal.to_string(), expected.to_string());
-                assert_eq!(decimal, from_biguint(&expected), "the same limbs");
-            }
-            decimal.mul_small(0);
-            assert_eq!(decimal.to_string(), "0");
+    fn powers_of_ten_append_zeros() {
+        let cases = [
+            (0, 5, "0"),
+            (7, 0, "7"),
+            (7, 3, "7000"),
+            (TEN_19 - 1, 19, ""),
+        ];
+        for (value, exponent, expected) in cases {
+            let number = Decimal::from(value).times_power_of_ten(exponent);
+            let expected = if expected.is_empty() {
+                format!("{value}{}", "0".repeat(exponent))
+            } else {
+                expected.to_owned()
+            };
+            assert_eq!(number.to_string(), expected);
+            assert_eq!(number.digits(), expected.len());
         }
+        let product = Decimal::from(12)
+            .times_power_of_ten(2)
+            .mul(&Decimal::from(5).times_power_of_ten(1));
+        assert_eq!(product.to_string(), "60000");
+        assert_eq!(product.digits(), 5);
     }
 
     #[test]
@@ -318,6 +317,7 @@ mod tests {
         for k in [2, 3, 10, 40, 100] {
             values.push(Decimal {
                 limbs: vec![TEN_19 - 1; k],
+                zeros: 0,
             });
         }
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
@@ -330,7 +330,11 @@ mod tests {
                     x % TEN_19
                 })
                 .collect();
-            values.push(Decimal { limbs });
+            // Some trailing zeros too, which products add up.
+            values.push(Decimal {
+                limbs,
+                zeros: k % 3,
+            });
         }
         let big = |d: &Decimal| d.to_string().parse::<BigUint>().unwrap();
         for a in &values {
@@ -340,11 +344,5 @@ mod tests {
                 assert_ne!(product.limbs.last(), Some(&0), "{a} × {b}");
             }
         }
-    }
-
-    #[test]
-    #[should_panic(expected = "not below 10^19")]
-    fn factors_of_ten_19_or_more_are_refused() {
-        Decimal::from(1).mul_small(TEN_19);
     }
 }
