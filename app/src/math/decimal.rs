@@ -42,7 +42,7 @@ pub struct Decimal {
 
 impl Decimal {
     /// An empty number (zero) with room for `digits` decimal digits.
-    pub fn with_capacity(digits: usize) -> Self {
+    fn with_capacity(digits: usize) -> Self {
         Self {
             limbs: Vec::with_capacity(digits.div_ceil(19)),
             zeros: 0,
@@ -80,9 +80,9 @@ impl Decimal {
     }
 
     /// The product of `self` and `other`, schoolbook: the limb products of each column are
-    /// summed in three words and reduced once, so a product of k limbs by k limbs divides by
-    /// 10^19 about 4k times instead of k^2 times, once per limb product. Row by row, so
-    /// the inner loop is a plain multiply-add over consecutive columns.
+    /// summed in three words and the column divided by 10^19 once (two steps of a word), so k
+    /// limbs by k limbs take about 4k division steps, not one per limb product (k^2). Summed
+    /// row by row, the inner loop is a plain multiply-add over consecutive columns.
     pub fn mul(&self, other: &Self) -> Self {
         let (a, b) = (&self.limbs, &other.limbs);
         if a.is_empty() || b.is_empty() {
@@ -205,20 +205,25 @@ mod tests {
 
     use super::*;
 
+    /// Pseudo-random words (xorshift), the same every run.
+    fn words(seed: u64) -> impl Iterator<Item = u64> {
+        std::iter::successors(Some(seed), |&x| {
+            let x = x ^ x << 13;
+            let x = x ^ x >> 7;
+            Some(x ^ x << 17)
+        })
+        .skip(1)
+    }
+
     #[test]
     fn division_by_ten_19_matches_u128_division() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
         let mut samples = vec![
             (0, 0),
             (0, u64::MAX),
             (TEN_19 - 1, u64::MAX),
             (TEN_19 - 1, 0),
         ];
-        for _ in 0..10_000 {
-            // xorshift
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+        for x in words(0x9e37_79b9_7f4a_7c15).take(10_000) {
             samples.push((x % TEN_19, x.rotate_left(23)));
         }
         for (high, low) in samples {
@@ -282,7 +287,6 @@ mod tests {
 
     #[test]
     fn limbs_are_written_as_nineteen_digits() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
         let mut limbs = vec![
             0,
             1,
@@ -293,10 +297,7 @@ mod tests {
             TEN_19 - 1,
             TEN_19 / 10,
         ];
-        for _ in 0..10_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+        for x in words(0x9e37_79b9_7f4a_7c15).take(10_000) {
             limbs.push(x % TEN_19);
             limbs.push(x % 1_000_000_000_000);
         }
@@ -320,15 +321,10 @@ mod tests {
                 zeros: 0,
             });
         }
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
         for k in [2, 5, 23, 64] {
-            let limbs: Vec<u64> = (0..k)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x % TEN_19
-                })
+            let limbs: Vec<u64> = words(0x2545_f491_4f6c_dd1d ^ k as u64)
+                .take(k)
+                .map(|x| x % TEN_19)
                 .collect();
             // Some trailing zeros too, which products add up.
             values.push(Decimal {
