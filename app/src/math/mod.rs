@@ -76,9 +76,9 @@ fn chunks(factors: impl IntoIterator<Item = u64>) -> Vec<u64> {
 /// 3.6 µs; 8: 41.3k, 4.5 µs.
 const LEAF_CHUNKS: usize = 16;
 
-/// The product of `chunks`, as a balanced tree: leaves of a few limbs,
-/// multiplied one chunk at a time, then multiplied pairwise; one chunk at a time all the way
-/// would divide by 10^19 once per limb per chunk, over a thousand times for 400!.
+/// The product of `chunks`, as a balanced tree: each leaf of up to [`LEAF_CHUNKS`] chunks is
+/// multiplied in binary and converted to base 10^19 once, then the leaves are multiplied
+/// pairwise in base 10^19.
 fn product(chunks: &[u64]) -> Decimal {
     if chunks.len() <= LEAF_CHUNKS {
         // In binary, where multiplying by a chunk needs no division, then converted once.
