@@ -79,38 +79,42 @@ impl Decimal {
         self
     }
 
-    /// The product of `self` and `other`, schoolbook: the limb products of each column are
-    /// summed in three words and the column divided by 10^19 once (two steps of a word), so k
-    /// limbs by k limbs take about 4k division steps, not one per limb product (k^2). Summed
-    /// row by row, the inner loop is a plain multiply-add over consecutive columns.
+    /// The product of `self` and `other`, schoolbook and column by column: a column's limb
+    /// products are summed in three words held in registers and the column divided by 10^19
+    /// once (two steps of a word), so k limbs by k limbs take about 4k division steps, not one
+    /// per limb product (k^2). Row by row, summing into a vector of columns, took 10% fewer
+    /// instructions but 12% more time for 400!: each limb product's sum went through memory.
     pub fn mul(&self, other: &Self) -> Self {
         let (a, b) = (&self.limbs, &other.limbs);
         if a.is_empty() || b.is_empty() {
             return Self::default();
         }
-        // Each column's sum of limb products, as its low 128 bits and how many times those
-        // wrapped (a limb product is below 10^38, so three of them can pass 2^128).
-        let mut sums = vec![(0u128, 0u64); a.len() + b.len() - 1];
-        for (i, &x) in a.iter().enumerate() {
-            for ((sum, wraps), &y) in sums[i..i + b.len()].iter_mut().zip(b) {
+        let columns = a.len() + b.len() - 1;
+        let mut limbs = Vec::with_capacity(columns + 1);
+        // The column's sum, wraps·2^128 + sum: a limb product is below 10^38, so three of them
+        // can pass 2^128. It starts as the carry, the previous column's quotient.
+        let (mut sum, mut wraps) = (0u128, 0u64);
+        // b backwards, so that a column's pairs are two slices read forwards.
+        let b_reversed: Vec<u64> = b.iter().rev().copied().collect();
+        for column in 0..columns {
+            // The limb pairs a[i]·b[column - i] for every i both have.
+            let first = column.saturating_sub(b.len() - 1);
+            let last = column.min(a.len() - 1);
+            let backwards = &b_reversed[b.len() - 1 + first - column..b.len() + last - column];
+            for (&x, &y) in a[first..=last].iter().zip(backwards) {
                 let (next, wrapped) = sum.overflowing_add(u128::from(x) * u128::from(y));
-                *sum = next;
-                *wraps += u64::from(wrapped);
+                sum = next;
+                wraps += u64::from(wrapped);
             }
-        }
-        let mut limbs = Vec::with_capacity(sums.len() + 2);
-        let mut carry = 0u128;
-        for (sum, wraps) in sums {
-            let (sum, wrapped) = sum.overflowing_add(carry);
-            // wraps·2^128 + sum, divided by 10^19 a word at a time, top word first.
-            let (high, middle) = divide_by_ten_19(wraps + u64::from(wrapped), (sum >> 64) as u64);
+            // Divided by 10^19 a word at a time, top word first; the quotient is below 2^128.
+            let (high, middle) = divide_by_ten_19(wraps, (sum >> 64) as u64);
             let (low, limb) = divide_by_ten_19(middle, sum as u64);
             limbs.push(limb);
-            carry = u128::from(high) << 64 | u128::from(low);
+            (sum, wraps) = (u128::from(high) << 64 | u128::from(low), 0);
         }
-        while carry > 0 {
-            limbs.push((carry % u128::from(TEN_19)) as u64);
-            carry /= u128::from(TEN_19);
+        while sum > 0 {
+            limbs.push((sum % u128::from(TEN_19)) as u64);
+            sum /= u128::from(TEN_19);
         }
         Self {
             limbs,
