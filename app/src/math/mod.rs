@@ -16,7 +16,9 @@ pub use fibonacci::{MAX_N as FIBONACCI_MAX_N, fibonacci};
 /// grow with the square of the digits.
 pub fn factorial(n: u32) -> Decimal {
     let n = u64::from(n);
-    let mut chunks = Chunks::with_capacity(n as usize / 16 + 1);
+    // n! < n^n has fewer bits than n·bits(n), and chunks are nearly full.
+    let bits = n * u64::from(u64::BITS - n.leading_zeros());
+    let mut chunks = Chunks::with_capacity(bits as usize / 56 + 2);
     // r runs to n/(2^i·5^j): `halved` is n/2^i, `part` n/(2^i·5^j).
     let mut halved = n;
     while halved > 0 {
