@@ -3,7 +3,9 @@
 # hello world, alternating runs in one session so both see the same machine. Prints the
 # requests/s ratio, p99 latencies and glassbox's peak RSS under load.
 #
-# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3).
+# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3),
+# BENCH_PIN=1 (wrk on a core of its own, see bench-lib.sh), BENCH_LOG_OFF=1 (each round also
+# runs glassbox with `--log-level warn`, no access lines, to see what the access log costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,7 @@ trap cleanup EXIT
 ./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
 
 
-# run NAME PID PORT: warm up, then measure; appends "rps p99_ms peak_rss_kb" to $work/NAME.
+# run NAME PID PORT: warm up, then measure; appends "rps p99_ms peak_rss_kb cpu_us" to $work/NAME.
 run() {
   local name=$1 pid=$2 port=$3 url="https://localhost:$3/" peak=0 rss
   # The server's CPU over the measured run only (wrk_run warms up for 2 s first).
@@ -41,25 +43,35 @@ run() {
   printf '  %-10s %10.0f req/s   p99 %7.3f ms   peak RSS %6.1f MB   CPU %5.1f us/request\n' "$name" "$rps" "$p99" "$(echo "$peak / 1024" | bc -l)" "$cpu"
 }
 
-echo "GET / over TLS, wrk -t2 -c$connections -d$duration, $rounds alternating rounds"
+# run_glassbox NAME ARGS...: one measured run of a fresh glassbox started with ARGS.
+run_glassbox() {
+  local name=$1 port
+  shift
+  port=$(free_port)
+  "${server_pin[@]}" ./target/release/glassbox serve --io-threads "$server_cores" \
+    --bind "127.0.0.1:$port" --certs-dir "$work/certs" --data-dir "$work/data" \
+    --log-dir "$work/logs" "$@" >/dev/null &
+  pids+=($!); wait_port "$port"; run "$name" "${pids[-1]}" "$port"; kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  rm -rf "$work/logs" "$work/data"
+}
+
+echo "GET / over TLS, wrk -t$wrk_threads -c$connections -d$duration, $rounds alternating rounds; $pinning"
 for round in $(seq "$rounds"); do
   echo "round $round"
   port=$(free_port)
-  ./target/release/glassbox-reference "127.0.0.1:$port" "$work/certs" >/dev/null &
+  "${server_pin[@]}" ./target/release/glassbox-reference "127.0.0.1:$port" "$work/certs" >/dev/null &
   pids+=($!); wait_port "$port"; run reference "${pids[-1]}" "$port"; kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
-  port=$(free_port)
-  ./target/release/glassbox serve --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
-    --data-dir "$work/data" --log-dir "$work/logs" >/dev/null &
-  pids+=($!); wait_port "$port"; run glassbox "${pids[-1]}" "$port"; kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-  rm -rf "$work/logs"
+  run_glassbox glassbox
+  [ "${BENCH_LOG_OFF:-0}" != 1 ] || run_glassbox no-access --log-level warn
 done
 
 col() { awk -v c="$1" '{ print $c }' "$work/$2" | median; }
 # Each round's ratio compares two runs a few seconds apart; their median resists the noise
 # of a shared machine better than a ratio of medians.
-# Columns after paste: glassbox rps p99 rss cpu, then the reference's.
-ratios=$(paste -d' ' "$work/glassbox" "$work/reference" | awk '{ printf "%.3f\n", $1 / $5 }')
+# per_round NAME COLUMN: NAME's figure over the reference's in each round, one per line.
+per_round() { paste -d' ' "$work/$1" "$work/reference" | awk -v c="$2" '{ printf "%.3f\n", $c / $(c + 4) }'; }
+ratios=$(per_round glassbox 1)
 gb_rss=$(awk '{ print $3 }' "$work/glassbox" | sort -n | tail -1)
 echo
 echo "median of $rounds rounds"
@@ -70,3 +82,11 @@ echo "  ratio per round: $(echo $ratios)"
 printf '  ratio      %10s x reference, median of rounds (target >= 0.85)\n' "$(echo "$ratios" | median)"
 printf '  server CPU per request: reference %.1f us, glassbox %.1f us (medians; %.2f x)\n' \
   "$(col 4 reference)" "$(col 4 glassbox)" "$(echo "$(col 4 glassbox) / $(col 4 reference)" | bc -l)"
+printf '  p99 over the reference'"'"'s, round by round: median %s x (%s)\n' \
+  "$(per_round glassbox 2 | median)" "$(per_round glassbox 2 | sort -g | tr '\n' ' ' | sed 's/ $//')"
+if [ -s "$work/no-access" ]; then
+  printf '  no-access  %10.0f req/s   p99 %7.3f ms   CPU %.1f us/request   (--log-level warn)\n' \
+    "$(col 1 no-access)" "$(col 2 no-access)" "$(col 4 no-access)"
+  printf '  no-access: requests/s %s x, p99 %s x the reference'"'"'s (medians of rounds)\n' \
+    "$(per_round no-access 1 | median)" "$(per_round no-access 2 | median)"
+fi

@@ -22,13 +22,30 @@ to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v
 # The median of the numbers on stdin, one per line.
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-# wrk_run URL OUT [WRK_ARGS...]: warm up 2 s, then measure into OUT (uses $connections and
-# $duration); extra arguments such as `-s script.lua` go to both runs.
+# Where wrk and the servers run. By default they share every core and wrk runs two threads.
+# BENCH_PIN=1 gives wrk (one thread) the last core and the servers the others, so a server's
+# requests/s measure the server and not also the client's side of TLS: servers are started
+# with "${server_pin[@]}" and told to use $server_cores threads; wrk runs as
+# "${client_pin[@]}" wrk -t"$wrk_threads".
+cores=$(nproc)
+server_pin=() client_pin=() wrk_threads=2 server_cores=$cores
+pinning="wrk and servers share all $cores cores"
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+  [ "$cores" -ge 2 ] || { echo "BENCH_PIN=1 needs two cores or more" >&2; exit 1; }
+  server_cores=$((cores - 1))
+  server_pin=(taskset -c "0-$((server_cores - 1))")
+  client_pin=(taskset -c "$server_cores")
+  wrk_threads=1
+  pinning="wrk pinned to core $server_cores, servers to cores 0-$((server_cores - 1))"
+fi
+
+# wrk_run URL OUT [WRK_ARGS...]: warm up 2 s, then measure into OUT (uses $connections,
+# $duration and the placement above); extra arguments such as `-s script.lua` go to both runs.
 wrk_run() {
   local url=$1 out=$2
   shift 2
-  wrk -t2 -c"$connections" -d2s "$@" "$url" >/dev/null
-  wrk -t2 -c"$connections" -d"$duration" --latency "$@" "$url" >"$out"
+  "${client_pin[@]}" wrk -t"$wrk_threads" -c"$connections" -d2s "$@" "$url" >/dev/null
+  "${client_pin[@]}" wrk -t"$wrk_threads" -c"$connections" -d"$duration" --latency "$@" "$url" >"$out"
 }
 # wrk_summary OUT: prints "requests_per_second p99_ms"; wrk's error lines go to stderr.
 wrk_summary() {

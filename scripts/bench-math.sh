@@ -25,18 +25,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cores=$(nproc)
-server_pin=() client_pin=() wrk_threads=2 server_cores=$cores
-pinning="wrk and servers share all $cores cores"
-if [ "${BENCH_PIN:-0}" = 1 ]; then
-  [ "$cores" -ge 2 ] || { echo "BENCH_PIN=1 needs two cores or more" >&2; exit 1; }
-  server_cores=$((cores - 1))
-  server_pin=(taskset -c "0-$((server_cores - 1))")
-  client_pin=(taskset -c "$server_cores")
-  wrk_threads=1
-  pinning="wrk pinned to core $server_cores, servers to cores 0-$((server_cores - 1))"
-fi
-
 ./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
 port=$(free_port)
 setsid "${server_pin[@]}" ./target/release/glassbox serve --io-threads "$server_cores" --bind "127.0.0.1:$port" --certs-dir "$work/certs" \

@@ -4,7 +4,8 @@
 # requests/s, p99, the ratio to GET / and how many messages each durable commit carried.
 #
 # The embedded database lives under target/ on the real disk, so its fsyncs are real.
-# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3).
+# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_ROUNDS (3),
+# BENCH_PIN=1 (wrk on a core of its own, see bench-lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ trap cleanup EXIT
 ./target/release/glassbox certs --certs-dir "$work/certs" >/dev/null
 
 redis_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$work" --save "" \
+"${server_pin[@]}" redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$work" --save "" \
   --appendonly yes --appendfsync everysec --logfile "$work/redis.log" &
 pids+=($!)
 wait_port "$redis_port"
@@ -31,7 +32,7 @@ start() {
   local name=$1 port
   shift
   port=$(free_port)
-  ./target/release/glassbox serve --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
+  "${server_pin[@]}" ./target/release/glassbox serve --io-threads "$server_cores" --bind "127.0.0.1:$port" --certs-dir "$work/certs" \
     --data-dir "$work/data-$name" --log-dir "$work/logs-$name" "$@" >/dev/null &
   pids+=($!)
   wait_port "$port"
@@ -41,7 +42,7 @@ start embedded
 start redis --store "redis://127.0.0.1:$redis_port/0"
 
 names=(get-hello post-embedded post-redis)
-echo "glassbox over TLS, wrk -t2 -c$connections -d$duration, $rounds rounds"
+echo "glassbox over TLS, wrk -t$wrk_threads -c$connections -d$duration, $rounds rounds; $pinning"
 for round in $(seq "$rounds"); do
   for name in "${names[@]}"; do
     case $name in
