@@ -100,11 +100,11 @@ lint:
 # Benchmarks: ratios against a reference measured in the same run (needs wrk).
 bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-dashboard bench-instructions
 
-# GET / over TLS with wrk, glassbox against the reference hello world.
+# GET / over TLS with wrk, glassbox against the reference hello world; BENCH_PIN=1 gives wrk its own core, BENCH_LOG_OFF=1 adds glassbox without access lines.
 bench-hello:
     scripts/bench-hello.sh
 
-# /fibonacci/400/ and /factorial/400/ over TLS with wrk, next to GET / in the same run.
+# /fibonacci/400/ and /factorial/400/ over TLS with wrk, next to GET /, the hello world and the Sanic seed's service; BENCH_PIN=1 gives wrk its own core.
 bench-math:
     scripts/bench-math.sh
 
