@@ -82,8 +82,9 @@ echo "  ratio per round: $(echo $ratios)"
 printf '  ratio      %10s x reference, median of rounds (target >= 0.85)\n' "$(echo "$ratios" | median)"
 printf '  server CPU per request: reference %.1f us, glassbox %.1f us (medians; %.2f x)\n' \
   "$(col 4 reference)" "$(col 4 glassbox)" "$(echo "$(col 4 glassbox) / $(col 4 reference)" | bc -l)"
+p99_ratios=$(per_round glassbox 2 | sort -g)
 printf '  p99 over the reference'"'"'s, round by round: median %s x (%s)\n' \
-  "$(per_round glassbox 2 | median)" "$(per_round glassbox 2 | sort -g | tr '\n' ' ' | sed 's/ $//')"
+  "$(median <<<"$p99_ratios")" "$(echo $p99_ratios)"
 if [ -s "$work/no-access" ]; then
   printf '  no-access  %10.0f req/s   p99 %7.3f ms   CPU %.1f us/request   (--log-level warn)\n' \
     "$(col 1 no-access)" "$(col 2 no-access)" "$(col 4 no-access)"
