@@ -13,24 +13,25 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 ///
 /// Proxies append the address they saw, so the list reads client, proxy, proxy... The rightmost
 /// address that is not itself a trusted proxy is the first one no trusted party vouches for
-/// beyond: that is the client. Anything left of it may have been written by the client.
+/// beyond: that is the client. Anything left of it may have been written by the client, so it
+/// is not read at all: a forged or malformed entry there changes nothing. When every address is
+/// a trusted proxy's, the leftmost is the client.
 pub fn client_behind_proxy(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     if !is_trusted(peer, trusted) {
         return None;
     }
-    let mut hops = Vec::new();
-    for value in headers.get_all(X_FORWARDED_FOR) {
-        for hop in value.to_str().ok()?.split(',') {
-            hops.push(parse_hop(hop.trim())?);
+    let mut leftmost = None;
+    // Header lines and the hops within each, right to left.
+    for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+        for hop in value.to_str().ok()?.rsplit(',') {
+            let hop = parse_hop(hop.trim())?;
+            if !is_trusted(hop, trusted) {
+                return Some(hop);
+            }
+            leftmost = Some(hop);
         }
     }
-    let leftmost = *hops.first()?;
-    Some(
-        hops.into_iter()
-            .rev()
-            .find(|hop| !is_trusted(*hop, trusted))
-            .unwrap_or(leftmost),
-    )
+    leftmost
 }
 
 fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
@@ -115,6 +116,36 @@ mod tests {
             client_behind_proxy(ip("127.0.0.1"), &h, &trusted()),
             Some(ip("10.1.1.1"))
         );
+    }
+
+    #[test]
+    fn garbage_left_of_the_client_changes_nothing() {
+        // A proxy that appends kept what the client sent: malformed entries, a non-ASCII header
+        // line of its own. None of it is read, so the client cannot make itself the proxy.
+        for forged in [
+            headers(&["nope, 203.0.113.7"]),
+            headers(&["unknown, , 1.1.1.1, 203.0.113.7, 10.0.0.5"]),
+            headers(&["garbage", "203.0.113.7"]),
+        ] {
+            assert_eq!(
+                client_behind_proxy(ip("127.0.0.1"), &forged, &trusted()),
+                Some(ip("203.0.113.7")),
+                "{forged:?}"
+            );
+        }
+        let mut non_ascii = HeaderMap::new();
+        non_ascii.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        non_ascii.append(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
+        assert_eq!(
+            client_behind_proxy(ip("127.0.0.1"), &non_ascii, &trusted()),
+            Some(ip("203.0.113.7"))
+        );
+        // Garbage reached before any untrusted address: the client is unknown, the peer stands.
+        let h = headers(&["nope, 10.1.1.1"]);
+        assert_eq!(client_behind_proxy(ip("127.0.0.1"), &h, &trusted()), None);
     }
 
     #[test]
