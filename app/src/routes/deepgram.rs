@@ -126,13 +126,15 @@ pub struct Code {
         (status = 205, description = "Reset Content: no body"),
         (status = "3XX", description = "That status", body = Envelope<Code>),
         (status = 304, description = "Not Modified: no body"),
-        (status = 400, description = "Not an integer in 200..=599: `invalid code`", body = Failed),
+        (status = 400, description = "Not digits naming a status in 200..=599: `invalid code`", body = Failed),
         (status = "4XX", description = "That status", body = Envelope<Code>),
         (status = "5XX", description = "That status", body = Envelope<Code>),
     ))]
 async fn code(PathArgs(args): PathArgs) -> Result<Response, ApiError> {
+    // Digits only: `str::parse` would also take a leading `+`.
     let status = args
         .first()
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|c| c.parse::<u16>().ok())
         .filter(|c| (200..600).contains(c))
         .and_then(|c| StatusCode::from_u16(c).ok())

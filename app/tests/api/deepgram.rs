@@ -93,6 +93,9 @@ async fn code_answers_with_its_status() {
         "abc",
         "1e3",
         "200.0",
+        "+200",
+        "%2B200",
+        "%20200",
         "99999999999999999999",
     ] {
         assert_eq!(
