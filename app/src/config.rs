@@ -105,7 +105,7 @@ pub struct Config {
     )]
     pub log_keep_files: usize,
 
-    /// How often the built-in dashboard (`/dashboard`) takes a sample.
+    /// How often the built-in dashboard (`/dashboard`) takes a sample (100ms at the least).
     #[arg(long, env = "GLASSBOX_DASHBOARD_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
     pub dashboard_interval: Duration,
 
@@ -368,8 +368,16 @@ impl Config {
                 self.work_sleep_min, self.work_sleep_max
             ));
         }
-        if self.store_timeout.is_zero() {
-            return Err("--store-timeout must be above 0".into());
+        for (flag, timeout) in [
+            ("--store-timeout", self.store_timeout),
+            // At 0 every connection is cut before its first request: a service that answers
+            // nothing.
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--tls-handshake-timeout", self.tls_handshake_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(format!("{flag} must be above 0"));
+            }
         }
         if self.task_lease < Duration::from_millis(100) {
             return Err("--task-lease must be at least 100ms".into());
@@ -441,6 +449,23 @@ mod tests {
         assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
         assert!(Cli::try_parse_from(["glassbox", "--trusted-proxies", "nginx"]).is_err());
         assert!(Cli::try_parse_from(["glassbox", "--store", "postgres://x"]).is_err());
+    }
+
+    #[test]
+    fn zero_timeouts_are_rejected() {
+        for flag in [
+            "--store-timeout",
+            "--header-read-timeout",
+            "--tls-handshake-timeout",
+        ] {
+            let cli = Cli::parse_from(["glassbox", flag, "0s"]);
+            assert_eq!(
+                cli.config.validate(),
+                Err(format!("{flag} must be above 0"))
+            );
+            let cli = Cli::parse_from(["glassbox", flag, "1ms"]);
+            assert_eq!(cli.config.validate(), Ok(()), "{flag}");
+        }
     }
 
     #[test]
