@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::params::PathArgs;
+use super::params::{PathArgs, is_digits};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorBody, Failed};
@@ -96,7 +96,7 @@ async fn sleep(
     PathArgs(args): PathArgs,
 ) -> Result<Json<Envelope<Elapsed>>, ApiError> {
     let ms = args.first().map(String::as_str).unwrap_or_default();
-    if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(ms) {
         return Err(ApiError::NotFound);
     }
     // Digits that overflow are still a (very) long sleep.
@@ -131,10 +131,9 @@ pub struct Code {
         (status = "5XX", description = "That status", body = Envelope<Code>),
     ))]
 async fn code(PathArgs(args): PathArgs) -> Result<Response, ApiError> {
-    // Digits only: `str::parse` would also take a leading `+`.
     let status = args
         .first()
-        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|c| is_digits(c))
         .and_then(|c| c.parse::<u16>().ok())
         .filter(|c| (200..600).contains(c))
         .and_then(|c| StatusCode::from_u16(c).ok())

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::params::PathArgs;
+use super::params::{PathArgs, is_digits};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::math;
@@ -42,7 +42,7 @@ pub struct MathAnswer {
 /// with the text as given.
 fn parse_arg(raw: Option<&String>, max: u32) -> Result<u32, ApiError> {
     let raw = raw.map(String::as_str).unwrap_or_default();
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_digits(raw) {
         return Err(ApiError::InvalidNumber(raw.to_owned()));
     }
     raw.parse::<u32>()

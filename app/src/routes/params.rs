@@ -34,6 +34,12 @@ fn captures(template: &str, path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a path parameter is a whole number as the contract writes one: ASCII digits only,
+/// at least one (`str::parse` would also take a leading `+`).
+pub fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The endpoints whose trailing slash is optional (the Sanic seed's math).
 const SLASH_OPTIONAL: [&str; 3] = ["/fibonacci/", "/factorial/", "/ackermann/"];
 
@@ -68,6 +74,16 @@ mod tests {
         assert_eq!(captures("/sleep/{ms}", "/sleep/%20x"), vec![" x"]);
         assert_eq!(captures("/code/{code}", "/code/%ff"), vec!["\u{fffd}"]);
         assert!(captures("", "/x").is_empty());
+    }
+
+    #[test]
+    fn digits_only() {
+        for yes in ["0", "0400", "99999999999999999999"] {
+            assert!(is_digits(yes), "{yes}");
+        }
+        for no in ["", "+200", "-1", " 200", "1e3", "200.0", "٣"] {
+            assert!(!is_digits(no), "{no}");
+        }
     }
 
     #[test]
