@@ -13,6 +13,7 @@ use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
 use crate::routes;
 use crate::routes::deepgram::WorkPlan;
+use crate::routes::table::RouteTable;
 use crate::server::Endpoint;
 use crate::store::{self, MessageStore, Store, StoreCheck};
 use crate::tasks::embedded::EmbeddedQueue;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub store: Store,
     /// The task queue behind `/randomize`.
     pub tasks: Tasks,
+    /// Every route and its policy.
+    pub routes: RouteTable,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: String,
     /// The built-in dashboard's timeline, route table and log ring.
@@ -60,11 +63,12 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// The state of a service with this configuration, telemetry and backends; the store and
     /// the queue join the health checks.
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         health: Health,
         telemetry: Arc<Telemetry>,
         backends: Backends,
+        routes: &routes::Built,
     ) -> Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
         let store = Store::new(backends.store, config.store_timeout, &telemetry.metrics);
@@ -88,7 +92,8 @@ impl AppState {
             dashboard,
             totals: Totals::new(Arc::new(numbers), backends.compute),
             tasks: backends.tasks,
-            openapi: routes::openapi_json(&config),
+            routes: routes.table.clone(),
+            openapi: routes.openapi_json(),
             work: WorkPlan::from_config(&config)?,
             limiter: Limiter::new(config.max_concurrency),
             config,
@@ -118,7 +123,8 @@ impl AppState {
             tasks,
             compute: ComputePool::new(config.compute_threads()),
         };
-        Self::new(config, health, telemetry, backends).expect("a valid configuration")
+        let routes = routes::build(&config);
+        Self::new(config, health, telemetry, backends, &routes).expect("a valid configuration")
     }
 }
 
@@ -236,10 +242,11 @@ impl App {
             tasks,
             compute,
         };
-        let state = AppState::new(config, health, telemetry, backends)?;
+        let built = routes::build(&config);
+        let state = AppState::new(config, health, telemetry, backends, &built)?;
         state.telemetry.metrics.certificate_expiry(expiry);
         crate::dashboard::sampler::start(Arc::downgrade(&state.0), state.dashboard.interval);
-        let router = routes::router(state.clone());
+        let router = routes::service(built.router, state.clone());
         Ok(Self {
             state,
             router,

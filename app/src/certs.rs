@@ -129,18 +129,55 @@ pub fn read_server_info(path: &Path) -> Result<ServerCertInfo> {
     })
 }
 
-fn usable_ca(paths: &CertPaths, now: OffsetDateTime) -> Result<(String, KeyPair), String> {
-    let pem = fs::read_to_string(&paths.ca_cert).map_err(|e| format!("ca.crt: {e}"))?;
-    let key_pem = fs::read_to_string(&paths.ca_key).map_err(|e| format!("ca.key: {e}"))?;
-    let key = KeyPair::from_pem(&key_pem).map_err(|e| format!("ca.key: {e}"))?;
-    let (_, parsed) = parse_x509_pem(pem.as_bytes()).map_err(|e| format!("ca.crt: {e}"))?;
-    let cert = parsed.parse_x509().map_err(|e| format!("ca.crt: {e}"))?;
-    if !cert.is_ca() {
-        return Err("ca.crt is not a CA certificate".into());
+/// Why certificate files on disk cannot be used as they are, so they are made again.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error("{file}: {why}")]
+    Unreadable { file: &'static str, why: String },
+    #[error("ca.crt is not a CA certificate")]
+    NotACa,
+    #[error("{key} does not belong to {cert}")]
+    KeyMismatch {
+        key: &'static str,
+        cert: &'static str,
+    },
+    #[error("{file} is not valid yet")]
+    NotYetValid { file: &'static str },
+    #[error("{file} expires at {not_after}, within the renewal window")]
+    Expiring {
+        file: &'static str,
+        not_after: OffsetDateTime,
+    },
+    #[error("server.crt is not signed by ca.crt")]
+    NotSigned,
+    #[error("server.crt does not cover {0}")]
+    MissingName(String),
+}
+
+/// `file` could not be read or parsed, for this reason.
+fn unreadable(file: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Unusable {
+    move |why| Unusable::Unreadable {
+        file,
+        why: why.to_string(),
     }
-    check_dates(&cert, now).map_err(|e| format!("ca.crt {e}"))?;
+}
+
+fn usable_ca(paths: &CertPaths, now: OffsetDateTime) -> Result<(String, KeyPair), Unusable> {
+    let (crt, key_file) = (unreadable("ca.crt"), unreadable("ca.key"));
+    let pem = fs::read_to_string(&paths.ca_cert).map_err(|e| crt(&e))?;
+    let key_pem = fs::read_to_string(&paths.ca_key).map_err(|e| key_file(&e))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(|e| key_file(&e))?;
+    let (_, parsed) = parse_x509_pem(pem.as_bytes()).map_err(|e| crt(&e))?;
+    let cert = parsed.parse_x509().map_err(|e| crt(&e))?;
+    if !cert.is_ca() {
+        return Err(Unusable::NotACa);
+    }
+    check_dates(&cert, now, "ca.crt")?;
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err("ca.key does not belong to ca.crt".into());
+        return Err(Unusable::KeyMismatch {
+            key: "ca.key",
+            cert: "ca.crt",
+        });
     }
     Ok((pem, key))
 }
@@ -150,37 +187,44 @@ fn usable_server(
     ca_pem: &str,
     names: &[String],
     now: OffsetDateTime,
-) -> Result<(), String> {
-    let pem = fs::read(&paths.server_cert).map_err(|e| format!("server.crt: {e}"))?;
-    let key_pem = fs::read_to_string(&paths.server_key).map_err(|e| format!("server.key: {e}"))?;
-    let key = KeyPair::from_pem(&key_pem).map_err(|e| format!("server.key: {e}"))?;
-    let (_, parsed) = parse_x509_pem(&pem).map_err(|e| format!("server.crt: {e}"))?;
-    let cert = parsed
-        .parse_x509()
-        .map_err(|e| format!("server.crt: {e}"))?;
-    check_dates(&cert, now).map_err(|e| format!("server.crt {e}"))?;
+) -> Result<(), Unusable> {
+    let (crt, key_file) = (unreadable("server.crt"), unreadable("server.key"));
+    let pem = fs::read(&paths.server_cert).map_err(|e| crt(&e))?;
+    let key_pem = fs::read_to_string(&paths.server_key).map_err(|e| key_file(&e))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(|e| key_file(&e))?;
+    let (_, parsed) = parse_x509_pem(&pem).map_err(|e| crt(&e))?;
+    let cert = parsed.parse_x509().map_err(|e| crt(&e))?;
+    check_dates(&cert, now, "server.crt")?;
     if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-        return Err("server.key does not belong to server.crt".into());
+        return Err(Unusable::KeyMismatch {
+            key: "server.key",
+            cert: "server.crt",
+        });
     }
-    let (_, ca_parsed) = parse_x509_pem(ca_pem.as_bytes()).map_err(|e| format!("ca.crt: {e}"))?;
-    let ca = ca_parsed.parse_x509().map_err(|e| format!("ca.crt: {e}"))?;
+    let ca_crt = unreadable("ca.crt");
+    let (_, ca_parsed) = parse_x509_pem(ca_pem.as_bytes()).map_err(|e| ca_crt(&e))?;
+    let ca = ca_parsed.parse_x509().map_err(|e| ca_crt(&e))?;
     cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| "server.crt is not signed by ca.crt".to_string())?;
+        .map_err(|_| Unusable::NotSigned)?;
     let covered = san_names(&cert);
     if let Some(missing) = names.iter().find(|n| !covers(&covered, n)) {
-        return Err(format!("server.crt does not cover {missing}"));
+        return Err(Unusable::MissingName(missing.clone()));
     }
     Ok(())
 }
 
-fn check_dates(cert: &X509Certificate<'_>, now: OffsetDateTime) -> Result<(), String> {
+fn check_dates(
+    cert: &X509Certificate<'_>,
+    now: OffsetDateTime,
+    file: &'static str,
+) -> Result<(), Unusable> {
     let validity = cert.validity();
     if validity.not_before.to_datetime() > now {
-        return Err("is not valid yet".into());
+        return Err(Unusable::NotYetValid { file });
     }
     let not_after = validity.not_after.to_datetime();
     if not_after - now < RENEW_BEFORE {
-        return Err(format!("expires at {not_after}, within the renewal window"));
+        return Err(Unusable::Expiring { file, not_after });
     }
     Ok(())
 }

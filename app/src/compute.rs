@@ -5,6 +5,16 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+/// Why a job did not run to its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ComputeError {
+    #[error("the compute pool is closed")]
+    Closed,
+    /// The job panicked (or its thread was cancelled); the panic's message.
+    #[error("the compute job failed: {0}")]
+    Failed(String),
+}
+
 /// A bounded gate in front of `spawn_blocking`.
 #[derive(Debug, Clone)]
 pub struct ComputePool {
@@ -22,15 +32,15 @@ impl ComputePool {
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, ComputeError> {
         let _permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| "the compute pool is closed".to_string())?;
+            .map_err(|_| ComputeError::Closed)?;
         tokio::task::spawn_blocking(job)
             .await
-            .map_err(|e| format!("compute job failed: {e}"))
+            .map_err(|e| ComputeError::Failed(e.to_string()))
     }
 }
 

@@ -105,7 +105,7 @@ pub struct Config {
     )]
     pub log_keep_files: usize,
 
-    /// How often the built-in dashboard (`/dashboard`) takes a sample (100ms at the least).
+    /// How often the built-in dashboard (`/dashboard`) takes a sample; 100ms at the least.
     #[arg(long, env = "GLASSBOX_DASHBOARD_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
     pub dashboard_interval: Duration,
 
@@ -154,8 +154,10 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
-    /// Requests served at once before new ones are shed with 503 and `Retry-After`
-    /// (`/metrics`, `/health` and `/status` are never shed).
+    /// Requests to the seed endpoints served at once before new ones are shed with 503 and
+    /// `Retry-After`; the service's own endpoints are never shed: `/status`, `/health`,
+    /// `/metrics`, `/openapi.json`, `/dashboard`, `/dashboard/app.js`, `/dashboard/app.css`,
+    /// `/dashboard/data` and `/logs`.
     #[arg(
         long,
         env = "GLASSBOX_MAX_CONCURRENCY",
@@ -276,62 +278,99 @@ pub enum Backend {
 }
 
 impl std::str::FromStr for Backend {
-    type Err = String;
+    type Err = FlagError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, FlagError> {
         if s == "embedded" {
             return Ok(Self::Embedded);
         }
         if s.starts_with("redis://") || s.starts_with("rediss://") {
-            redis::Client::open(s).map_err(|e| format!("`{s}` is not a Redis URL: {e}"))?;
+            redis::Client::open(s).map_err(|e| FlagError::NotRedis {
+                url: s.to_owned(),
+                why: e.to_string(),
+            })?;
             return Ok(Self::Redis(s.to_owned()));
         }
-        Err(format!(
-            "`{s}` is neither `embedded` nor a `redis://host:port/db` URL"
-        ))
+        Err(FlagError::NotABackend(s.to_owned()))
     }
+}
+
+/// A flag's value that cannot be taken, and why (clap prints it with the flag's name).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlagError {
+    #[error("`{0}` is neither `embedded` nor a `redis://host:port/db` URL")]
+    NotABackend(String),
+    #[error("`{url}` is not a Redis URL: {why}")]
+    NotRedis { url: String, why: String },
+    #[error("{0} (examples: 250ms, 5s, 1m)")]
+    Duration(#[from] humantime::DurationError),
+    #[error("`{0}` is neither an IP address nor a CIDR range")]
+    NotANetwork(String),
+    #[error("`{0}` is not `code:weight`")]
+    NotAWeight(String),
+    #[error("`{0}` is not a status code")]
+    NotAStatus(String),
+    #[error("status {0} is outside 200..=599")]
+    StatusOutOfRange(u16),
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("weight {0} must be a finite number >= 0")]
+    BadWeight(f64),
+    #[error("at least one weight must be above 0")]
+    NoWeight,
+}
+
+/// Flags that do not go together, or a value clap cannot judge alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--work-sleep-min ({min:?}) must be below --work-sleep-max ({max:?})")]
+    EmptyWorkRange { min: Duration, max: Duration },
+    #[error("{0} must be above 0")]
+    Zero(&'static str),
+    #[error("{flag} must be at least {least:?}")]
+    TooShort { flag: &'static str, least: Duration },
 }
 
 /// Weighted status codes for `POST /work`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkWeights(pub Vec<(u16, f64)>);
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 250ms, 5s, 1m)"))
+fn parse_duration(s: &str) -> Result<Duration, FlagError> {
+    Ok(humantime::parse_duration(s)?)
 }
 
 /// A CIDR range, or one address as its own range.
-fn parse_net(s: &str) -> Result<IpNet, String> {
+fn parse_net(s: &str) -> Result<IpNet, FlagError> {
     let s = s.trim();
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{s}` is neither an IP address nor a CIDR range"))
+        .map_err(|_| FlagError::NotANetwork(s.to_owned()))
 }
 
-fn parse_weights(s: &str) -> Result<WorkWeights, String> {
+fn parse_weights(s: &str) -> Result<WorkWeights, FlagError> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (code, weight) = part
             .split_once(':')
-            .ok_or_else(|| format!("`{part}` is not `code:weight`"))?;
+            .ok_or_else(|| FlagError::NotAWeight(part.to_owned()))?;
         let code: u16 = code
             .trim()
             .parse()
-            .map_err(|_| format!("`{code}` is not a status code"))?;
+            .map_err(|_| FlagError::NotAStatus(code.to_owned()))?;
         if !(200..600).contains(&code) {
-            return Err(format!("status {code} is outside 200..=599"));
+            return Err(FlagError::StatusOutOfRange(code));
         }
         let weight: f64 = weight
             .trim()
             .parse()
-            .map_err(|_| format!("`{weight}` is not a number"))?;
+            .map_err(|_| FlagError::NotANumber(weight.to_owned()))?;
         if !weight.is_finite() || weight < 0.0 {
-            return Err(format!("weight {weight} must be a finite number >= 0"));
+            return Err(FlagError::BadWeight(weight));
         }
         out.push((code, weight));
     }
     if out.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
-        return Err("at least one weight must be above 0".into());
+        return Err(FlagError::NoWeight);
     }
     Ok(WorkWeights(out))
 }
@@ -351,22 +390,14 @@ impl Config {
             .max(1)
     }
 
-    /// The largest body `route` accepts.
-    pub fn body_limit(&self, route: Option<&str>) -> usize {
-        match route {
-            Some("/randomize") => self.max_image_bytes,
-            Some("/sum-evens") => self.max_upload_bytes,
-            _ => self.max_body_bytes,
-        }
-    }
-
-    /// Checks what clap cannot: relations between flags.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks what clap cannot: relations between flags, and values no flag's parser can
+    /// refuse alone. Everything that starts the service calls it once, before anything else.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.work_sleep_min >= self.work_sleep_max {
-            return Err(format!(
-                "--work-sleep-min ({:?}) must be below --work-sleep-max ({:?})",
-                self.work_sleep_min, self.work_sleep_max
-            ));
+            return Err(ConfigError::EmptyWorkRange {
+                min: self.work_sleep_min,
+                max: self.work_sleep_max,
+            });
         }
         for (flag, timeout) in [
             ("--store-timeout", self.store_timeout),
@@ -374,19 +405,27 @@ impl Config {
             // nothing.
             ("--header-read-timeout", self.header_read_timeout),
             ("--tls-handshake-timeout", self.tls_handshake_timeout),
+            ("--task-ttl", self.task_ttl),
         ] {
             if timeout.is_zero() {
-                return Err(format!("{flag} must be above 0"));
+                return Err(ConfigError::Zero(flag));
             }
         }
-        if self.task_lease < Duration::from_millis(100) {
-            return Err("--task-lease must be at least 100ms".into());
-        }
-        if self.task_ttl.is_zero() {
-            return Err("--task-ttl must be above 0".into());
+        for (flag, value, least) in [
+            ("--task-lease", self.task_lease, Duration::from_millis(100)),
+            // A sample costs a pass over every route's interval histogram.
+            (
+                "--dashboard-interval",
+                self.dashboard_interval,
+                Duration::from_millis(100),
+            ),
+        ] {
+            if value < least {
+                return Err(ConfigError::TooShort { flag, least });
+            }
         }
         if self.max_concurrency == 0 {
-            return Err("--max-concurrency must be at least 1".into());
+            return Err(ConfigError::Zero("--max-concurrency"));
         }
         Ok(())
     }
@@ -460,12 +499,30 @@ mod tests {
         ] {
             let cli = Cli::parse_from(["glassbox", flag, "0s"]);
             assert_eq!(
-                cli.config.validate(),
+                cli.config.validate().map_err(|e| e.to_string()),
                 Err(format!("{flag} must be above 0"))
             );
             let cli = Cli::parse_from(["glassbox", flag, "1ms"]);
             assert_eq!(cli.config.validate(), Ok(()), "{flag}");
         }
+    }
+
+    #[test]
+    fn short_intervals_are_rejected_not_clamped() {
+        for (flag, short) in [("--task-lease", "99ms"), ("--dashboard-interval", "50ms")] {
+            let cli = Cli::parse_from(["glassbox", flag, short]);
+            assert_eq!(
+                cli.config.validate().map_err(|e| e.to_string()),
+                Err(format!("{flag} must be at least 100ms"))
+            );
+            let cli = Cli::parse_from(["glassbox", flag, "100ms"]);
+            assert_eq!(cli.config.validate(), Ok(()), "{flag}");
+        }
+        let cli = Cli::parse_from(["glassbox", "--max-concurrency", "0"]);
+        assert_eq!(
+            cli.config.validate(),
+            Err(ConfigError::Zero("--max-concurrency"))
+        );
     }
 
     #[test]

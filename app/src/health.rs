@@ -79,6 +79,22 @@ impl Health {
     }
 }
 
+/// What the failed checks of a run said, as `name: error` joined by `; `: the cause a failed
+/// `/health` request's access line carries.
+pub fn failures(results: &BTreeMap<&'static str, CheckResult>) -> String {
+    results
+        .iter()
+        .filter(|(_, result)| result.status == CheckStatus::Fail)
+        .map(
+            |(name, result)| match result.detail.get("error").and_then(Value::as_str) {
+                Some(error) => format!("{name}: {error}"),
+                None => format!("{name}: failed"),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Passes while the served certificate is inside its validity period.
 #[derive(Debug, Clone)]
 pub struct CertificateCheck {
@@ -184,5 +200,6 @@ mod tests {
         assert!(!healthy);
         assert_eq!(results["certificate"].status, CheckStatus::Pass);
         assert_eq!(results["slow"].status, CheckStatus::Fail);
+        assert_eq!(failures(&results), "slow: no answer within 2s");
     }
 }

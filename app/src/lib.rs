@@ -20,6 +20,7 @@
 //! - [`service`]: the `serve` and `certs` commands end to end.
 
 pub mod app;
+pub mod body;
 pub mod certs;
 pub mod compute;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The one service every request passes through on its way to the router: request ids, the
-//! route template, the body limit, load shedding, telemetry and JSON bodies for 405s.
+//! route's policy from the route table (its template, body limit and whether it is shed),
+//! telemetry and JSON bodies for 405s.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,13 +16,11 @@ use axum::response::{IntoResponse, Response};
 use tower::Service;
 
 use crate::app::AppState;
-use crate::error::{self, ApiError};
+use crate::body::{self, Limit};
+use crate::error::{ApiError, ErrorCause, Overload};
 use crate::forwarded;
 use crate::limiter::Permit;
-use crate::routes::body;
-use crate::routes::ops;
-use crate::routes::params::OriginalPath;
-use crate::routes::templates::Templates;
+use crate::routes::table::Route;
 use crate::telemetry::{InFlight, RequestInfo};
 
 pub const X_REQUEST_ID: &str = "x-request-id";
@@ -32,31 +31,26 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
 ///
-/// It wraps the whole router, and finds the route template itself ([`Templates`]), rather than
-/// being layered onto each route, and it is a hand-written service rather than
+/// It wraps the whole router, and finds the request's route itself (in the route table)
+/// rather than being layered onto each route, and it is a hand-written service rather than
 /// `axum::middleware::from_fn`: what is decided before the route runs (body limit, admission)
 /// is synchronous, so the router is called directly instead of through a boxed, cloned `Next`.
 /// Callgrind counted both differences on every request (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     state: AppState,
-    templates: Arc<Templates>,
     inner: S,
 }
 
 impl<S> Observe<S> {
-    pub fn new(state: AppState, templates: Templates, inner: S) -> Self {
-        Self {
-            state,
-            templates: Arc::new(templates),
-            inner,
-        }
+    pub fn new(state: AppState, inner: S) -> Self {
+        Self { state, inner }
     }
 }
 
 /// What happens to a request once it is observed.
 enum Work<F> {
-    /// The route runs, holding a concurrency permit unless it is exempt.
+    /// The route runs, holding a concurrency permit unless it is never shed.
     Run(F, Option<Permit>),
     /// The declared body is over the limit.
     Refuse(Pin<Box<dyn Future<Output = Response> + Send>>),
@@ -80,13 +74,15 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        let req = req.map(Body::new);
+        let mut req = req.map(Body::new);
         let state = self.state.clone();
-        let matched = self.templates.route(req.uri().path()).cloned();
-        let info = request_info(&state, &req, matched);
+        let route = state.routes.lookup(req.uri().path());
+        let info = request_info(&state, &req, route.map(|r| r.route.clone()));
         let is_head = req.method() == Method::HEAD;
-        let route = info.matched.as_deref();
-        let limit = state.config.body_limit(route);
+        let limit = route.map_or(state.config.max_body_bytes, |r| r.body_limit_bytes);
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            req.extensions_mut().insert(Limit(limit));
+        }
         let work = match declared_length(&req).filter(|&n| n > limit as u64) {
             Some(declared) => Work::Refuse(Box::pin(refuse_oversized(req, declared, limit))),
             None => match admit(&state, route) {
@@ -119,7 +115,8 @@ where
                 let hint = response.body().size_hint();
                 hint.exact().unwrap_or_else(|| hint.lower())
             };
-            in_flight.finish(status.as_u16(), bytes);
+            let cause = response.extensions_mut().remove::<ErrorCause>();
+            in_flight.finish(status.as_u16(), bytes, cause.as_ref());
             Ok(response)
         })
     }
@@ -142,7 +139,6 @@ fn request_info(state: &AppState, req: &Request, matched: Option<Arc<str>>) -> R
         method: method_label(req.method()),
         matched,
         uri: req.uri().clone(),
-        original_path: req.extensions().get::<OriginalPath>().map(|p| p.0.clone()),
         version: version_label(req.version()),
         request_id: incoming_request_id(req.headers()).unwrap_or_else(new_request_id),
         client_addr,
@@ -202,36 +198,21 @@ fn version_label(version: Version) -> &'static str {
     }
 }
 
-/// A permit if the concurrency limit allows the request (`None` for exempt routes), or `Err`
-/// when it is over the limit: it is then refused with 503 and `Retry-After` instead of queued.
-/// Only the seed endpoints are limited: unmatched paths and the service's own endpoints
-/// (`ops::UNLIMITED`, the dashboard's `PATHS`) always run, so operators can see an overload.
-fn admit(state: &AppState, route: Option<&str>) -> Result<Option<Permit>, Overloaded> {
-    let Some(route) = route
-        .filter(|r| !ops::UNLIMITED.contains(r) && !crate::routes::dashboard::PATHS.contains(r))
-    else {
+/// A permit if the concurrency limit allows the request (`None` for routes the table says are
+/// never shed), or `Err` when it is over the limit: it is then refused with 503 and
+/// `Retry-After` instead of queued. Unmatched paths always run (they cost a 404), and so do
+/// the service's own endpoints, so operators can watch an overload.
+fn admit(state: &AppState, route: Option<&Route>) -> Result<Option<Permit>, ApiError> {
+    let Some(route) = route.filter(|r| r.shed) else {
         return Ok(None);
     };
     match state.limiter.try_acquire() {
         Some(permit) => Ok(Some(permit)),
         None => {
             state.telemetry.stats.request_shed();
-            state.telemetry.metrics.shed(route);
-            Err(Overloaded)
+            state.telemetry.metrics.shed(&route.route);
+            Err(ApiError::Overloaded(Overload::Concurrency))
         }
-    }
-}
-
-/// A request over the concurrency limit.
-#[derive(Debug)]
-struct Overloaded;
-
-impl IntoResponse for Overloaded {
-    fn into_response(self) -> Response {
-        ApiError::Overloaded {
-            retry_after_secs: 1,
-        }
-        .into_response()
     }
 }
 
@@ -270,8 +251,7 @@ fn with_json_405(response: Response) -> Response {
         return response;
     }
     let (parts, _) = response.into_parts();
-    let mut replaced = error::method_not_allowed_body().into_response();
-    *replaced.status_mut() = parts.status;
+    let mut replaced = ApiError::MethodNotAllowed.into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             replaced.headers_mut().insert(name, value.clone());

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
-use crate::compute::ComputePool;
+use crate::compute::{ComputeError, ComputePool};
 
 /// Numbers arrive in chunks of this many.
 const CHUNK: u64 = 64 * 1024;
@@ -20,7 +20,20 @@ const CHUNK: u64 = 64 * 1024;
 /// A source of numbers to sum.
 pub trait NumbersApi: Send + Sync + Debug {
     /// Fetches the numbers; the chunks are consumed on the compute pool.
-    fn fetch(&self) -> BoxFuture<'_, Result<Numbers, String>>;
+    fn fetch(&self) -> BoxFuture<'_, Result<Numbers, TotalError>>;
+}
+
+/// Why `/total` has no total (the client sees it after `numbers API failed: `). Cloned to every
+/// caller that shares the computation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TotalError {
+    /// The API did not answer with numbers, in its own words.
+    #[error("{0}")]
+    Unanswered(String),
+    #[error("the total does not fit in 64 bits")]
+    Overflow,
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
 }
 
 /// The numbers a fetch returned, as chunks.
@@ -53,7 +66,7 @@ pub struct SimulatedNumbers {
 }
 
 impl NumbersApi for SimulatedNumbers {
-    fn fetch(&self) -> BoxFuture<'_, Result<Numbers, String>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Numbers, TotalError>> {
         let (latency, last) = (self.latency, self.count);
         Box::pin(async move {
             tokio::time::sleep(latency).await;
@@ -67,7 +80,7 @@ impl NumbersApi for SimulatedNumbers {
     }
 }
 
-type TotalFuture = Shared<BoxFuture<'static, Result<u64, String>>>;
+type TotalFuture = Shared<BoxFuture<'static, Result<u64, TotalError>>>;
 
 /// `/total`'s engine: one fetch and one sum in flight at a time, shared by every caller.
 #[derive(Debug)]
@@ -87,7 +100,7 @@ impl Totals {
     }
 
     /// The total, joining a computation already under way if there is one.
-    pub async fn total(&self) -> Result<u64, String> {
+    pub async fn total(&self) -> Result<u64, TotalError> {
         let future = {
             let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             match slot.as_ref() {
@@ -99,7 +112,7 @@ impl Totals {
                         let numbers = api.fetch().await?;
                         pool.run(move || numbers.sum())
                             .await?
-                            .ok_or_else(|| "the total does not fit in 64 bits".to_string())
+                            .ok_or(TotalError::Overflow)
                     }
                     .boxed()
                     .shared();
@@ -148,7 +161,7 @@ mod tests {
     #[derive(Debug, Default)]
     struct Counting(AtomicUsize);
     impl NumbersApi for Counting {
-        fn fetch(&self) -> BoxFuture<'_, Result<Numbers, String>> {
+        fn fetch(&self) -> BoxFuture<'_, Result<Numbers, TotalError>> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Box::pin(async {
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -16,7 +16,6 @@ use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt};
 
 use crate::config::Config;
-use crate::routes::params::{self, OriginalPath};
 use crate::telemetry::Telemetry;
 use crate::tls;
 
@@ -183,11 +182,6 @@ where
         let router = self.router;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            if let Some(canonical) = params::canonical_uri(req.uri()) {
-                let original = req.uri().path().to_owned();
-                req.extensions_mut().insert(OriginalPath(original));
-                *req.uri_mut() = canonical;
-            }
             router.clone().oneshot(req)
         });
         let io = TokioIo::new(stream);

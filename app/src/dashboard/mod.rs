@@ -38,9 +38,9 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// A dashboard keeping `window` of samples taken every `interval`.
+    /// A dashboard keeping `window` of samples taken every `interval` (which the configuration
+    /// holds to 100 ms at the least).
     pub fn new(interval: Duration, window: Duration, logs: Arc<LogRing>) -> Self {
-        let interval = interval.max(Duration::from_millis(100));
         let capacity = (window.as_millis() / interval.as_millis()).clamp(2, 100_000) as usize;
         Self {
             interval,

@@ -1,6 +1,6 @@
 //! The built-in dashboard: the page and its assets (compiled in), the JSON it polls, and
 //! `GET /logs`, the recent log lines a person can also curl. The concurrency limit never
-//! sheds these, so the dashboard stays up while the service is overloaded.
+//! sheds these ([`Policy::ADMIN`]), so the dashboard stays up while the service is overloaded.
 
 use std::sync::Arc;
 
@@ -11,9 +11,10 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::Routes;
+use super::table::{Policy, Route};
 use crate::app::AppState;
 use crate::dashboard::assets;
 use crate::dashboard::timeline::Stamped;
@@ -21,26 +22,17 @@ use crate::dashboard::{Point, TableRow};
 use crate::error::{ApiError, ErrorBody};
 use crate::telemetry::log_ring::{Level, Query, StatusFilter};
 
-/// The dashboard's paths; the concurrency limit never sheds them.
-pub const PATHS: [&str; 5] = [
-    "/dashboard",
-    "/dashboard/app.js",
-    "/dashboard/app.css",
-    "/dashboard/data",
-    "/logs",
-];
-
 /// Most lines one `/logs` call returns, and how many it returns unless told.
 pub const MAX_LIMIT: usize = 1000;
 pub const DEFAULT_LIMIT: usize = 100;
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(page))
-        .routes(routes!(script))
-        .routes(routes!(style))
-        .routes(routes!(data))
-        .routes(routes!(logs))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .route(routes!(page), Policy::ADMIN)
+        .route(routes!(script), Policy::ADMIN)
+        .route(routes!(style), Policy::ADMIN)
+        .route(routes!(data), Policy::ADMIN)
+        .route(routes!(logs), Policy::ADMIN)
 }
 
 /// Content Security Policy of the page: everything from glassbox itself, nothing else.
@@ -48,7 +40,7 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self';
     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The live dashboard page.
-#[utoipa::path(get, path = "/dashboard", tag = "observability",
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard",
     responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
 async fn page() -> impl IntoResponse {
     (
@@ -58,14 +50,14 @@ async fn page() -> impl IntoResponse {
 }
 
 /// The dashboard's script.
-#[utoipa::path(get, path = "/dashboard/app.js", tag = "observability",
+#[utoipa::path(get, path = "/dashboard/app.js", tag = "dashboard",
     responses((status = 200, description = "The dashboard's script", content_type = "text/javascript", body = String)))]
 async fn script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", assets::APP_JS)
 }
 
 /// The dashboard's style sheet.
-#[utoipa::path(get, path = "/dashboard/app.css", tag = "observability",
+#[utoipa::path(get, path = "/dashboard/app.css", tag = "dashboard",
     responses((status = 200, description = "The dashboard's style sheet", content_type = "text/css", body = String)))]
 async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", assets::APP_CSS)
@@ -97,6 +89,11 @@ pub struct DashboardData {
     /// Per method and route since the service started.
     #[schema(value_type = Vec<TableRow>)]
     pub routes: Arc<Vec<TableRow>>,
+    /// Every route the service serves and how it treats it (its `family` tells the page its own
+    /// routes); only in the first answer, without `since`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Route>>)]
+    pub route_table: Option<Vec<Route>>,
 }
 
 #[derive(Debug, IntoParams)]
@@ -109,7 +106,7 @@ struct DataParams {
 }
 
 /// The dashboard's samples after `since`, and the route table.
-#[utoipa::path(get, path = "/dashboard/data", tag = "observability", params(DataParams),
+#[utoipa::path(get, path = "/dashboard/data", tag = "dashboard", params(DataParams),
     responses(
         (status = 200, description = "Samples and the route table", body = DashboardData),
         (status = 400, description = "A bad parameter", body = ErrorBody),
@@ -133,6 +130,7 @@ async fn data(
         last,
         points,
         routes: dashboard.table(),
+        route_table: since.is_none().then(|| state.routes.routes().to_vec()),
     }))
 }
 
@@ -189,7 +187,7 @@ enum LevelName {
 
 /// The most recent log lines (the same JSON objects as the log file), newest first, filtered
 /// by level, route and status.
-#[utoipa::path(get, path = "/logs", tag = "observability", params(LogsParams),
+#[utoipa::path(get, path = "/logs", tag = "dashboard", params(LogsParams),
     responses(
         (status = 200, description = "Matching lines, newest first", body = LogsData),
         (status = 400, description = "A bad parameter", body = ErrorBody),
@@ -266,7 +264,7 @@ pub fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
 }
 
 fn bad(message: String) -> ApiError {
-    ApiError::BadRequest(message)
+    ApiError::BadRequest(message.into())
 }
 
 fn unknown(name: &str, known: &str) -> ApiError {
@@ -305,7 +303,7 @@ mod tests {
 
     fn error(query: &str) -> String {
         match logs_query(Some(query)) {
-            Err(ApiError::BadRequest(message)) => message,
+            Err(ApiError::BadRequest(message)) => message.into_owned(),
             other => panic!("{query}: {other:?}"),
         }
     }

@@ -14,20 +14,21 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::Routes;
 use super::params::{PathArgs, is_digits};
+use super::table::Policy;
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorBody, Failed};
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(hello))
-        .routes(routes!(sleep))
-        .routes(routes!(code))
-        .routes(routes!(work))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .route(routes!(hello), Policy::API)
+        .route(routes!(sleep), Policy::API)
+        .route(routes!(code), Policy::API)
+        .route(routes!(work), Policy::API)
 }
 
 /// Always `"success"` in the seed's envelope, whatever the status.

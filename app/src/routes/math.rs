@@ -7,10 +7,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::Routes;
 use super::params::{PathArgs, is_digits};
+use super::table::Policy;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::math;
@@ -22,12 +23,14 @@ pub const MAX_ACKERMANN_N: u32 = 4;
 // fibonacci() works in fixed-width words and refuses larger n.
 const _: () = assert!(MAX_FIBONACCI <= math::FIBONACCI_MAX_N);
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(fibonacci))
-        .routes(routes!(factorial))
-        .routes(routes!(ackermann))
-        .routes(routes!(total))
+pub(crate) fn routes() -> Routes {
+    // The Sanic seed's routes answered with and without their trailing slash.
+    let math = Policy::API.optional_slash();
+    Routes::new()
+        .route(routes!(fibonacci), math)
+        .route(routes!(factorial), math)
+        .route(routes!(ackermann), math)
+        .route(routes!(total), Policy::API)
 }
 
 /// `{"response":"<decimal>"}`.
@@ -51,7 +54,7 @@ fn parse_arg(raw: Option<&String>, max: u32) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::InvalidNumber(raw.to_owned()))
 }
 
-/// The n-th Fibonacci number (fib(0) = 0). The trailing slash is optional.
+/// The n-th Fibonacci number (fib(0) = 0).
 #[utoipa::path(get, path = "/fibonacci/{n}/", tag = "math",
     params(("n" = u32, Path, minimum = 0, maximum = 400)),
     responses(
@@ -63,7 +66,7 @@ async fn fibonacci(PathArgs(args): PathArgs) -> Result<DecimalAnswer, ApiError> 
     Ok(answer(&math::fibonacci(n)))
 }
 
-/// n! (0! = 1). The trailing slash is optional.
+/// n! (0! = 1).
 #[utoipa::path(get, path = "/factorial/{n}/", tag = "math",
     params(("n" = u32, Path, minimum = 0, maximum = 400)),
     responses(
@@ -75,7 +78,7 @@ async fn factorial(PathArgs(args): PathArgs) -> Result<DecimalAnswer, ApiError> 
     Ok(answer(&math::factorial(n)))
 }
 
-/// The Ackermann function A(m, n). The trailing slash is optional.
+/// The Ackermann function A(m, n).
 #[utoipa::path(get, path = "/ackermann/{m}/{n}/", tag = "math",
     params(
         ("m" = u32, Path, minimum = 0, maximum = 3),

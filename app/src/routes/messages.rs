@@ -8,19 +8,20 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::{read_limited, require_content_type};
+use super::Routes;
 use super::params::PathArgs;
+use super::table::Policy;
 use crate::app::AppState;
+use crate::body::{Limit, read_limited, require_content_type};
 use crate::error::{ApiError, ErrorBody, MessageNotFoundBody};
 use crate::store::Digest;
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(post_message))
-        .routes(routes!(get_message))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .route(routes!(post_message), Policy::API)
+        .route(routes!(get_message), Policy::API)
 }
 
 /// The body of `POST /messages`.
@@ -55,6 +56,7 @@ pub struct MessageBody {
     ))]
 async fn post_message(
     State(state): State<AppState>,
+    Limit(limit): Limit,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<DigestBody>), ApiError> {
@@ -63,14 +65,14 @@ async fn post_message(
         "application/json",
         "Content-Type must be application/json",
     )?;
-    let bytes = read_limited(body, state.config.max_body_bytes).await?;
+    let bytes = read_limited(body, limit).await?;
     let message = parse(&bytes)?;
     let digest = Digest::of(&message);
     state
         .store
         .put(digest, message)
         .await
-        .map_err(|_| ApiError::StoreUnavailable)?;
+        .map_err(ApiError::StoreUnavailable)?;
     Ok((
         StatusCode::CREATED,
         Json(DigestBody {
@@ -82,7 +84,7 @@ async fn post_message(
 /// `{"message": "<string>"}` and nothing less; other members are ignored.
 fn parse(bytes: &[u8]) -> Result<String, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}").into()))?;
     let Value::Object(mut object) = value else {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object with a string \"message\"".into(),
@@ -114,7 +116,7 @@ async fn get_message(
     match state.store.get(digest).await {
         Ok(Some(message)) => Ok(Json(MessageBody { message })),
         Ok(None) => Err(ApiError::MessageNotFound),
-        Err(_) => Err(ApiError::StoreUnavailable),
+        Err(failure) => Err(ApiError::StoreUnavailable(failure)),
     }
 }
 
@@ -124,7 +126,7 @@ mod tests {
 
     fn error(bytes: &[u8]) -> String {
         match parse(bytes) {
-            Err(ApiError::BadRequest(why)) => why,
+            Err(ApiError::BadRequest(why)) => why.into_owned(),
             other => panic!("{other:?}"),
         }
     }

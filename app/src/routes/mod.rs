@@ -2,7 +2,6 @@
 //! route is registered together with its OpenAPI description, so the document served at
 //! `/openapi.json` cannot miss one.
 
-pub mod body;
 pub mod dashboard;
 pub mod deepgram;
 pub mod math;
@@ -11,18 +10,22 @@ pub mod ops;
 pub mod params;
 pub mod randomize;
 pub mod sum_evens;
+pub mod table;
 pub mod tasks;
-pub mod templates;
 pub mod worker;
 
 use axum::Router;
+use serde_json::json;
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::ParameterIn;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
+use self::table::{Policy, Registration, RouteTable};
 use crate::app::AppState;
 use crate::config::Config;
-use crate::error;
+use crate::error::ApiError;
 use crate::middleware;
 
 /// `Content-Type: application/json` for hand-built bodies. A `&str` value would be copied into
@@ -37,7 +40,8 @@ pub const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("
             Every response carries `x-request-id`. Unknown paths answer 404 `{\"error\":\"not found\"}`; \
             a known path with the wrong method answers 405 `{\"error\":\"method not allowed\"}` with `Allow`; \
             bodies over the limit answer 413; the seed endpoints answer 503 with `Retry-After` when the \
-            concurrency limit is reached.",
+            concurrency limit is reached. Each operation's `x-glassbox` says how the service treats \
+            it: its body limit, whether it is shed, its listener and whether its trailing slash is optional.",
         license(name = "MIT"),
     ),
     tags(
@@ -47,42 +51,128 @@ pub const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("
         (name = "messages", description = "The Paxos seed: messages kept under their SHA-256 digest"),
         (name = "tasks", description = "The SpaceTime seed: asynchronous tasks with tokens"),
         (name = "observability", description = "The service's own status, health, metrics and this document"),
+        (name = "dashboard", description = "The built-in dashboard: its page, the data it polls, recent log lines"),
     )
 )]
 struct ApiDoc;
 
-fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(deepgram::routes())
-        .merge(math::routes())
-        .merge(messages::routes())
-        .merge(randomize::routes())
-        .merge(sum_evens::routes())
-        .merge(ops::routes())
-        .merge(dashboard::routes())
+/// A family's routes: each handler with its documentation and its [`Policy`], registered
+/// together, so the router, the document and the [`RouteTable`] cannot disagree.
+pub(crate) struct Routes {
+    api: OpenApiRouter<AppState>,
+    registrations: Vec<Registration>,
+}
+
+impl Routes {
+    pub(crate) fn new() -> Self {
+        Self {
+            api: OpenApiRouter::new(),
+            registrations: Vec::new(),
+        }
+    }
+
+    /// Registers a handler (from `utoipa_axum::routes!`) under `policy`.
+    pub(crate) fn route(mut self, handler: UtoipaMethodRouter<AppState>, policy: Policy) -> Self {
+        let (_, paths, method_router) = &handler;
+        for (template, item) in &paths.paths {
+            let registration = Registration::new(template, item, policy);
+            if let Some(alias) = registration.alias() {
+                // Only the router knows the alias: the document and the labels have one route.
+                self.api = self.api.route(alias, method_router.clone());
+            }
+            self.registrations.push(registration);
+        }
+        self.api = self.api.routes(handler);
+        self
+    }
+
+    pub(crate) fn merge(mut self, other: Routes) -> Self {
+        self.api = self.api.merge(other.api);
+        self.registrations.extend(other.registrations);
+        self
+    }
+}
+
+fn all() -> Routes {
+    Routes {
+        api: OpenApiRouter::with_openapi(ApiDoc::openapi()),
+        registrations: Vec::new(),
+    }
+    .merge(deepgram::routes())
+    .merge(math::routes())
+    .merge(messages::routes())
+    .merge(randomize::routes())
+    .merge(sum_evens::routes())
+    .merge(ops::routes())
+    .merge(dashboard::routes())
+}
+
+/// Every route of the service, as the router, the table and the document.
+pub(crate) struct Built {
+    /// The handlers, before the state is known.
+    pub(crate) router: Router<AppState>,
+    pub(crate) table: RouteTable,
+    pub(crate) openapi: utoipa::openapi::OpenApi,
+}
+
+/// Builds every route for a service with this configuration.
+pub(crate) fn build(config: &Config) -> Built {
+    let Routes { api, registrations } = all();
+    let (router, mut openapi) = api.split_for_parts();
+    let table = RouteTable::new(&registrations, config);
+    describe(&mut openapi, &table, config);
+    Built {
+        router,
+        table,
+        openapi,
+    }
 }
 
 /// What the service serves: the router inside [`middleware::Observe`].
 pub type Service = middleware::Observe<Router>;
 
-/// The whole router. Every request passes [`middleware::Observe`]: request id, body limit,
-/// concurrency limit for the seed endpoints, telemetry, JSON 405 bodies. (Handlers read bodies
-/// through [`body::read_limited`] with their route's limit, not through axum's extractors, so
-/// there is no `DefaultBodyLimit` to configure.)
-pub fn router(state: AppState) -> Service {
-    let (router, doc) = api().split_for_parts();
-    let templates = templates::Templates::new(doc.paths.paths.keys().map(String::as_str));
+/// The whole service around `router`. Every request passes [`middleware::Observe`]: request id,
+/// the route's policy from the table (body limit, concurrency limit), telemetry, JSON 405
+/// bodies. (Handlers read bodies through [`crate::body`] with their route's limit, not through
+/// axum's extractors, so there is no `DefaultBodyLimit` to configure.)
+pub(crate) fn service(router: Router<AppState>, state: AppState) -> Service {
     let router = router
-        .fallback(|| async { error::not_found() })
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state.clone());
-    middleware::Observe::new(state, templates, router)
+    middleware::Observe::new(state, router)
 }
 
-/// The OpenAPI 3.1 document for a service with this configuration (limits that are
-/// configuration, such as the longest sleep, are filled in from it).
-pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = api().split_for_parts();
+/// Fills in what the document takes from the table and the configuration: each operation's
+/// `x-glassbox` policy, the 503 of routes that are shed, the longest sleep.
+fn describe(doc: &mut utoipa::openapi::OpenApi, table: &RouteTable, config: &Config) {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    for route in table.routes() {
+        let Some(item) = doc.paths.paths.get_mut(&*route.route) else {
+            continue;
+        };
+        for operation in operations_mut(item) {
+            let policy = json!({
+                "body_limit_bytes": route.body_limit_bytes,
+                "shed": route.shed,
+                "listener": route.listener,
+                "trailing_slash": route.trailing_slash,
+            });
+            operation
+                .extensions
+                .get_or_insert_with(Extensions::default)
+                .insert("x-glassbox".to_owned(), policy);
+            if route.shed {
+                document_overload(&mut operation.responses);
+            }
+            if route.trailing_slash == table::Slash::Optional {
+                const SLASH: &str = "The trailing slash is optional.";
+                operation.description = Some(match operation.description.take() {
+                    Some(text) => format!("{text} {SLASH}"),
+                    None => SLASH.to_owned(),
+                });
+            }
+        }
+    }
     let max_sleep = u64::try_from(config.max_sleep.as_millis()).unwrap_or(u64::MAX);
     if let Some(get) = doc
         .paths
@@ -91,29 +181,83 @@ pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
         .and_then(|item| item.get.as_mut())
     {
         for param in get.parameters.iter_mut().flatten() {
-            let utoipa::openapi::RefOr::T(param) = param else {
+            let RefOr::T(param) = param else {
                 continue;
             };
             if param.name == "ms"
                 && param.parameter_in == ParameterIn::Path
-                && let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(
-                    schema,
-                ))) = param.schema.as_mut()
+                && let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(schema))) =
+                    param.schema.as_mut()
             {
                 schema.maximum = Some(utoipa::Number::UInt(max_sleep as usize));
             }
         }
     }
-    doc
 }
 
-/// [`openapi`] as pretty JSON with a final newline, the form `app/openapi.json` is kept in.
+const OVERLOADED: &str = "at the concurrency limit, `overloaded, retry later` with Retry-After";
+
+/// Adds the concurrency limit's 503 to `responses`, or to the description of the 503 they have.
+fn document_overload(responses: &mut utoipa::openapi::Responses) {
+    match responses.responses.get_mut("503") {
+        Some(RefOr::T(existing)) => {
+            if !existing.description.contains(OVERLOADED) {
+                existing.description = format!("{}; {OVERLOADED}", existing.description);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let error_body = utoipa::openapi::ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "ErrorBody",
+                ))))
+                .build();
+            let response = utoipa::openapi::ResponseBuilder::new()
+                .description(format!("Overloaded: {OVERLOADED}"))
+                .content("application/json", error_body)
+                .build();
+            responses
+                .responses
+                .insert("503".to_owned(), RefOr::T(response));
+        }
+    }
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> Vec<&mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.head,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+    .collect()
+}
+
+impl Built {
+    /// The OpenAPI 3.1 document as pretty JSON with a final newline: the form
+    /// `app/openapi.json` is kept in.
+    pub(crate) fn openapi_json(&self) -> String {
+        let mut text = self
+            .openapi
+            .to_pretty_json()
+            .expect("the document serialises");
+        text.push('\n');
+        text
+    }
+}
+
+/// The OpenAPI 3.1 document of a service with this configuration, as `glassbox openapi`
+/// prints it.
 pub fn openapi_json(config: &Config) -> String {
-    let mut text = openapi(config)
-        .to_pretty_json()
-        .expect("the document serialises");
-    text.push('\n');
-    text
+    build(config).openapi_json()
 }
 
 #[cfg(test)]
@@ -130,15 +274,34 @@ mod tests {
     use crate::config::Cli;
     use crate::health::Health;
 
-    fn templates() -> Vec<String> {
-        let config = Cli::parse_from(["glassbox"]).config;
-        openapi(&config).paths.paths.keys().cloned().collect()
+    fn built() -> Built {
+        build(&Cli::parse_from(["glassbox"]).config)
+    }
+
+    /// The document's templates, each with whether its trailing slash is optional (from the
+    /// table).
+    fn templates() -> Vec<(String, bool)> {
+        let built = built();
+        built
+            .openapi
+            .paths
+            .paths
+            .keys()
+            .map(|t| {
+                let route = built
+                    .table
+                    .lookup(t)
+                    .expect("every template is in the table");
+                (t.clone(), route.trailing_slash == table::Slash::Optional)
+            })
+            .collect()
     }
 
     /// The template `path` matches, by the rule axum's router uses: `{x}` is one segment, which
-    /// may be empty unless it is the last.
-    fn matching_template<'a>(templates: &'a [String], path: &str) -> Option<&'a str> {
-        templates.iter().map(String::as_str).find(|t| {
+    /// may be empty unless it is the last; a template whose slash is optional also matches
+    /// without it.
+    fn matching_template<'a>(templates: &'a [(String, bool)], path: &str) -> Option<&'a str> {
+        let matches = |t: &str| {
             let (ts, ps): (Vec<_>, Vec<_>) = (t.split('/').collect(), path.split('/').collect());
             ts.len() == ps.len()
                 && ts.iter().zip(&ps).enumerate().all(|(i, (t, p))| {
@@ -148,7 +311,21 @@ mod tests {
                         t == p
                     }
                 })
+        };
+        templates.iter().find_map(|(t, optional)| {
+            let alias = t.strip_suffix('/').filter(|_| *optional);
+            (matches(t) || alias.is_some_and(matches)).then_some(t.as_str())
         })
+    }
+
+    /// The template a path axum matched belongs to: itself, or the one it is the slashless
+    /// alias of.
+    fn canonical(templates: &[(String, bool)], matched: &str) -> String {
+        templates
+            .iter()
+            .find(|(t, optional)| *optional && t.strip_suffix('/') == Some(matched))
+            .map_or(matched, |(t, _)| t.as_str())
+            .to_owned()
     }
 
     /// The `MatchedPath` axum gives `request`, seen by a layer on every route of the bare
@@ -156,9 +333,9 @@ mod tests {
     async fn axum_matched_path(state: AppState, request: Request<Body>) -> Option<String> {
         let seen = Arc::new(Mutex::new(None));
         let recorder = seen.clone();
-        let (bare, _) = api().split_for_parts();
-        let bare = bare
-            .fallback(|| async { error::not_found() })
+        let bare = built()
+            .router
+            .fallback(|| async { ApiError::NotFound })
             .layer(axum::middleware::from_fn(
                 move |request: Request<Body>, next: axum::middleware::Next| {
                     let recorder = recorder.clone();
@@ -231,17 +408,46 @@ mod tests {
                 let state = AppState::for_tests(config, Health::default());
                 let method = if post { "POST" } else { "GET" };
                 let request = || Request::builder().method(method).uri(&path).body(Body::empty()).unwrap();
-                router(state.clone()).oneshot(request()).await.unwrap();
+                service(built().router, state.clone()).oneshot(request()).await.unwrap();
                 let label = state.telemetry.stats.snapshot().routes[0].route.clone();
                 (label, axum_matched_path(state, request()).await)
             });
             let (routed, axum_matched) = routed;
             // The label is the template axum's own router matched the path with.
             prop_assert_eq!(
-                axum_matched.as_deref().unwrap_or(crate::telemetry::UNMATCHED_ROUTE),
+                axum_matched.map_or(crate::telemetry::UNMATCHED_ROUTE.to_owned(), |m| canonical(&templates, &m)),
                 routed.as_str()
             );
             prop_assert_eq!(routed, expected);
+        }
+    }
+
+    /// `--help` says which routes are never shed; the table decides it.
+    #[test]
+    fn the_help_names_exactly_the_routes_never_shed() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let help = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "max_concurrency")
+            .and_then(|arg| arg.get_help())
+            .expect("--max-concurrency has a help text")
+            .to_string();
+        for route in built().table.routes() {
+            let named = help.contains(&format!("`{}`", route.route));
+            assert_eq!(named, !route.shed, "{}: {help}", route.route);
+        }
+    }
+
+    #[test]
+    fn every_route_has_a_known_family() {
+        for route in built().table.routes() {
+            assert!(
+                table::FAMILIES.contains(&route.family),
+                "{}: {}",
+                route.route,
+                route.family
+            );
         }
     }
 
@@ -249,7 +455,7 @@ mod tests {
     fn every_template_is_routed() {
         let templates = templates();
         assert_eq!(templates.len(), 25, "{templates:?}");
-        for template in &templates {
+        for (template, _) in &templates {
             let concrete = template
                 .split('/')
                 .map(|s| if s.starts_with('{') { "1" } else { s })

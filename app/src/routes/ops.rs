@@ -1,55 +1,58 @@
 //! The service's own endpoints: `/status`, `/health`, `/metrics` and `/openapi.json`. The
-//! concurrency limit never sheds them.
+//! concurrency limit never sheds them, so an overload can be watched.
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::Routes;
 use super::deepgram::{Envelope, success};
+use super::table::{Policy, Route};
 use crate::app::AppState;
-use crate::health::{CheckResult, Health};
+use crate::error::ErrorCause;
+use crate::health::{self, CheckResult, Health};
 use crate::store::StoreStatus;
 use crate::tasks::QueueStatus;
 use crate::telemetry::stats::StatusSnapshot;
 
-/// Routes the concurrency limit never sheds.
-pub const UNLIMITED: [&str; 4] = ["/status", "/health", "/metrics", "/openapi.json"];
-
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(status))
-        .routes(routes!(health))
-        .routes(routes!(metrics))
-        .routes(routes!(openapi))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .route(routes!(status), Policy::SERVICE)
+        .route(routes!(health), Policy::SERVICE)
+        .route(routes!(metrics), Policy::ADMIN)
+        .route(routes!(openapi), Policy::SERVICE)
 }
 
 /// The `data` of `/status`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StatusData {
+pub struct StatusData<'a> {
     #[serde(flatten)]
     pub service: StatusSnapshot,
     pub store: StoreStatus,
     pub queue: QueueStatus,
+    /// Every route the service serves and how it treats it.
+    pub route_table: &'a [Route],
 }
 
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
-/// and latency percentiles from HDR histograms; the store's message count and latencies.
+/// and latency percentiles from HDR histograms; the store's message count and latencies; the
+/// route table.
 #[utoipa::path(get, path = "/status", tag = "observability",
     responses((status = 200, description = "Service statistics", body = Envelope<StatusData>)))]
-async fn status(State(state): State<AppState>) -> Json<Envelope<StatusData>> {
+async fn status(State(state): State<AppState>) -> Response {
     let (store, queue) = tokio::join!(state.store.status(), state.tasks.status());
     success(StatusData {
         service: state.telemetry.stats.snapshot(),
         store,
         queue,
+        route_table: state.routes.routes(),
     })
+    .into_response()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -77,15 +80,23 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     run_health(&state.health).await
 }
 
-/// Runs the checks: 200 when every one passes, else 503, with what each saw.
-pub async fn run_health(checks: &Health) -> impl IntoResponse + use<> {
+/// Runs the checks: 200 when every one passes, else 503, with what each saw (and the failures
+/// for the request's access line).
+pub async fn run_health(checks: &Health) -> Response {
     let (healthy, checks) = checks.run().await;
-    let (status, health) = if healthy {
-        (StatusCode::OK, HealthWord::Healthy)
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, HealthWord::Unhealthy)
-    };
-    (status, success(HealthData { health, checks }))
+    if healthy {
+        let health = HealthWord::Healthy;
+        return (StatusCode::OK, success(HealthData { health, checks })).into_response();
+    }
+    let cause = ErrorCause(format!("unhealthy: {}", health::failures(&checks)));
+    let health = HealthWord::Unhealthy;
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        success(HealthData { health, checks }),
+    )
+        .into_response();
+    cause.attach(&mut response);
+    response
 }
 
 /// Prometheus text exposition: histograms with explicit buckets, counters and gauges.
@@ -133,7 +144,8 @@ mod tests {
     }
 
     async fn get(state: AppState, path: &str) -> (u16, serde_json::Value) {
-        let response = crate::routes::router(state)
+        let built = crate::routes::build(&state.config);
+        let response = crate::routes::service(built.router, state)
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -170,13 +182,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_unlimited_route_exists() {
-        for path in super::UNLIMITED
+    async fn every_route_never_shed_answers_at_the_concurrency_limit() {
+        let mut config = Cli::parse_from(["glassbox"]).config;
+        config.max_concurrency = 1;
+        let state = AppState::for_tests(config, Health::default());
+        let _taken = state.limiter.try_acquire().expect("the one permit");
+        let never_shed: Vec<_> = state
+            .routes
+            .routes()
             .iter()
-            .chain(&super::super::dashboard::PATHS)
-        {
-            let (status, _) = get(state(Health::default()), path).await;
+            .filter(|r| !r.shed)
+            .map(|r| r.route.to_string())
+            .collect();
+        assert_eq!(never_shed.len(), 9, "{never_shed:?}");
+        for path in &never_shed {
+            let (status, _) = get(state.clone(), path).await;
             assert_eq!(status, 200, "{path}");
         }
+        let (status, body) = get(state.clone(), "/").await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("overloaded, retry later"))
+        );
     }
 }

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 
 use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::Uri;
 use axum::http::request::Parts;
 use percent_encoding::percent_decode_str;
 
@@ -40,27 +39,6 @@ pub fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The endpoints whose trailing slash is optional (the Sanic seed's math).
-const SLASH_OPTIONAL: [&str; 3] = ["/fibonacci/", "/factorial/", "/ackermann/"];
-
-/// The path a request arrived with, when [`canonical_uri`] changed it (for the access log).
-#[derive(Debug, Clone)]
-pub struct OriginalPath(pub String);
-
-/// Appends the trailing slash the math routes are registered with, so `/fibonacci/10` and
-/// `/fibonacci/10/` are one route with one metric label. `None` when nothing changes.
-pub fn canonical_uri(uri: &Uri) -> Option<Uri> {
-    let path = uri.path();
-    if path.ends_with('/') || !SLASH_OPTIONAL.iter().any(|p| path.starts_with(p)) {
-        return None;
-    }
-    let with_slash = match uri.query() {
-        Some(q) => format!("{path}/?{q}"),
-        None => format!("{path}/"),
-    };
-    with_slash.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,18 +62,5 @@ mod tests {
         for no in ["", "+200", "-1", " 200", "1e3", "200.0", "٣"] {
             assert!(!is_digits(no), "{no}");
         }
-    }
-
-    #[test]
-    fn only_math_paths_gain_a_slash() {
-        let canon = |s: &str| canonical_uri(&s.parse().unwrap()).map(|u| u.to_string());
-        assert_eq!(canon("/fibonacci/10").as_deref(), Some("/fibonacci/10/"));
-        assert_eq!(
-            canon("/ackermann/1/2?x=1").as_deref(),
-            Some("/ackermann/1/2/?x=1")
-        );
-        assert_eq!(canon("/fibonacci/10/"), None);
-        assert_eq!(canon("/sleep/10"), None);
-        assert_eq!(canon("/fibonacci"), None);
     }
 }

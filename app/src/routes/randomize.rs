@@ -3,25 +3,24 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use utoipa_axum::router::OpenApiRouter;
+use axum::response::Response;
 use utoipa_axum::routes;
 
-use super::body::{has_content_type, read_limited};
+use super::Routes;
 use super::params::PathArgs;
-use super::tasks::{self, ResultNotFound, TaskStatus, Token};
+use super::table::{BodyLimit, Policy};
+use super::tasks::{self, TaskStatus, Token};
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{Limit, has_content_type, read_limited};
+use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
 use crate::randomize::{self, ImageError};
 use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(submit))
-        .routes(routes!(status))
-        .routes(routes!(result))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .route(routes!(submit), Policy::API.body(BodyLimit::Image))
+        .route(routes!(status), Policy::API)
+        .route(routes!(result), Policy::API)
 }
 
 /// Queues a PNG for randomizing: its 60×60 tiles are shuffled, the edge strips no whole tile
@@ -45,7 +44,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             "Content-Type must be image/png".into(),
         ));
     }
-    let png = read_limited(body, state.config.max_image_bytes).await?;
+    let png = read_limited(body, Limit::of(&parts)?).await?;
     if png.is_empty() {
         return Err(ApiError::BadRequest(
             "the body is empty: send a PNG file".into(),
@@ -53,14 +52,10 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     }
     match randomize::inspect(&png, state.config.max_image_pixels) {
         Ok(_) => {}
-        Err(err @ ImageError::Invalid(_)) => return Err(ApiError::BadRequest(err.to_string())),
-        Err(err @ ImageError::TooManyPixels { .. }) => {
-            return Ok((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Json(json!({"error": err.to_string()})),
-            )
-                .into_response());
+        Err(err @ ImageError::Invalid(_)) => {
+            return Err(ApiError::BadRequest(err.to_string().into()));
         }
+        Err(err @ ImageError::TooManyPixels { .. }) => return Err(ApiError::ImageTooLarge(err)),
     }
     let mut task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
     task.client = Some(tasks::client_id(&state, &parts));
@@ -89,7 +84,7 @@ async fn status(
     params(("token" = String, Path, description = "As `POST /randomize` returned it")),
     responses(
         (status = 200, description = "The randomized image", content_type = "image/png", body = Vec<u8>),
-        (status = 404, description = "Not finished, errored, or unknown", body = ResultNotFound),
+        (status = 404, description = "Not finished, errored, or unknown", body = ResultNotFoundBody),
         (status = 503, description = "The queue is unreachable", body = ErrorBody),
     ))]
 async fn result(

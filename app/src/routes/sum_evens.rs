@@ -6,30 +6,32 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http_body_util::BodyExt;
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::{drain, has_content_type};
+use super::Routes;
 use super::params::PathArgs;
-use super::tasks::{self, ResultNotFound, TaskStatus, Token};
+use super::table::{BodyLimit, Policy};
+use super::tasks::{self, TaskStatus, Token};
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{Limit, drain, has_content_type};
+use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
 use crate::sum_evens::SumEvensResult;
-use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
+use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, now_ms};
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(submit))
-        .routes(routes!(status))
-        .routes(routes!(result))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .route(routes!(submit), Policy::API.body(BodyLimit::Upload))
+        .route(routes!(status), Policy::API)
+        .route(routes!(result), Policy::API)
 }
 
-fn storage_error(err: &std::io::Error) -> ApiError {
+fn storage_error(err: std::io::Error) -> ApiError {
     if err.kind() == std::io::ErrorKind::StorageFull {
-        ApiError::InsufficientStorage
+        ApiError::InsufficientStorage(err)
     } else {
-        tracing::error!(error = %err, "storing an upload failed");
-        ApiError::QueueUnavailable
+        ApiError::QueueUnavailable(QueueError::unavailable(format!(
+            "storing the upload: {err}"
+        )))
     }
 }
 
@@ -59,17 +61,12 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     }
     let client = tasks::client_id(&state, &parts);
     let id = TaskId::random();
-    let limit = state.config.max_upload_bytes;
-    let mut spool = state
-        .tasks
-        .files
-        .spool(id)
-        .await
-        .map_err(|e| storage_error(&e))?;
+    let limit = Limit::of(&parts)?;
+    let mut spool = state.tasks.files.spool(id).await.map_err(storage_error)?;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame =
-            frame.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}")))?;
+            frame.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}").into()))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -79,9 +76,9 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             drain(body).await;
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        spool.write(&data).await.map_err(|e| storage_error(&e))?;
+        spool.write(&data).await.map_err(storage_error)?;
     }
-    spool.commit().await.map_err(|e| storage_error(&e))?;
+    spool.commit().await.map_err(storage_error)?;
     let mut task = TaskRecord::new(id, TaskKind::SumEvens, received);
     task.client = Some(client);
     task.bytes_total = Some(total);
@@ -110,7 +107,7 @@ async fn status(
     params(("token" = String, Path, description = "As `POST /sum-evens` returned it")),
     responses(
         (status = 200, description = "The sum (a decimal string: it may be any size) and counts", body = SumEvensResult),
-        (status = 404, description = "Not finished, errored, or unknown", body = ResultNotFound),
+        (status = 404, description = "Not finished, errored, or unknown", body = ResultNotFoundBody),
         (status = 503, description = "The queue is unreachable", body = ErrorBody),
     ))]
 async fn result(

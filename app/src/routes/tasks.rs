@@ -9,13 +9,12 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::forwarded;
-use crate::tasks::{TaskId, TaskKind, TaskRecord, TaskState};
+use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, TaskState};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Token {
@@ -64,16 +63,6 @@ impl From<TaskRecord> for TaskStatus {
             bytes_total: task.bytes_total,
         }
     }
-}
-
-/// `{"message":"not found"}`, the seed's body for a result that is not there.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResultNotFound {
-    pub message: String,
-}
-
-pub fn result_not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({"message": "not found"}))).into_response()
 }
 
 const MAX_CLIENT_ID: usize = 64;
@@ -135,20 +124,17 @@ pub async fn result(
     kind: TaskKind,
     content_type: &'static str,
 ) -> Result<Response, ApiError> {
-    let Some(task) = lookup(state, token, kind).await? else {
-        return Ok(result_not_found());
-    };
-    if task.state != TaskState::Finished {
-        return Ok(result_not_found());
-    }
+    let task = lookup(state, token, kind)
+        .await?
+        .filter(|task| task.state == TaskState::Finished)
+        .ok_or(ApiError::ResultNotFound)?;
     match state.tasks.files.read_result(task.id).await {
         Ok(Some(bytes)) => {
             Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
         }
-        Ok(None) => Ok(result_not_found()),
-        Err(err) => {
-            tracing::error!(token = %task.id, error = %err, "reading a result failed");
-            Err(ApiError::QueueUnavailable)
-        }
+        Ok(None) => Err(ApiError::ResultNotFound),
+        Err(err) => Err(ApiError::QueueUnavailable(QueueError::unavailable(
+            format!("reading the result: {err}"),
+        ))),
     }
 }

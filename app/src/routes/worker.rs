@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::deepgram::{Envelope, success};
 use super::ops::run_health;
-use crate::error;
+use crate::error::ApiError;
 use crate::health::Health;
 use crate::tasks::{QueueStatus, Tasks};
 use crate::telemetry::Telemetry;
@@ -31,7 +31,7 @@ pub fn router(state: WorkerState) -> Router {
         .route("/status", get(status))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .fallback(|| async { error::not_found() })
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
 

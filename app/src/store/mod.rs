@@ -99,6 +99,16 @@ impl StoreError {
     }
 }
 
+/// A [`StoreError`] with the backend and operation it happened in: what a request's access
+/// line says after `store unavailable`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{backend} {operation}: {error}")]
+pub struct StoreFailure {
+    pub backend: &'static str,
+    pub operation: &'static str,
+    pub error: StoreError,
+}
+
 /// A place to keep messages by their SHA-256 digest.
 pub trait MessageStore: Send + Sync + Debug {
     /// `embedded` or `redis`, a metric label.
@@ -172,18 +182,18 @@ impl Store {
             .fold((0, 0), |(c, e), (c2, e2)| (c + c2, e + e2))
     }
 
-    pub async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreError> {
+    pub async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreFailure> {
         self.measure(Operation::Put, self.0.backend.put(digest, message))
             .await
     }
 
-    pub async fn get(&self, digest: Digest) -> Result<Option<String>, StoreError> {
+    pub async fn get(&self, digest: Digest) -> Result<Option<String>, StoreFailure> {
         self.measure(Operation::Get, self.0.backend.get(digest))
             .await
     }
 
     /// The number of messages; also sets the `glassbox_store_messages` gauge.
-    pub async fn count(&self) -> Result<u64, StoreError> {
+    pub async fn count(&self) -> Result<u64, StoreFailure> {
         let count = self
             .measure(Operation::Count, self.0.backend.count())
             .await?;
@@ -195,7 +205,7 @@ impl Store {
         &self,
         operation: Operation,
         work: BoxFuture<'_, Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, StoreFailure> {
         let started = Instant::now();
         let result = match tokio::time::timeout(self.0.timeout, work).await {
             Ok(result) => result,
@@ -210,16 +220,13 @@ impl Store {
         self.0
             .series
             .operation(operation, error, elapsed.as_secs_f64());
-        if let Err(err) = &result {
-            tracing::warn!(
-                backend = self.backend(),
-                operation = operation.label(),
-                kind = err.kind.label(),
-                error = %err.detail,
-                "store operation failed"
-            );
-        }
-        result
+        // The failure is counted here; the request it failed goes on to say why in its own
+        // access line.
+        result.map_err(|error| StoreFailure {
+            backend: self.backend(),
+            operation: operation.label(),
+            error,
+        })
     }
 
     /// What `/status` shows about the store. Asks it for its message count, so an
@@ -319,9 +326,10 @@ mod tests {
             .put(Digest::of("x"), "x".into())
             .await
             .expect_err("times out");
-        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert_eq!(err.error.kind, ErrorKind::Timeout);
+        assert_eq!(err.to_string(), "hangs put: timeout: no answer within 1s");
         let status = store.status().await;
-        assert!(status.error.unwrap().starts_with("timeout"));
+        assert!(status.error.unwrap().starts_with("hangs count: timeout"));
         let put = &status.operations[0];
         assert_eq!((put.operation, put.count, put.errors), ("put", 1, 1));
         let text = metrics.render(0);

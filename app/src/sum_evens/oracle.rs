@@ -39,9 +39,20 @@ pub fn reference(text: &[u8]) -> Result<(BigInt, u64, u64), u64> {
     Ok((sum, numbers, evens))
 }
 
+/// Where the parser and [`reference`] disagreed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("blocks of {block}: expected {expected}, got {got} for {text:?}")]
+pub struct Mismatch {
+    pub block: usize,
+    pub expected: String,
+    pub got: String,
+    /// The text's first 200 bytes.
+    pub text: String,
+}
+
 /// Runs the parser over `text` whole and cut into blocks of several sizes, and says how it
 /// differs from [`reference`], if it does.
-pub fn check(text: &[u8]) -> Result<(), String> {
+pub fn check(text: &[u8]) -> Result<(), Mismatch> {
     let expected = reference(text);
     for block in [1, 2, 3, 7, 16, 64, 4096, text.len().max(1)] {
         let mut parser = Parser::new(0);
@@ -57,10 +68,12 @@ pub fn check(text: &[u8]) -> Result<(), String> {
             _ => false,
         };
         if !same {
-            return Err(format!(
-                "blocks of {block}: expected {expected:?}, got {got:?} for {:?}",
-                String::from_utf8_lossy(&text[..text.len().min(200)])
-            ));
+            return Err(Mismatch {
+                block,
+                expected: format!("{expected:?}"),
+                got: format!("{got:?}"),
+                text: String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned(),
+            });
         }
     }
     Ok(())

@@ -9,11 +9,29 @@ use rand::rngs::StdRng;
 
 use super::files::TaskFiles;
 use super::{TaskKind, TaskRecord};
-use crate::compute::ComputePool;
+use crate::compute::{ComputeError, ComputePool};
 use crate::config::Config;
-use crate::randomize;
+use crate::randomize::{self, ImageError};
 use crate::sum_evens::SumEvensResult;
-use crate::sum_evens::scheduler::FairScheduler;
+use crate::sum_evens::scheduler::{FairScheduler, JobError};
+
+/// Why a task errored; its status says this to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("reading the upload: {0}")]
+    ReadUpload(std::io::Error),
+    #[error("writing the result: {0}")]
+    WriteResult(std::io::Error),
+    /// A bad number (with its offset) or a failure reading the spooled file.
+    #[error(transparent)]
+    Sum(#[from] JobError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    #[error("encoding the result: {0}")]
+    Encode(#[from] serde_json::Error),
+}
 
 /// Everything a worker needs to run any kind of task.
 #[derive(Debug, Clone)]
@@ -43,39 +61,39 @@ impl Runner {
 
     /// Runs `task`, counting the payload bytes done in `progress`; an error is the reason its
     /// status will give.
-    pub async fn run(&self, task: &TaskRecord, progress: Arc<AtomicU64>) -> Result<(), String> {
+    pub async fn run(&self, task: &TaskRecord, progress: Arc<AtomicU64>) -> Result<(), TaskError> {
         match task.kind {
             TaskKind::Randomize => self.randomize(task).await,
             TaskKind::SumEvens => self.sum_evens(task, progress).await,
         }
     }
 
-    async fn sum_evens(&self, task: &TaskRecord, progress: Arc<AtomicU64>) -> Result<(), String> {
+    async fn sum_evens(
+        &self,
+        task: &TaskRecord,
+        progress: Arc<AtomicU64>,
+    ) -> Result<(), TaskError> {
         let path = self.files.payload(task.id);
         let bytes = tokio::fs::metadata(&path)
             .await
-            .map_err(|e| format!("reading the upload: {e}"))?
+            .map_err(TaskError::ReadUpload)?
             .len();
         let client = task.client.as_deref().unwrap_or("anonymous");
-        let partial = self
-            .scheduler
-            .sum(client, &path, progress)
-            .await
-            .map_err(|e| e.to_string())?;
+        let partial = self.scheduler.sum(client, &path, progress).await?;
         let result = SumEvensResult {
             sum: partial.sum.value().to_string(),
             numbers: partial.numbers,
             evens: partial.evens,
             bytes,
         };
-        let json = serde_json::to_vec(&result).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&result)?;
         self.files
             .write_result(task.id, &json)
             .await
-            .map_err(|e| format!("writing the result: {e}"))
+            .map_err(TaskError::WriteResult)
     }
 
-    async fn randomize(&self, task: &TaskRecord) -> Result<(), String> {
+    async fn randomize(&self, task: &TaskRecord) -> Result<(), TaskError> {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -83,7 +101,7 @@ impl Runner {
             .files
             .read_payload(task.id)
             .await
-            .map_err(|e| format!("reading the upload: {e}"))?;
+            .map_err(TaskError::ReadUpload)?;
         let (max_pixels, seed) = (self.max_pixels, self.seed);
         let output = self
             .compute
@@ -94,11 +112,10 @@ impl Runner {
                 };
                 randomize::randomize(&payload, max_pixels, &mut rng)
             })
-            .await?
-            .map_err(|e| e.to_string())?;
+            .await??;
         self.files
             .write_result(task.id, &output)
             .await
-            .map_err(|e| format!("writing the result: {e}"))
+            .map_err(TaskError::WriteResult)
     }
 }

@@ -103,7 +103,7 @@ impl Workers {
             Ok(()) => task.state = TaskState::Finished,
             Err(error) => {
                 task.state = TaskState::Errored;
-                task.error = Some(error);
+                task.error = Some(error.to_string());
             }
         }
         match self.complete(&task).await {

@@ -17,6 +17,7 @@ use tracing::Level;
 use super::RequestInfo;
 use super::json_format::{ByteLine, push_json_str, push_timestamp, push_u64};
 use super::log_writer::BatchWriter;
+use crate::error::ErrorCause;
 
 /// The target access lines carry, for filters (`glassbox::access=warn`) and queries.
 pub const TARGET: &str = "glassbox::access";
@@ -29,8 +30,9 @@ pub fn install(writer: BatchWriter) {
     let _ = SINK.set(writer);
 }
 
-/// Logs one request: info below 400, warn for 4xx, error for 5xx.
-pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
+/// Logs one request: info below 400, warn for 4xx, error for 5xx; a failed request's line
+/// says why in `error`.
+pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64, cause: Option<&ErrorCause>) {
     let (level, enabled) = match status {
         500.. => (
             Level::ERROR,
@@ -46,17 +48,24 @@ pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        format(
-            &mut line,
-            SystemTime::now(),
-            level,
-            info,
+        let outcome = Outcome {
             status,
             micros,
             bytes,
-        );
+            cause,
+        };
+        format(&mut line, SystemTime::now(), level, info, &outcome);
         let _ = sink.line_writer().write_all(&line);
     });
+}
+
+/// How a request ended.
+#[derive(Debug)]
+struct Outcome<'a> {
+    status: u16,
+    micros: u64,
+    bytes: u64,
+    cause: Option<&'a ErrorCause>,
 }
 
 /// The line, as bytes: numbers and strings are copied in without a UTF-8 check each.
@@ -65,9 +74,7 @@ fn format(
     now: SystemTime,
     level: Level,
     info: &RequestInfo,
-    status: u16,
-    micros: u64,
-    bytes: u64,
+    outcome: &Outcome<'_>,
 ) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     push_timestamp(out, now);
@@ -82,11 +89,15 @@ fn format(
     out.extend_from_slice(b",\"version\":");
     push_json_str(out, info.version);
     out.extend_from_slice(b",\"status\":");
-    push_u64(out, u64::from(status));
+    push_u64(out, u64::from(outcome.status));
     out.extend_from_slice(b",\"latency_ms\":");
-    push_millis(out, micros);
+    push_millis(out, outcome.micros);
     out.extend_from_slice(b",\"bytes\":");
-    push_u64(out, bytes);
+    push_u64(out, outcome.bytes);
+    if let Some(cause) = outcome.cause {
+        out.extend_from_slice(b",\"error\":");
+        push_json_str(out, &cause.0);
+    }
     out.extend_from_slice(b",\"request_id\":");
     push_json_str(out, info.request_id());
     match (info.forwarded_for, info.client_addr) {
@@ -164,7 +175,6 @@ mod tests {
             method: "GET",
             matched: None,
             uri: "/sleep/5?x=1".parse().unwrap(),
-            original_path: None,
             version: "HTTP/2",
             request_id: HeaderValue::from_static("abc-1"),
             client_addr: Some("127.0.0.1:4000".parse().unwrap()),
@@ -177,7 +187,13 @@ mod tests {
     fn a_line_is_one_json_object_with_every_field() {
         let mut line = Vec::new();
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456);
-        format(&mut line, now, Level::WARN, &info(), 404, 1_234, 21);
+        let outcome = Outcome {
+            status: 404,
+            micros: 1_234,
+            bytes: 21,
+            cause: None,
+        };
+        format(&mut line, now, Level::WARN, &info(), &outcome);
         let line = String::from_utf8(line).unwrap();
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -195,6 +211,29 @@ mod tests {
         assert_eq!(v["client_addr"], "127.0.0.1:4000");
         assert_eq!(v["user_agent"], "curl/8 \"quoted\"");
         assert_eq!(v["target"], TARGET);
+        assert!(v.get("error").is_none(), "no cause, no field");
+    }
+
+    #[test]
+    fn a_failed_request_says_why_on_its_own_line() {
+        let cause = ErrorCause("store unavailable: redis put: connection: \"refused\"".into());
+        let outcome = Outcome {
+            status: 503,
+            micros: 1,
+            bytes: 31,
+            cause: Some(&cause),
+        };
+        let mut line = Vec::new();
+        format(
+            &mut line,
+            SystemTime::now(),
+            Level::ERROR,
+            &info(),
+            &outcome,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["error"], cause.0.as_str());
+        assert_eq!(v["request_id"], "abc-1");
     }
 
     #[test]
@@ -204,7 +243,13 @@ mod tests {
             forwarded_for: Some("203.0.113.7".parse().unwrap()),
             ..info()
         };
-        format(&mut line, SystemTime::now(), Level::INFO, &info, 200, 1, 1);
+        let outcome = Outcome {
+            status: 200,
+            micros: 1,
+            bytes: 1,
+            cause: None,
+        };
+        format(&mut line, SystemTime::now(), Level::INFO, &info, &outcome);
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["client_addr"], "203.0.113.7");
         assert_eq!(v["proxy_addr"], "127.0.0.1:4000");

@@ -18,6 +18,7 @@ use axum::http::{HeaderValue, Uri};
 
 use self::metrics::Metrics;
 use self::stats::Stats;
+use crate::error::ErrorCause;
 
 /// The route label of requests that matched no route, so scanners cannot grow label sets.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -40,8 +41,6 @@ pub struct RequestInfo {
     /// The route template, when the path matched one.
     pub matched: Option<Arc<str>>,
     pub uri: Uri,
-    /// The path as the client sent it, when the service rewrote it (a math route's slash).
-    pub original_path: Option<String>,
     pub version: &'static str,
     pub request_id: HeaderValue,
     /// The TCP peer: the client, or the proxy it came through.
@@ -59,7 +58,7 @@ impl RequestInfo {
 
     /// The path as the client sent it.
     pub fn path(&self) -> &str {
-        self.original_path.as_deref().unwrap_or(self.uri.path())
+        self.uri.path()
     }
 
     pub fn request_id(&self) -> &str {
@@ -99,12 +98,13 @@ impl<'a> InFlight<'a> {
         &self.info
     }
 
-    /// Records the response in stats, metrics and the access log.
-    pub fn finish(mut self, status: u16, bytes: u64) {
-        self.record(status, bytes);
+    /// Records the response in stats, metrics and the access log, with why it failed when it
+    /// did.
+    pub fn finish(mut self, status: u16, bytes: u64, cause: Option<&ErrorCause>) {
+        self.record(status, bytes, cause);
     }
 
-    fn record(&mut self, status: u16, bytes: u64) {
+    fn record(&mut self, status: u16, bytes: u64, cause: Option<&ErrorCause>) {
         self.done = true;
         let elapsed = self.started.elapsed();
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -119,14 +119,14 @@ impl<'a> InFlight<'a> {
             elapsed.as_secs_f64(),
             bytes,
         );
-        access_log::write(info, status, micros, bytes);
+        access_log::write(info, status, micros, bytes, cause);
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.record(CLIENT_CLOSED, 0);
+            self.record(CLIENT_CLOSED, 0, None);
         }
     }
 }

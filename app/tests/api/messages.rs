@@ -351,7 +351,7 @@ async fn the_redis_store_keeps_the_contract_and_replicas_share_it() {
 #[tokio::test]
 async fn redis_going_away_is_a_503_and_the_service_heals_when_it_returns() {
     let mut redis = Redis::start();
-    let app = TestApp::spawn(&["--store", &redis.url(), "--store-timeout", "500ms"]).await;
+    let mut app = TestApp::spawn(&["--store", &redis.url(), "--store-timeout", "500ms"]).await;
     let target = Target::direct(&app);
     let (status, _) = target.post_json(&json!({"message": "before"})).await;
     assert_eq!(status, 201);
@@ -373,6 +373,10 @@ async fn redis_going_away_is_a_503_and_the_service_heals_when_it_returns() {
         .unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
+    let refused_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let (code, health) = app.get_json("/health").await;
     assert_eq!(code, 503);
     assert_eq!(health["data"]["health"], "unhealthy");
@@ -407,6 +411,39 @@ async fn redis_going_away_is_a_503_and_the_service_heals_when_it_returns() {
         target.get(&sha256_hex("during")).await.0,
         404,
         "the refused write was not kept"
+    );
+    // The 503's own access line says why, next to its request id; no other line does.
+    let lines = app.stop_and_read_logs();
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l["request_id"] == refused_id.as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let (line, error) = (refused[0], refused[0]["error"].as_str().unwrap_or_default());
+    assert_eq!(
+        (line["status"].as_u64(), line["level"].as_str()),
+        (Some(503), Some("ERROR"))
+    );
+    assert!(
+        error.starts_with("store unavailable: redis get: "),
+        "{line}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["message"] != "store operation failed"),
+        "no line of its own for the cause"
+    );
+    let health_line = lines
+        .iter()
+        .find(|l| l["route"] == "/health" && l["status"] == 503)
+        .expect("the failed /health request's line");
+    assert!(
+        health_line["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("unhealthy: store: "),
+        "{health_line}"
     );
 }
 

@@ -8,7 +8,6 @@ const PALETTE = [
   "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2",
   "#db2777", "#65a30d", "#ea580c", "#4f46e5", "#0d9488", "#9333ea",
 ];
-const OWN = ["/dashboard", "/dashboard/app.js", "/dashboard/app.css", "/dashboard/data", "/logs"];
 const LOG_POLL_MS = 2000;
 
 const state = {
@@ -22,14 +21,17 @@ const state = {
   logsSince: null,
   logs: [],
   logFilterKey: "",
+  // Route template -> its family, from the service's route table (the first answer carries it).
+  families: new Map(),
 };
 
 function routeName(method, route) {
   return method + " " + route;
 }
 
+// The page's own requests: the routes the service's table puts in the dashboard's family.
 function isOwn(route) {
-  return OWN.includes(route);
+  return state.families.get(route) === "dashboard";
 }
 
 function showOwn() {
@@ -385,6 +387,9 @@ async function pollData() {
       state.since = null;
       state.points = [];
       return pollData();
+    }
+    if (data.route_table) {
+      state.families = new Map(data.route_table.map((r) => [r.route, r.family]));
     }
     state.capacity = data.capacity;
     state.intervalMs = data.interval_ms;

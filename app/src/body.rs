@@ -1,13 +1,40 @@
 //! Request bodies read the way the contract wants: the content type checked first, the size
-//! held to a limit, and every refusal a JSON error instead of axum's plain-text rejections.
+//! held to the route's limit, and every refusal a JSON error instead of axum's plain-text
+//! rejections.
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Bug};
+
+/// The largest body the request's route takes, in bytes, from the route table: the middleware
+/// puts it on every request that may carry a body (any method but GET and HEAD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub usize);
+
+impl Limit {
+    /// The limit the middleware put on this request.
+    pub fn of(parts: &Parts) -> Result<usize, ApiError> {
+        parts
+            .extensions
+            .get::<Limit>()
+            .map(|limit| limit.0)
+            .ok_or(ApiError::Internal(Bug("the request carries no body limit")))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Limit {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Limit::of(parts).map(Limit)
+    }
+}
 
 /// Whether `Content-Type` is `expected` (any case, parameters such as `charset` allowed).
 pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
@@ -41,7 +68,7 @@ pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiErro
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
-            ApiError::BadRequest(format!("could not read the request body: {err}"))
+            ApiError::BadRequest(format!("could not read the request body: {err}").into())
         })?;
         if let Ok(data) = frame.into_data() {
             if bytes.len() + data.len() > limit {
