@@ -1,30 +1,23 @@
-//! The application: shared state, and building it from configuration.
+//! The state every handler shares, built from the configuration, the telemetry, the backends
+//! and the route table ([`crate::service`] builds it).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
-use crate::config::{Backend, Config};
+use crate::config::Config;
 use crate::dashboard::Dashboard;
-use crate::health::{CertificateCheck, Health};
+use crate::health::Health;
 use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
 use crate::routes;
 use crate::routes::deepgram::WorkPlan;
 use crate::routes::table::RouteTable;
-use crate::server::Endpoint;
-use crate::store::{self, MessageStore, Store, StoreCheck};
-use crate::tasks::embedded::EmbeddedQueue;
-use crate::tasks::files::TaskFiles;
-use crate::tasks::redis::{RedisQueue, Settings as RedisSettings};
-use crate::tasks::run::Runner;
-use crate::tasks::worker::Workers;
+use crate::store::{MessageStore, Store, StoreCheck};
 use crate::tasks::{QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
 use crate::telemetry::log_ring::LogRing;
-use tokio::sync::watch;
 
 /// What every handler can reach. One `Arc`, so the per-request clones the middleware
 /// makes cost one atomic increment.
@@ -61,8 +54,8 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// The state of a service with this configuration, telemetry and backends; the store and
-    /// the queue join the health checks.
+    /// The state of a service with this (validated) configuration, telemetry, backends and
+    /// routes; the store and the queue join the health checks.
     pub(crate) fn new(
         config: Config,
         health: Health,
@@ -70,7 +63,6 @@ impl AppState {
         backends: Backends,
         routes: &routes::Built,
     ) -> Result<Self> {
-        config.validate().map_err(anyhow::Error::msg)?;
         let store = Store::new(backends.store, config.store_timeout, &telemetry.metrics);
         let health = health
             .with(StoreCheck {
@@ -103,6 +95,12 @@ impl AppState {
         })))
     }
 
+    /// The shared parts without a counted reference: what a task that should end with the
+    /// service (the dashboard's sampler) holds.
+    pub fn downgrade(&self) -> Weak<Shared> {
+        Arc::downgrade(&self.0)
+    }
+
     /// A state for in-process tests: the given configuration, an in-memory embedded store, an
     /// embedded queue in a temporary directory (kept until the process ends) without workers.
     #[cfg(test)]
@@ -113,10 +111,14 @@ impl AppState {
         )
         .expect("an in-memory database opens");
         let dir = tempfile::tempdir().expect("a temporary directory").keep();
-        let files = TaskFiles::new(&dir).expect("task directories");
-        let queue =
-            EmbeddedQueue::open(&dir, config.queue_capacity, config.task_ttl, files.clone())
-                .expect("the task database opens");
+        let files = crate::tasks::files::TaskFiles::new(&dir).expect("task directories");
+        let queue = crate::tasks::embedded::EmbeddedQueue::open(
+            &dir,
+            config.queue_capacity,
+            config.task_ttl,
+            files.clone(),
+        )
+        .expect("the task database opens");
         let tasks = Tasks::start(queue, files, &telemetry, 0, config.task_ttl);
         let backends = Backends {
             store: Arc::new(store),
@@ -135,146 +137,4 @@ pub struct Backends {
     pub tasks: Tasks,
     /// The bounded pool CPU-heavy work runs on (`/total`'s sums, tasks).
     pub compute: ComputePool,
-}
-
-/// A service ready to run: its router, TLS configuration and state, and its task workers.
-#[derive(Debug)]
-pub struct App {
-    pub state: AppState,
-    pub router: routes::Service,
-    pub tls: Arc<rustls::ServerConfig>,
-    pub workers: RunningWorkers,
-}
-
-/// In-process task workers, and how to stop them.
-#[derive(Debug)]
-pub struct RunningWorkers {
-    stop: watch::Sender<bool>,
-    handles: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl RunningWorkers {
-    pub fn start(workers: &Workers, count: usize) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        Self {
-            handles: workers.spawn(count, &stopped),
-            stop,
-        }
-    }
-
-    pub fn none() -> Self {
-        Self {
-            stop: watch::channel(false).0,
-            handles: Vec::new(),
-        }
-    }
-
-    /// Asks the workers to stop taking tasks and waits, at most `grace`, for the tasks they
-    /// are running; unfinished ones run again after a restart (or on another worker).
-    pub async fn stop(self, grace: std::time::Duration) {
-        let _ = self.stop.send(true);
-        let running = self.handles.len();
-        if tokio::time::timeout(grace, futures_util::future::join_all(self.handles))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                workers = running,
-                "workers still busy after the grace period; their tasks will run again"
-            );
-        }
-    }
-}
-
-impl App {
-    /// What the listener serves.
-    pub fn endpoint(&self) -> Endpoint<routes::Service> {
-        Endpoint {
-            router: self.router.clone(),
-            tls: self.tls.clone(),
-            telemetry: self.state.telemetry.clone(),
-        }
-    }
-}
-
-impl App {
-    /// Makes sure certificates exist, then builds everything a listener needs.
-    pub fn build(config: Config) -> Result<Self> {
-        let (outcome, cert) = certs::ensure(&config.certs_dir, &config.cert_names)
-            .context("preparing certificates")?;
-        log_cert_outcome(outcome, &config);
-        let tls = crate::tls::server_config(&config.certs_dir)?;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let expiry = cert.not_after.unix_timestamp();
-        let health = Health::default().with(CertificateCheck { info: cert });
-        let telemetry = Arc::new(Telemetry::default());
-        let compute = ComputePool::new(config.compute_threads());
-        let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
-        let (tasks, workers) = match &config.queue {
-            Backend::Embedded => {
-                let queue = EmbeddedQueue::open(
-                    &config.data_dir,
-                    config.queue_capacity,
-                    config.task_ttl,
-                    files.clone(),
-                )?;
-                let count = config.workers();
-                let tasks = Tasks::start(
-                    queue.clone(),
-                    files.clone(),
-                    &telemetry,
-                    count,
-                    config.task_ttl,
-                );
-                let runner = Runner::new(&config, files, compute.clone());
-                let workers = tasks.workers(queue, runner, None);
-                (tasks, RunningWorkers::start(&workers, count))
-            }
-            Backend::Redis(url) => {
-                let queue = RedisQueue::new(url, redis_settings(&config), files.clone())?;
-                let tasks = Tasks::start(queue, files, &telemetry, 0, config.task_ttl);
-                (tasks, RunningWorkers::none())
-            }
-        };
-        let backends = Backends {
-            store: store::open(&config, &telemetry.metrics)?,
-            tasks,
-            compute,
-        };
-        let built = routes::build(&config);
-        let state = AppState::new(config, health, telemetry, backends, &built)?;
-        state.telemetry.metrics.certificate_expiry(expiry);
-        crate::dashboard::sampler::start(Arc::downgrade(&state.0), state.dashboard.interval);
-        let router = routes::service(built.router, state.clone());
-        Ok(Self {
-            state,
-            router,
-            tls,
-            workers,
-        })
-    }
-}
-
-/// The Redis queue's settings from the configuration.
-pub fn redis_settings(config: &Config) -> RedisSettings {
-    RedisSettings {
-        capacity: config.queue_capacity,
-        timeout: config.store_timeout,
-        lease: config.task_lease,
-        max_attempts: config.task_max_attempts,
-        ttl: config.task_ttl,
-    }
-}
-
-pub fn log_cert_outcome(outcome: Outcome, config: &Config) {
-    let dir = config.certs_dir.display();
-    match outcome {
-        Outcome::Reused => tracing::info!(dir = %dir, "reusing certificates"),
-        Outcome::ServerIssued => tracing::info!(dir = %dir, "issued a new server certificate"),
-        Outcome::CaCreated => tracing::warn!(
-            dir = %dir,
-            "created a new local CA: clients must trust the new ca.crt"
-        ),
-    }
 }

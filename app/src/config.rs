@@ -393,7 +393,8 @@ impl Config {
     /// Checks what clap cannot: relations between flags, and values no flag's parser can
     /// refuse alone. Everything that starts the service calls it once, before anything else.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.work_sleep_min >= self.work_sleep_max {
+        // `/work` draws whole milliseconds from min..max.
+        if self.work_sleep_min.as_millis() >= self.work_sleep_max.as_millis() {
             return Err(ConfigError::EmptyWorkRange {
                 min: self.work_sleep_min,
                 max: self.work_sleep_max,

@@ -1,52 +1,338 @@
-//! The commands end to end: `serve` runs until a signal, `worker` runs task workers for a
-//! Redis queue, `certs` prepares certificates.
+//! Building and running the service, the one path `glassbox serve`, `glassbox worker`, the
+//! tests and the load generator's harness all take: [`prepare`] what both roles need, build a
+//! [`Service`] for the role, then [`Service::run`] it on a bound listener until a shutdown
+//! future completes. `run` stops everything the service started (connections, task workers)
+//! before it returns.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::app::{App, RunningWorkers};
+use crate::app::{AppState, Backends};
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
 use crate::config::{Backend, Config};
 use crate::health::{CertificateCheck, Health};
-use crate::routes::worker::WorkerState;
-use crate::server::{self, Endpoint};
+use crate::routes::{self, worker::WorkerState};
+use crate::server::{self, Endpoint, HttpService};
+use crate::store;
+use crate::tasks::embedded::EmbeddedQueue;
 use crate::tasks::files::TaskFiles;
-use crate::tasks::redis::RedisQueue;
+use crate::tasks::redis::{RedisQueue, Settings as RedisSettings};
 use crate::tasks::run::Runner;
 use crate::tasks::{QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
 
-/// Builds the service, binds, and serves until SIGINT or SIGTERM.
+/// `glassbox serve`: builds the service, binds `--bind`, and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
-    let bind = config.bind;
-    let mut app = App::build(config)?;
-    let workers = std::mem::replace(&mut app.workers, RunningWorkers::none());
-    let listener = TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
-    let local = listener.local_addr()?;
-    tracing::info!(
-        addr = %local,
-        url = %format!("https://{}", display_host(local)),
-        version = env!("CARGO_PKG_VERSION"),
-        "listening"
-    );
-    let endpoint = app.endpoint();
-    server::run(listener, endpoint, &app.state.config, shutdown_signal()).await?;
-    workers.stop(app.state.config.shutdown_grace).await;
-    drop(app);
-    tracing::info!("stopped");
-    Ok(())
+    let service = Service::serve(config)?;
+    let listener = bind(service.config.bind).await?;
+    service.run(listener, shutdown_signal()).await
 }
 
-fn display_host(addr: std::net::SocketAddr) -> String {
+/// `glassbox worker`: task workers for a Redis queue, with `/status`, `/health` and `/metrics`
+/// on `--bind`, until SIGINT or SIGTERM (then running tasks get the grace period to finish).
+pub async fn worker(config: Config) -> Result<()> {
+    let service = Service::worker(config)?;
+    let listener = bind(service.config.bind).await?;
+    service.run(listener, shutdown_signal()).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// What a process of either role is made of before it serves.
+#[derive(Debug)]
+struct Prepared {
+    config: Config,
+    tls: Arc<rustls::ServerConfig>,
+    telemetry: Arc<Telemetry>,
+    /// `/health`'s checks so far: the certificate.
+    health: Health,
+    files: TaskFiles,
+    compute: ComputePool,
+}
+
+/// Checks the configuration, makes sure certificates and the data directory exist, and
+/// starts telemetry. The configuration is validated here and nowhere else.
+fn prepare(config: Config) -> Result<Prepared> {
+    config.validate()?;
+    let (outcome, cert) =
+        certs::ensure(&config.certs_dir, &config.cert_names).context("preparing certificates")?;
+    log_cert_outcome(outcome, &config);
+    let tls = crate::tls::server_config(&config.certs_dir)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let telemetry = Arc::new(Telemetry::default());
+    telemetry
+        .metrics
+        .certificate_expiry(cert.not_after.unix_timestamp());
+    let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
+    Ok(Prepared {
+        compute: ComputePool::new(config.compute_threads()),
+        health: Health::default().with(CertificateCheck { info: cert }),
+        config,
+        tls,
+        telemetry,
+        files,
+    })
+}
+
+/// Which process this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `glassbox serve`: the endpoints; task workers too with the embedded queue.
+    Serve,
+    /// `glassbox worker`: task workers for a Redis queue, and their own `/status`.
+    Worker,
+}
+
+impl Role {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+/// The task queue as this process uses it, and the workers it runs on it: the embedded queue
+/// with its in-process workers, or a Redis queue that only `glassbox worker` processes run.
+fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
+    let config = &prepared.config;
+    let files = prepared.files.clone();
+    let runner = || Runner::new(config, prepared.files.clone(), prepared.compute.clone());
+    let ttl = config.task_ttl;
+    Ok(match (&config.queue, role) {
+        (Backend::Embedded, Role::Serve) => {
+            let queue =
+                EmbeddedQueue::open(&config.data_dir, config.queue_capacity, ttl, files.clone())?;
+            let count = config.workers();
+            let tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
+            let workers = tasks.workers(queue, runner(), None);
+            let background = Background::start(|stop| workers.spawn(count, stop));
+            (tasks, background)
+        }
+        (Backend::Redis(url), Role::Serve) => {
+            let queue = RedisQueue::new(url, redis_settings(config), files.clone())?;
+            let tasks = Tasks::start(queue, files, &prepared.telemetry, 0, ttl);
+            (tasks, Background::none())
+        }
+        (Backend::Redis(url), Role::Worker) => {
+            let queue = RedisQueue::new(url, redis_settings(config), files.clone())?;
+            queue.start_reaper();
+            let count = config.workers();
+            let tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
+            let workers = tasks.workers(queue, runner(), Some(config.task_lease / 3));
+            let background = Background::start(|stop| workers.spawn(count, stop));
+            (tasks, background)
+        }
+        (Backend::Embedded, Role::Worker) => bail!(
+            "glassbox worker takes its tasks from a Redis queue: give --queue redis://host:port/db \
+             (with the embedded queue, `glassbox serve` runs the workers itself)"
+        ),
+    })
+}
+
+/// The Redis queue's settings from the configuration.
+fn redis_settings(config: &Config) -> RedisSettings {
+    RedisSettings {
+        capacity: config.queue_capacity,
+        timeout: config.store_timeout,
+        lease: config.task_lease,
+        max_attempts: config.task_max_attempts,
+        ttl: config.task_ttl,
+    }
+}
+
+fn log_cert_outcome(outcome: Outcome, config: &Config) {
+    let dir = config.certs_dir.display();
+    match outcome {
+        Outcome::Reused => tracing::info!(dir = %dir, "reusing certificates"),
+        Outcome::ServerIssued => tracing::info!(dir = %dir, "issued a new server certificate"),
+        Outcome::CaCreated => tracing::warn!(
+            dir = %dir,
+            "created a new local CA: clients must trust the new ca.crt"
+        ),
+    }
+}
+
+/// A process ready to serve: what its listener serves, and what runs beside it.
+#[derive(Debug)]
+pub struct Service<S> {
+    config: Config,
+    role: Role,
+    endpoint: Endpoint<S>,
+    /// The task workers this process runs (none for a service on a Redis queue).
+    background: Background,
+    workers: usize,
+    /// Where the queue is (no password), for the `listening` line.
+    queue: String,
+    state: Option<AppState>,
+}
+
+impl Service<routes::Service> {
+    /// `glassbox serve`: every endpoint, the message store and the task queue the
+    /// configuration names, the dashboard's sampler, and task workers with the embedded queue.
+    pub fn serve(config: Config) -> Result<Self> {
+        let prepared = prepare(config)?;
+        let (tasks, background) = tasks(&prepared, Role::Serve)?;
+        let (workers, queue) = (tasks.workers, tasks.queue.location());
+        let Prepared {
+            config,
+            tls,
+            telemetry,
+            health,
+            compute,
+            ..
+        } = prepared;
+        let backends = Backends {
+            store: store::open(&config, &telemetry.metrics)?,
+            tasks,
+            compute,
+        };
+        let built = routes::build(&config);
+        let state = AppState::new(config.clone(), health, telemetry.clone(), backends, &built)?;
+        crate::dashboard::sampler::start(&state);
+        let router = routes::service(built.router, state.clone());
+        Ok(Self {
+            endpoint: Endpoint {
+                router,
+                tls,
+                telemetry,
+            },
+            config,
+            role: Role::Serve,
+            background,
+            workers,
+            queue,
+            state: Some(state),
+        })
+    }
+
+    /// The state the handlers share, for tests that look inside a service they run.
+    pub fn state(&self) -> &AppState {
+        self.state
+            .as_ref()
+            .expect("a serving service has its state")
+    }
+}
+
+impl Service<axum::Router> {
+    /// `glassbox worker`: task workers for a Redis queue, and `/status`, `/health` and
+    /// `/metrics` about them.
+    pub fn worker(config: Config) -> Result<Self> {
+        let prepared = prepare(config)?;
+        let (tasks, background) = tasks(&prepared, Role::Worker)?;
+        let health = prepared.health.with(QueueCheck {
+            tasks: tasks.clone(),
+        });
+        let (workers, queue) = (tasks.workers, tasks.queue.location());
+        let router = routes::worker::router(WorkerState {
+            telemetry: prepared.telemetry.clone(),
+            health,
+            tasks,
+            started: std::time::Instant::now(),
+        });
+        Ok(Self {
+            endpoint: Endpoint {
+                router,
+                tls: prepared.tls,
+                telemetry: prepared.telemetry,
+            },
+            config: prepared.config,
+            role: Role::Worker,
+            background,
+            workers,
+            queue,
+            state: None,
+        })
+    }
+}
+
+impl<S> Service<S>
+where
+    S: HttpService + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    /// Serves on `listener` until `shutdown` completes; then stops accepting, gives in-flight
+    /// requests and running tasks the grace period (`--shutdown-grace`) and returns once
+    /// everything it started has stopped.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let local = listener.local_addr()?;
+        tracing::info!(
+            addr = %local,
+            url = %format!("https://{}", display_host(local)),
+            role = self.role.label(),
+            workers = self.workers,
+            queue = %self.queue,
+            version = env!("CARGO_PKG_VERSION"),
+            "listening"
+        );
+        server::run(listener, self.endpoint, &self.config, shutdown).await?;
+        self.background.stop(self.config.shutdown_grace).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn display_host(addr: SocketAddr) -> String {
     if addr.ip().is_loopback() {
         format!("localhost:{}", addr.port())
     } else {
         addr.to_string()
+    }
+}
+
+/// Tasks a service runs beside its listener (the task workers), and how to stop them.
+#[derive(Debug)]
+struct Background {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    /// Starts what `spawn` spawns, handing it the stop signal.
+    fn start(spawn: impl FnOnce(&watch::Receiver<bool>) -> Vec<JoinHandle<()>>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        Self {
+            handles: spawn(&stopped),
+            stop,
+        }
+    }
+
+    fn none() -> Self {
+        Self::start(|_| Vec::new())
+    }
+
+    /// Signals stop and waits, at most `grace`, for the tasks to end; workers finish the task
+    /// they are running, and one still running after `grace` runs again after a restart (or
+    /// on another worker).
+    async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let running = self.handles.len();
+        if tokio::time::timeout(grace, futures_util::future::join_all(self.handles))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                workers = running,
+                "workers still busy after the grace period; their tasks will run again"
+            );
+        }
     }
 }
 
@@ -89,73 +375,4 @@ pub fn certs(config: &Config) -> Result<String> {
         info.names.join(", "),
         config.bind.port(),
     ))
-}
-
-/// `glassbox worker`: task workers for a Redis queue, with `/status`, `/health` and `/metrics`
-/// on `--bind`, until SIGINT or SIGTERM (then running tasks get the grace period to finish).
-pub async fn worker(config: Config) -> Result<()> {
-    let Backend::Redis(url) = &config.queue else {
-        anyhow::bail!(
-            "glassbox worker takes its tasks from a Redis queue: give --queue redis://host:port/db \
-             (with the embedded queue, `glassbox serve` runs the workers itself)"
-        );
-    };
-    config.validate().map_err(anyhow::Error::msg)?;
-    let (outcome, cert) =
-        certs::ensure(&config.certs_dir, &config.cert_names).context("preparing certificates")?;
-    crate::app::log_cert_outcome(outcome, &config);
-    let tls = crate::tls::server_config(&config.certs_dir)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let telemetry = Arc::new(Telemetry::default());
-    telemetry
-        .metrics
-        .certificate_expiry(cert.not_after.unix_timestamp());
-    let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
-    let queue = RedisQueue::new(url, crate::app::redis_settings(&config), files.clone())?;
-    queue.start_reaper();
-    let count = config.workers();
-    let tasks = Tasks::start(
-        queue.clone(),
-        files.clone(),
-        &telemetry,
-        count,
-        config.task_ttl,
-    );
-    let runner = Runner::new(&config, files, ComputePool::new(config.compute_threads()));
-    let workers = tasks.workers(queue, runner, Some(config.task_lease / 3));
-    let running = RunningWorkers::start(&workers, count);
-    let health = Health::default()
-        .with(CertificateCheck { info: cert })
-        .with(QueueCheck {
-            tasks: tasks.clone(),
-        });
-    let router = crate::routes::worker::router(WorkerState {
-        telemetry: telemetry.clone(),
-        health,
-        tasks,
-        started: std::time::Instant::now(),
-    });
-    let bind = config.bind;
-    let listener = TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
-    let local = listener.local_addr()?;
-    tracing::info!(
-        addr = %local,
-        url = %format!("https://{}", display_host(local)),
-        workers = count,
-        queue = %url,
-        version = env!("CARGO_PKG_VERSION"),
-        "listening"
-    );
-    let endpoint = Endpoint {
-        router,
-        tls,
-        telemetry,
-    };
-    server::run(listener, endpoint, &config, shutdown_signal()).await?;
-    running.stop(config.shutdown_grace).await;
-    tracing::info!("stopped");
-    Ok(())
 }

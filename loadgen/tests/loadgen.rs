@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
-use common::Glassbox;
+use testkit::InProcess;
+
+/// A glassbox whose slow endpoints are quick, so a short run touches every route.
+async fn glassbox() -> InProcess {
+    InProcess::start(&["--work-sleep-max", "200ms", "--total-latency", "50ms"]).await
+}
 
 /// Runs the loadgen binary with `args`; returns its exit code and every metrics scrape taken
 /// while it ran.
@@ -74,10 +78,10 @@ fn read_json(path: &Path) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_drives_every_scenario_and_the_server_counts_every_request() {
-    let glassbox = Glassbox::start().await;
+    let glassbox = glassbox().await;
     let out = tempfile::tempdir().unwrap();
     let file = |name: &str| out.path().join(name).display().to_string();
-    let (host, ca) = (glassbox.host(), glassbox.ca().display().to_string());
+    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
     let (code, scrapes) = loadgen(&[
         "--host",
         &host,
@@ -182,11 +186,11 @@ async fn a_run_drives_every_scenario_and_the_server_counts_every_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_from_another_ca_is_refused() {
-    let glassbox = Glassbox::start().await;
+    let glassbox = glassbox().await;
     let other = tempfile::tempdir().unwrap();
     glassbox::certs::ensure(other.path(), &[]).unwrap();
     let summary = other.path().join("summary.json");
-    let (host, ca) = (glassbox.host(), other.path().join("ca.crt"));
+    let (host, ca) = (glassbox.url(""), other.path().join("ca.crt"));
     let (code, _) = loadgen(&[
         "--host",
         &host,

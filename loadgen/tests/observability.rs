@@ -5,15 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::net::TcpListener;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
-use common::{Glassbox, need, repo};
+use testkit::servers::Prometheus;
+use testkit::{InProcess, free_port, need, repo};
 
 fn dashboards_dir() -> PathBuf {
     repo().join("dashboards")
@@ -39,14 +39,6 @@ fn run(program_path: &Path, args: &[&str]) -> String {
         program_path.display()
     );
     text
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Every dashboard, by file name.
@@ -212,94 +204,47 @@ fn dashboards_parse_with_unique_uids_known_datasources_units_and_sources() {
     }
 }
 
-/// A Prometheus with the bundled rules, scraping `targets` every second.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(glassbox: &str, ca: &Path, loadgen: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // The bundled file, rendered for this test's ports and paths.
-        let bundled =
-            std::fs::read_to_string(dashboards_dir().join("prometheus/prometheus.yml")).unwrap();
-        let rules = dashboards_dir().join("prometheus/rules/glassbox.rules.yml");
-        let config = bundled
-            .replace("scrape_interval: 5s", "scrape_interval: 1s")
-            .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
-            .replace("../../certs/ca.crt", ca.to_str().unwrap())
-            .replace("rules/glassbox.rules.yml", rules.to_str().unwrap())
-            .replace("localhost:8443", glassbox)
-            .replace("localhost:9899", loadgen);
-        assert_ne!(config, bundled);
-        let path = dir.path().join("prometheus.yml");
-        std::fs::write(&path, config).unwrap();
-        run(
-            &program("promtool"),
-            &["check", "config", path.to_str().unwrap()],
-        );
-        let port = free_port();
-        let child = Command::new(program("prometheus"))
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus starts");
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    /// An instant query's result, or the error Prometheus gave.
-    async fn query(&self, client: &reqwest::Client, expr: &str) -> Result<Vec<Value>, String> {
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}/api/v1/query", self.url),
-            [("query", expr)],
-        )
-        .map_err(|e| e.to_string())?;
-        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
-        let body: Value = response.json().await.map_err(|e| e.to_string())?;
-        if body["status"] != "success" {
-            return Err(format!("{}: {}", body["errorType"], body["error"]));
-        }
-        Ok(body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A Prometheus with the bundled configuration and rules, rendered for this test's targets and
+/// a one-second scrape and evaluation interval.
+fn bundled_prometheus(glassbox: &str, ca: &Path, loadgen: &str, dir: &Path) -> Prometheus {
+    let bundled =
+        std::fs::read_to_string(dashboards_dir().join("prometheus/prometheus.yml")).unwrap();
+    let rules = dashboards_dir().join("prometheus/rules/glassbox.rules.yml");
+    let config = bundled
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
+        .replace("../../certs/ca.crt", ca.to_str().unwrap())
+        .replace("rules/glassbox.rules.yml", rules.to_str().unwrap())
+        .replace("localhost:8443", glassbox)
+        .replace("localhost:9899", loadgen);
+    assert_ne!(config, bundled);
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, config).unwrap();
+    run(
+        &program("promtool"),
+        &["check", "config", path.to_str().unwrap()],
+    );
+    Prometheus::start(&path, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prometheus() {
-    let glassbox = Glassbox::start().await;
+    let glassbox =
+        InProcess::start(&["--work-sleep-max", "200ms", "--total-latency", "50ms"]).await;
     let loadgen_port = free_port();
-    let prometheus = Prometheus::start(
+    let prometheus_dir = tempfile::tempdir().unwrap();
+    let prometheus = bundled_prometheus(
         &format!("localhost:{}", glassbox.addr.port()),
-        &glassbox.ca(),
+        &glassbox.ca,
         &format!("localhost:{loadgen_port}"),
+        prometheus_dir.path(),
     );
     let mut loadgen = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "--host",
-            &glassbox.host(),
+            &glassbox.url(""),
             "--ca-cert",
-            glassbox.ca().to_str().unwrap(),
+            glassbox.ca.to_str().unwrap(),
         ])
         .args([
             "--users",
@@ -323,13 +268,13 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
     let client = reqwest::Client::new();
     let trusting = reqwest::Client::builder()
         .tls_certs_only([
-            reqwest::Certificate::from_pem(&std::fs::read(glassbox.ca()).unwrap()).unwrap(),
+            reqwest::Certificate::from_pem(&std::fs::read(&glassbox.ca).unwrap()).unwrap(),
         ])
         .build()
         .unwrap();
     for _ in 0..3 {
         let status = trusting
-            .get(format!("{}/code/503", glassbox.host()))
+            .get(format!("{}/code/503", glassbox.url("")))
             .send()
             .await
             .unwrap()

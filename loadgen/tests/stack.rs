@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
-use common::{need, repo, which};
+use testkit::{need, repo, which};
 
 /// Runs a command; its status and combined output.
 fn output(command: &mut Command) -> (bool, String) {

@@ -1,13 +1,12 @@
 //! Takes one [`Point`] per interval from the service's counters and histograms.
 
-use std::sync::Weak;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::TableRow;
-use crate::app::Shared;
+use crate::app::{AppState, Shared};
 use crate::tasks::telemetry::IntervalKind;
 use crate::telemetry::process;
 use crate::telemetry::stats::IntervalRoute;
@@ -51,8 +50,10 @@ struct Previous {
     cpu_seconds: Option<f64>,
 }
 
-/// Samples every `interval` until the service is dropped.
-pub fn start(state: Weak<Shared>, interval: Duration) {
+/// Samples every `--dashboard-interval` until the service is dropped.
+pub fn start(state: &AppState) {
+    let interval = state.dashboard.interval;
+    let state = state.downgrade();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

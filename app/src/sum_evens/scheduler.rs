@@ -30,9 +30,11 @@ pub enum JobError {
 }
 
 /// The scheduler: lanes (as many as the compute pool has threads) and the jobs they share.
+/// The lanes end when the last clone of it is dropped.
 #[derive(Debug, Clone)]
 pub struct FairScheduler {
     inner: Arc<Inner>,
+    _lanes: Arc<Lanes>,
 }
 
 #[derive(Debug)]
@@ -42,8 +44,26 @@ struct Inner {
     compute: ComputePool,
 }
 
+/// Held by every clone of the scheduler, not by the lanes: dropping the last one tells the
+/// lanes to end.
+#[derive(Debug)]
+struct Lanes(Arc<Inner>);
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.0.work.notify_waiters();
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// Set when the scheduler is dropped: the lanes end.
+    closed: bool,
     /// Clients with chunks left to hand out, in turn order.
     turns: VecDeque<String>,
     jobs: HashMap<String, VecDeque<Arc<Job>>>,
@@ -80,7 +100,10 @@ impl FairScheduler {
         for _ in 0..lanes.max(1) {
             tokio::spawn(lane(inner.clone()));
         }
-        Self { inner }
+        Self {
+            _lanes: Arc::new(Lanes(inner.clone())),
+            inner,
+        }
     }
 
     /// Sums the file at `path` for `client`; `progress` counts the bytes summed so far.
@@ -128,10 +151,27 @@ impl FairScheduler {
     }
 }
 
+/// What a lane does next.
+enum Next {
+    Chunk(Arc<Job>, u64),
+    Wait,
+    End,
+}
+
 impl Inner {
     /// The next chunk: from the job of the client whose turn it is.
-    fn next_chunk(&self) -> Option<(Arc<Job>, u64)> {
+    fn next(&self) -> Next {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closed {
+            return Next::End;
+        }
+        match Self::next_chunk(&mut state) {
+            Some((job, start)) => Next::Chunk(job, start),
+            None => Next::Wait,
+        }
+    }
+
+    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, u64)> {
         let client = state.turns.pop_front()?;
         let queue = state.jobs.get_mut(&client)?;
         let job = queue.front()?.clone();
@@ -148,17 +188,21 @@ impl Inner {
     }
 }
 
-/// One lane: takes the next chunk, sums it on the compute pool, merges it into its job. Lanes
-/// live as long as the process (the scheduler is made once).
+/// One lane: takes the next chunk, sums it on the compute pool, merges it into its job, until
+/// the scheduler is dropped.
 async fn lane(me: Arc<Inner>) {
     let mut buf = Some(vec![0u8; BLOCK]);
     loop {
         let notified = me.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let Some((job, start)) = me.next_chunk() else {
-            notified.await;
-            continue;
+        let (job, start) = match me.next() {
+            Next::Chunk(job, start) => (job, start),
+            Next::Wait => {
+                notified.await;
+                continue;
+            }
+            Next::End => return,
         };
         let end = (start + CHUNK).min(job.len);
         // A chunk after a bad token already found cannot hold the first one.
@@ -304,12 +348,31 @@ mod tests {
             state.turns = VecDeque::from(["big".to_string(), "small".to_string()]);
         }
         let mut order = Vec::new();
-        while let Some((job, start)) = inner.next_chunk() {
+        while let Next::Chunk(job, start) = inner.next() {
             order.push((job.len / CHUNK, start / CHUNK));
         }
         // big's first job, small's job, alternating until small is done; then big alone.
         assert_eq!(&order[..4], &[(10, 0), (2, 0), (10, 1), (2, 1)]);
         assert_eq!(order.len(), 10 + 1 + 2);
         assert_eq!(order.last(), Some(&(1, 0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_lanes_end_with_the_scheduler() {
+        let scheduler = FairScheduler::start(2, ComputePool::new(2));
+        let inner = Arc::downgrade(&scheduler.inner);
+        let copy = scheduler.clone();
+        drop(scheduler);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(inner.upgrade().is_some(), "a clone keeps the lanes");
+        drop(copy);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while inner.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lanes still hold the scheduler"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

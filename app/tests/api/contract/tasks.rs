@@ -1,18 +1,17 @@
-//! The task queue and `/randomize`, end to end: against the embedded queue (in-process workers)
-//! and against Redis with real `glassbox worker` processes.
+//! The task queue and `/randomize` against the embedded queue and its in-process workers; the
+//! same round trip and refusals run against Redis with `glassbox worker` processes in
+//! [`crate::e2e`].
 
-use std::collections::BTreeMap;
+use std::path::Path;
 
 use png::{BitDepth, ColorType};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
-
-use crate::helpers::{TestApp, eventually};
-use crate::servers::Redis;
+use testkit::{Endpoint, InProcess, eventually};
 
 /// A 16-bit RGB image whose every pixel is distinct: (x, y, 7).
-fn distinct_png(width: u32, height: u32) -> (Vec<u8>, Vec<u8>) {
+pub fn distinct_png(width: u32, height: u32) -> (Vec<u8>, Vec<u8>) {
     let mut raw = Vec::new();
     for y in 0..height {
         for x in 0..width {
@@ -69,10 +68,10 @@ fn bomb(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// Where requests go: the service's URL and client.
-struct Api<'a>(&'a TestApp);
+pub struct Api<'a>(pub &'a Endpoint);
 
 impl Api<'_> {
-    async fn submit(&self, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn submit(&self, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
         let response = self
             .0
             .client
@@ -86,7 +85,7 @@ impl Api<'_> {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn token(&self, png: &[u8]) -> String {
+    pub async fn token(&self, png: &[u8]) -> String {
         let (status, body) = self.submit("image/png", png.to_vec()).await;
         assert_eq!(status, 201, "{body}");
         let token = body["token"].as_str().unwrap().to_owned();
@@ -94,17 +93,17 @@ impl Api<'_> {
         token
     }
 
-    async fn status(&self, token: &str) -> (u16, Value) {
+    pub async fn status(&self, token: &str) -> (u16, Value) {
         self.0.get_json(&format!("/randomize/{token}/status")).await
     }
 
-    async fn state(&self, token: &str) -> String {
+    pub async fn state(&self, token: &str) -> String {
         let (code, body) = self.status(token).await;
         assert_eq!(code, 200, "{body}");
         body["status"].as_str().unwrap().to_owned()
     }
 
-    async fn wait_until_done(&self, token: &str) -> String {
+    pub async fn wait_until_done(&self, token: &str) -> String {
         eventually("the task to end", || async {
             let state = self.state(token).await;
             state == "finished" || state == "errored"
@@ -113,27 +112,13 @@ impl Api<'_> {
         self.state(token).await
     }
 
-    async fn result(&self, token: &str) -> reqwest::Response {
+    pub async fn result(&self, token: &str) -> reqwest::Response {
         self.0.get(&format!("/randomize/{token}/result")).await
     }
 }
 
-/// The "task finished" lines `app` printed, once there are `count`: a worker logs a task just
-/// after recording its end, and lines reach stdout in batches.
-async fn finished_lines(app: &TestApp, count: usize) -> Vec<Value> {
-    let lines = || {
-        app.stdout_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["message"] == "task finished")
-            .collect::<Vec<_>>()
-    };
-    eventually("the tasks' log lines", || async { lines().len() >= count }).await;
-    lines()
-}
-
 /// The result has the input's size and colour type, exactly its pixels, and its edges.
-fn assert_randomized(input: &[u8], width: usize, height: usize, output: &[u8]) {
+pub fn assert_randomized(input: &[u8], width: usize, height: usize, output: &[u8]) {
     let (info, pixels) = decode(output);
     assert_eq!((info.width as usize, info.height as usize), (width, height));
     assert_eq!(
@@ -162,7 +147,7 @@ fn assert_randomized(input: &[u8], width: usize, height: usize, output: &[u8]) {
 }
 
 /// The full round trip with a fixed seed: shuffled, lossless, reproducible.
-async fn round_trip(api: &Api<'_>) {
+pub async fn round_trip(api: &Api<'_>) {
     let (png, raw) = distinct_png(250, 190);
     let token = api.token(&png).await;
     assert_eq!(api.wait_until_done(&token).await, "finished");
@@ -182,7 +167,7 @@ async fn round_trip(api: &Api<'_>) {
 }
 
 /// Every malformed upload is refused before it is queued; unknown tokens are 404s.
-async fn refusals(api: &Api<'_>) {
+pub async fn refusals(api: &Api<'_>) {
     let (png, _) = distinct_png(70, 70);
     let (status, body) = api.submit("text/plain", png.clone()).await;
     assert_eq!(
@@ -245,17 +230,9 @@ async fn refusals(api: &Api<'_>) {
     assert_eq!(api.result(&token).await.status(), 404);
 }
 
-fn counter(metrics: &str, prefix: &str, labels: &[&str]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(prefix) && labels.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn randomize_on_the_embedded_queue() {
-    let mut app = TestApp::spawn(&["--seed", "7", "--workers", "2"]).await;
+    let app = InProcess::start(&["--seed", "7", "--workers", "2"]).await;
     let api = Api(&app);
     round_trip(&api).await;
     refusals(&api).await;
@@ -263,43 +240,32 @@ async fn randomize_on_the_embedded_queue() {
     // Three tasks ended: two finished, one errored. Every count agrees (a worker measures a
     // task just after recording its end).
     eventually("every task to be measured", || async {
-        counter(
-            &app.metrics().await,
-            "glassbox_task_lead_seconds_count{",
-            &[],
-        ) == 3.0
+        app.scrape()
+            .await
+            .sum("glassbox_task_lead_seconds_count", &[])
+            == 3.0
     })
     .await;
-    let metrics = app.metrics().await;
+    let metrics = app.scrape().await;
     assert_eq!(
-        counter(
-            &metrics,
-            "glassbox_tasks_submitted_total{",
-            &[r#"kind="randomize""#]
-        ),
+        metrics.sum("glassbox_tasks_submitted_total", &[("kind", "randomize")]),
         3.0
     );
     for (outcome, n) in [("finished", 2.0), ("errored", 1.0)] {
         for family in ["wait", "execution", "lead"] {
-            let name = format!("glassbox_task_{family}_seconds_count{{");
+            let name = format!("glassbox_task_{family}_seconds_count");
             assert_eq!(
-                counter(&metrics, &name, &[&format!(r#"outcome="{outcome}""#)]),
+                metrics.sum(&name, &[("outcome", outcome)]),
                 n,
                 "{family} {outcome}"
             );
         }
     }
-    assert_eq!(
-        counter(&metrics, "glassbox_tasks{", &[r#"state="finished""#]),
-        2.0
-    );
-    assert_eq!(
-        counter(&metrics, "glassbox_tasks{", &[r#"state="errored""#]),
-        1.0
-    );
-    assert_eq!(counter(&metrics, "glassbox_queue_depth", &[]), 0.0);
-    assert_eq!(counter(&metrics, "glassbox_workers ", &[]), 2.0);
-    assert_eq!(counter(&metrics, "glassbox_workers_busy", &[]), 0.0);
+    assert_eq!(metrics.sum("glassbox_tasks", &[("state", "finished")]), 2.0);
+    assert_eq!(metrics.sum("glassbox_tasks", &[("state", "errored")]), 1.0);
+    assert_eq!(metrics.sum("glassbox_queue_depth", &[]), 0.0);
+    assert_eq!(metrics.sum("glassbox_workers", &[]), 2.0);
+    assert_eq!(metrics.sum("glassbox_workers_busy", &[]), 0.0);
 
     let status = app.status().await;
     let queue = &status["queue"];
@@ -324,36 +290,11 @@ async fn randomize_on_the_embedded_queue() {
     let (code, health) = app.get_json("/health").await;
     assert_eq!(code, 200);
     assert_eq!(health["data"]["checks"]["queue"]["status"], "pass");
-
-    let logs = app.stop_and_read_logs();
-    let finished: Vec<&Value> = logs
-        .iter()
-        .filter(|l| l["message"] == "task finished")
-        .collect();
-    assert_eq!(finished.len(), 3);
-    for line in &finished {
-        let (wait, exec, lead) = (
-            line["wait_ms"].as_u64().unwrap(),
-            line["execution_ms"].as_u64().unwrap(),
-            line["lead_ms"].as_u64().unwrap(),
-        );
-        assert_eq!(wait + exec, lead, "{line}");
-        assert_eq!(line["kind"], "randomize");
-        assert_eq!(line["attempts"], 1);
-    }
-    assert_eq!(
-        finished
-            .iter()
-            .filter(|l| l["outcome"] == "errored")
-            .count(),
-        1
-    );
-    assert_eq!(finished.iter().filter(|l| l["level"] == "WARN").count(), 1);
 }
 
 #[tokio::test]
 async fn states_move_in_order_and_a_full_queue_refuses() {
-    let app = TestApp::spawn(&[
+    let app = InProcess::start(&[
         "--workers",
         "1",
         "--queue-capacity",
@@ -383,17 +324,14 @@ async fn states_move_in_order_and_a_full_queue_refuses() {
     assert_eq!(response.status(), 503, "the queue holds one task");
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(app.status().await["queue"]["counts"]["depth"], 1);
-    let metrics = app.metrics().await;
-    assert_eq!(counter(&metrics, "glassbox_workers_busy", &[]), 1.0);
-    assert_eq!(counter(&metrics, "glassbox_queue_depth", &[]), 1.0);
+    let metrics = app.scrape().await;
+    assert_eq!(metrics.sum("glassbox_workers_busy", &[]), 1.0);
+    assert_eq!(metrics.sum("glassbox_queue_depth", &[]), 1.0);
     assert_eq!(
-        counter(&metrics, "glassbox_tasks{", &[r#"state="requested""#]),
+        metrics.sum("glassbox_tasks", &[("state", "requested")]),
         1.0
     );
-    assert_eq!(
-        counter(&metrics, "glassbox_tasks{", &[r#"state="received""#]),
-        1.0
-    );
+    assert_eq!(metrics.sum("glassbox_tasks", &[("state", "received")]), 1.0);
     assert_eq!(api.wait_until_done(&first).await, "finished");
     assert_eq!(api.wait_until_done(&second).await, "finished");
     assert_eq!(api.result(&second).await.status(), 200);
@@ -401,7 +339,7 @@ async fn states_move_in_order_and_a_full_queue_refuses() {
 
 #[tokio::test]
 async fn waiting_tasks_are_taken_round_robin_between_clients() {
-    let app = TestApp::spawn(&["--workers", "1", "--randomize-delay", "400ms"]).await;
+    let app = InProcess::start(&["--workers", "1", "--randomize-delay", "400ms"]).await;
     let (png, _) = distinct_png(60, 60);
     let submit = |client: &'static str| {
         let request = app
@@ -441,168 +379,13 @@ async fn waiting_tasks_are_taken_round_robin_between_clients() {
     assert_eq!(api.wait_until_done(&third).await, "finished");
 }
 
-#[tokio::test]
-async fn a_restart_runs_queued_and_interrupted_tasks() {
-    let mut app = TestApp::spawn(&["--workers", "1", "--randomize-delay", "30s"]).await;
-    let (png, raw) = distinct_png(250, 190);
-    let mut tokens = Vec::new();
-    for _ in 0..3 {
-        tokens.push(Api(&app).token(&png).await);
-    }
-    eventually("the first task to be running", || async {
-        Api(&app).state(&tokens[0]).await == "received"
-    })
-    .await;
-    app.kill();
-    let restarted = TestApp::spawn_in(app.take_dir(), &["--workers", "2"]).await;
-    let api = Api(&restarted);
-    for token in &tokens {
-        assert_eq!(api.wait_until_done(token).await, "finished", "{token}");
-        let output = api.result(token).await.bytes().await.unwrap();
-        assert_randomized(&raw, 250, 190, &output);
-    }
-    let attempts: BTreeMap<String, u64> = finished_lines(&restarted, tokens.len())
-        .await
-        .iter()
-        .map(|l| {
-            (
-                l["token"].as_str().unwrap().to_owned(),
-                l["attempts"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        attempts[&tokens[0]], 2,
-        "the interrupted task ran a second time"
-    );
-    assert_eq!(attempts[&tokens[1]], 1);
-}
-
-#[tokio::test]
-async fn randomize_on_redis_with_worker_processes() {
-    let redis = Redis::start();
-    let queue = redis.url();
-    let app = TestApp::spawn(&["--queue", &queue]).await;
-    let data = app.data_dir();
-    let data = data.to_string_lossy();
-    let worker_args = ["--queue", &queue, "--seed", "7", "--workers", "2"];
-    let worker = TestApp::spawn_worker(std::path::Path::new(&*data), &worker_args).await;
-    let api = Api(&app);
-    round_trip(&api).await;
-    refusals(&api).await;
-
-    let status = app.status().await;
-    assert_eq!(status["queue"]["backend"], "redis");
-    assert_eq!(status["queue"]["workers"], 0, "the service only enqueues");
-    assert_eq!(status["queue"]["counts"]["finished"], 2);
-    assert_eq!(status["queue"]["counts"]["errored"], 1);
-    let api_metrics = app.metrics().await;
-    assert_eq!(
-        counter(&api_metrics, "glassbox_tasks_submitted_total{", &[]),
-        3.0
-    );
-    // The worker measures a task just after recording its end, which the service may see first.
-    eventually("the worker to have measured every task", || async {
-        counter(
-            &worker.metrics().await,
-            "glassbox_task_lead_seconds_count{",
-            &[],
-        ) == 3.0
-    })
-    .await;
-    let worker_metrics = worker.metrics().await;
-    assert_eq!(
-        counter(
-            &worker_metrics,
-            "glassbox_task_lead_seconds_count{",
-            &[r#"outcome="errored""#]
-        ),
-        1.0
-    );
-    assert_eq!(counter(&worker_metrics, "glassbox_workers ", &[]), 2.0);
-    let (code, worker_status) = worker.get_json("/status").await;
-    assert_eq!(code, 200);
-    assert_eq!(worker_status["data"]["role"], "worker");
-    assert_eq!(worker_status["data"]["queue"]["kinds"][0]["finished"], 2);
-    let (code, health) = worker.get_json("/health").await;
-    assert_eq!(
-        (code, &health["data"]["checks"]["queue"]["status"]),
-        (200, &json!("pass"))
-    );
-}
-
-#[tokio::test]
-async fn a_task_whose_worker_is_killed_runs_on_another() {
-    let redis = Redis::start();
-    let queue = redis.url();
-    let app = TestApp::spawn(&["--queue", &queue]).await;
-    let data = app.data_dir();
-    let slow = [
-        "--queue",
-        &queue,
-        "--workers",
-        "1",
-        "--task-lease",
-        "1s",
-        "--randomize-delay",
-        "60s",
-    ];
-    let mut doomed = TestApp::spawn_worker(&data, &slow).await;
-    let api = Api(&app);
-    let (png, raw) = distinct_png(250, 190);
-    let token = api.token(&png).await;
-    eventually("the doomed worker to take the task", || async {
-        api.state(&token).await == "received"
-    })
-    .await;
-    doomed.kill();
-
-    let fast = ["--queue", &queue, "--workers", "1", "--task-lease", "1s"];
-    let rescuer = TestApp::spawn_worker(&data, &fast).await;
-    assert_eq!(api.wait_until_done(&token).await, "finished");
-    assert_randomized(
-        &raw,
-        250,
-        190,
-        &api.result(&token).await.bytes().await.unwrap(),
-    );
-    let line = finished_lines(&rescuer, 1).await.remove(0);
-    assert_eq!(line["attempts"], 2);
-    assert_eq!(line["token"], token.as_str());
-}
-
-#[tokio::test]
-async fn queued_redis_tasks_survive_a_service_restart_and_wait_for_workers() {
-    let redis = Redis::start();
-    let queue = redis.url();
-    let mut app = TestApp::spawn(&["--queue", &queue]).await;
-    let (png, _) = distinct_png(60, 60);
-    let mut tokens = Vec::new();
-    for _ in 0..3 {
-        tokens.push(Api(&app).token(&png).await);
-    }
-    assert_eq!(
-        app.status().await["queue"]["counts"]["depth"],
-        3,
-        "no worker yet"
-    );
-    app.kill();
-    let app = TestApp::spawn_in(app.take_dir(), &["--queue", &queue]).await;
-    let api = Api(&app);
-    assert_eq!(api.state(&tokens[0]).await, "requested");
-    let _worker = TestApp::spawn_worker(&app.data_dir(), &["--queue", &queue]).await;
-    for token in &tokens {
-        assert_eq!(api.wait_until_done(token).await, "finished");
-    }
-}
-
-/// Ended tasks are forgotten `--task-ttl` after they end, with their files.
-async fn expiry(app: &TestApp) {
+/// Ended tasks are forgotten `--task-ttl` after they end, with their files in `data`.
+pub async fn expiry(app: &Endpoint, data: &Path) {
     let api = Api(app);
     let (png, _) = distinct_png(60, 60);
     let token = api.token(&png).await;
     assert_eq!(api.wait_until_done(&token).await, "finished");
-    let result = app.data_dir().join("tasks/results").join(&token);
+    let result = data.join("tasks/results").join(&token);
     assert!(result.exists());
     eventually("the task to expire", || async {
         api.status(&token).await.0 == 404
@@ -610,20 +393,12 @@ async fn expiry(app: &TestApp) {
     .await;
     assert_eq!(api.result(&token).await.status(), 404);
     assert!(!result.exists(), "the result file went with the task");
-    assert!(!app.data_dir().join("tasks/payloads").join(&token).exists());
+    assert!(!data.join("tasks/payloads").join(&token).exists());
 }
 
 #[tokio::test]
-async fn ended_tasks_expire_on_both_queues() {
-    let embedded = TestApp::spawn(&["--task-ttl", "1s"]).await;
-    expiry(&embedded).await;
-    assert_eq!(embedded.status().await["queue"]["counts"]["finished"], 0);
-
-    let redis = Redis::start();
-    let queue = redis.url();
-    let app = TestApp::spawn(&["--queue", &queue, "--task-ttl", "1s"]).await;
-    let _worker =
-        TestApp::spawn_worker(&app.data_dir(), &["--queue", &queue, "--task-ttl", "1s"]).await;
-    expiry(&app).await;
+async fn ended_tasks_expire() {
+    let app = InProcess::start(&["--task-ttl", "1s"]).await;
+    expiry(&app, &app.data_dir()).await;
     assert_eq!(app.status().await["queue"]["counts"]["finished"], 0);
 }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::helpers::{TestApp, eventually};
+use testkit::{Process, eventually, repo};
 
 fn dashboards() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboards")
+    repo().join("dashboards")
 }
 
 /// Skips a double-quoted string starting at `i`; returns the index after it.
@@ -138,7 +138,7 @@ fn the_comparison_parser_reads_logql() {
 
 #[tokio::test]
 async fn logql_fields_and_alloy_labels_exist_in_real_log_lines() {
-    let mut app = TestApp::spawn(&[]).await;
+    let mut app = Process::spawn(&[]).await;
     // Lines of every kind the dashboard shows: fast, slow, 4xx, 5xx, a task.
     app.get("/").await;
     app.get("/sleep/300").await;

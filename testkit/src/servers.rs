@@ -1,24 +1,26 @@
 //! The real servers glassbox ships configuration for, started by the tests on free loopback
-//! ports and stopped when dropped: Redis and nginx.
+//! ports and stopped when dropped: Redis, nginx and Prometheus.
 
-use super::helpers::find_program;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use serde_json::Value;
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+use crate::tools::{free_port, need, repo};
+
+fn find_program(name: &str) -> std::path::PathBuf {
+    need(
+        name,
+        &format!(".ci/run installs it (apt-get install {name})"),
+    )
 }
 
+/// SIGTERM, as a service manager would; SIGKILL after ten seconds.
 fn stop(child: &mut Child) {
     let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -34,6 +36,7 @@ fn stop(child: &mut Child) {
 
 /// A `redis-server` with its own directory and an append-only file, so it keeps its data
 /// across a stop and start.
+#[derive(Debug)]
 pub struct Redis {
     pub port: u16,
     dir: tempfile::TempDir,
@@ -104,6 +107,7 @@ impl Drop for Redis {
 }
 
 /// nginx with the shipped configuration, rendered for free ports, in front of `upstreams`.
+#[derive(Debug)]
 pub struct Nginx {
     pub port: u16,
     pub status_port: u16,
@@ -115,7 +119,7 @@ impl Nginx {
     pub fn start(certs_dir: &Path, upstreams: &[std::net::SocketAddr]) -> Nginx {
         let dir = tempfile::tempdir().expect("temp dir");
         let (port, status_port) = (free_port(), free_port());
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx");
+        let shipped = repo().join("nginx");
         std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
         std::fs::copy(shipped.join("nginx.conf"), dir.path().join("nginx.conf")).unwrap();
         let servers: String = upstreams
@@ -205,4 +209,57 @@ fn render(template: &str, vars: &[(&str, String)]) -> String {
         "the template uses a variable the test does not set"
     );
     out
+}
+
+/// A Prometheus with the configuration file `config` (rendered by the test for its targets),
+/// its storage under `dir`, on a free port.
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+}
+
+impl Prometheus {
+    pub fn start(config: &Path, dir: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(find_program("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("a log file"))
+            .spawn()
+            .expect("prometheus starts");
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// An instant query's result, or the error Prometheus gave.
+    pub async fn query(&self, client: &reqwest::Client, expr: &str) -> Result<Vec<Value>, String> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            [("query", expr)],
+        )
+        .map_err(|e| e.to_string())?;
+        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::helpers::{find_program, which};
+use testkit::{need, which};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -43,7 +43,10 @@ impl Browser {
         let nssdb = home.path().join(".pki/nssdb");
         std::fs::create_dir_all(&nssdb).unwrap();
         let db = format!("sql:{}", nssdb.display());
-        let certutil = find_program("certutil");
+        let certutil = need(
+            "certutil",
+            ".ci/run installs it (apt-get install libnss3-tools)",
+        );
         for args in [
             vec!["-N", "-d", &db, "--empty-password"],
             vec![

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, sample};
+use testkit::InProcess;
+use testkit::exposition::sample;
 
 fn duration_count(method: &str, route: &str, status: u16) -> String {
     format!(
@@ -14,7 +15,7 @@ fn duration_count(method: &str, route: &str, status: u16) -> String {
 
 #[tokio::test]
 async fn metrics_count_every_request_by_route_template() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     for _ in 0..37 {
         app.get("/").await;
     }
@@ -105,7 +106,7 @@ async fn metrics_count_every_request_by_route_template() {
 
 #[tokio::test]
 async fn status_counts_and_percentiles_agree_with_what_was_sent() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let sleeps = [20u64, 40, 60, 80, 100, 120, 140, 160, 180, 200];
     for ms in sleeps {
         assert_eq!(app.get(&format!("/sleep/{ms}")).await.status(), 200);
@@ -157,142 +158,4 @@ async fn status_counts_and_percentiles_agree_with_what_was_sent() {
     assert_eq!(code["status_codes"]["500"], 3);
     assert_eq!(code["status_codes"]["404"], 1);
     assert_eq!(routes["GET unmatched"]["count"], 1);
-}
-
-#[tokio::test]
-async fn one_json_log_line_per_request_with_its_id() {
-    let mut app = TestApp::spawn(&[]).await;
-    let paths = [
-        "/",
-        "/code/201",
-        "/code/418",
-        "/code/502",
-        "/nope",
-        "/sleep/5",
-        "/code/204",
-    ];
-    let mut sent = Vec::new();
-    for path in paths {
-        let response = app.get(path).await;
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        sent.push((path, response.status().as_u16(), id));
-    }
-    let stdout_before_stop = app.stdout_lines().len();
-    let lines = app.stop_and_read_logs();
-    let access: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["target"] == "glassbox::access")
-        .collect();
-    assert_eq!(
-        access.len(),
-        sent.len(),
-        "exactly one access line per request"
-    );
-    for (path, status, id) in &sent {
-        let matching: Vec<_> = access
-            .iter()
-            .filter(|l| l["request_id"] == id.as_str())
-            .collect();
-        assert_eq!(matching.len(), 1, "{path}: one line with id {id}");
-        let line = matching[0];
-        assert_eq!(line["path"], *path);
-        assert_eq!(line["status"], *status);
-        assert_eq!(line["method"], "GET");
-        let level = match status {
-            500.. => "ERROR",
-            400..=499 => "WARN",
-            _ => "INFO",
-        };
-        assert_eq!(line["level"], level, "{path}");
-        assert!(line["latency_ms"].as_f64().is_some());
-        assert!(line["bytes"].as_u64().is_some());
-        assert!(
-            line["client_addr"]
-                .as_str()
-                .unwrap()
-                .starts_with("127.0.0.1:")
-        );
-        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
-        assert!(line["user_agent"].is_string());
-        assert!(line["route"].is_string());
-    }
-    let sleep = access.iter().find(|l| l["path"] == "/sleep/5").unwrap();
-    assert_eq!(sleep["route"], "/sleep/{ms}");
-    assert!(sleep["latency_ms"].as_f64().unwrap() >= 5.0);
-    let nope = access.iter().find(|l| l["path"] == "/nope").unwrap();
-    assert_eq!(nope["route"], "unmatched");
-    let no_content = access.iter().find(|l| l["path"] == "/code/204").unwrap();
-    assert_eq!(no_content["bytes"], 0);
-
-    // Lifecycle events are in the file too, and stdout carries the same lines.
-    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
-    for event in [
-        "listening",
-        "shutting down",
-        "stopped accepting; draining",
-        "stopped",
-    ] {
-        assert!(
-            messages.contains(&event),
-            "{event} missing from {messages:?}"
-        );
-    }
-    let stdout = app.stdout_lines();
-    assert!(stdout.len() >= stdout_before_stop);
-    let stdout_access = stdout
-        .iter()
-        .map(|l| serde_json::from_str::<Value>(l).expect("stdout lines are JSON"))
-        .filter(|l| l["target"] == "glassbox::access")
-        .count();
-    assert_eq!(stdout_access, sent.len());
-}
-
-#[tokio::test]
-async fn metrics_pass_the_prometheus_linter() {
-    let app = TestApp::spawn(&[]).await;
-    for path in ["/", "/code/503", "/nope", "/sleep/1", "/fibonacci/3"] {
-        app.get(path).await;
-    }
-    let metrics = app.metrics().await;
-    let mut lint = tokio::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (.ci/run installs Debian's prometheus package)");
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = lint.stdin.take().unwrap();
-    stdin.write_all(metrics.as_bytes()).await.unwrap();
-    drop(stdin);
-    let output = lint.wait_with_output().await.unwrap();
-    assert!(
-        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-#[tokio::test]
-async fn the_log_level_filters_access_lines() {
-    // The helper waits for the `listening` event, an info line of glassbox::service.
-    let mut app = TestApp::spawn(&["--log-level", "warn,glassbox::service=info"]).await;
-    for path in ["/", "/code/201", "/code/404", "/code/503"] {
-        app.get(path).await;
-    }
-    let lines = app.stop_and_read_logs();
-    let statuses: Vec<u64> = lines
-        .iter()
-        .filter(|l| l["target"] == "glassbox::access")
-        .map(|l| l["status"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![404, 503],
-        "only 4xx (warn) and 5xx (error) lines remain"
-    );
 }

@@ -8,44 +8,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::helpers::{
-    TestApp, client_trusting, eventually, install_provider, root_store, sample, tls_client_config,
-};
-
-#[tokio::test]
-async fn curl_works_with_the_ca_and_no_insecure_flag() {
-    let app = TestApp::spawn(&[]).await;
-    let output = tokio::process::Command::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--cacert"])
-        .arg(app.ca_path())
-        .arg(app.url("/"))
-        .output()
-        .await
-        .expect("curl is installed (.ci/run installs it)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        r#"{"result":"success","data":{"message":"Hello, world!"}}"#
-    );
-    // The same through 127.0.0.1, which the certificate also names.
-    let by_ip = format!("https://127.0.0.1:{}/health", app.addr.port());
-    let output = tokio::process::Command::new("curl")
-        .args(["--silent", "--fail", "--cacert"])
-        .arg(app.ca_path())
-        .arg(by_ip)
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success());
-}
+use testkit::client::{client_trusting, install_provider, root_store, tls_client_config};
+use testkit::exposition::sample;
+use testkit::{Endpoint, InProcess, eventually};
 
 #[tokio::test]
 async fn a_client_trusting_another_ca_is_refused() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let other = tempfile::tempdir().unwrap();
     glassbox::certs::ensure(other.path(), &[]).unwrap();
     let stranger = client_trusting(&other.path().join("ca.crt"));
@@ -70,7 +39,7 @@ async fn a_client_trusting_another_ca_is_refused() {
 }
 
 async fn handshake(
-    app: &TestApp,
+    app: &Endpoint,
     config: rustls::ClientConfig,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(app.addr).await?;
@@ -81,7 +50,7 @@ async fn handshake(
 
 #[tokio::test]
 async fn tls_12_and_13_with_alpn_h2_and_http11() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     install_provider();
     for (version, name) in [
         (&rustls::version::TLS12, "TLSv1_2"),
@@ -89,7 +58,7 @@ async fn tls_12_and_13_with_alpn_h2_and_http11() {
     ] {
         for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
             let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
-                .with_root_certificates(root_store(&app.ca_path()))
+                .with_root_certificates(root_store(&app.ca))
                 .with_no_client_auth();
             config.alpn_protocols = vec![alpn.to_vec()];
             let stream = handshake(&app, config).await.expect("handshake succeeds");
@@ -99,7 +68,7 @@ async fn tls_12_and_13_with_alpn_h2_and_http11() {
         }
     }
     // HTTP/1.1 over the negotiated stream answers as the contract says.
-    let mut config = tls_client_config(&app.ca_path());
+    let mut config = tls_client_config(&app.ca);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut stream = handshake(&app, config).await.unwrap();
     stream
@@ -157,7 +126,7 @@ fn tls11_client_hello() -> Vec<u8> {
 
 #[tokio::test]
 async fn tls_11_is_refused() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let mut tcp = TcpStream::connect(app.addr).await.unwrap();
     tcp.write_all(&tls11_client_hello()).await.unwrap();
     let mut reply = Vec::new();
@@ -185,7 +154,7 @@ async fn tls_11_is_refused() {
 
 #[tokio::test]
 async fn plain_http_is_not_served() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let mut tcp = TcpStream::connect(app.addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await

@@ -11,10 +11,10 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{TestApp, eventually, tls_client_config};
-use crate::servers::Redis;
+use testkit::client::tls_client_config;
+use testkit::{Endpoint, InProcess, eventually};
 
-const MIB: usize = 1 << 20;
+pub const MIB: usize = 1 << 20;
 
 /// The plain computation: split on separators, parse each token as a big integer.
 fn expected(text: &[u8]) -> Value {
@@ -37,7 +37,7 @@ fn expected(text: &[u8]) -> Value {
 
 /// Random numbers with random signs and lengths (some of 40 digits), mixed separators, and a
 /// number straddling every MiB boundary (the read blocks, and the 8 MiB chunks among them).
-fn generated(bytes: usize, seed: u64) -> Vec<u8> {
+pub fn generated(bytes: usize, seed: u64) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(bytes + 64);
     out.extend_from_slice(b"\r\n, ");
@@ -78,7 +78,7 @@ fn generated(bytes: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-struct Api<'a>(&'a TestApp);
+pub struct Api<'a>(pub &'a Endpoint);
 
 impl Api<'_> {
     async fn submit_as(&self, client: &str, body: Vec<u8>) -> (StatusCode, Value) {
@@ -128,7 +128,7 @@ impl Api<'_> {
     }
 
     /// The whole round: upload, wait, compare with the independent computation.
-    async fn check(&self, text: Vec<u8>) {
+    pub async fn check(&self, text: Vec<u8>) {
         let want = expected(&text);
         let total = text.len();
         let token = self.token(text).await;
@@ -144,7 +144,7 @@ impl Api<'_> {
         assert_eq!(self.result(&token).await, (200, want));
     }
 
-    async fn errors_at(&self, text: &[u8], offset: u64) {
+    pub async fn errors_at(&self, text: &[u8], offset: u64) {
         let token = self.token(text.to_vec()).await;
         let status = self.done(&token).await;
         assert_eq!(status["status"], "errored", "{status}");
@@ -157,7 +157,7 @@ impl Api<'_> {
     }
 }
 
-fn payload_files(app: &TestApp) -> Vec<String> {
+fn payload_files(app: &InProcess) -> Vec<String> {
     std::fs::read_dir(app.data_dir().join("tasks/payloads"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -166,7 +166,7 @@ fn payload_files(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn sums_are_exact_and_bad_tokens_are_located() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let api = Api(&app);
     for text in [
         &b""[..],
@@ -237,7 +237,7 @@ async fn sums_are_exact_and_bad_tokens_are_located() {
 
 #[tokio::test]
 async fn refused_and_broken_uploads_leave_nothing() {
-    let app = TestApp::spawn(&["--max-upload-bytes", "1000"]).await;
+    let app = InProcess::start(&["--max-upload-bytes", "1000"]).await;
     let api = Api(&app);
     let response = app
         .client
@@ -277,7 +277,7 @@ async fn refused_and_broken_uploads_leave_nothing() {
 
     // A client that promises 1000 bytes, sends 100 and hangs up.
     let connector =
-        tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_client_config(&app.ca_path())));
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_client_config(&app.ca)));
     let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let mut tls = connector
         .connect("localhost".try_into().unwrap(), tcp)
@@ -314,7 +314,7 @@ async fn refused_and_broken_uploads_leave_nothing() {
 
 #[tokio::test]
 async fn a_small_job_does_not_wait_behind_another_clients_big_one() {
-    let app = TestApp::spawn(&["--workers", "2", "--compute-threads", "2"]).await;
+    let app = InProcess::start(&["--workers", "2", "--compute-threads", "2"]).await;
     let api = Api(&app);
     let big_text = b"2 4 6 8 10 12 14 16\n".repeat(160 * MIB / 20);
     let small_text = generated(MIB, 3);
@@ -339,15 +339,4 @@ async fn a_small_job_does_not_wait_behind_another_clients_big_one() {
     );
     assert_eq!(api.result(&small).await, (200, expected(&small_text)));
     assert_eq!(api.done(&big).await["status"], "finished");
-}
-
-#[tokio::test]
-async fn sums_run_on_redis_workers_too() {
-    let redis = Redis::start();
-    let queue = redis.url();
-    let app = TestApp::spawn(&["--queue", &queue]).await;
-    let _worker = TestApp::spawn_worker(&app.data_dir(), &["--queue", &queue]).await;
-    let api = Api(&app);
-    api.check(generated(3 * MIB, 4)).await;
-    api.errors_at(b"2 4 x", 4).await;
 }

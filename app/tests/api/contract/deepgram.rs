@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use testkit::InProcess;
 
 #[tokio::test]
 async fn hello_world() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -20,7 +20,7 @@ async fn hello_world() {
 
 #[tokio::test]
 async fn sleep_measures_and_bounds() {
-    let app = TestApp::spawn(&["--max-sleep", "150ms"]).await;
+    let app = InProcess::start(&["--max-sleep", "150ms"]).await;
     let (status, body) = app.get_json("/sleep/120").await;
     assert_eq!(status, 200);
     assert_eq!(body["result"], "success");
@@ -57,7 +57,7 @@ async fn sleep_measures_and_bounds() {
 
 #[tokio::test]
 async fn default_max_sleep_is_one_minute() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let (status, body) = app.get_json("/sleep/60001").await;
     assert_eq!(
         (status, body["reason"].as_str()),
@@ -67,7 +67,7 @@ async fn default_max_sleep_is_one_minute() {
 
 #[tokio::test]
 async fn code_answers_with_its_status() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     for code in [200u16, 201, 299, 301, 400, 404, 418, 429, 500, 503, 599] {
         let (status, body) = app.get_json(&format!("/code/{code}")).await;
         assert_eq!(status, code);
@@ -108,7 +108,7 @@ async fn code_answers_with_its_status() {
 
 #[tokio::test]
 async fn work_status_matches_body_and_weights() {
-    let app = TestApp::spawn(&[
+    let app = InProcess::start(&[
         "--work-sleep-min",
         "0ms",
         "--work-sleep-max",
@@ -163,7 +163,7 @@ async fn work_status_matches_body_and_weights() {
 
 #[tokio::test]
 async fn work_weights_are_configuration() {
-    let app = TestApp::spawn(&[
+    let app = InProcess::start(&[
         "--work-sleep-min",
         "0ms",
         "--work-sleep-max",
@@ -188,7 +188,7 @@ async fn work_weights_are_configuration() {
 
 #[tokio::test]
 async fn work_default_sleep_range() {
-    let app = TestApp::spawn(&["--work-weights", "200:1"]).await;
+    let app = InProcess::start(&["--work-weights", "200:1"]).await;
     let (status, body) = {
         let response = app.post("/work").await;
         (
@@ -203,7 +203,7 @@ async fn work_default_sleep_range() {
 
 #[tokio::test]
 async fn unknown_paths_and_wrong_methods() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     for path in [
         "/nope",
         "/sleep",
@@ -243,7 +243,7 @@ async fn unknown_paths_and_wrong_methods() {
 
 #[tokio::test]
 async fn request_ids() {
-    let app = TestApp::spawn(&[]).await;
+    let app = InProcess::start(&[]).await;
     let id = |r: &reqwest::Response| r.headers()["x-request-id"].to_str().unwrap().to_owned();
     let a = app.get("/").await;
     let b = app.get("/nope").await;
@@ -270,7 +270,7 @@ async fn request_ids() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
-    let app = TestApp::spawn(&["--max-body-bytes", "1024", "--work-sleep-max", "101ms"]).await;
+    let app = InProcess::start(&["--max-body-bytes", "1024", "--work-sleep-max", "101ms"]).await;
     let response = app
         .client
         .post(app.url("/work"))

@@ -3,28 +3,20 @@
 
 use std::path::PathBuf;
 
-use crate::helpers::TestApp;
+use testkit::{Process, need};
 
-/// `$SCHEMATHESIS`, else the copy `just test` installs under `target/`, else `PATH`.
+/// `$SCHEMATHESIS`, else the copy `just test` installs under `target/py`, else `PATH`.
 fn schemathesis() -> PathBuf {
-    if let Some(path) = std::env::var_os("SCHEMATHESIS") {
-        return path.into();
-    }
-    let local = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target/py/bin/schemathesis"
-    ));
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from("schemathesis")
+    std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| need("schemathesis", "`just test-tools` installs it"))
 }
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     // Short sleeps and a small sum so a few hundred generated requests take seconds; the
     // document reflects these limits, so schemathesis generates within them.
-    let app = TestApp::spawn(&[
+    let app = Process::spawn(&[
         "--max-sleep",
         "20ms",
         "--work-sleep-min",
@@ -50,7 +42,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .arg("run")
         .arg(app.url("/openapi.json"))
         .arg("--tls-verify")
-        .arg(app.ca_path())
+        .arg(&app.ca)
         .args(["--max-examples", "50", "--seed", &seed, "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()

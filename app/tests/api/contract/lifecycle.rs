@@ -1,0 +1,119 @@
+//! Staying up: load shedding, slow clients, the certificate's health and reuse across
+//! restarts. Signals and the commands are end-to-end tests.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use testkit::client::tls_client_config;
+use testkit::exposition::sample;
+use testkit::{InProcess, eventually};
+
+#[tokio::test]
+async fn overload_is_shed_with_503_and_retry_after() {
+    let app = InProcess::start(&["--max-concurrency", "2"]).await;
+    let sleepers = [
+        app.get_in_background("/sleep/1500", 1).await,
+        app.get_in_background("/sleep/1500", 2).await,
+    ];
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": "overloaded, retry later"})
+    );
+    // Observability endpoints are never shed.
+    assert_eq!(app.get("/health").await.status(), 200);
+    let metrics = app.metrics().await;
+    assert_eq!(
+        sample(&metrics, r#"glassbox_requests_shed_total{route="/"}"#),
+        Some(1.0)
+    );
+    for sleeper in sleepers {
+        assert_eq!(sleeper.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(app.get("/").await.status(), 200, "capacity comes back");
+    assert_eq!(app.status().await["requests_shed_total"], 1);
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let app = InProcess::start(&["--header-read-timeout", "300ms"]).await;
+    let mut config = tls_client_config(&app.ca);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(app.addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server closes a connection whose headers never end"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains("Hello"));
+}
+
+#[tokio::test]
+async fn stalled_handshakes_time_out_and_are_counted() {
+    let app = InProcess::start(&["--tls-handshake-timeout", "300ms"]).await;
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(20), tcp.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed without a handshake: {read:?}"
+    );
+    eventually("the timeout to be counted", || async {
+        sample(
+            &app.metrics().await,
+            r#"glassbox_tls_handshake_failures_total{reason="timeout"}"#,
+        ) == Some(1.0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_reports_the_certificate() {
+    let app = InProcess::start(&[]).await;
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"], "success");
+    assert_eq!(body["data"]["health"], "healthy");
+    let cert = &body["data"]["checks"]["certificate"];
+    assert_eq!(cert["status"], "pass");
+    assert!(cert["days_remaining"].as_i64().unwrap() > 300);
+    assert!(
+        cert["names"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("localhost"))
+    );
+}
+
+#[tokio::test]
+async fn certificates_are_reused_across_restarts_and_extra_names_honoured() {
+    let first = InProcess::start(&["--cert-names", "glassbox-1,10.9.8.7"]).await;
+    let ca = std::fs::read(&first.ca).unwrap();
+    let names = first.get_json("/health").await.1["data"]["checks"]["certificate"]["names"].clone();
+    assert!(names.as_array().unwrap().contains(&json!("glassbox-1")));
+    assert!(names.as_array().unwrap().contains(&json!("10.9.8.7")));
+    let dir = first.stop().await;
+    let second = InProcess::start_in(dir, &["--cert-names", "glassbox-1,10.9.8.7"]).await;
+    assert_eq!(std::fs::read(&second.ca).unwrap(), ca, "the CA is reused");
+    assert_eq!(
+        second.get("/").await.status(),
+        200,
+        "the old CA still verifies"
+    );
+}

@@ -1,0 +1,11 @@
+//! Contract tests against glassbox in this process: no outside program needed.
+
+pub mod dashboard;
+pub mod deepgram;
+pub mod lifecycle;
+pub mod math;
+pub mod messages;
+pub mod sum_evens;
+pub mod tasks;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,96 @@
+//! The dashboard page in a real headless Chromium that trusts only the test's CA: charts for
+//! the routes with traffic, the table's counts, the log lines just sent, no console errors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use testkit::Process;
+
+use super::browser::Browser;
+use super::get_with_id;
+
+/// Where the screenshot goes: `reports/` at the repository root.
+fn screenshot_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/dashboard.png")
+}
+
+#[tokio::test]
+async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_just_sent() {
+    let app = Process::spawn(&["--dashboard-interval", "500ms"]).await;
+    let mut browser = Browser::start(&app.ca).await;
+    // An empty service first: the page says so.
+    browser.navigate(&app.url("/dashboard")).await;
+    browser
+        .wait_for(
+            "the empty-state message",
+            r#"document.getElementById("connection").textContent === "live"
+               && !document.getElementById("empty").hidden"#,
+            Duration::from_secs(30),
+        )
+        .await;
+
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = format!("chromium-{i}");
+        let path = match i % 4 {
+            0 => "/code/503",
+            1 => "/fibonacci/90/",
+            _ => "/",
+        };
+        get_with_id(&app, path, &id).await;
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for route in ["GET /", "GET /fibonacci/{n}/", "GET /code/{code}"] {
+        let expression = format!(
+            r#"(() => {{
+                const paths = ["chart-rate", "chart-latency"].map((id) =>
+                    document.querySelector(`#${{id}} path[data-route="{route}"]`));
+                return paths.every((p) => p && Number(p.dataset.points) > 0)
+                    && document.querySelector('#routes tr[data-route="{route}"]') !== null;
+            }})()"#
+        );
+        browser
+            .wait_for(
+                &format!("charts with points for {route}"),
+                &expression,
+                Duration::from_secs(30),
+            )
+            .await;
+    }
+    browser
+        .wait_for(
+            "the 5xx chart and the status-class chart",
+            r#"document.querySelector('#chart-errors path[data-route="GET /code/{code}"]') !== null
+               && document.querySelector('#chart-status path[data-route="5xx"]') !== null
+               && document.getElementById("empty").hidden"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    let expression = format!(
+        "(() => {{ const text = document.querySelector('#logs tbody').textContent; return {}.every((id) => text.includes(id)); }})()",
+        serde_json::to_string(&ids).unwrap()
+    );
+    browser
+        .wait_for(
+            "the request ids in the log panel",
+            &expression,
+            Duration::from_secs(30),
+        )
+        .await;
+    // The table's total for GET / comes to the number of requests the test made (the table
+    // is refreshed with each sample, so it may take one more interval).
+    browser
+        .wait_for(
+            "the route table's total for GET / to be 10",
+            r#"document.querySelector('#routes tr[data-route="GET /"] td:nth-child(7)')?.textContent === "10""#,
+            Duration::from_secs(30),
+        )
+        .await;
+    browser.screenshot(&screenshot_path()).await;
+    assert!(
+        browser.errors.is_empty(),
+        "the page logged errors: {:#?}",
+        browser.errors
+    );
+}

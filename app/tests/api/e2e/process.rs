@@ -1,0 +1,273 @@
+//! What only the real binary has: signals and the grace period, a crash (SIGKILL) and the
+//! restart after it, its own runtime's threads, and the commands besides `serve`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+use testkit::{Process, eventually};
+use tokio::net::TcpStream;
+
+use super::finished_lines;
+use crate::contract::messages::{Target, sha256_hex};
+use crate::contract::tasks::{Api, assert_randomized, distinct_png};
+
+#[tokio::test]
+async fn total_never_blocks_other_requests() {
+    // One request thread: a sum running on it would stall every other request.
+    let app = Process::spawn(&[
+        "--io-threads",
+        "1",
+        "--total-latency",
+        "0ms",
+        "--total-count",
+        "50000000",
+    ])
+    .await;
+    let totals: Vec<_> = (0..4)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/total");
+            tokio::spawn(async move { client.get(url).send().await?.json::<Value>().await })
+        })
+        .collect();
+    // Wait until the sum is under way: the /total requests are in flight.
+    eventually("the totals to be in flight", || async {
+        app.status().await["requests_in_flight"].as_u64() == Some(5)
+    })
+    .await;
+    let mut answered = 0;
+    while answered < 25 {
+        assert_eq!(app.get("/").await.status(), 200);
+        answered += 1;
+    }
+    assert!(
+        totals.iter().all(|t| !t.is_finished()),
+        "25 replies came back while the sums were still running"
+    );
+    let expected = 50_000_000u64 * 50_000_001 / 2;
+    for total in totals {
+        assert_eq!(total.await.unwrap().unwrap(), json!({"total": expected}));
+    }
+}
+
+#[tokio::test]
+async fn every_acknowledged_message_survives_sigkill() {
+    let mut app = Process::spawn(&[]).await;
+    let clients = 8;
+    let per_client = 400;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..clients)
+        .map(|c| {
+            let target = Target::direct(&app);
+            let acked = acked.clone();
+            tokio::spawn(async move {
+                for i in 0..per_client {
+                    let message = format!("client {c} message {i}");
+                    match target
+                        .client
+                        .post(format!("{}/messages", target.base))
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(json!({ "message": message }).to_string())
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 201 => acked.lock().unwrap().push(message),
+                        _ => break, // the process is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill it mid-stream: once a good share of the writes are acknowledged, never at the end.
+    eventually("writes to be acknowledged", || async {
+        acked.lock().unwrap().len() >= 300
+    })
+    .await;
+    app.kill();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() < clients * per_client,
+        "the kill came before the end"
+    );
+
+    let restarted = Process::spawn_in(app.take_dir(), &[]).await;
+    let target = Target::direct(&restarted);
+    let mut lost = Vec::new();
+    for message in &acked {
+        let (status, body) = target.get(&sha256_hex(message)).await;
+        if status != 200 || body["message"] != message.as_str() {
+            lost.push(message.clone());
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let held = restarted.status().await["store"]["messages"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        held >= acked.len() as u64,
+        "{held} held, {} acknowledged",
+        acked.len()
+    );
+}
+
+#[tokio::test]
+async fn a_restart_runs_queued_and_interrupted_tasks() {
+    let mut app = Process::spawn(&["--workers", "1", "--randomize-delay", "30s"]).await;
+    let (png, raw) = distinct_png(250, 190);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(Api(&app).token(&png).await);
+    }
+    eventually("the first task to be running", || async {
+        Api(&app).state(&tokens[0]).await == "received"
+    })
+    .await;
+    app.kill();
+    let restarted = Process::spawn_in(app.take_dir(), &["--workers", "2"]).await;
+    let api = Api(&restarted);
+    for token in &tokens {
+        assert_eq!(api.wait_until_done(token).await, "finished", "{token}");
+        let output = api.result(token).await.bytes().await.unwrap();
+        assert_randomized(&raw, 250, 190, &output);
+    }
+    let attempts: BTreeMap<String, u64> = finished_lines(&restarted, tokens.len())
+        .await
+        .iter()
+        .map(|l| {
+            (
+                l["token"].as_str().unwrap().to_owned(),
+                l["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts[&tokens[0]], 2,
+        "the interrupted task ran a second time"
+    );
+    assert_eq!(attempts[&tokens[1]], 1);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_an_in_flight_sleep_finish() {
+    let mut app = Process::spawn(&[]).await;
+    let in_flight = app.get_in_background("/sleep/500", 1).await;
+    app.terminate();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["data"]["elapsed"].as_f64().unwrap() >= 500.0);
+    let status = app.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    // New connections are refused once it has stopped.
+    assert!(TcpStream::connect(app.addr).await.is_err());
+    let logs = app.logs();
+    let sleep_line = logs
+        .iter()
+        .find(|l| l["path"] == "/sleep/500")
+        .expect("the drained request was logged before exit");
+    assert_eq!(sleep_line["status"], 200);
+}
+
+#[tokio::test]
+async fn the_grace_period_bounds_shutdown() {
+    let mut app = Process::spawn(&["--shutdown-grace", "200ms"]).await;
+    let stuck = app.get_in_background("/sleep/30000", 1).await;
+    app.terminate();
+    let status = app.wait(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    assert!(
+        stuck.await.unwrap().is_err(),
+        "the cut-off request fails on the client"
+    );
+    let logs = app.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l["message"] == "grace period over; closing the remaining connections")
+    );
+}
+
+fn glassbox(args: &[&str]) -> std::process::Output {
+    testkit::glassbox::command()
+        .args(args)
+        .output()
+        .expect("glassbox runs")
+}
+
+#[test]
+fn the_certs_command_creates_then_reuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let certs = certs.to_str().unwrap();
+    let out = glassbox(&["certs", "--certs-dir", certs]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("created a new CA"), "{text}");
+    assert!(text.contains("curl --cacert"), "{text}");
+    for file in ["ca.crt", "ca.key", "server.crt", "server.key"] {
+        assert!(dir.path().join("certs").join(file).exists(), "{file}");
+    }
+    assert!(!dir.path().join("logs").exists(), "certs does nothing else");
+    let out = glassbox(&["certs", "--certs-dir", certs]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
+}
+
+#[test]
+fn help_documents_every_contract_flag() {
+    let out = glassbox(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--bind",
+        "--certs-dir",
+        "--data-dir",
+        "--log-dir",
+        "GLASSBOX_BIND",
+        "GLASSBOX_DATA_DIR",
+        "--store",
+        "--queue",
+        "--workers",
+        "GLASSBOX_QUEUE",
+        "certs",
+        "serve",
+        "worker",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = glassbox(&["--work-weights", "200:x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a number"));
+    let out = glassbox(&["--max-sleep", "forever"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-sleep"));
+    let out = glassbox(&["--store", "postgres://db"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("redis://host:port/db"));
+}
+
+#[test]
+fn a_worker_needs_a_redis_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let out = glassbox(&["worker", "--log-dir", &logs.to_string_lossy()]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("give --queue redis://host:port/db"), "{said}");
+}

@@ -1,0 +1,282 @@
+//! A real `redis-server` on a free port: the message store and the task queue on Redis, with
+//! replicas and `glassbox worker` processes sharing it, and Redis going away and coming back.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use testkit::servers::Redis;
+use testkit::{Process, eventually};
+
+use super::finished_lines;
+use crate::contract::messages::{FOO, Target, sha256_hex, suite};
+use crate::contract::sum_evens::{self, MIB, generated};
+use crate::contract::tasks::{self, assert_randomized, distinct_png, expiry, refusals, round_trip};
+
+#[tokio::test]
+async fn the_redis_store_keeps_the_contract_and_replicas_share_it() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let app = Process::spawn(&["--store", &url]).await;
+    suite(&Target::direct(&app)).await;
+    let status = app.status().await;
+    assert_eq!(status["store"]["backend"], "redis");
+    assert_eq!(
+        status["store"]["location"],
+        format!("redis://127.0.0.1:{}/0", redis.port)
+    );
+    assert_eq!(status["store"]["messages"], 8);
+
+    // A second replica on the same Redis sees what the first stored, and the other way round.
+    let other = Process::spawn(&["--store", &url]).await;
+    let other_target = Target::direct(&other);
+    assert_eq!(
+        other_target.get(FOO).await,
+        (StatusCode::OK, json!({"message": "foo"}))
+    );
+    let (status, body) = other_target
+        .post_json(&json!({"message": "from the other replica"}))
+        .await;
+    assert_eq!(status, 201);
+    let digest = body["digest"].as_str().unwrap();
+    assert_eq!(Target::direct(&app).get(digest).await.0, 200);
+    assert_eq!(
+        app.scrape()
+            .await
+            .get("glassbox_store_messages", &[("backend", "redis")]),
+        Some(9.0)
+    );
+}
+
+#[tokio::test]
+async fn redis_going_away_is_a_503_and_the_service_heals_when_it_returns() {
+    let mut redis = Redis::start();
+    let mut app = Process::spawn(&["--store", &redis.url(), "--store-timeout", "500ms"]).await;
+    let target = Target::direct(&app);
+    let (status, _) = target.post_json(&json!({"message": "before"})).await;
+    assert_eq!(status, 201);
+
+    redis.stop();
+    let (status, body) = target.post_json(&json!({"message": "during"})).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "store unavailable"})
+        )
+    );
+    let response = app
+        .client
+        .get(app.url(&format!("/messages/{}", sha256_hex("before"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let refused_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (code, health) = app.get_json("/health").await;
+    assert_eq!(code, 503);
+    assert_eq!(health["data"]["health"], "unhealthy");
+    assert_eq!(health["data"]["checks"]["store"]["status"], "fail");
+    assert_eq!(health["data"]["checks"]["certificate"]["status"], "pass");
+    let status = app.status().await;
+    assert!(status["store"]["error"].is_string(), "{status}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("glassbox_store_errors_total{")
+                && l.contains(r#"operation="put""#)
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // The service itself is fine meanwhile.
+    assert_eq!(app.get("/").await.status(), 200);
+
+    redis.restart();
+    eventually("the store to recover", || async {
+        target.post_json(&json!({"message": "after"})).await.0 == 201
+    })
+    .await;
+    assert_eq!(app.get_json("/health").await.0, 200);
+    // The append-only file kept what was acknowledged before the outage.
+    assert_eq!(
+        target.get(&sha256_hex("before")).await,
+        (StatusCode::OK, json!({"message": "before"}))
+    );
+    assert_eq!(
+        target.get(&sha256_hex("during")).await.0,
+        404,
+        "the refused write was not kept"
+    );
+    // The 503's own access line says why, next to its request id; no other line does.
+    let lines = app.stop_and_read_logs();
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l["request_id"] == refused_id.as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let (line, error) = (refused[0], refused[0]["error"].as_str().unwrap_or_default());
+    assert_eq!(
+        (line["status"].as_u64(), line["level"].as_str()),
+        (Some(503), Some("ERROR"))
+    );
+    assert!(
+        error.starts_with("store unavailable: redis get: "),
+        "{line}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["message"] != "store operation failed"),
+        "no line of its own for the cause"
+    );
+    let health_line = lines
+        .iter()
+        .find(|l| l["route"] == "/health" && l["status"] == 503)
+        .expect("the failed /health request's line");
+    assert!(
+        health_line["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("unhealthy: store: "),
+        "{health_line}"
+    );
+}
+
+#[tokio::test]
+async fn randomize_on_redis_with_worker_processes() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = Process::spawn(&["--queue", &queue]).await;
+    let data = app.data_dir();
+    let data = data.to_string_lossy();
+    let worker_args = ["--queue", &queue, "--seed", "7", "--workers", "2"];
+    let worker = Process::spawn_worker(std::path::Path::new(&*data), &worker_args).await;
+    let api = tasks::Api(&app);
+    round_trip(&api).await;
+    refusals(&api).await;
+
+    let status = app.status().await;
+    assert_eq!(status["queue"]["backend"], "redis");
+    assert_eq!(status["queue"]["workers"], 0, "the service only enqueues");
+    assert_eq!(status["queue"]["counts"]["finished"], 2);
+    assert_eq!(status["queue"]["counts"]["errored"], 1);
+    let api_metrics = app.scrape().await;
+    assert_eq!(api_metrics.sum("glassbox_tasks_submitted_total", &[]), 3.0);
+    // The worker measures a task just after recording its end, which the service may see first.
+    eventually("the worker to have measured every task", || async {
+        worker
+            .scrape()
+            .await
+            .sum("glassbox_task_lead_seconds_count", &[])
+            == 3.0
+    })
+    .await;
+    let worker_metrics = worker.scrape().await;
+    assert_eq!(
+        worker_metrics.sum(
+            "glassbox_task_lead_seconds_count",
+            &[("outcome", "errored")]
+        ),
+        1.0
+    );
+    assert_eq!(worker_metrics.sum("glassbox_workers", &[]), 2.0);
+    let (code, worker_status) = worker.get_json("/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(worker_status["data"]["role"], "worker");
+    assert_eq!(worker_status["data"]["queue"]["kinds"][0]["finished"], 2);
+    let (code, health) = worker.get_json("/health").await;
+    assert_eq!(
+        (code, &health["data"]["checks"]["queue"]["status"]),
+        (200, &json!("pass"))
+    );
+}
+
+#[tokio::test]
+async fn a_task_whose_worker_is_killed_runs_on_another() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = Process::spawn(&["--queue", &queue]).await;
+    let data = app.data_dir();
+    let slow = [
+        "--queue",
+        &queue,
+        "--workers",
+        "1",
+        "--task-lease",
+        "1s",
+        "--randomize-delay",
+        "60s",
+    ];
+    let mut doomed = Process::spawn_worker(&data, &slow).await;
+    let api = tasks::Api(&app);
+    let (png, raw) = distinct_png(250, 190);
+    let token = api.token(&png).await;
+    eventually("the doomed worker to take the task", || async {
+        api.state(&token).await == "received"
+    })
+    .await;
+    doomed.kill();
+
+    let fast = ["--queue", &queue, "--workers", "1", "--task-lease", "1s"];
+    let rescuer = Process::spawn_worker(&data, &fast).await;
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    assert_randomized(
+        &raw,
+        250,
+        190,
+        &api.result(&token).await.bytes().await.unwrap(),
+    );
+    let line = finished_lines(&rescuer, 1).await.remove(0);
+    assert_eq!(line["attempts"], 2);
+    assert_eq!(line["token"], token.as_str());
+}
+
+#[tokio::test]
+async fn queued_redis_tasks_survive_a_service_restart_and_wait_for_workers() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let mut app = Process::spawn(&["--queue", &queue]).await;
+    let (png, _) = distinct_png(60, 60);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(tasks::Api(&app).token(&png).await);
+    }
+    assert_eq!(
+        app.status().await["queue"]["counts"]["depth"],
+        3,
+        "no worker yet"
+    );
+    app.kill();
+    let app = Process::spawn_in(app.take_dir(), &["--queue", &queue]).await;
+    let api = tasks::Api(&app);
+    assert_eq!(api.state(&tokens[0]).await, "requested");
+    let _worker = Process::spawn_worker(&app.data_dir(), &["--queue", &queue]).await;
+    for token in &tokens {
+        assert_eq!(api.wait_until_done(token).await, "finished");
+    }
+}
+
+#[tokio::test]
+async fn ended_tasks_expire_on_redis() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = Process::spawn(&["--queue", &queue, "--task-ttl", "1s"]).await;
+    let _worker =
+        Process::spawn_worker(&app.data_dir(), &["--queue", &queue, "--task-ttl", "1s"]).await;
+    expiry(&app, &app.data_dir()).await;
+    assert_eq!(app.status().await["queue"]["counts"]["finished"], 0);
+}
+
+#[tokio::test]
+async fn sums_run_on_redis_workers_too() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = Process::spawn(&["--queue", &queue]).await;
+    let _worker = Process::spawn_worker(&app.data_dir(), &["--queue", &queue]).await;
+    let api = sum_evens::Api(&app);
+    api.check(generated(3 * MIB, 4)).await;
+    api.errors_at(b"2 4 x", 4).await;
+}

@@ -1,0 +1,52 @@
+//! TLS clients that trust only a given CA: no system roots, no "accept invalid certificates".
+
+use std::path::Path;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// The process's rustls crypto provider, as glassbox installs it.
+pub fn install_provider() {
+    glassbox::tls::install_crypto_provider();
+}
+
+/// The certificates of the PEM file `ca`.
+pub fn root_store(ca: &Path) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("CA pem")).expect("CA accepted");
+    }
+    roots
+}
+
+/// A rustls client configuration that trusts only `ca`.
+pub fn tls_client_config(ca: &Path) -> rustls::ClientConfig {
+    install_provider();
+    rustls::ClientConfig::builder()
+        .with_root_certificates(root_store(ca))
+        .with_no_client_auth()
+}
+
+/// An HTTP/1.1 client that trusts only `ca`.
+pub fn client_trusting(ca: &Path) -> reqwest::Client {
+    client_with(tls_client_config(ca))
+}
+
+/// Like [`client_trusting`], offering HTTP/2 and HTTP/1.1 by ALPN as browsers and curl do.
+pub fn alpn_client_trusting(ca: &Path) -> reqwest::Client {
+    let mut config = tls_client_config(ca);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    client_with(config)
+}
+
+fn client_with(config: rustls::ClientConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(60))
+        // Below the service's 10 s header-read timeout, which also ends idle keep-alive
+        // connections: a pooled connection is never reused just as the service closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client builds")
+}
