@@ -22,11 +22,11 @@ use crate::telemetry::log_ring::LogRing;
 /// What every handler can reach. One `Arc`, so the per-request clones the middleware
 /// makes cost one atomic increment.
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
+pub(crate) struct AppState(Arc<Shared>);
 
 /// The parts of [`AppState`].
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: Config,
     pub telemetry: Arc<Telemetry>,
     pub health: Health,
@@ -97,14 +97,14 @@ impl AppState {
 
     /// The shared parts without a counted reference: what a task that should end with the
     /// service (the dashboard's sampler) holds.
-    pub fn downgrade(&self) -> Weak<Shared> {
+    pub(crate) fn downgrade(&self) -> Weak<Shared> {
         Arc::downgrade(&self.0)
     }
 
     /// A state for in-process tests: the given configuration, an in-memory embedded store, an
     /// embedded queue in a temporary directory (kept until the process ends) without workers.
     #[cfg(test)]
-    pub fn for_tests(config: Config, health: Health) -> Self {
+    pub(crate) fn for_tests(config: Config, health: Health) -> Self {
         let telemetry = Arc::new(Telemetry::default());
         let store = crate::store::embedded::EmbeddedStore::in_memory(
             telemetry.metrics.store_commit_batch(),
@@ -132,7 +132,7 @@ impl AppState {
 
 /// The parts of the service that hold data or do work, built from the configuration.
 #[derive(Debug)]
-pub struct Backends {
+pub(crate) struct Backends {
     pub store: Arc<dyn MessageStore>,
     pub tasks: Tasks,
     /// The bounded pool CPU-heavy work runs on (`/total`'s sums, tasks).

@@ -15,11 +15,11 @@ use crate::error::{ApiError, Bug};
 /// The largest body the request's route takes, in bytes, from the route table: the middleware
 /// puts it on every request that may carry a body (any method but GET and HEAD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit(pub usize);
+pub(crate) struct Limit(pub usize);
 
 impl Limit {
     /// The limit the middleware put on this request.
-    pub fn of(parts: &Parts) -> Result<usize, ApiError> {
+    pub(crate) fn of(parts: &Parts) -> Result<usize, ApiError> {
         parts
             .extensions
             .get::<Limit>()
@@ -37,7 +37,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Limit {
 }
 
 /// Whether `Content-Type` is `expected` (any case, parameters such as `charset` allowed).
-pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -46,7 +46,7 @@ pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
 }
 
 /// Passes when `Content-Type` is `expected`; otherwise 415 with `refusal` as the error.
-pub fn require_content_type(
+pub(crate) fn require_content_type(
     headers: &HeaderMap,
     expected: &str,
     refusal: &'static str,
@@ -59,12 +59,12 @@ pub fn require_content_type(
 }
 
 /// How much of a refused body is read and dropped so its client gets to see the refusal.
-pub const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+pub(crate) const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 /// How long draining a refused body may take.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// The whole body, at most `limit` bytes: 413 beyond, 400 if the client breaks off.
-pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
@@ -85,7 +85,7 @@ pub async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiErro
 /// Over HTTP/1.1 a server that answers and closes while its client is still sending makes the
 /// client's next write fail before it reads the answer; nginx's lingering close exists for the
 /// same reason. Past the bounds the connection closes anyway.
-pub async fn drain(mut body: Body) {
+pub(crate) async fn drain(mut body: Body) {
     let mut left = DRAIN_LIMIT;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {

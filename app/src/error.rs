@@ -19,7 +19,7 @@ use crate::tasks::QueueError;
 /// An error a client gets to see. The client sees the contract's body; the access line of the
 /// request also gets the cause behind it.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 404 `{"error":"not found"}`.
     #[error("not found")]
     NotFound,
@@ -75,7 +75,7 @@ pub enum ApiError {
 
 /// What was full when a request was refused as an overload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Overload {
+pub(crate) enum Overload {
     #[error("every --max-concurrency permit is taken")]
     Concurrency,
     #[error("the queue holds --queue-capacity tasks")]
@@ -85,7 +85,7 @@ pub enum Overload {
 /// Something the code should never do, in its own words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Bug(pub &'static str);
+pub(crate) struct Bug(pub &'static str);
 
 /// Why a request failed, as its access line says it: the error the client saw and every cause
 /// behind it, joined by `": "`. A response carries it as an extension from the handler to the
@@ -136,7 +136,7 @@ enum Body<'a> {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NotFound | Self::MessageNotFound | Self::ResultNotFound | Self::UnknownToken => {
                 StatusCode::NOT_FOUND
@@ -216,32 +216,32 @@ impl From<QueueError> for ApiError {
 
 /// `{"error":"..."}`: the body of 404s, 405s, 413s, 503s and the math endpoints' 400s.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: String,
 }
 
 /// `{"err_msg":"Message not found"}`, as the Paxos seed answered.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageNotFoundBody {
+pub(crate) struct MessageNotFoundBody {
     pub err_msg: String,
 }
 
 /// `{"message":"not found"}`, the SpaceTime seed's body for a result that is not there.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ResultNotFoundBody {
+pub(crate) struct ResultNotFoundBody {
     pub message: String,
 }
 
 /// Always `"failed"`.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum FailedTag {
+pub(crate) enum FailedTag {
     Failed,
 }
 
 /// The Deepgram envelope's failure: `{"result":"failed","reason":"..."}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Failed {
+pub(crate) struct Failed {
     pub result: FailedTag,
     pub reason: String,
 }

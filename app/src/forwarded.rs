@@ -16,7 +16,11 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// beyond: that is the client. Anything left of it may have been written by the client, so it
 /// is not read at all: a forged or malformed entry there changes nothing. When every address is
 /// a trusted proxy's, the leftmost is the client.
-pub fn client_behind_proxy(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+pub(crate) fn client_behind_proxy(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     if !is_trusted(peer, trusted) {
         return None;
     }

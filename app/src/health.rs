@@ -18,14 +18,14 @@ use crate::certs::ServerCertInfo;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One health check.
-pub trait Check: Send + Sync + Debug {
+pub(crate) trait Check: Send + Sync + Debug {
     fn name(&self) -> &'static str;
     fn run(&self) -> BoxFuture<'_, CheckResult>;
 }
 
 /// A check's verdict and what it saw.
 #[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
+pub(crate) struct CheckResult {
     pub status: CheckStatus,
     #[serde(flatten)]
     pub detail: BTreeMap<String, Value>,
@@ -33,13 +33,13 @@ pub struct CheckResult {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
+pub(crate) enum CheckStatus {
     Pass,
     Fail,
 }
 
 impl CheckResult {
-    pub fn new(status: CheckStatus, detail: Value) -> Self {
+    pub(crate) fn new(status: CheckStatus, detail: Value) -> Self {
         let detail = match detail {
             Value::Object(map) => map.into_iter().collect(),
             other => BTreeMap::from([("detail".to_string(), other)]),
@@ -50,18 +50,18 @@ impl CheckResult {
 
 /// The set of checks `/health` runs.
 #[derive(Debug, Clone, Default)]
-pub struct Health {
+pub(crate) struct Health {
     checks: Vec<Arc<dyn Check>>,
 }
 
 impl Health {
-    pub fn with(mut self, check: impl Check + 'static) -> Self {
+    pub(crate) fn with(mut self, check: impl Check + 'static) -> Self {
         self.checks.push(Arc::new(check));
         self
     }
 
     /// Runs every check at once; healthy when all pass.
-    pub async fn run(&self) -> (bool, BTreeMap<&'static str, CheckResult>) {
+    pub(crate) async fn run(&self) -> (bool, BTreeMap<&'static str, CheckResult>) {
         let results = join_all(self.checks.iter().map(|check| async move {
             let result = tokio::time::timeout(CHECK_TIMEOUT, check.run())
                 .await
@@ -81,7 +81,7 @@ impl Health {
 
 /// What the failed checks of a run said, as `name: error` joined by `; `: the cause a failed
 /// `/health` request's access line carries.
-pub fn failures(results: &BTreeMap<&'static str, CheckResult>) -> String {
+pub(crate) fn failures(results: &BTreeMap<&'static str, CheckResult>) -> String {
     results
         .iter()
         .filter(|(_, result)| result.status == CheckStatus::Fail)
@@ -97,12 +97,12 @@ pub fn failures(results: &BTreeMap<&'static str, CheckResult>) -> String {
 
 /// Passes while the served certificate is inside its validity period.
 #[derive(Debug, Clone)]
-pub struct CertificateCheck {
+pub(crate) struct CertificateCheck {
     pub info: ServerCertInfo,
 }
 
 impl CertificateCheck {
-    pub fn evaluate(&self, now: OffsetDateTime) -> CheckResult {
+    pub(crate) fn evaluate(&self, now: OffsetDateTime) -> CheckResult {
         let info = &self.info;
         let remaining = info.not_after - now;
         let status = if info.not_before <= now && now < info.not_after {

@@ -19,25 +19,25 @@
 //! - [`randomize`]: the PNG tile shuffle; [`tasks`]: the task queue, its backends and workers.
 //! - [`service`]: the `serve` and `certs` commands end to end.
 
-pub mod app;
-pub mod body;
+pub(crate) mod app;
+pub(crate) mod body;
 pub mod certs;
 pub mod compute;
 pub mod config;
-pub mod dashboard;
-pub mod error;
-pub mod forwarded;
-pub mod health;
-pub mod limiter;
-pub mod math;
-pub mod middleware;
-pub mod numbers;
-pub mod randomize;
-pub mod routes;
-pub mod server;
+pub(crate) mod dashboard;
+pub(crate) mod error;
+pub(crate) mod forwarded;
+pub(crate) mod health;
+pub(crate) mod limiter;
+pub(crate) mod math;
+pub(crate) mod middleware;
+pub(crate) mod numbers;
+pub(crate) mod randomize;
+pub(crate) mod routes;
+pub(crate) mod server;
 pub mod service;
-pub mod store;
+pub(crate) mod store;
 pub mod sum_evens;
-pub mod tasks;
+pub(crate) mod tasks;
 pub mod telemetry;
 pub mod tls;

@@ -6,17 +6,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Admits at most `limit` holders of a [`Permit`] at once.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     limit: usize,
     in_use: AtomicUsize,
 }
 
 /// Held while a request is served; dropping it frees the slot.
 #[derive(Debug)]
-pub struct Permit(Arc<Limiter>);
+pub(crate) struct Permit(Arc<Limiter>);
 
 impl Limiter {
-    pub fn new(limit: usize) -> Arc<Self> {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             limit,
             in_use: AtomicUsize::new(0),
@@ -24,7 +24,7 @@ impl Limiter {
     }
 
     /// A permit if a slot is free, else `None`.
-    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
         let previous = self.in_use.fetch_add(1, Ordering::AcqRel);
         if previous < self.limit {
             Some(Permit(self.clone()))
@@ -34,7 +34,8 @@ impl Limiter {
         }
     }
 
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
     }
 }

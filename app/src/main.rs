@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Openapi => {
-            print!("{}", glassbox::routes::openapi_json(&config));
+            print!("{}", glassbox::service::openapi(&config));
             ExitCode::SUCCESS
         }
         command @ (Command::Serve | Command::Worker) => {

@@ -23,7 +23,7 @@ use crate::limiter::Permit;
 use crate::routes::table::Route;
 use crate::telemetry::{InFlight, RequestInfo};
 
-pub const X_REQUEST_ID: &str = "x-request-id";
+pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 /// [`X_REQUEST_ID`] as a header name, so reading and inserting it parse nothing.
 static X_REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(X_REQUEST_ID);
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -37,13 +37,13 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// is synchronous, so the router is called directly instead of through a boxed, cloned `Next`.
 /// Callgrind counted both differences on every request (BENCHMARKS.md).
 #[derive(Debug, Clone)]
-pub struct Observe<S> {
+pub(crate) struct Observe<S> {
     state: AppState,
     inner: S,
 }
 
 impl<S> Observe<S> {
-    pub fn new(state: AppState, inner: S) -> Self {
+    pub(crate) fn new(state: AppState, inner: S) -> Self {
         Self { state, inner }
     }
 }

@@ -12,11 +12,11 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 /// The side of a tile, in pixels.
-pub const TILE: usize = 60;
+pub(crate) const TILE: usize = 60;
 
 /// Why an upload is not a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ImageError {
+pub(crate) enum ImageError {
     /// Not a PNG, or a damaged one (400).
     #[error("not a valid PNG: {0}")]
     Invalid(String),
@@ -33,7 +33,7 @@ pub enum ImageError {
 
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     pub width: u32,
     pub height: u32,
 }
@@ -52,7 +52,7 @@ fn decoder(png: &[u8], max_pixels: u64) -> Decoder<Cursor<&[u8]>> {
 }
 
 /// Reads the header only, so a bad or oversized upload is refused before it is queued.
-pub fn inspect(png: &[u8], max_pixels: u64) -> Result<Header, ImageError> {
+pub(crate) fn inspect(png: &[u8], max_pixels: u64) -> Result<Header, ImageError> {
     let reader = decoder(png, max_pixels)
         .read_info()
         .map_err(|e| ImageError::Invalid(e.to_string()))?;
@@ -74,7 +74,11 @@ fn check_size(width: u32, height: u32, limit: u64) -> Result<Header, ImageError>
 }
 
 /// The randomized PNG.
-pub fn randomize(png: &[u8], max_pixels: u64, rng: &mut impl Rng) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn randomize(
+    png: &[u8],
+    max_pixels: u64,
+    rng: &mut impl Rng,
+) -> Result<Vec<u8>, ImageError> {
     let invalid = |e: png::DecodingError| ImageError::Invalid(e.to_string());
     let mut reader = decoder(png, max_pixels).read_info().map_err(invalid)?;
     let (width, height) = (reader.info().width, reader.info().height);

@@ -30,7 +30,7 @@ struct Limits {
 /// What a listener serves: a router (or a service around one) behind TLS, and where its
 /// connections are counted.
 #[derive(Debug, Clone)]
-pub struct Endpoint<S = axum::Router> {
+pub(crate) struct Endpoint<S = axum::Router> {
     pub router: S,
     pub tls: Arc<rustls::ServerConfig>,
     pub telemetry: Arc<Telemetry>,
@@ -38,7 +38,7 @@ pub struct Endpoint<S = axum::Router> {
 
 /// Serves `endpoint` on `listener` until `shutdown` completes, then stops accepting and gives
 /// in-flight requests the configured grace period to finish.
-pub async fn run<S>(
+pub(crate) async fn run<S>(
     listener: TcpListener,
     endpoint: Endpoint<S>,
     config: &Config,
@@ -118,7 +118,7 @@ async fn metrics_upkeep(telemetry: Arc<Telemetry>) {
 }
 
 /// What a listener can serve: a tower service from requests to axum responses that never fails.
-pub trait HttpService:
+pub(crate) trait HttpService:
     Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
 {
 }

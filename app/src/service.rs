@@ -32,7 +32,7 @@ use crate::telemetry::Telemetry;
 /// `glassbox serve`: builds the service, binds `--bind`, and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
     let service = Service::serve(config)?;
-    let listener = bind(service.config.bind).await?;
+    let listener = bind(service.config().bind).await?;
     service.run(listener, shutdown_signal()).await
 }
 
@@ -40,7 +40,7 @@ pub async fn serve(config: Config) -> Result<()> {
 /// on `--bind`, until SIGINT or SIGTERM (then running tasks get the grace period to finish).
 pub async fn worker(config: Config) -> Result<()> {
     let service = Service::worker(config)?;
-    let listener = bind(service.config.bind).await?;
+    let listener = bind(service.config().bind).await?;
     service.run(listener, shutdown_signal()).await
 }
 
@@ -166,9 +166,19 @@ fn log_cert_outcome(outcome: Outcome, config: &Config) {
     }
 }
 
-/// A process ready to serve: what its listener serves, and what runs beside it.
+/// A process ready to serve: `glassbox serve`'s endpoints, or a `glassbox worker`'s.
 #[derive(Debug)]
-pub struct Service<S> {
+pub struct Service(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    Serve(Parts<routes::Service>),
+    Worker(Parts<axum::Router>),
+}
+
+/// What a listener serves, and what runs beside it.
+#[derive(Debug)]
+struct Parts<S> {
     config: Config,
     role: Role,
     endpoint: Endpoint<S>,
@@ -177,10 +187,9 @@ pub struct Service<S> {
     workers: usize,
     /// Where the queue is (no password), for the `listening` line.
     queue: String,
-    state: Option<AppState>,
 }
 
-impl Service<routes::Service> {
+impl Service {
     /// `glassbox serve`: every endpoint, the message store and the task queue the
     /// configuration names, the dashboard's sampler, and task workers with the embedded queue.
     pub fn serve(config: Config) -> Result<Self> {
@@ -203,8 +212,8 @@ impl Service<routes::Service> {
         let built = routes::build(&config);
         let state = AppState::new(config.clone(), health, telemetry.clone(), backends, &built)?;
         crate::dashboard::sampler::start(&state);
-        let router = routes::service(built.router, state.clone());
-        Ok(Self {
+        let router = routes::service(built.router, state);
+        Ok(Self(Kind::Serve(Parts {
             endpoint: Endpoint {
                 router,
                 tls,
@@ -215,19 +224,9 @@ impl Service<routes::Service> {
             background,
             workers,
             queue,
-            state: Some(state),
-        })
+        })))
     }
 
-    /// The state the handlers share, for tests that look inside a service they run.
-    pub fn state(&self) -> &AppState {
-        self.state
-            .as_ref()
-            .expect("a serving service has its state")
-    }
-}
-
-impl Service<axum::Router> {
     /// `glassbox worker`: task workers for a Redis queue, and `/status`, `/health` and
     /// `/metrics` about them.
     pub fn worker(config: Config) -> Result<Self> {
@@ -243,7 +242,7 @@ impl Service<axum::Router> {
             tasks,
             started: std::time::Instant::now(),
         });
-        Ok(Self {
+        Ok(Self(Kind::Worker(Parts {
             endpoint: Endpoint {
                 router,
                 tls: prepared.tls,
@@ -254,16 +253,17 @@ impl Service<axum::Router> {
             background,
             workers,
             queue,
-            state: None,
-        })
+        })))
     }
-}
 
-impl<S> Service<S>
-where
-    S: HttpService + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-{
+    /// The configuration it was built with.
+    pub fn config(&self) -> &Config {
+        match &self.0 {
+            Kind::Serve(parts) => &parts.config,
+            Kind::Worker(parts) => &parts.config,
+        }
+    }
+
     /// Serves on `listener` until `shutdown` completes; then stops accepting, gives in-flight
     /// requests and running tasks the grace period (`--shutdown-grace`) and returns once
     /// everything it started has stopped.
@@ -272,6 +272,19 @@ where
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
+        match self.0 {
+            Kind::Serve(parts) => parts.run(listener, shutdown).await,
+            Kind::Worker(parts) => parts.run(listener, shutdown).await,
+        }
+    }
+}
+
+impl<S> Parts<S>
+where
+    S: HttpService + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
         let local = listener.local_addr()?;
         tracing::info!(
             addr = %local,
@@ -358,6 +371,11 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
         () = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
     }
+}
+
+/// `glassbox openapi`: the OpenAPI document of a service with this configuration.
+pub fn openapi(config: &Config) -> String {
+    routes::openapi_json(config)
 }
 
 /// `glassbox certs`: creates or renews the certificates and says what it did.

@@ -50,3 +50,10 @@ fn client_with(config: rustls::ClientConfig) -> reqwest::Client {
         .build()
         .expect("client builds")
 }
+
+/// Sends `request`; its status and JSON body (`null` when the body is not JSON).
+pub async fn answer(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = request.send().await.expect("the request completes");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}

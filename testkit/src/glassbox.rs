@@ -127,7 +127,6 @@ fn base_args(dir: &Path, data: &Path) -> Vec<String> {
 pub struct InProcess {
     endpoint: Endpoint,
     pub dir: tempfile::TempDir,
-    state: glassbox::app::AppState,
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -148,7 +147,6 @@ impl InProcess {
             .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
             .config;
         let service = glassbox::service::Service::serve(config).expect("the service builds");
-        let state = service.state().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
@@ -160,15 +158,9 @@ impl InProcess {
         Self {
             endpoint: Endpoint::new(addr, dir.path().join("certs/ca.crt")),
             dir,
-            state,
             stop: Some(stop),
             running: Some(running),
         }
-    }
-
-    /// The state its handlers share: telemetry, the store, the queue.
-    pub fn state(&self) -> &glassbox::app::AppState {
-        &self.state
     }
 
     /// Stops the service as SIGTERM would (in-flight requests and running tasks get the grace

@@ -7,8 +7,8 @@
 //! memory — into a bounded [`Timeline`]. A poll returns only the points after the last one
 //! the page saw, so it costs the service a copy of a point or two and their serialisation.
 
-pub mod sampler;
-pub mod timeline;
+pub(crate) mod sampler;
+pub(crate) mod timeline;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,20 +16,20 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use self::sampler::Point;
+pub(crate) use self::sampler::Point;
 use self::timeline::Timeline;
 use crate::telemetry::log_ring::LogRing;
 
 /// The page and its assets, compiled into the binary.
-pub mod assets {
-    pub const INDEX_HTML: &str = include_str!("assets/index.html");
-    pub const APP_JS: &str = include_str!("assets/app.js");
-    pub const APP_CSS: &str = include_str!("assets/app.css");
+pub(crate) mod assets {
+    pub(crate) const INDEX_HTML: &str = include_str!("assets/index.html");
+    pub(crate) const APP_JS: &str = include_str!("assets/app.js");
+    pub(crate) const APP_CSS: &str = include_str!("assets/app.css");
 }
 
 /// What the dashboard shows: the timeline, the current route table, and the log ring.
 #[derive(Debug)]
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     pub interval: Duration,
     pub timeline: Timeline<Point>,
     /// Per route since start, refreshed by the sampler with each point.
@@ -40,7 +40,7 @@ pub struct Dashboard {
 impl Dashboard {
     /// A dashboard keeping `window` of samples taken every `interval` (which the configuration
     /// holds to 100 ms at the least).
-    pub fn new(interval: Duration, window: Duration, logs: Arc<LogRing>) -> Self {
+    pub(crate) fn new(interval: Duration, window: Duration, logs: Arc<LogRing>) -> Self {
         let capacity = (window.as_millis() / interval.as_millis()).clamp(2, 100_000) as usize;
         Self {
             interval,
@@ -50,14 +50,14 @@ impl Dashboard {
         }
     }
 
-    pub fn table(&self) -> Arc<Vec<TableRow>> {
+    pub(crate) fn table(&self) -> Arc<Vec<TableRow>> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
 /// One method and route since the service started (from the `/status` histograms).
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TableRow {
+pub(crate) struct TableRow {
     pub method: &'static str,
     pub route: String,
     pub count: u64,

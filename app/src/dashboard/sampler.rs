@@ -16,7 +16,7 @@ const QUEUE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The service over one interval. Counts are for the interval; gauges are read at its end.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Point {
+pub(crate) struct Point {
     /// End of the interval, unix milliseconds.
     pub t: u64,
     /// Length of the interval in milliseconds (rates are counts over this).
@@ -51,7 +51,7 @@ struct Previous {
 }
 
 /// Samples every `--dashboard-interval` until the service is dropped.
-pub fn start(state: &AppState) {
+pub(crate) fn start(state: &AppState) {
     let interval = state.dashboard.interval;
     let state = state.downgrade();
     tokio::spawn(async move {

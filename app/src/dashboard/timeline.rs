@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// A sample with its sequence number.
 #[derive(Debug, Clone, Serialize)]
-pub struct Stamped<P> {
+pub(crate) struct Stamped<P> {
     pub seq: u64,
     #[serde(flatten)]
     pub point: P,
@@ -23,13 +23,13 @@ struct Inner<P> {
 
 /// The newest `capacity` samples.
 #[derive(Debug)]
-pub struct Timeline<P> {
+pub(crate) struct Timeline<P> {
     capacity: usize,
     inner: Mutex<Inner<P>>,
 }
 
 impl<P: Clone> Timeline<P> {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner {
@@ -39,12 +39,12 @@ impl<P: Clone> Timeline<P> {
         }
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Appends a sample, dropping the oldest when full; returns its sequence number.
-    pub fn push(&self, point: P) -> u64 {
+    pub(crate) fn push(&self, point: P) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.points.len() == self.capacity {
             inner.points.pop_front();
@@ -57,7 +57,7 @@ impl<P: Clone> Timeline<P> {
 
     /// The samples after `since` (all of them for `None`), oldest first, and the newest
     /// sequence number (0 before the first sample).
-    pub fn since(&self, since: Option<u64>) -> (Vec<Stamped<P>>, u64) {
+    pub(crate) fn since(&self, since: Option<u64>) -> (Vec<Stamped<P>>, u64) {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let after = since.unwrap_or(0);
         let newer = inner

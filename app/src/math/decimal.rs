@@ -35,7 +35,7 @@ fn divide_by_ten_19(high: u64, low: u64) -> (u64, u64) {
 /// multiplied in (400! ends in 99 of them). Compare numbers by their digits: 10 may be the limb
 /// 10 or the limb 1 with one zero.
 #[derive(Clone, Debug, Default)]
-pub struct Decimal {
+pub(crate) struct Decimal {
     limbs: Vec<u64>,
     zeros: usize,
 }
@@ -51,7 +51,7 @@ impl Decimal {
 
     /// The number whose binary digits are `words`, least significant word first. `words` is
     /// used as scratch space and left holding zero.
-    pub fn from_binary(words: &mut [u64]) -> Self {
+    pub(crate) fn from_binary(words: &mut [u64]) -> Self {
         let mut len = words.iter().rposition(|&w| w != 0).map_or(0, |top| top + 1);
         let mut number = Self::with_capacity(len * 20);
         while len > 0 {
@@ -72,7 +72,7 @@ impl Decimal {
     }
 
     /// Multiplies by 10^exponent.
-    pub fn times_power_of_ten(mut self, exponent: usize) -> Self {
+    pub(crate) fn times_power_of_ten(mut self, exponent: usize) -> Self {
         if !self.limbs.is_empty() {
             self.zeros += exponent;
         }
@@ -84,7 +84,7 @@ impl Decimal {
     /// once (two steps of a word), so k limbs by k limbs take about 4k division steps, not one
     /// per limb product (k^2). Row by row, summing into a vector of columns, took 10% fewer
     /// instructions but 12% more time for 400!: each limb product's sum went through memory.
-    pub fn mul(&self, other: &Self) -> Self {
+    pub(crate) fn mul(&self, other: &Self) -> Self {
         let (a, b) = (&self.limbs, &other.limbs);
         if a.is_empty() || b.is_empty() {
             return Self::default();
@@ -123,7 +123,7 @@ impl Decimal {
     }
 
     /// How many decimal digits the number has (zero has one).
-    pub fn digits(&self) -> usize {
+    pub(crate) fn digits(&self) -> usize {
         match self.limbs.split_last() {
             None => 1,
             Some((&top, rest)) => {
@@ -133,7 +133,7 @@ impl Decimal {
     }
 
     /// Appends the decimal digits to `out`.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let Some((&top, rest)) = self.limbs.split_last() else {
             out.push(b'0');
             return;

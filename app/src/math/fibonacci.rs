@@ -11,10 +11,10 @@ type Wide = [u64; WORDS];
 
 /// The largest n [`fibonacci`] takes: fib(n + 1), the largest value computed, stays below
 /// 2^320 up to here (checked by a test).
-pub const MAX_N: u32 = 460;
+pub(crate) const MAX_N: u32 = 460;
 
 /// The n-th Fibonacci number, fib(0) = 0, fib(1) = 1, for n up to [`MAX_N`].
-pub fn fibonacci(n: u32) -> Decimal {
+pub(crate) fn fibonacci(n: u32) -> Decimal {
     assert!(
         n <= MAX_N,
         "fib({n}) is beyond the {}-bit words",

@@ -5,8 +5,8 @@
 mod decimal;
 mod fibonacci;
 
-pub use decimal::Decimal;
-pub use fibonacci::{MAX_N as FIBONACCI_MAX_N, fibonacci};
+pub(crate) use decimal::Decimal;
+pub(crate) use fibonacci::{MAX_N as FIBONACCI_MAX_N, fibonacci};
 
 /// n! = 1 × 2 × … × n, with 0! = 1. Every k ≤ n is 2^i·5^j·r with r coprime to 10, so n! is
 /// the product of the r ≤ n/(2^i·5^j) for every i and j, times 2^t and 5^z: t and z count the
@@ -14,7 +14,7 @@ pub use fibonacci::{MAX_N as FIBONACCI_MAX_N, fibonacci};
 /// each ten), with no test for 2s or 5s; t − z 2s are shifted in, and 10^z is written as z
 /// zeros, not computed. 400! is 770 digits and 99 zeros, and the multiplying and converting
 /// grow with the square of the digits.
-pub fn factorial(n: u32) -> Decimal {
+pub(crate) fn factorial(n: u32) -> Decimal {
     let n = u64::from(n);
     // n! < n^n has fewer bits than n·bits(n), and chunks are nearly full.
     let bits = n * u64::from(u64::BITS - n.leading_zeros());
@@ -148,7 +148,7 @@ fn product(chunks: &[u64]) -> Decimal {
 /// The Ackermann–Péter function, evaluated with an explicit stack instead of recursion, so
 /// depth never touches the thread's stack. Only call it with small arguments: it takes A(m, n)
 /// steps or more, and A(4, 1) is already 65,533.
-pub fn ackermann(m: u32, n: u32) -> Decimal {
+pub(crate) fn ackermann(m: u32, n: u32) -> Decimal {
     let mut stack: Vec<u64> = vec![u64::from(m)];
     let mut n = u64::from(n);
     while let Some(m) = stack.pop() {

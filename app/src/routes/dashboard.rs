@@ -23,8 +23,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::telemetry::log_ring::{Level, Query, StatusFilter};
 
 /// Most lines one `/logs` call returns, and how many it returns unless told.
-pub const MAX_LIMIT: usize = 1000;
-pub const DEFAULT_LIMIT: usize = 100;
+pub(crate) const MAX_LIMIT: usize = 1000;
+pub(crate) const DEFAULT_LIMIT: usize = 100;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
@@ -76,7 +76,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 
 /// What the page polls.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DashboardData {
+pub(crate) struct DashboardData {
     /// Milliseconds between samples.
     pub interval_ms: u64,
     /// Samples kept; the page shows at most this many.
@@ -136,7 +136,7 @@ async fn data(
 
 /// Recent log lines.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LogsData {
+pub(crate) struct LogsData {
     /// Newest first.
     pub lines: Vec<LogLine>,
     /// The newest line's sequence number: pass it as `since` to get only newer lines.
@@ -147,7 +147,7 @@ pub struct LogsData {
 
 /// One log line as written to the log file, with its sequence number.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     pub seq: u64,
     #[schema(value_type = Object)]
     pub line: Box<RawValue>,
@@ -218,7 +218,7 @@ async fn logs(
 const LOGS_PARAMS: &str = "level, route, status, limit, since";
 
 /// Parses `/logs`'s query string; every mistake is a 400 saying what was wrong.
-pub fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
+pub(crate) fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
     let (mut level, mut route, mut status, mut limit, mut since) = (None, None, None, None, None);
     for (key, value) in pairs(query) {
         match key.as_str() {

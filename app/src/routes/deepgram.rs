@@ -34,19 +34,19 @@ pub(crate) fn routes() -> Routes {
 /// Always `"success"` in the seed's envelope, whatever the status.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Success {
+pub(crate) enum Success {
     Success,
 }
 
 /// The seed's envelope: `{"result":"success","data":{...}}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Envelope<T> {
+pub(crate) struct Envelope<T> {
     pub result: Success,
     pub data: T,
 }
 
 /// Wraps `data` in the success envelope.
-pub fn success<T: Serialize>(data: T) -> Json<Envelope<T>> {
+pub(crate) fn success<T: Serialize>(data: T) -> Json<Envelope<T>> {
     Json(Envelope {
         result: Success::Success,
         data,
@@ -62,7 +62,7 @@ fn with_status(status: StatusCode, body: impl IntoResponse) -> Response {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Hello {
+pub(crate) struct Hello {
     /// Always "Hello, world!".
     pub message: String,
 }
@@ -78,7 +78,7 @@ async fn hello() -> impl IntoResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Elapsed {
+pub(crate) struct Elapsed {
     /// Milliseconds actually slept, measured, with microsecond precision.
     pub elapsed: f64,
 }
@@ -114,7 +114,7 @@ async fn sleep(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Code {
+pub(crate) struct Code {
     pub code: u16,
 }
 
@@ -148,7 +148,7 @@ async fn code(PathArgs(args): PathArgs) -> Result<Response, ApiError> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WorkDone {
+pub(crate) struct WorkDone {
     /// Milliseconds slept, drawn uniformly from the configured range.
     pub elapsed: u64,
     /// The status this response has.
@@ -179,7 +179,7 @@ async fn work(State(state): State<AppState>) -> Response {
 
 /// The random choices of `/work`: a uniform sleep and a weighted status.
 #[derive(Debug)]
-pub struct WorkPlan {
+pub(crate) struct WorkPlan {
     min_ms: u64,
     max_ms: u64,
     codes: Vec<u16>,
@@ -188,7 +188,7 @@ pub struct WorkPlan {
 }
 
 impl WorkPlan {
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn from_config(config: &Config) -> anyhow::Result<Self> {
         let (codes, weights): (Vec<u16>, Vec<f64>) = config.work_weights.0.iter().copied().unzip();
         let min_ms = u64::try_from(config.work_sleep_min.as_millis())?;
         let max_ms = u64::try_from(config.work_sleep_max.as_millis())?;
@@ -206,7 +206,7 @@ impl WorkPlan {
     }
 
     /// A sleep in `min..max` milliseconds and a status code.
-    pub fn draw(&self) -> (u64, u16) {
+    pub(crate) fn draw(&self) -> (u64, u16) {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let sleep = rng.random_range(self.min_ms..self.max_ms);
         let code = self.codes[self.weights.sample(&mut *rng)];

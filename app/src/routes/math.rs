@@ -16,10 +16,10 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::math;
 
-pub const MAX_FIBONACCI: u32 = 400;
-pub const MAX_FACTORIAL: u32 = 400;
-pub const MAX_ACKERMANN_M: u32 = 3;
-pub const MAX_ACKERMANN_N: u32 = 4;
+pub(crate) const MAX_FIBONACCI: u32 = 400;
+pub(crate) const MAX_FACTORIAL: u32 = 400;
+pub(crate) const MAX_ACKERMANN_M: u32 = 3;
+pub(crate) const MAX_ACKERMANN_N: u32 = 4;
 // fibonacci() works in fixed-width words and refuses larger n.
 const _: () = assert!(MAX_FIBONACCI <= math::FIBONACCI_MAX_N);
 
@@ -35,7 +35,7 @@ pub(crate) fn routes() -> Routes {
 
 /// `{"response":"<decimal>"}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MathAnswer {
+pub(crate) struct MathAnswer {
     /// The exact value in decimal digits.
     #[schema(pattern = "^[0-9]+$")]
     pub response: String,
@@ -117,7 +117,7 @@ fn answer(value: &math::Decimal) -> DecimalAnswer {
 
 /// `{"total":500000500000}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Total {
+pub(crate) struct Total {
     pub total: u64,
 }
 
@@ -126,7 +126,7 @@ pub struct Total {
 #[utoipa::path(get, path = "/total", tag = "total",
     responses(
         (status = 200, description = "The sum", body = Total),
-        (status = 502, description = "The numbers API failed", body = ErrorBody),
+        (status = 502, description = "No total from the numbers API: `numbers API failed: <why>`", body = ErrorBody),
         (status = 503, description = "Overloaded, retry later", body = ErrorBody),
     ))]
 async fn total(State(state): State<AppState>) -> Result<Json<Total>, ApiError> {

@@ -26,20 +26,20 @@ pub(crate) fn routes() -> Routes {
 
 /// The body of `POST /messages`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct NewMessage {
+pub(crate) struct NewMessage {
     /// Any UTF-8 text, empty included, up to the body limit.
     pub message: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DigestBody {
+pub(crate) struct DigestBody {
     /// Lowercase hex SHA-256 of the message's UTF-8 bytes.
     #[schema(pattern = "^[0-9a-f]{64}$")]
     pub digest: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageBody {
+pub(crate) struct MessageBody {
     pub message: String,
 }
 

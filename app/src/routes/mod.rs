@@ -2,17 +2,17 @@
 //! route is registered together with its OpenAPI description, so the document served at
 //! `/openapi.json` cannot miss one.
 
-pub mod dashboard;
-pub mod deepgram;
-pub mod math;
-pub mod messages;
-pub mod ops;
-pub mod params;
-pub mod randomize;
-pub mod sum_evens;
-pub mod table;
-pub mod tasks;
-pub mod worker;
+pub(crate) mod dashboard;
+pub(crate) mod deepgram;
+pub(crate) mod math;
+pub(crate) mod messages;
+pub(crate) mod ops;
+pub(crate) mod params;
+pub(crate) mod randomize;
+pub(crate) mod sum_evens;
+pub(crate) mod table;
+pub(crate) mod tasks;
+pub(crate) mod worker;
 
 use axum::Router;
 use serde_json::json;
@@ -30,7 +30,8 @@ use crate::middleware;
 
 /// `Content-Type: application/json` for hand-built bodies. A `&str` value would be copied into
 /// a new header value on every response; a static one is not.
-pub const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("application/json");
+pub(crate) const JSON: axum::http::HeaderValue =
+    axum::http::HeaderValue::from_static("application/json");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -129,7 +130,7 @@ pub(crate) fn build(config: &Config) -> Built {
 }
 
 /// What the service serves: the router inside [`middleware::Observe`].
-pub type Service = middleware::Observe<Router>;
+pub(crate) type Service = middleware::Observe<Router>;
 
 /// The whole service around `router`. Every request passes [`middleware::Observe`]: request id,
 /// the route's policy from the table (body limit, concurrency limit), telemetry, JSON 405
@@ -256,7 +257,7 @@ impl Built {
 
 /// The OpenAPI 3.1 document of a service with this configuration, as `glassbox openapi`
 /// prints it.
-pub fn openapi_json(config: &Config) -> String {
+pub(crate) fn openapi_json(config: &Config) -> String {
     build(config).openapi_json()
 }
 

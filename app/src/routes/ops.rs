@@ -30,7 +30,7 @@ pub(crate) fn routes() -> Routes {
 
 /// The `data` of `/status`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StatusData<'a> {
+pub(crate) struct StatusData<'a> {
     #[serde(flatten)]
     pub service: StatusSnapshot,
     pub store: StoreStatus,
@@ -57,13 +57,13 @@ async fn status(State(state): State<AppState>) -> Response {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum HealthWord {
+pub(crate) enum HealthWord {
     Healthy,
     Unhealthy,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HealthData {
+pub(crate) struct HealthData {
     pub health: HealthWord,
     /// Each check by name: `{"status":"pass"|"fail", ...what it saw}`.
     #[schema(value_type = Object)]
@@ -82,7 +82,7 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Runs the checks: 200 when every one passes, else 503, with what each saw (and the failures
 /// for the request's access line).
-pub async fn run_health(checks: &Health) -> Response {
+pub(crate) async fn run_health(checks: &Health) -> Response {
     let (healthy, checks) = checks.run().await;
     if healthy {
         let health = HealthWord::Healthy;

@@ -10,7 +10,7 @@ use percent_encoding::percent_decode_str;
 
 /// The path's values for the route template's `{captures}`, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathArgs(pub Vec<String>);
+pub(crate) struct PathArgs(pub Vec<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathArgs {
     type Rejection = Infallible;
@@ -35,7 +35,7 @@ fn captures(template: &str, path: &str) -> Vec<String> {
 
 /// Whether a path parameter is a whole number as the contract writes one: ASCII digits only,
 /// at least one (`str::parse` would also take a leading `+`).
-pub fn is_digits(text: &str) -> bool {
+pub(crate) fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 

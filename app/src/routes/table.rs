@@ -93,7 +93,7 @@ pub(crate) enum Shedding {
 /// Which listener a route belongs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Listener {
+pub(crate) enum Listener {
     /// The API clients call.
     Public,
     /// The operator's: metrics, logs, the dashboard.
@@ -105,7 +105,7 @@ pub enum Listener {
 /// Whether a route's trailing slash is part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Slash {
+pub(crate) enum Slash {
     /// The path must be the template's.
     Exact,
     /// The template ends in `/`, and the path without it is the same route.
@@ -114,7 +114,7 @@ pub enum Slash {
 
 /// One route as the service treats it, with the configured limits filled in.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Route {
+pub(crate) struct Route {
     /// The template, as metrics and logs label the route (`/sleep/{ms}`).
     #[schema(value_type = String)]
     pub route: Arc<str>,
@@ -207,7 +207,7 @@ pub(crate) fn operations(item: &PathItem) -> Vec<(&'static str, &Operation)> {
 
 /// Every route and how a path finds its route.
 #[derive(Debug, Clone)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     routes: Vec<Route>,
     /// Template (and alias) to index in `routes`.
     matcher: matchit::Router<usize>,
@@ -240,13 +240,13 @@ impl RouteTable {
     }
 
     /// The route `path` belongs to, if any.
-    pub fn lookup(&self, path: &str) -> Option<&Route> {
+    pub(crate) fn lookup(&self, path: &str) -> Option<&Route> {
         let found = self.matcher.at(path).ok()?;
         self.routes.get(*found.value)
     }
 
     /// Every route, in registration order.
-    pub fn routes(&self) -> &[Route] {
+    pub(crate) fn routes(&self) -> &[Route] {
         &self.routes
     }
 }

@@ -17,7 +17,7 @@ use crate::forwarded;
 use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, TaskState};
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Token {
+pub(crate) struct Token {
     /// 32 lowercase hex digits.
     #[schema(pattern = "^[0-9a-f]{32}$")]
     pub token: String,
@@ -25,7 +25,7 @@ pub struct Token {
 
 impl Token {
     /// 201 with the token.
-    pub fn created(id: TaskId) -> Response {
+    pub(crate) fn created(id: TaskId) -> Response {
         (
             StatusCode::CREATED,
             Json(Token {
@@ -37,7 +37,7 @@ impl Token {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TaskStatus {
+pub(crate) struct TaskStatus {
     pub status: TaskState,
     /// Why the task errored.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,7 +69,7 @@ const MAX_CLIENT_ID: usize = 64;
 
 /// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
 /// a trusted proxy reports, else the peer's).
-pub fn client_id(state: &AppState, parts: &Parts) -> String {
+pub(crate) fn client_id(state: &AppState, parts: &Parts) -> String {
     let headers = &parts.headers;
     let peer = parts
         .extensions
@@ -93,7 +93,7 @@ pub fn client_id(state: &AppState, parts: &Parts) -> String {
 }
 
 /// The task of this kind under this token, if any.
-pub async fn lookup(
+pub(crate) async fn lookup(
     state: &AppState,
     token: Option<&String>,
     kind: TaskKind,
@@ -106,7 +106,7 @@ pub async fn lookup(
 }
 
 /// The status of a task of this kind, or 404 `{"error":"unknown token"}`.
-pub async fn status(
+pub(crate) async fn status(
     state: &AppState,
     token: Option<&String>,
     kind: TaskKind,
@@ -118,7 +118,7 @@ pub async fn status(
 }
 
 /// The result file of a finished task of this kind, as `content_type`; else the seed's 404.
-pub async fn result(
+pub(crate) async fn result(
     state: &AppState,
     token: Option<&String>,
     kind: TaskKind,

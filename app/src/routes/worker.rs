@@ -19,14 +19,14 @@ use crate::tasks::{QueueStatus, Tasks};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone)]
-pub struct WorkerState {
+pub(crate) struct WorkerState {
     pub telemetry: Arc<Telemetry>,
     pub health: Health,
     pub tasks: Tasks,
     pub started: Instant,
 }
 
-pub fn router(state: WorkerState) -> Router {
+pub(crate) fn router(state: WorkerState) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/health", get(health))

@@ -6,18 +6,18 @@ use sha2::{Digest as _, Sha256};
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Digest(pub [u8; 32]);
+pub(crate) struct Digest(pub [u8; 32]);
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl Digest {
     /// The digest of `message`'s UTF-8 bytes.
-    pub fn of(message: &str) -> Self {
+    pub(crate) fn of(message: &str) -> Self {
         Self(Sha256::digest(message.as_bytes()).into())
     }
 
     /// Reads 64 hex digits (either case); anything else is not a digest.
-    pub fn parse_hex(text: &str) -> Option<Self> {
+    pub(crate) fn parse_hex(text: &str) -> Option<Self> {
         let text = text.as_bytes();
         if text.len() != 64 {
             return None;
@@ -30,7 +30,7 @@ impl Digest {
     }
 
     /// 64 lowercase hex digits.
-    pub fn to_hex(self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         let mut out = String::with_capacity(64);
         for byte in self.0 {
             out.push(char::from(HEX[usize::from(byte >> 4)]));

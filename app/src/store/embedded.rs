@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use futures_util::future::BoxFuture;
-use redb::backends::InMemoryBackend;
 use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,18 +21,18 @@ use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
 /// Messages by digest.
 const MESSAGES: TableDefinition<[u8; 32], &str> = TableDefinition::new("messages");
 /// The most messages one commit takes.
-pub const MAX_BATCH: usize = 4096;
+pub(crate) const MAX_BATCH: usize = 4096;
 /// The most message bytes one commit takes (it always takes at least one message).
-pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Writes waiting for the writer; senders wait when it is full.
 const QUEUE: usize = 8192;
 
 /// The database file inside the data directory.
-pub const FILE_NAME: &str = "messages.redb";
+pub(crate) const FILE_NAME: &str = "messages.redb";
 
 /// The redb store. Reads run on the blocking pool; writes go through the writer thread.
 #[derive(Debug)]
-pub struct EmbeddedStore {
+pub(crate) struct EmbeddedStore {
     db: Arc<Database>,
     location: String,
     count: Arc<AtomicU64>,
@@ -51,7 +50,10 @@ struct Write {
 impl EmbeddedStore {
     /// Opens (or creates) `data_dir/messages.redb`. After a crash redb checks and repairs the
     /// file here, before the service answers anything.
-    pub fn open(data_dir: &Path, batch_sizes: metrics::Histogram) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        data_dir: &Path,
+        batch_sizes: metrics::Histogram,
+    ) -> Result<Self, StoreError> {
         let path: PathBuf = data_dir.join(FILE_NAME);
         let db = Database::create(&path).map_err(|e| {
             StoreError::new(
@@ -63,7 +65,9 @@ impl EmbeddedStore {
     }
 
     /// A store that lives in memory only, for tests of the code around it.
-    pub fn in_memory(batch_sizes: metrics::Histogram) -> Result<Self, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn in_memory(batch_sizes: metrics::Histogram) -> Result<Self, StoreError> {
+        use redb::backends::InMemoryBackend;
         let db = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(backend)?;
@@ -287,7 +291,7 @@ mod tests {
     #[test]
     fn queued_writes_go_to_disk_in_shared_commits() {
         let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
+            .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap();
         let (writes, queue) = mpsc::channel(QUEUE);
         let total = MAX_BATCH + 10;

@@ -8,9 +8,9 @@
 //! [`Store`] wraps either one with a timeout, `/status` statistics and Prometheus metrics, and
 //! [`StoreCheck`] puts it into `/health`.
 
-pub mod digest;
-pub mod embedded;
-pub mod redis;
+pub(crate) mod digest;
+pub(crate) mod embedded;
+pub(crate) mod redis;
 mod stats;
 
 use std::fmt::Debug;
@@ -22,8 +22,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-pub use self::digest::Digest;
-pub use self::stats::OperationSnapshot;
+pub(crate) use self::digest::Digest;
+pub(crate) use self::stats::OperationSnapshot;
 use self::stats::OperationStats;
 use crate::config::{Backend, Config};
 use crate::health::{Check, CheckResult, CheckStatus};
@@ -31,7 +31,7 @@ use crate::telemetry::metrics::{Metrics, StoreSeries};
 
 /// Opens the backend `config.store` names: the embedded database in the data directory, or
 /// a pool of (lazy) Redis connections.
-pub fn open(config: &Config, metrics: &Metrics) -> anyhow::Result<Arc<dyn MessageStore>> {
+pub(crate) fn open(config: &Config, metrics: &Metrics) -> anyhow::Result<Arc<dyn MessageStore>> {
     Ok(match &config.store {
         Backend::Embedded => Arc::new(embedded::EmbeddedStore::open(
             &config.data_dir,
@@ -47,7 +47,7 @@ pub fn open(config: &Config, metrics: &Metrics) -> anyhow::Result<Arc<dyn Messag
 
 /// Whether a write added a message or found it already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Put {
+pub(crate) enum Put {
     Created,
     Existed,
 }
@@ -56,7 +56,7 @@ pub enum Put {
 /// detail goes to the log.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {detail}")]
-pub struct StoreError {
+pub(crate) struct StoreError {
     pub kind: ErrorKind,
     pub detail: String,
 }
@@ -91,7 +91,7 @@ impl std::fmt::Display for ErrorKind {
 }
 
 impl StoreError {
-    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
             detail: detail.into(),
@@ -103,14 +103,14 @@ impl StoreError {
 /// line says after `store unavailable`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{backend} {operation}: {error}")]
-pub struct StoreFailure {
+pub(crate) struct StoreFailure {
     pub backend: &'static str,
     pub operation: &'static str,
     pub error: StoreError,
 }
 
 /// A place to keep messages by their SHA-256 digest.
-pub trait MessageStore: Send + Sync + Debug {
+pub(crate) trait MessageStore: Send + Sync + Debug {
     /// `embedded` or `redis`, a metric label.
     fn backend(&self) -> &'static str;
     /// Where the data lives, for `/status` and `/health`: a file or a server (no password).
@@ -144,7 +144,7 @@ impl Operation {
 
 /// A backend with a deadline on every operation, measured into `/status` and `/metrics`.
 #[derive(Debug, Clone)]
-pub struct Store(Arc<Inner>);
+pub(crate) struct Store(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -155,7 +155,11 @@ struct Inner {
 }
 
 impl Store {
-    pub fn new(backend: Arc<dyn MessageStore>, timeout: Duration, metrics: &Metrics) -> Self {
+    pub(crate) fn new(
+        backend: Arc<dyn MessageStore>,
+        timeout: Duration,
+        metrics: &Metrics,
+    ) -> Self {
         let series = metrics.store_series(backend.backend());
         Self(Arc::new(Inner {
             backend,
@@ -165,16 +169,16 @@ impl Store {
         }))
     }
 
-    pub fn backend(&self) -> &'static str {
+    pub(crate) fn backend(&self) -> &'static str {
         self.0.backend.backend()
     }
 
-    pub fn location(&self) -> String {
+    pub(crate) fn location(&self) -> String {
         self.0.backend.location()
     }
 
     /// Store calls and failed calls since start, every operation together.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         self.0
             .stats
             .iter()
@@ -182,18 +186,18 @@ impl Store {
             .fold((0, 0), |(c, e), (c2, e2)| (c + c2, e + e2))
     }
 
-    pub async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreFailure> {
+    pub(crate) async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreFailure> {
         self.measure(Operation::Put, self.0.backend.put(digest, message))
             .await
     }
 
-    pub async fn get(&self, digest: Digest) -> Result<Option<String>, StoreFailure> {
+    pub(crate) async fn get(&self, digest: Digest) -> Result<Option<String>, StoreFailure> {
         self.measure(Operation::Get, self.0.backend.get(digest))
             .await
     }
 
     /// The number of messages; also sets the `glassbox_store_messages` gauge.
-    pub async fn count(&self) -> Result<u64, StoreFailure> {
+    pub(crate) async fn count(&self) -> Result<u64, StoreFailure> {
         let count = self
             .measure(Operation::Count, self.0.backend.count())
             .await?;
@@ -231,7 +235,7 @@ impl Store {
 
     /// What `/status` shows about the store. Asks it for its message count, so an
     /// unreachable store shows up here as it does in `/health`.
-    pub async fn status(&self) -> StoreStatus {
+    pub(crate) async fn status(&self) -> StoreStatus {
         let (messages, error) = match self.count().await {
             Ok(n) => (Some(n), None),
             Err(err) => (None, Some(err.to_string())),
@@ -251,7 +255,7 @@ impl Store {
 
 /// The store part of `/status`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StoreStatus {
+pub(crate) struct StoreStatus {
     /// `embedded` or `redis`.
     pub backend: &'static str,
     /// The database file or the Redis server.
@@ -268,7 +272,7 @@ pub struct StoreStatus {
 
 /// `/health`'s view of the store: it passes when the store answers a count in time.
 #[derive(Debug, Clone)]
-pub struct StoreCheck {
+pub(crate) struct StoreCheck {
     pub store: Store,
 }
 

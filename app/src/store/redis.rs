@@ -16,11 +16,11 @@ use redis::{Client, RedisError};
 use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
 
 /// The hash every message lives in.
-pub const KEY: &str = "glassbox:messages";
+pub(crate) const KEY: &str = "glassbox:messages";
 
 /// A pool of self-healing connections to one Redis server.
 #[derive(Debug)]
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connections: Vec<ConnectionManager>,
     next: AtomicUsize,
     location: String,
@@ -29,7 +29,11 @@ pub struct RedisStore {
 impl RedisStore {
     /// Prepares `connections` lazy connections to `url`; nothing is dialled until the first
     /// operation, so the service starts (unhealthy) while Redis is down.
-    pub fn new(url: &str, connections: usize, timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        url: &str,
+        connections: usize,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let client =
             Client::open(url).map_err(|e| StoreError::new(ErrorKind::Backend, e.to_string()))?;
         let info = client.get_connection_info();

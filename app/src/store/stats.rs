@@ -59,7 +59,7 @@ impl OperationStats {
 /// One store operation in `/status`: latency measured around the backend call, in
 /// microseconds, failures (timeouts included) counted in `errors`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OperationSnapshot {
+pub(crate) struct OperationSnapshot {
     /// `put`, `get` or `count`.
     pub operation: &'static str,
     pub count: u64,

@@ -16,7 +16,7 @@ use wide::u8x16;
 use super::parse::Sum;
 
 /// The longest number the columns take; longer ones are converted.
-pub const MAX_DIGITS: usize = 32;
+pub(crate) const MAX_DIGITS: usize = 32;
 
 /// Numbers added to the byte lanes before they are emptied.
 const LANE_NUMBERS: u32 = 28;
@@ -50,7 +50,7 @@ const ZEROS: u8x16 = u8x16::splat(b'0');
 
 /// Digit column sums of the even numbers of one scan.
 #[derive(Debug, Default)]
-pub struct Columns {
+pub(crate) struct Columns {
     /// Byte lanes: the low 16 digit positions and the next 16, positive and negative.
     low_positive: u8x16,
     high_positive: u8x16,
@@ -72,7 +72,14 @@ impl Columns {
     /// Adds the number of `count` digits (at most [`MAX_DIGITS`]) that ends at `end`, when it
     /// is even; `bytes[end - 32..end]` must exist.
     #[inline]
-    pub fn add(&mut self, bytes: &[u8], end: usize, count: usize, negative: bool, even: bool) {
+    pub(crate) fn add(
+        &mut self,
+        bytes: &[u8],
+        end: usize,
+        count: usize,
+        negative: bool,
+        even: bool,
+    ) {
         debug_assert!(count <= MAX_DIGITS && end >= MAX_DIGITS);
         let low = (load16(bytes, end - 16) - ZEROS) & KEEP[count.min(16)];
         let high = (load16(bytes, end - 32) - ZEROS) & KEEP[count.saturating_sub(16)];
@@ -105,7 +112,7 @@ impl Columns {
     }
 
     /// Adds what the columns hold to `sum`, exactly.
-    pub fn finish(mut self, sum: &mut Sum) {
+    pub(crate) fn finish(mut self, sum: &mut Sum) {
         self.empty_lanes();
         for (set, sums) in self.sums.iter().enumerate() {
             let negative = set >= 2;

@@ -6,10 +6,10 @@
 //! - [`scheduler`]: the chunks of every running job, taken round robin across clients, so a
 //!   small job never waits behind another client's big one.
 
-pub mod columns;
+pub(crate) mod columns;
 pub mod oracle;
 pub mod parse;
-pub mod range;
+pub(crate) mod range;
 pub mod scheduler;
 
 use serde::{Deserialize, Serialize};

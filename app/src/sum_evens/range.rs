@@ -10,11 +10,11 @@ use std::os::unix::fs::FileExt;
 use super::parse::{BadToken, Parser, Partial, is_separator};
 
 /// How much of the file one read takes.
-pub const BLOCK: usize = 1 << 20;
+pub(crate) const BLOCK: usize = 1 << 20;
 
 /// Why a range could not be summed.
 #[derive(Debug, thiserror::Error)]
-pub enum RangeError {
+pub(crate) enum RangeError {
     #[error(transparent)]
     Bad(#[from] BadToken),
     #[error("reading the upload: {0}")]
@@ -37,7 +37,7 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 /// Sums the tokens that start in `start..end` of `file`, whose length is `len`. `buf` is the
 /// read buffer (its length is the block size).
-pub fn sum_range(
+pub(crate) fn sum_range(
     file: &File,
     start: u64,
     end: u64,

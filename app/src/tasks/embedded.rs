@@ -25,10 +25,10 @@ use super::{
 const TASKS: TableDefinition<u128, &str> = TableDefinition::new("tasks");
 
 /// The database file inside the data directory.
-pub const FILE_NAME: &str = "tasks.redb";
+pub(crate) const FILE_NAME: &str = "tasks.redb";
 
 #[derive(Debug)]
-pub struct EmbeddedQueue {
+pub(crate) struct EmbeddedQueue {
     db: Arc<Database>,
     location: String,
     /// Tasks waiting for a worker, round robin between clients.
@@ -61,7 +61,7 @@ fn unavailable(err: impl std::fmt::Display) -> QueueError {
 impl EmbeddedQueue {
     /// Opens the records and queues again every task that had not finished (even more than
     /// the capacity: they were accepted; the capacity bounds new submissions).
-    pub fn open(
+    pub(crate) fn open(
         data_dir: &Path,
         capacity: usize,
         ttl: Duration,
@@ -91,7 +91,7 @@ impl EmbeddedQueue {
     }
 
     /// Deletes the records and files of tasks that ended more than the TTL ago.
-    pub async fn remove_expired(&self) -> Result<usize, QueueError> {
+    pub(crate) async fn remove_expired(&self) -> Result<usize, QueueError> {
         let cutoff = super::expiry_cutoff(self.ttl);
         let db = self.db.clone();
         let expired =

@@ -10,13 +10,13 @@ use tokio::io::AsyncWriteExt;
 use super::TaskId;
 
 #[derive(Debug, Clone)]
-pub struct TaskFiles {
+pub(crate) struct TaskFiles {
     root: PathBuf,
 }
 
 impl TaskFiles {
     /// Files under `data_dir/tasks`, whose directories are created here.
-    pub fn new(data_dir: &Path) -> io::Result<Self> {
+    pub(crate) fn new(data_dir: &Path) -> io::Result<Self> {
         let root = data_dir.join("tasks");
         for sub in ["payloads", "results"] {
             std::fs::create_dir_all(root.join(sub))?;
@@ -24,28 +24,28 @@ impl TaskFiles {
         Ok(Self { root })
     }
 
-    pub fn payload(&self, id: TaskId) -> PathBuf {
+    pub(crate) fn payload(&self, id: TaskId) -> PathBuf {
         self.root.join("payloads").join(id.to_string())
     }
 
-    pub fn result(&self, id: TaskId) -> PathBuf {
+    pub(crate) fn result(&self, id: TaskId) -> PathBuf {
         self.root.join("results").join(id.to_string())
     }
 
-    pub async fn write_payload(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn write_payload(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
         write_durably(&self.payload(id), bytes).await
     }
 
-    pub async fn write_result(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn write_result(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
         write_durably(&self.result(id), bytes).await
     }
 
-    pub async fn read_payload(&self, id: TaskId) -> io::Result<Vec<u8>> {
+    pub(crate) async fn read_payload(&self, id: TaskId) -> io::Result<Vec<u8>> {
         tokio::fs::read(self.payload(id)).await
     }
 
     /// The result, or `None` when there is none (yet, or any more).
-    pub async fn read_result(&self, id: TaskId) -> io::Result<Option<Vec<u8>>> {
+    pub(crate) async fn read_result(&self, id: TaskId) -> io::Result<Option<Vec<u8>>> {
         match tokio::fs::read(self.result(id)).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -54,13 +54,13 @@ impl TaskFiles {
     }
 
     /// Removes the task's payload and result, whichever exist.
-    pub async fn remove(&self, id: TaskId) {
+    pub(crate) async fn remove(&self, id: TaskId) {
         let _ = tokio::fs::remove_file(self.payload(id)).await;
         let _ = tokio::fs::remove_file(self.result(id)).await;
     }
 
     /// The payload is not needed once the task is done.
-    pub async fn remove_payload(&self, id: TaskId) {
+    pub(crate) async fn remove_payload(&self, id: TaskId) {
         let _ = tokio::fs::remove_file(self.payload(id)).await;
     }
 }
@@ -68,7 +68,7 @@ impl TaskFiles {
 /// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
 /// removed if dropped before (a broken or refused upload leaves nothing behind).
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     temp: PathBuf,
     path: PathBuf,
     file: tokio::io::BufWriter<tokio::fs::File>,
@@ -77,7 +77,7 @@ pub struct Spool {
 
 impl TaskFiles {
     /// Starts writing the payload of `id`.
-    pub async fn spool(&self, id: TaskId) -> io::Result<Spool> {
+    pub(crate) async fn spool(&self, id: TaskId) -> io::Result<Spool> {
         let path = self.payload(id);
         let temp = path.with_file_name(format!(".{id}.upload"));
         let file = tokio::fs::File::create(&temp).await?;
@@ -91,12 +91,12 @@ impl TaskFiles {
 }
 
 impl Spool {
-    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes).await
     }
 
     /// Syncs the file and moves it to its payload name.
-    pub async fn commit(mut self) -> io::Result<()> {
+    pub(crate) async fn commit(mut self) -> io::Result<()> {
         self.file.flush().await?;
         self.file.get_ref().sync_all().await?;
         tokio::fs::rename(&self.temp, &self.path).await?;

@@ -10,13 +10,13 @@
 //! Payloads and results are files under `<data-dir>/tasks/` ([`files`]), shared by the service
 //! and every worker that mounts the same data directory.
 
-pub mod embedded;
+pub(crate) mod embedded;
 mod fair;
-pub mod files;
-pub mod redis;
-pub mod run;
-pub mod telemetry;
-pub mod worker;
+pub(crate) mod files;
+pub(crate) mod redis;
+pub(crate) mod run;
+pub(crate) mod telemetry;
+pub(crate) mod worker;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,15 +31,15 @@ use crate::health::{Check, CheckResult, CheckStatus};
 
 /// A task's token: 128 random bits, shown as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(pub u128);
+pub(crate) struct TaskId(pub u128);
 
 impl TaskId {
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         Self(rand::random())
     }
 
     /// 32 hex digits (either case); anything else is no token.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| u128::from_str_radix(text, 16).ok().map(Self))
             .flatten()
@@ -74,7 +74,7 @@ impl<'de> Deserialize<'de> for TaskId {
 /// What a task does; a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum TaskKind {
+pub(crate) enum TaskKind {
     /// Shuffle a PNG's tiles.
     Randomize,
     /// Sum the even numbers of a text file.
@@ -82,9 +82,9 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    pub const ALL: [Self; 2] = [Self::Randomize, Self::SumEvens];
+    pub(crate) const ALL: [Self; 2] = [Self::Randomize, Self::SumEvens];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Randomize => "randomize",
             Self::SumEvens => "sum-evens",
@@ -95,7 +95,7 @@ impl TaskKind {
 /// Where a task is: requested → received (a worker took it) → finished or errored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum TaskState {
+pub(crate) enum TaskState {
     Requested,
     Received,
     Finished,
@@ -103,14 +103,14 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [Self; 4] = [
+    pub(crate) const ALL: [Self; 4] = [
         Self::Requested,
         Self::Received,
         Self::Finished,
         Self::Errored,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Requested => "requested",
             Self::Received => "received",
@@ -119,7 +119,7 @@ impl TaskState {
         }
     }
 
-    pub fn is_final(self) -> bool {
+    pub(crate) fn is_final(self) -> bool {
         matches!(self, Self::Finished | Self::Errored)
     }
 }
@@ -127,7 +127,7 @@ impl TaskState {
 /// Everything known about one task. Times are unix milliseconds, so they compare across the
 /// processes and hosts of a Redis deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskRecord {
+pub(crate) struct TaskRecord {
     pub id: TaskId,
     pub kind: TaskKind,
     pub state: TaskState,
@@ -156,7 +156,7 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    pub fn new(id: TaskId, kind: TaskKind, created_ms: u64) -> Self {
+    pub(crate) fn new(id: TaskId, kind: TaskKind, created_ms: u64) -> Self {
         Self {
             id,
             kind,
@@ -174,7 +174,7 @@ impl TaskRecord {
 }
 
 /// Now, in unix milliseconds.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -182,7 +182,7 @@ pub fn now_ms() -> u64 {
 
 /// Why the queue could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum QueueError {
+pub(crate) enum QueueError {
     /// The queue holds `--queue-capacity` tasks already (503 with `Retry-After`).
     #[error("the queue is full")]
     Full,
@@ -192,14 +192,14 @@ pub enum QueueError {
 }
 
 impl QueueError {
-    pub fn unavailable(err: impl fmt::Display) -> Self {
+    pub(crate) fn unavailable(err: impl fmt::Display) -> Self {
         Self::Unavailable(err.to_string())
     }
 }
 
 /// How many tasks are where.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct QueueCounts {
+pub(crate) struct QueueCounts {
     /// Tasks waiting for a worker.
     pub depth: u64,
     /// Retained tasks by state (finished and errored ones until they expire).
@@ -210,7 +210,7 @@ pub struct QueueCounts {
 }
 
 /// The service's side of a queue: record and enqueue, look up, count.
-pub trait TaskQueue: Send + Sync + fmt::Debug {
+pub(crate) trait TaskQueue: Send + Sync + fmt::Debug {
     /// `embedded` or `redis`.
     fn backend(&self) -> &'static str;
     /// Where the task records live.
@@ -250,7 +250,7 @@ fn start_sweeper(queue: &Arc<dyn TaskQueue>, ttl: std::time::Duration) {
 }
 
 /// A worker's side of a queue.
-pub trait TaskSource: Send + Sync + fmt::Debug {
+pub(crate) trait TaskSource: Send + Sync + fmt::Debug {
     /// The next task, already marked received; `None` when none came within the backend's
     /// polling interval (the worker then checks whether it should stop, and asks again).
     fn take(&self) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>>;
@@ -264,7 +264,7 @@ pub trait TaskSource: Send + Sync + fmt::Debug {
 
 /// The queue as the routes see it: the backend, where payloads and results are, telemetry.
 #[derive(Debug, Clone)]
-pub struct Tasks {
+pub(crate) struct Tasks {
     pub queue: Arc<dyn TaskQueue>,
     pub files: files::TaskFiles,
     pub telemetry: Arc<TaskTelemetry>,
@@ -275,7 +275,7 @@ pub struct Tasks {
 impl Tasks {
     /// The queue as this process uses it, with `workers` workers of its own; starts the sweep
     /// of expired tasks.
-    pub fn start(
+    pub(crate) fn start(
         queue: Arc<dyn TaskQueue>,
         files: files::TaskFiles,
         telemetry: &Arc<crate::telemetry::Telemetry>,
@@ -292,7 +292,7 @@ impl Tasks {
     }
 
     /// Workers that take tasks from `source` and run them with `runner`, measured here.
-    pub fn workers(
+    pub(crate) fn workers(
         &self,
         source: Arc<dyn TaskSource>,
         runner: run::Runner,
@@ -307,7 +307,7 @@ impl Tasks {
     }
 
     /// Writes the payload, then records and queues the task; a refused task leaves no file.
-    pub async fn submit(&self, task: TaskRecord, payload: &[u8]) -> Result<(), QueueError> {
+    pub(crate) async fn submit(&self, task: TaskRecord, payload: &[u8]) -> Result<(), QueueError> {
         self.files
             .write_payload(task.id, payload)
             .await
@@ -317,7 +317,7 @@ impl Tasks {
 
     /// Records and queues a task whose payload is already in place; a refused task's payload
     /// is removed.
-    pub async fn enqueue(&self, task: TaskRecord) -> Result<(), QueueError> {
+    pub(crate) async fn enqueue(&self, task: TaskRecord) -> Result<(), QueueError> {
         let (id, kind) = (task.id, task.kind);
         match self.queue.submit(task).await {
             Ok(()) => {
@@ -332,7 +332,7 @@ impl Tasks {
     }
 
     /// What `/status` shows about the queue.
-    pub async fn status(&self) -> QueueStatus {
+    pub(crate) async fn status(&self) -> QueueStatus {
         let (counts, error) = match self.counts().await {
             Ok(counts) => (Some(counts), None),
             Err(err) => (None, Some(err.to_string())),
@@ -349,7 +349,7 @@ impl Tasks {
     }
 
     /// The queue's counts; also sets the queue gauges.
-    pub async fn counts(&self) -> Result<QueueCounts, QueueError> {
+    pub(crate) async fn counts(&self) -> Result<QueueCounts, QueueError> {
         let counts = self.queue.counts().await?;
         self.telemetry.set_counts(&counts);
         Ok(counts)
@@ -358,7 +358,7 @@ impl Tasks {
 
 /// The queue part of `/status`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct QueueStatus {
+pub(crate) struct QueueStatus {
     /// `embedded` or `redis`.
     pub backend: &'static str,
     pub location: String,
@@ -377,7 +377,7 @@ pub struct QueueStatus {
 
 /// `/health`'s view of the queue: it passes when the backend answers its counts in time.
 #[derive(Debug, Clone)]
-pub struct QueueCheck {
+pub(crate) struct QueueCheck {
     pub tasks: Tasks,
 }
 

@@ -49,7 +49,7 @@ fn unavailable(err: impl std::fmt::Display) -> QueueError {
 
 /// How the queue behaves; from the configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub capacity: usize,
     pub timeout: Duration,
     pub lease: Duration,
@@ -58,7 +58,7 @@ pub struct Settings {
 }
 
 #[derive(Debug)]
-pub struct RedisQueue {
+pub(crate) struct RedisQueue {
     client: Client,
     location: String,
     settings: Settings,
@@ -71,7 +71,11 @@ pub struct RedisQueue {
 
 impl RedisQueue {
     /// Lazy connections to `url`: nothing is dialled before the first command.
-    pub fn new(url: &str, settings: Settings, files: TaskFiles) -> Result<Arc<Self>, QueueError> {
+    pub(crate) fn new(
+        url: &str,
+        settings: Settings,
+        files: TaskFiles,
+    ) -> Result<Arc<Self>, QueueError> {
         let client = Client::open(url).map_err(unavailable)?;
         let info = client.get_connection_info();
         let location = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
@@ -136,7 +140,7 @@ impl RedisQueue {
     /// Moves tasks whose worker stopped renewing their lease back to the queue, every half
     /// lease, for as long as the queue lives. Runs in every worker process; the moves are
     /// atomic, so several reapers do not collide.
-    pub fn start_reaper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn start_reaper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let queue = Arc::downgrade(self);
         let every = self.settings.lease / 2;
         tokio::spawn(async move {
@@ -220,7 +224,7 @@ impl RedisQueue {
     }
 
     /// Removes tasks that ended more than the TTL ago, and their files.
-    pub async fn remove_expired(&self) -> Result<usize, QueueError> {
+    pub(crate) async fn remove_expired(&self) -> Result<usize, QueueError> {
         let cutoff = now_ms()
             .saturating_sub(u64::try_from(self.settings.ttl.as_millis()).unwrap_or(u64::MAX));
         let mut conn = self.connection();

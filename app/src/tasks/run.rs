@@ -17,7 +17,7 @@ use crate::sum_evens::scheduler::{FairScheduler, JobError};
 
 /// Why a task errored; its status says this to the client.
 #[derive(Debug, thiserror::Error)]
-pub enum TaskError {
+pub(crate) enum TaskError {
     #[error("reading the upload: {0}")]
     ReadUpload(std::io::Error),
     #[error("writing the result: {0}")]
@@ -35,7 +35,7 @@ pub enum TaskError {
 
 /// Everything a worker needs to run any kind of task.
 #[derive(Debug, Clone)]
-pub struct Runner {
+pub(crate) struct Runner {
     pub files: TaskFiles,
     compute: ComputePool,
     /// The seed's artificial delay before each randomize task.
@@ -48,7 +48,7 @@ pub struct Runner {
 
 impl Runner {
     /// Call inside a tokio runtime: the sum-evens scheduler's lanes start here.
-    pub fn new(config: &Config, files: TaskFiles, compute: ComputePool) -> Self {
+    pub(crate) fn new(config: &Config, files: TaskFiles, compute: ComputePool) -> Self {
         Self {
             files,
             scheduler: FairScheduler::start(config.compute_threads(), compute.clone()),
@@ -61,7 +61,11 @@ impl Runner {
 
     /// Runs `task`, counting the payload bytes done in `progress`; an error is the reason its
     /// status will give.
-    pub async fn run(&self, task: &TaskRecord, progress: Arc<AtomicU64>) -> Result<(), TaskError> {
+    pub(crate) async fn run(
+        &self,
+        task: &TaskRecord,
+        progress: Arc<AtomicU64>,
+    ) -> Result<(), TaskError> {
         match task.kind {
             TaskKind::Randomize => self.randomize(task).await,
             TaskKind::SumEvens => self.sum_evens(task, progress).await,

@@ -18,14 +18,14 @@ use super::{QueueCounts, TaskKind, TaskRecord, TaskState};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::stats::LatencySnapshot;
 
-pub const WAIT: &str = "glassbox_task_wait_seconds";
-pub const EXECUTION: &str = "glassbox_task_execution_seconds";
-pub const LEAD: &str = "glassbox_task_lead_seconds";
-pub const SUBMITTED: &str = "glassbox_tasks_submitted_total";
-pub const DEPTH: &str = "glassbox_queue_depth";
-pub const WORKERS: &str = "glassbox_workers";
-pub const BUSY: &str = "glassbox_workers_busy";
-pub const BY_STATE: &str = "glassbox_tasks";
+pub(crate) const WAIT: &str = "glassbox_task_wait_seconds";
+pub(crate) const EXECUTION: &str = "glassbox_task_execution_seconds";
+pub(crate) const LEAD: &str = "glassbox_task_lead_seconds";
+pub(crate) const SUBMITTED: &str = "glassbox_tasks_submitted_total";
+pub(crate) const DEPTH: &str = "glassbox_queue_depth";
+pub(crate) const WORKERS: &str = "glassbox_workers";
+pub(crate) const BUSY: &str = "glassbox_workers_busy";
+pub(crate) const BY_STATE: &str = "glassbox_tasks";
 
 /// The outcome label of a finished task.
 fn outcome(state: TaskState) -> &'static str {
@@ -37,7 +37,7 @@ fn outcome(state: TaskState) -> &'static str {
 }
 
 #[derive(Debug)]
-pub struct TaskTelemetry {
+pub(crate) struct TaskTelemetry {
     busy: AtomicU64,
     busy_gauge: Gauge,
     depth: Gauge,
@@ -64,7 +64,7 @@ struct KindStats {
 /// One task kind's tasks that ended in an interval, with wait and lead percentiles in
 /// milliseconds from that interval's own HDR histograms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IntervalKind {
+pub(crate) struct IntervalKind {
     pub kind: &'static str,
     pub ended: u64,
     pub wait_p50_ms: u64,
@@ -79,7 +79,10 @@ fn ms_histogram() -> Histogram<u64> {
 
 impl TaskTelemetry {
     /// Registers the task series on the process's recorder; `workers` is how many run here.
-    pub fn new(telemetry: std::sync::Arc<crate::telemetry::Telemetry>, workers: usize) -> Self {
+    pub(crate) fn new(
+        telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+        workers: usize,
+    ) -> Self {
         let metrics: &Metrics = &telemetry.metrics;
         let (busy_gauge, depth, by_state, submitted) = metrics.with(|| {
             describe_histogram!(
@@ -128,25 +131,25 @@ impl TaskTelemetry {
         }
     }
 
-    pub fn submitted(&self, kind: TaskKind) {
+    pub(crate) fn submitted(&self, kind: TaskKind) {
         self.submitted[kind as usize].increment(1);
     }
 
-    pub fn started(&self) {
+    pub(crate) fn started(&self) {
         let now = self.busy.fetch_add(1, Ordering::Relaxed) + 1;
         self.busy_gauge.set(now as f64);
     }
 
-    pub fn stopped(&self) {
+    pub(crate) fn stopped(&self) {
         let now = self.busy.fetch_sub(1, Ordering::Relaxed) - 1;
         self.busy_gauge.set(now as f64);
     }
 
-    pub fn busy(&self) -> u64 {
+    pub(crate) fn busy(&self) -> u64 {
         self.busy.load(Ordering::Relaxed)
     }
 
-    pub fn set_counts(&self, counts: &QueueCounts) {
+    pub(crate) fn set_counts(&self, counts: &QueueCounts) {
         self.depth.set(counts.depth as f64);
         let values = [
             counts.requested,
@@ -160,7 +163,7 @@ impl TaskTelemetry {
     }
 
     /// Records a task that reached its final state: one log line, three histograms, `/status`.
-    pub fn finished(&self, task: &TaskRecord) {
+    pub(crate) fn finished(&self, task: &TaskRecord) {
         let finished = task.finished_ms.unwrap_or(task.created_ms);
         let received = task.received_ms.unwrap_or(task.created_ms);
         let wait = received.saturating_sub(task.created_ms);
@@ -205,7 +208,7 @@ impl TaskTelemetry {
 
     /// Each kind's tasks that ended since the last call (kinds with none left out), and
     /// starts a new interval.
-    pub fn take_interval(&self) -> Vec<IntervalKind> {
+    pub(crate) fn take_interval(&self) -> Vec<IntervalKind> {
         let mut out = Vec::new();
         for kind in TaskKind::ALL {
             let mut stats = self.kinds[kind as usize]
@@ -229,7 +232,7 @@ impl TaskTelemetry {
         out
     }
 
-    pub fn snapshot(&self) -> Vec<KindSnapshot> {
+    pub(crate) fn snapshot(&self) -> Vec<KindSnapshot> {
         TaskKind::ALL
             .iter()
             .map(|kind| {
@@ -252,7 +255,7 @@ impl TaskTelemetry {
 /// One task kind in `/status`: tasks this process saw finish, and their times in milliseconds
 /// (HDR histograms, 3 significant figures; a time under 1 ms counts as 1).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct KindSnapshot {
+pub(crate) struct KindSnapshot {
     pub kind: &'static str,
     pub finished: u64,
     pub errored: u64,

@@ -17,7 +17,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// What every worker of a process shares.
 #[derive(Debug, Clone)]
-pub struct Workers {
+pub(crate) struct Workers {
     pub source: Arc<dyn TaskSource>,
     pub runner: Arc<Runner>,
     pub telemetry: Arc<TaskTelemetry>,
@@ -28,7 +28,7 @@ pub struct Workers {
 impl Workers {
     /// Starts `count` workers. They stop taking tasks once `stop` turns true and return after
     /// the task they are running, if any.
-    pub fn spawn(&self, count: usize, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    pub(crate) fn spawn(&self, count: usize, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         (0..count)
             .map(|_| tokio::spawn(self.clone().work(stop.clone())))
             .collect()

@@ -20,19 +20,25 @@ use super::log_writer::BatchWriter;
 use crate::error::ErrorCause;
 
 /// The target access lines carry, for filters (`glassbox::access=warn`) and queries.
-pub const TARGET: &str = "glassbox::access";
+pub(crate) const TARGET: &str = "glassbox::access";
 
 static SINK: OnceLock<BatchWriter> = OnceLock::new();
 
 /// Sends access lines to `writer` (the one the log subscriber writes to). Until this is
 /// called, as in tests that build the router in-process, no access lines are written.
-pub fn install(writer: BatchWriter) {
+pub(crate) fn install(writer: BatchWriter) {
     let _ = SINK.set(writer);
 }
 
 /// Logs one request: info below 400, warn for 4xx, error for 5xx; a failed request's line
 /// says why in `error`.
-pub fn write(info: &RequestInfo, status: u16, micros: u64, bytes: u64, cause: Option<&ErrorCause>) {
+pub(crate) fn write(
+    info: &RequestInfo,
+    status: u16,
+    micros: u64,
+    bytes: u64,
+    cause: Option<&ErrorCause>,
+) {
     let (level, enabled) = match status {
         500.. => (
             Level::ERROR,

@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Formats events as one JSON object per line.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct JsonLines;
+pub(crate) struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
 where

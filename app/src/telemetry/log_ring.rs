@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use memchr::memmem::Finder;
 
 /// Lines the process-wide ring keeps.
-pub const CAPACITY: usize = 2000;
+pub(crate) const CAPACITY: usize = 2000;
 /// Longer lines are not kept (the file still has them).
 const MAX_LINE: usize = 16 * 1024;
 
@@ -21,7 +21,7 @@ static GLOBAL: LazyLock<Arc<LogRing>> = LazyLock::new(|| Arc::new(LogRing::new(C
 
 /// Log severity, ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Trace,
     Debug,
     Info,
@@ -30,10 +30,10 @@ pub enum Level {
 }
 
 impl Level {
-    pub const NAMES: &str = "trace, debug, info, warn, error";
+    pub(crate) const NAMES: &str = "trace, debug, info, warn, error";
 
     /// Parses a level name as `/logs` takes it: lowercase.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "trace" => Self::Trace,
             "debug" => Self::Debug,
@@ -59,7 +59,7 @@ impl Level {
 
 /// One kept line.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Increases by one per line, from 1: a client asks for what came after the last it saw.
     /// (Lines a busy batch pushed out before they were kept still take a number.)
     pub seq: u64,
@@ -73,7 +73,7 @@ pub struct Entry {
 
 impl Entry {
     /// The line's route template, if it has one.
-    pub fn route(&self) -> Option<&str> {
+    pub(crate) fn route(&self) -> Option<&str> {
         let (start, len) = self.route?;
         self.line.get(start as usize..(start + len) as usize)
     }
@@ -81,13 +81,13 @@ impl Entry {
 
 /// A status filter: one code (`404`) or a class (`5xx`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
+pub(crate) enum StatusFilter {
     Code(u16),
     Class(u16),
 }
 
 impl StatusFilter {
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         let t = text.to_ascii_lowercase();
         if let Some(class) = t.strip_suffix("xx") {
             return match class.parse::<u16>() {
@@ -111,7 +111,7 @@ impl StatusFilter {
 
 /// Which lines a query wants.
 #[derive(Debug, Clone, Default)]
-pub struct Query {
+pub(crate) struct Query {
     /// This level and more severe.
     pub level: Option<Level>,
     /// Exactly this route template (`unmatched` included).
@@ -147,7 +147,7 @@ struct Inner {
 
 /// A bounded ring of log lines.
 #[derive(Debug)]
-pub struct LogRing {
+pub(crate) struct LogRing {
     capacity: usize,
     inner: Mutex<Inner>,
 }
@@ -175,7 +175,7 @@ fn status_field(line: &str) -> Option<u16> {
 }
 
 impl LogRing {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner {
@@ -187,22 +187,23 @@ impl LogRing {
     }
 
     /// The ring the process's log writer feeds.
-    pub fn global() -> Arc<LogRing> {
+    pub(crate) fn global() -> Arc<LogRing> {
         GLOBAL.clone()
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// A writer for the log writer's sinks: complete lines go into the ring.
-    pub fn sink(self: &Arc<Self>) -> RingSink {
+    pub(crate) fn sink(self: &Arc<Self>) -> RingSink {
         RingSink(self.clone())
     }
 
     /// Keeps one line (without its newline); lines that are not JSON objects with a `level`,
     /// or too long, are skipped.
-    pub fn push_line(&self, line: &[u8]) {
+    #[cfg(test)]
+    fn push_line(&self, line: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         self.push_locked(&mut inner, line);
     }
@@ -271,7 +272,7 @@ impl LogRing {
     }
 
     /// The newest lines matching `query`, newest first, and the newest sequence number kept.
-    pub fn query(&self, query: &Query) -> (Vec<Entry>, u64) {
+    pub(crate) fn query(&self, query: &Query) -> (Vec<Entry>, u64) {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let found = inner
             .entries
@@ -285,7 +286,8 @@ impl LogRing {
         (found, inner.next_seq - 1)
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -293,14 +295,15 @@ impl LogRing {
             .len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 /// The ring as a `Write` sink of the log writer.
 #[derive(Debug)]
-pub struct RingSink(Arc<LogRing>);
+pub(crate) struct RingSink(Arc<LogRing>);
 
 impl Write for RingSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -35,19 +35,19 @@ struct Shared {
 
 /// The `MakeWriter` handed to the tracing subscriber.
 #[derive(Debug, Clone)]
-pub struct BatchWriter {
+pub(crate) struct BatchWriter {
     shared: Arc<Shared>,
 }
 
 /// Owns the flusher thread; dropping it flushes and stops it.
 #[derive(Debug)]
-pub struct FlushGuard {
+pub(crate) struct FlushGuard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// Starts the flusher thread writing to `sinks`.
-pub fn start(mut sinks: Vec<Box<dyn Write + Send>>) -> (BatchWriter, FlushGuard) {
+pub(crate) fn start(mut sinks: Vec<Box<dyn Write + Send>>) -> (BatchWriter, FlushGuard) {
     let shared = Arc::new(Shared::default());
     let flusher = shared.clone();
     let thread = std::thread::Builder::new()
@@ -130,7 +130,7 @@ impl Drop for FlushGuard {
 
 impl BatchWriter {
     /// A writer for one line, borrowing the shared buffer.
-    pub fn line_writer(&self) -> LineWriter<'_> {
+    pub(crate) fn line_writer(&self) -> LineWriter<'_> {
         LineWriter {
             shared: &self.shared,
         }
@@ -139,7 +139,7 @@ impl BatchWriter {
 
 /// What one event writes through; borrows the shared buffer instead of cloning a handle.
 #[derive(Debug)]
-pub struct LineWriter<'a> {
+pub(crate) struct LineWriter<'a> {
     shared: &'a Shared,
 }
 

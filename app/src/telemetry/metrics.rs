@@ -17,18 +17,18 @@ use metrics_exporter_prometheus::{
 use super::process;
 use crate::store::{ErrorKind, Operation};
 
-pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
-pub const RESPONSE_SIZE: &str = "http_server_response_body_size_bytes";
-pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
-pub const REQUESTS_SHED: &str = "glassbox_requests_shed_total";
-pub const TLS_HANDSHAKES: &str = "glassbox_tls_handshakes_total";
-pub const TLS_HANDSHAKE_FAILURES: &str = "glassbox_tls_handshake_failures_total";
-pub const CERT_EXPIRY: &str = "glassbox_certificate_expiry_timestamp_seconds";
-pub const BUILD_INFO: &str = "glassbox_build_info";
-pub const STORE_DURATION: &str = "glassbox_store_operation_duration_seconds";
-pub const STORE_ERRORS: &str = "glassbox_store_errors_total";
-pub const STORE_MESSAGES: &str = "glassbox_store_messages";
-pub const STORE_COMMIT_BATCH: &str = "glassbox_store_commit_batch_size";
+pub(crate) const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+pub(crate) const RESPONSE_SIZE: &str = "http_server_response_body_size_bytes";
+pub(crate) const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+pub(crate) const REQUESTS_SHED: &str = "glassbox_requests_shed_total";
+pub(crate) const TLS_HANDSHAKES: &str = "glassbox_tls_handshakes_total";
+pub(crate) const TLS_HANDSHAKE_FAILURES: &str = "glassbox_tls_handshake_failures_total";
+pub(crate) const CERT_EXPIRY: &str = "glassbox_certificate_expiry_timestamp_seconds";
+pub(crate) const BUILD_INFO: &str = "glassbox_build_info";
+pub(crate) const STORE_DURATION: &str = "glassbox_store_operation_duration_seconds";
+pub(crate) const STORE_ERRORS: &str = "glassbox_store_errors_total";
+pub(crate) const STORE_MESSAGES: &str = "glassbox_store_messages";
+pub(crate) const STORE_COMMIT_BATCH: &str = "glassbox_store_commit_batch_size";
 
 /// Seconds; fine at the low end, where a TLS hello world lives, up to the longest `/sleep`.
 const DURATION_BUCKETS: &[f64] = &[
@@ -45,7 +45,7 @@ const TASK_BUCKETS: &[f64] = &[
     600.0, 1800.0, 3600.0,
 ];
 /// The task histograms' common prefix (they share [`TASK_BUCKETS`]).
-pub const TASK_PREFIX: &str = "glassbox_task_";
+pub(crate) const TASK_PREFIX: &str = "glassbox_task_";
 /// Bytes, powers of four from 64 B to 16 MiB.
 const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,

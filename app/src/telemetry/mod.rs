@@ -1,14 +1,14 @@
 //! Everything the service reports about itself: access logs, `/status` statistics and
 //! Prometheus metrics, all fed from one place per request so they always agree.
 
-pub mod access_log;
-pub mod json_format;
-pub mod log_ring;
-pub mod log_writer;
+pub(crate) mod access_log;
+pub(crate) mod json_format;
+pub(crate) mod log_ring;
+pub(crate) mod log_writer;
 pub mod logging;
-pub mod metrics;
-pub mod process;
-pub mod stats;
+pub(crate) mod metrics;
+pub(crate) mod process;
+pub(crate) mod stats;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 /// Appends the `process_*` families to `out`. Writes nothing where `/proc` is unavailable.
-pub fn render(out: &mut String) {
+pub(crate) fn render(out: &mut String) {
     if let Some(sample) = Sample::read() {
         sample.write(out);
     }
@@ -12,7 +12,7 @@ pub fn render(out: &mut String) {
 
 /// One reading of the process.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub cpu_seconds: f64,
     pub resident_bytes: u64,
     pub virtual_bytes: u64,
@@ -30,7 +30,7 @@ const USER_HZ: f64 = 100.0;
 
 impl Sample {
     #[cfg(target_os = "linux")]
-    pub fn read() -> Option<Self> {
+    pub(crate) fn read() -> Option<Self> {
         use procfs::process::{LimitValue, Process};
         let me = Process::myself().ok()?;
         let stat = me.stat().ok()?;
@@ -145,14 +145,14 @@ fn boot_time() -> Option<f64> {
 /// CPU time and resident memory only: what the dashboard samples every second, read from
 /// two small files.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub cpu_seconds: f64,
     pub resident_bytes: u64,
 }
 
 impl Usage {
     #[cfg(target_os = "linux")]
-    pub fn read() -> Option<Self> {
+    pub(crate) fn read() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         // The fields after the command name, which is in parentheses and may hold spaces:
         // utime and stime are the 14th and 15th fields of the line, the 12th and 13th here.

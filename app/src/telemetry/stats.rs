@@ -19,7 +19,7 @@ const MAX_TRACKED_US: u64 = 3_600_000_000;
 const SIGNIFICANT_FIGURES: u8 = 3;
 
 /// Where `/status` latency numbers come from.
-pub const LATENCY_SOURCE: &str = "server-side HDR histogram per method and route, microseconds, \
+pub(crate) const LATENCY_SOURCE: &str = "server-side HDR histogram per method and route, microseconds, \
      from request arrival in the service to response head ready, cumulative since start";
 
 /// Counters and histograms for the whole service.
@@ -85,13 +85,13 @@ pub struct IntervalRoute {
 }
 
 /// An empty latency histogram: microseconds, 1 µs to one hour, 3 significant figures.
-pub fn latency_histogram() -> Histogram<u64> {
+pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKED_US, SIGNIFICANT_FIGURES)
         .expect("static histogram bounds are valid")
 }
 
 /// Records `micros`, clamped into the histogram's range.
-pub fn record_latency(histogram: &mut Histogram<u64>, micros: u64) {
+pub(crate) fn record_latency(histogram: &mut Histogram<u64>, micros: u64) {
     histogram.saturating_record(micros.clamp(1, MAX_TRACKED_US));
 }
 

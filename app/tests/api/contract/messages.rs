@@ -8,6 +8,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use testkit::client::answer;
 use testkit::{Endpoint, InProcess};
 
 pub const FOO: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
@@ -39,27 +40,18 @@ impl Target {
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .post(format!("{}/messages", self.base))
-            .header(CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("POST completes");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let url = format!("{}/messages", self.base);
+        answer(
+            self.client
+                .post(url)
+                .header(CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await
     }
 
     pub async fn get(&self, digest: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}/messages/{digest}", self.base))
-            .send()
-            .await
-            .expect("GET completes");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(self.client.get(format!("{}/messages/{digest}", self.base))).await
     }
 }
 

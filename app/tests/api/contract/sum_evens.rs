@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use testkit::client::tls_client_config;
+use testkit::client::{answer, tls_client_config};
 use testkit::{Endpoint, InProcess, eventually};
 
 pub const MIB: usize = 1 << 20;
@@ -82,18 +82,14 @@ pub struct Api<'a>(pub &'a Endpoint);
 
 impl Api<'_> {
     async fn submit_as(&self, client: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let response = self
-            .0
-            .client
-            .post(self.0.url("/sum-evens"))
-            .header(CONTENT_TYPE, "text/plain")
-            .header("x-client-id", client)
-            .body(body)
-            .send()
-            .await
-            .expect("POST completes");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let request = self.0.client.post(self.0.url("/sum-evens"));
+        answer(
+            request
+                .header(CONTENT_TYPE, "text/plain")
+                .header("x-client-id", client)
+                .body(body),
+        )
+        .await
     }
 
     async fn token(&self, body: Vec<u8>) -> String {

@@ -8,6 +8,7 @@ use png::{BitDepth, ColorType};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
+use testkit::client::answer;
 use testkit::{Endpoint, InProcess, eventually};
 
 /// A 16-bit RGB image whose every pixel is distinct: (x, y, 7).
@@ -72,17 +73,8 @@ pub struct Api<'a>(pub &'a Endpoint);
 
 impl Api<'_> {
     pub async fn submit(&self, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let response = self
-            .0
-            .client
-            .post(self.0.url("/randomize"))
-            .header(CONTENT_TYPE, content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("POST completes");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let request = self.0.client.post(self.0.url("/randomize"));
+        answer(request.header(CONTENT_TYPE, content_type).body(body)).await
     }
 
     pub async fn token(&self, png: &[u8]) -> String {
