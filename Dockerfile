@@ -5,9 +5,12 @@
 FROM rust:1.90.0-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# Every workspace member, so cargo can read the workspace; only glassbox and loadgen are built.
 COPY app app
+COPY bench bench
 COPY loadgen loadgen
 COPY reference reference
+COPY testkit testkit
 RUN cargo build --release --locked -p glassbox -p loadgen \
     && mkdir -p /out \
     && cp target/release/glassbox target/release/loadgen /out/

@@ -97,37 +97,39 @@ fmt-check:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: ratios against a reference measured in the same run (needs wrk).
+# Benchmarks: ratios against a reference measured in the same run (needs wrk). Each recipe runs
+# one benchmark of the harness in bench/ (`cargo run -p glassbox-bench -- NAME`), which builds what
+# it measures in release mode, starts it next to its reference, measures and takes medians.
 bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-dashboard bench-instructions
 
 # GET / over TLS with wrk, glassbox against the reference hello world; BENCH_PIN=1 gives wrk its own core, BENCH_LOG_OFF=1 adds glassbox without access lines.
 bench-hello:
-    scripts/bench-hello.sh
+    cargo run --release -q -p glassbox-bench -- hello
 
 # /fibonacci/400/ and /factorial/400/ over TLS with wrk, next to GET /, the hello world and the Sanic seed's service; BENCH_PIN=1 gives wrk its own core.
 bench-math:
-    scripts/bench-math.sh
+    cargo run --release -q -p glassbox-bench -- math
 
 # POST /messages with distinct messages, embedded (durable) and Redis, next to GET / (needs redis-server).
 bench-messages:
-    scripts/bench-messages.sh
+    cargo run --release -q -p glassbox-bench -- messages
 
 # /randomize images/s with 1, 2 and 4 workers and lead time at a fixed rate, next to GET /.
 bench-randomize:
-    scripts/bench-randomize.sh
+    cargo run --release -q -p glassbox-bench -- randomize
 
 # /sum-evens GB/s (parser, whole task, upload to result) next to cat and a discarding upload; BENCH_BIG_GB=5 adds the 5 GB run.
 bench-sum-evens:
-    scripts/bench-sum-evens.sh
+    cargo run --release -q -p glassbox-bench -- sum-evens
 
 # The load generator's ceiling: goose (GET /, no pause) against wrk on the reference hello world, and CPU per 1,000 requests.
 bench-loadgen:
-    scripts/bench-loadgen.sh
+    cargo run --release -q -p glassbox-bench -- loadgen
 
 # What a dashboard poll costs the service, next to GET /, with a full timeline of about twenty routes.
 bench-dashboard:
-    scripts/bench-dashboard.sh
+    cargo run --release -q -p glassbox-bench -- dashboard
 
 # Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
 bench-instructions:
-    scripts/bench-instructions.sh
+    cargo run --release -q -p glassbox-bench -- instructions

@@ -2,22 +2,32 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the command line and `GLASSBOX_*` environment, one struct.
+//! - [`service`]: the one startup path. `prepare` checks the configuration and makes what both
+//!   roles need; `Service::serve` and `Service::worker` build on it; `Service::run` serves a
+//!   bound listener until a shutdown future completes and stops everything it started. The
+//!   `serve`, `worker`, `certs` and `openapi` commands end to end.
+//! - [`config`]: the command line and `GLASSBOX_*` environment, one struct, validated once.
 //! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
-//! - [`server`]: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
-//! - [`app`]: shared state and building the service; [`routes`]: the endpoints by seed family.
-//! - [`middleware`]: request ids, load shedding, body limit; [`forwarded`]: the client behind a
-//!   trusted proxy; [`limiter`]: the concurrency
-//!   limit; [`error`]: error bodies.
+//! - `server`: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
+//! - `routes`: the endpoints by seed family, each registered with its policy in the route table
+//!   (`routes::table`: body limit, shed or not, listener, optional trailing slash), which the
+//!   middleware, the router, the OpenAPI document, `/status` and the dashboard read.
+//! - `app`: the state every handler shares; `middleware`: request ids, the route's policy,
+//!   telemetry; `body`: request bodies held to their route's limit; `forwarded`: the client
+//!   behind a trusted proxy; `limiter`: the concurrency limit.
+//! - `error`: the error every handler returns, its contract body, and the cause it carries to
+//!   the request's access line.
 //! - [`telemetry`]: access logs, `/status` statistics, Prometheus metrics, the log ring.
-//! - [`dashboard`]: the built-in live dashboard's sampler, timeline and embedded page.
-//! - [`health`]: the checks behind `/health`.
-//! - [`math`]: Fibonacci, factorial, Ackermann on big integers; [`numbers`]: `/total`'s numbers
-//!   API and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
-//! - [`store`]: the message store behind `/messages`, embedded (redb) or Redis.
+//! - `dashboard`: the built-in live dashboard's sampler, timeline and embedded page.
+//! - `health`: the checks behind `/health`.
+//! - `math`: Fibonacci, factorial, Ackermann on big integers; `numbers`: `/total`'s numbers API
+//!   and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
+//! - `store`: the message store behind `/messages`, embedded (redb) or Redis.
 //! - [`sum_evens`]: the exact sum of the even numbers of a file, chunked and fairly scheduled.
-//! - [`randomize`]: the PNG tile shuffle; [`tasks`]: the task queue, its backends and workers.
-//! - [`service`]: the `serve` and `certs` commands end to end.
+//! - `randomize`: the PNG tile shuffle; `tasks`: the task queue, its backends and workers.
+//!
+//! Modules in brackets are public: `main`, the tests' `testkit`, the benchmarks and the fuzz
+//! target use them. The rest is the crate's own.
 
 pub(crate) mod app;
 pub(crate) mod body;

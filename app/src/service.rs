@@ -1,5 +1,5 @@
 //! Building and running the service, the one path `glassbox serve`, `glassbox worker`, the
-//! tests and the load generator's harness all take: [`prepare`] what both roles need, build a
+//! tests and the load generator's harness all take: `prepare` what both roles need, build a
 //! [`Service`] for the role, then [`Service::run`] it on a bound listener until a shutdown
 //! future completes. `run` stops everything the service started (connections, task workers)
 //! before it returns.

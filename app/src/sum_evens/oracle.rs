@@ -39,7 +39,7 @@ pub fn reference(text: &[u8]) -> Result<(BigInt, u64, u64), u64> {
     Ok((sum, numbers, evens))
 }
 
-/// Where the parser and [`reference`] disagreed.
+/// Where the parser and [`reference()`] disagreed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("blocks of {block}: expected {expected}, got {got} for {text:?}")]
 pub struct Mismatch {
@@ -51,7 +51,7 @@ pub struct Mismatch {
 }
 
 /// Runs the parser over `text` whole and cut into blocks of several sizes, and says how it
-/// differs from [`reference`], if it does.
+/// differs from [`reference()`], if it does.
 pub fn check(text: &[u8]) -> Result<(), Mismatch> {
     let expected = reference(text);
     for block in [1, 2, 3, 7, 16, 64, 4096, text.len().max(1)] {

@@ -5,7 +5,7 @@
 //! block is first classified 64 bytes at a time into separator, digit and sign bitmasks (16-byte
 //! vector compares); if every byte is in place, numbers are walked by the bits where tokens
 //! start and end, and each number of up to 32 digits is added into digit-column sums
-//! ([`super::columns`]) without being converted; longer ones, and the few at a block's edges,
+//! (`columns`) without being converted; longer ones, and the few at a block's edges,
 //! are converted (by words up to 19 digits, as `u128` up to 38, as big integers beyond). A
 //! block with anything else goes through a byte-wise path that finds the bad token's offset.
 //! Sums are `i128` and spill into a big integer only when they would overflow.
@@ -564,7 +564,7 @@ fn scan_bytewise(bytes: &[u8], base: u64, partial: &mut Partial) -> Result<usize
 }
 
 /// The whole computation over bytes in memory (tests, benchmarks, fuzzing).
-/// Fed in blocks of [`super::range::BLOCK`] bytes, as files are read.
+/// Fed in blocks of `range::BLOCK` bytes, as files are read.
 pub fn sum_bytes(bytes: &[u8]) -> Result<Partial, BadToken> {
     let mut parser = Parser::new(0);
     for block in bytes.chunks(super::range::BLOCK) {

@@ -1,5 +1,5 @@
 //! JSON logs to stdout and to a daily-rolling file (tracing-appender's rolling appender),
-//! written in batches by [`super::log_writer`], which never drops a line and flushes when the
+//! written in batches by `log_writer`, which never drops a line and flushes when the
 //! guard drops.
 
 use std::io::Write;
