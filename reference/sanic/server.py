@@ -3,7 +3,7 @@ glassbox's, in the seed's framework, over plain HTTP as the seed served them.
 
     python server.py --port 8000 --workers 2
 
-`scripts/bench-math.sh` runs it next to glassbox in the same run, so the "4x a Python Sanic
+`just bench-math` (bench/src/benches/math.rs) runs it next to glassbox in the same run, so the "4x a Python Sanic
 server" target of issue 3 is a ratio measured here, not a number from elsewhere.
 """
 

@@ -84,6 +84,11 @@ fn per_request(
         let mut args = vec![
             "--tool=callgrind".to_owned(),
             format!("--callgrind-out-file={}", out.display()),
+            // valgrind's banner and exit report go to a file, not between the results
+            format!(
+                "--log-file={}",
+                run.path(&format!("{name}.{n}.valgrind.log")).display()
+            ),
             program.display().to_string(),
         ];
         args.extend(start(port));
