@@ -87,7 +87,7 @@ impl AppState {
             routes: routes.table.clone(),
             openapi: routes.openapi_json(),
             work: WorkPlan::from_config(&config)?,
-            limiter: Limiter::new(config.max_concurrency),
+            limiter: Limiter::new(config.max_concurrency, config.client_permits()),
             config,
             telemetry,
             health,

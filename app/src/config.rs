@@ -155,9 +155,9 @@ pub struct Config {
     pub max_body_bytes: usize,
 
     /// Requests to the seed endpoints served at once before new ones are shed with 503 and
-    /// `Retry-After`; the service's own endpoints are never shed: `/status`, `/health`,
-    /// `/metrics`, `/openapi.json`, `/dashboard`, `/dashboard/app.js`, `/dashboard/app.css`,
-    /// `/dashboard/data` and `/logs`.
+    /// `Retry-After`. The service's own endpoints (health, status, metrics, logs, the
+    /// dashboard) are never shed; the status endpoint lists each route's policy under
+    /// `route_table`.
     #[arg(
         long,
         env = "GLASSBOX_MAX_CONCURRENCY",
@@ -173,6 +173,50 @@ pub struct Config {
     /// How long a client may take to finish the TLS handshake.
     #[arg(long, env = "GLASSBOX_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
     pub tls_handshake_timeout: Duration,
+
+    /// How long a request body may bring no byte before the request gets 408 and its permit,
+    /// memory and spool file are freed.
+    #[arg(long, env = "GLASSBOX_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub body_timeout: Duration,
+
+    /// How long a connection may carry no request before it is closed (HTTP/2 with a GOAWAY).
+    /// Keep it longer than a proxy's upstream keep-alive (nginx/glassbox.conf: 20s).
+    #[arg(long, env = "GLASSBOX_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub idle_timeout: Duration,
+
+    /// How long a response may wait for its client to read before the connection is dropped.
+    #[arg(long, env = "GLASSBOX_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub write_timeout: Duration,
+
+    /// Connections open at once; beyond it the longest-idle connection is closed to make room,
+    /// or the new one when none is idle. Also held below the open-file limit (raised to its
+    /// hard limit at start), keeping 64 descriptors for files and stores.
+    #[arg(
+        long,
+        env = "GLASSBOX_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Concurrent HTTP/2 streams one connection may open.
+    #[arg(
+        long,
+        env = "GLASSBOX_MAX_STREAMS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_streams: u32,
+
+    /// The share of --max-concurrency one client may hold (0 to 1]; beyond it its requests get
+    /// 503. A client is its address, or the forwarded one behind a trusted proxy.
+    #[arg(
+        long,
+        env = "GLASSBOX_CLIENT_SHARE",
+        default_value_t = 0.5,
+        global = true
+    )]
+    pub client_share: f64,
 
     /// Where messages are kept: `embedded` (a database file in the data directory) or a
     /// Redis server, `redis://host:port/db`, shared by several replicas.
@@ -329,6 +373,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("{flag} must be at least {least:?}")]
     TooShort { flag: &'static str, least: Duration },
+    #[error("--client-share must be above 0 and at most 1, not {0}")]
+    Share(String),
 }
 
 /// Weighted status codes for `POST /work`.
@@ -376,6 +422,11 @@ fn parse_weights(s: &str) -> Result<WorkWeights, FlagError> {
 }
 
 impl Config {
+    /// The permits one client may hold: `--client-share` of `--max-concurrency`, at least one.
+    pub fn client_permits(&self) -> usize {
+        ((self.max_concurrency as f64 * self.client_share).ceil() as usize).max(1)
+    }
+
     /// Threads for CPU-heavy work: the configured number, or the number of cores.
     pub fn compute_threads(&self) -> usize {
         self.compute_threads
@@ -406,6 +457,9 @@ impl Config {
             // nothing.
             ("--header-read-timeout", self.header_read_timeout),
             ("--tls-handshake-timeout", self.tls_handshake_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--idle-timeout", self.idle_timeout),
+            ("--write-timeout", self.write_timeout),
             ("--task-ttl", self.task_ttl),
         ] {
             if timeout.is_zero() {
@@ -427,6 +481,15 @@ impl Config {
         }
         if self.max_concurrency == 0 {
             return Err(ConfigError::Zero("--max-concurrency"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Zero("--max-connections"));
+        }
+        if self.max_streams == 0 {
+            return Err(ConfigError::Zero("--max-streams"));
+        }
+        if !(self.client_share > 0.0 && self.client_share <= 1.0) {
+            return Err(ConfigError::Share(self.client_share.to_string()));
         }
         Ok(())
     }

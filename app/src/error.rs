@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::body::guard::TimedOut;
 use crate::numbers::TotalError;
 use crate::randomize::ImageError;
 use crate::store::StoreFailure;
@@ -35,6 +36,9 @@ pub(crate) enum ApiError {
     /// 400 `{"error":"<why>"}` for a request that does not say what the endpoint needs.
     #[error("{0}")]
     BadRequest(Cow<'static, str>),
+    /// 408 `{"error":"request body timed out"}`: the client stopped sending its body.
+    #[error("request body timed out")]
+    BodyTimeout(#[source] TimedOut),
     /// 413 `{"error":"request body too large","limit_bytes":N}`.
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -78,6 +82,8 @@ pub(crate) enum ApiError {
 pub(crate) enum Overload {
     #[error("every --max-concurrency permit is taken")]
     Concurrency,
+    #[error("this client holds its --client-share of the --max-concurrency permits")]
+    ClientShare,
     #[error("the queue holds --queue-capacity tasks")]
     QueueFull,
 }
@@ -145,6 +151,7 @@ impl ApiError {
             Self::Failed(_) | Self::InvalidNumber(_) | Self::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,

@@ -3,7 +3,7 @@
 //! telemetry and JSON bodies for 405s.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use tower::Service;
 
 use crate::app::AppState;
+use crate::body::guard::{Guarded, Leftover};
 use crate::body::{self, Limit};
 use crate::error::{ApiError, ErrorCause, Overload};
 use crate::forwarded;
-use crate::limiter::Permit;
+use crate::limiter::{Full, Holding, Permit};
 use crate::routes::table::Route;
 use crate::telemetry::{InFlight, RequestInfo};
 
@@ -54,8 +55,8 @@ enum Work<F> {
     Run(F, Option<Permit>),
     /// The declared body is over the limit.
     Refuse(Pin<Box<dyn Future<Output = Response> + Send>>),
-    /// Over the concurrency limit: the 503 is ready.
-    Shed(Response),
+    /// Over the concurrency limit: the 503 is ready, the body is still to be drained.
+    Shed(Response, Body),
 }
 
 impl<S, B> Service<axum::http::Request<B>> for Observe<S>
@@ -74,8 +75,24 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        let mut req = req.map(Body::new);
         let state = self.state.clone();
+        // Bodies that may still bring bytes are guarded: timed out when they stall, drained
+        // when the route leaves them unread. Bodiless requests (every GET) skip the wrapper.
+        let leftover = (!req.body().is_end_stream()).then(|| Arc::new(Leftover::default()));
+        let mut req = match &leftover {
+            Some(leftover) => {
+                let waits = waits_for_continue(req.headers());
+                req.map(|body| {
+                    Body::new(Guarded::new(
+                        Body::new(body),
+                        state.config.body_timeout,
+                        waits,
+                        leftover.clone(),
+                    ))
+                })
+            }
+            None => req.map(Body::new),
+        };
         let route = state.routes.lookup(req.uri().path());
         let info = request_info(&state, &req, route.map(|r| r.route.clone()));
         let is_head = req.method() == Method::HEAD;
@@ -85,9 +102,9 @@ where
         }
         let work = match declared_length(&req).filter(|&n| n > limit as u64) {
             Some(declared) => Work::Refuse(Box::pin(refuse_oversized(req, declared, limit))),
-            None => match admit(&state, route) {
+            None => match admit(&state, route, info.client()) {
                 Ok(permit) => Work::Run(self.inner.call(req), permit),
-                Err(overloaded) => Work::Shed(overloaded.into_response()),
+                Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
             },
         };
         Box::pin(async move {
@@ -95,11 +112,25 @@ where
             let mut response = match work {
                 Work::Run(route, permit) => {
                     let Ok(response) = route.await;
-                    drop(permit);
-                    with_json_405(response)
+                    // The route is done with the body; whatever it left unread is read and
+                    // dropped before the answer goes, so the client gets to see it.
+                    if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
+                        body::drain(rest).await;
+                    }
+                    let response = with_json_405(response);
+                    match permit {
+                        Some(permit) => response.map(|body| Body::new(Holding::new(body, permit))),
+                        None => response,
+                    }
                 }
                 Work::Refuse(refusal) => refusal.await,
-                Work::Shed(response) => response,
+                Work::Shed(response, rest) => {
+                    drop(rest);
+                    if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
+                        body::drain(rest).await;
+                    }
+                    response
+                }
             };
             response.headers_mut().insert(
                 X_REQUEST_ID_HEADER.clone(),
@@ -199,19 +230,26 @@ fn version_label(version: Version) -> &'static str {
 }
 
 /// A permit if the concurrency limit allows the request (`None` for routes the table says are
-/// never shed), or `Err` when it is over the limit: it is then refused with 503 and
-/// `Retry-After` instead of queued. Unmatched paths always run (they cost a 404), and so do
-/// the service's own endpoints, so operators can watch an overload.
-fn admit(state: &AppState, route: Option<&Route>) -> Result<Option<Permit>, ApiError> {
+/// never shed), or `Err` when it is over the limit, in all or for its client: it is then
+/// refused with 503 and `Retry-After` instead of queued. Unmatched paths always run (they cost
+/// a 404), and so do the service's own endpoints, so operators can watch an overload.
+fn admit(
+    state: &AppState,
+    route: Option<&Route>,
+    client: Option<IpAddr>,
+) -> Result<Option<Permit>, ApiError> {
     let Some(route) = route.filter(|r| r.shed) else {
         return Ok(None);
     };
-    match state.limiter.try_acquire() {
-        Some(permit) => Ok(Some(permit)),
-        None => {
+    match state.limiter.try_acquire(client) {
+        Ok(permit) => Ok(Some(permit)),
+        Err(full) => {
             state.telemetry.stats.request_shed();
             state.telemetry.metrics.shed(&route.route);
-            Err(ApiError::Overloaded(Overload::Concurrency))
+            Err(ApiError::Overloaded(match full {
+                Full::All => Overload::Concurrency,
+                Full::Client => Overload::ClientShare,
+            }))
         }
     }
 }
@@ -226,6 +264,13 @@ fn declared_length(req: &Request) -> Option<u64> {
         .ok()
 }
 
+/// Whether the client sent `Expect: 100-continue`: it sends its body only once asked to.
+fn waits_for_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// Refuses a declared body over the limit without handing it to a handler. Bodies without a
 /// length are held to the same limit where handlers read them (`routes::body`).
 ///
@@ -233,11 +278,7 @@ fn declared_length(req: &Request) -> Option<u64> {
 /// client is already sending: the body is read and dropped (up to [`body::DRAIN_LIMIT`]) so the
 /// client sees the 413 instead of a connection reset.
 async fn refuse_oversized(req: Request, declared: u64, limit: usize) -> Response {
-    let waiting_for_continue = req
-        .headers()
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !waiting_for_continue && declared <= body::DRAIN_LIMIT as u64 {
+    if !waits_for_continue(req.headers()) && declared <= body::DRAIN_LIMIT as u64 {
         body::drain(req.into_body()).await;
     }
     ApiError::PayloadTooLarge { limit }.into_response()

@@ -66,6 +66,12 @@ struct Prepared {
 /// starts telemetry. The configuration is validated here and nowhere else.
 fn prepare(config: Config) -> Result<Prepared> {
     config.validate()?;
+    let open_files = crate::server::raise_open_file_limit();
+    tracing::info!(
+        open_files,
+        max_connections = crate::server::connection_limit(config.max_connections),
+        "open-file limit"
+    );
     let (outcome, cert) =
         certs::ensure(&config.certs_dir, &config.cert_names).context("preparing certificates")?;
     log_cert_outcome(outcome, &config);

@@ -40,15 +40,26 @@ pub fn alpn_client_trusting(ca: &Path) -> reqwest::Client {
     client_with(config)
 }
 
+/// Like [`client_trusting`], connecting from the loopback address `from` (such as
+/// 127.0.0.2): another client, as the service counts clients.
+pub fn client_from(ca: &Path, from: std::net::IpAddr) -> reqwest::Client {
+    builder(tls_client_config(ca))
+        .local_address(from)
+        .build()
+        .expect("client builds")
+}
+
 fn client_with(config: rustls::ClientConfig) -> reqwest::Client {
+    builder(config).build().expect("client builds")
+}
+
+fn builder(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(Duration::from_secs(60))
-        // Below the service's 10 s header-read timeout, which also ends idle keep-alive
-        // connections: a pooled connection is never reused just as the service closes it.
+        // Well below the service's idle timeout (30 s by default): a pooled connection is
+        // never reused just as the service closes it.
         .pool_idle_timeout(Duration::from_secs(5))
-        .build()
-        .expect("client builds")
 }
 
 /// Sends `request`; its status and JSON body (`null` when the body is not JSON).

@@ -12,6 +12,8 @@ use http_body_util::BodyExt;
 
 use crate::error::{ApiError, Bug};
 
+pub(crate) mod guard;
+
 /// The largest body the request's route takes, in bytes, from the route table: the middleware
 /// puts it on every request that may carry a body (any method but GET and HEAD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,22 +65,30 @@ pub(crate) const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 /// How long draining a refused body may take.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// The whole body, at most `limit` bytes: 413 beyond, 400 if the client breaks off.
+/// The whole body, at most `limit` bytes: 413 beyond, 408 if the client stops sending, 400 if
+/// it breaks off. The unread rest of a refused body goes back to the middleware, which drains it
+/// ([`guard`]).
 pub(crate) async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| {
-            ApiError::BadRequest(format!("could not read the request body: {err}").into())
-        })?;
+        let frame = frame.map_err(|err| read_failed(&err, "could not read the request body"))?;
         if let Ok(data) = frame.into_data() {
             if bytes.len() + data.len() > limit {
-                drain(body).await;
                 return Err(ApiError::PayloadTooLarge { limit });
             }
             bytes.extend_from_slice(&data);
         }
     }
     Ok(Bytes::from(bytes))
+}
+
+/// The error for a body that could not be read: 408 for the body timeout, else 400 with
+/// `what` and the cause.
+pub(crate) fn read_failed(err: &axum::Error, what: &str) -> ApiError {
+    match guard::timed_out(err) {
+        Some(timeout) => ApiError::BodyTimeout(timeout),
+        None => ApiError::BadRequest(format!("{what}: {err}").into()),
+    }
 }
 
 /// Reads and drops the rest of a refused body, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`].

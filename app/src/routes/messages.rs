@@ -50,6 +50,7 @@ pub(crate) struct MessageBody {
     responses(
         (status = 201, description = "Stored", body = DigestBody),
         (status = 400, description = "Not JSON, or no string `message`", body = ErrorBody),
+        (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Body over the limit (--max-body-bytes)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "`store unavailable`, with Retry-After", body = ErrorBody),

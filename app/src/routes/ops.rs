@@ -18,6 +18,7 @@ use crate::error::ErrorCause;
 use crate::health::{self, CheckResult, Health};
 use crate::store::StoreStatus;
 use crate::tasks::QueueStatus;
+use crate::telemetry::connections::ConnectionSnapshot;
 use crate::telemetry::stats::StatusSnapshot;
 
 pub(crate) fn routes() -> Routes {
@@ -37,6 +38,22 @@ pub(crate) struct StatusData<'a> {
     pub queue: QueueStatus,
     /// Every route the service serves and how it treats it.
     pub route_table: &'a [Route],
+    pub limits: LimitsSnapshot,
+    pub connections: ConnectionSnapshot,
+    /// Log lines each destination (`stdout`, `file`, `dashboard`) lost because it could not
+    /// keep up.
+    pub log_lines_dropped: BTreeMap<&'static str, u64>,
+}
+
+/// The concurrency limit now.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LimitsSnapshot {
+    /// `--max-concurrency`.
+    pub permits: usize,
+    /// Held now: requests being served and responses being sent.
+    pub permits_in_use: usize,
+    /// The most one client may hold (`--client-share`).
+    pub client_permits: usize,
 }
 
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
@@ -51,6 +68,15 @@ async fn status(State(state): State<AppState>) -> Response {
         store,
         queue,
         route_table: state.routes.routes(),
+        limits: LimitsSnapshot {
+            permits: state.config.max_concurrency,
+            permits_in_use: state.limiter.in_use(),
+            client_permits: state.config.client_permits(),
+        },
+        connections: state.telemetry.connections.snapshot(),
+        log_lines_dropped: crate::telemetry::logging::dropped_lines()
+            .into_iter()
+            .collect(),
     })
     .into_response()
 }
@@ -114,8 +140,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state
             .telemetry
-            .metrics
-            .render(state.telemetry.stats.in_flight()),
+            .render_metrics(state.telemetry.stats.in_flight()),
     )
 }
 
@@ -186,7 +211,7 @@ mod tests {
         let mut config = Cli::parse_from(["glassbox"]).config;
         config.max_concurrency = 1;
         let state = AppState::for_tests(config, Health::default());
-        let _taken = state.limiter.try_acquire().expect("the one permit");
+        let _taken = state.limiter.try_acquire(None).expect("the one permit");
         let never_shed: Vec<_> = state
             .routes
             .routes()

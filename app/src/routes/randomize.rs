@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Routes {
     responses(
         (status = 201, description = "Queued", body = Token),
         (status = 400, description = "Not `Content-Type: image/png`, empty, or not a PNG", body = ErrorBody),
+        (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
         (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
     ))]

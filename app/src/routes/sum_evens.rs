@@ -13,7 +13,7 @@ use super::params::PathArgs;
 use super::table::{BodyLimit, Policy};
 use super::tasks::{self, TaskStatus, Token};
 use crate::app::AppState;
-use crate::body::{Limit, drain, has_content_type};
+use crate::body::{Limit, has_content_type, read_failed};
 use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
 use crate::sum_evens::SumEvensResult;
 use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, now_ms};
@@ -46,6 +46,7 @@ fn storage_error(err: std::io::Error) -> ApiError {
     responses(
         (status = 201, description = "Stored and queued", body = Token),
         (status = 400, description = "Not `Content-Type: text/plain`, or the upload broke off", body = ErrorBody),
+        (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
         (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
         (status = 507, description = "The disk filled up (nothing is kept)", body = ErrorBody),
@@ -65,15 +66,12 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     let mut spool = state.tasks.files.spool(id).await.map_err(storage_error)?;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::BadRequest(format!("the upload broke off: {e}").into()))?;
+        let frame = frame.map_err(|err| read_failed(&err, "the upload broke off"))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
         total += data.len() as u64;
         if total > limit as u64 {
-            drop(spool);
-            drain(body).await;
             return Err(ApiError::PayloadTooLarge { limit });
         }
         spool.write(&data).await.map_err(storage_error)?;

@@ -62,6 +62,6 @@ async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.telemetry.metrics.render(0),
+        state.telemetry.render_metrics(0),
     )
 }

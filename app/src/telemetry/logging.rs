@@ -1,9 +1,10 @@
 //! JSON logs to stdout and to a daily-rolling file (tracing-appender's rolling appender),
-//! written in batches by `log_writer`, which never drops a line and flushes when the
-//! guard drops.
+//! written in batches by `log_writer`, which never makes a request wait: a sink that cannot
+//! keep up loses lines, and they are counted ([`dropped_lines`]). Flushed when the guard drops.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -12,7 +13,16 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use super::access_log;
 use super::json_format::JsonLines;
-use super::log_writer::{self, FlushGuard};
+use super::log_writer::{self, Dropped, FlushGuard};
+
+/// The installed writer's drop counts.
+static DROPPED: OnceLock<Arc<Dropped>> = OnceLock::new();
+
+/// Lines each log sink (`stdout`, `file`, `dashboard`) did not get since start, because it
+/// could not keep up; empty before [`init`].
+pub fn dropped_lines() -> Vec<(&'static str, u64)> {
+    DROPPED.get().map(|d| d.counts()).unwrap_or_default()
+}
 
 /// The prefix and suffix of log file names: `glassbox.2026-11-22.log`.
 pub const FILE_PREFIX: &str = "glassbox";
@@ -28,7 +38,8 @@ pub struct LogGuard(#[allow(dead_code)] FlushGuard);
 pub fn init(filter: &str, log_dir: Option<&Path>, keep_files: usize) -> Result<LogGuard> {
     let filter =
         EnvFilter::try_new(filter).with_context(|| format!("bad log filter `{filter}`"))?;
-    let mut sinks: Vec<Box<dyn Write + Send>> = vec![Box::new(std::io::stdout())];
+    let mut sinks: Vec<(&'static str, Box<dyn Write + Send>)> =
+        vec![("stdout", Box::new(std::io::stdout()))];
     if let Some(dir) = log_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating log directory {}", dir.display()))?;
@@ -39,11 +50,15 @@ pub fn init(filter: &str, log_dir: Option<&Path>, keep_files: usize) -> Result<L
             .max_log_files(keep_files.max(1))
             .build(dir)
             .with_context(|| format!("opening a log file in {}", dir.display()))?;
-        sinks.push(Box::new(appender));
+        sinks.push(("file", Box::new(appender)));
     }
     // The dashboard's recent lines: the same lines, kept in memory.
-    sinks.push(Box::new(super::log_ring::LogRing::global().sink()));
+    sinks.push((
+        "dashboard",
+        Box::new(super::log_ring::LogRing::global().sink()),
+    ));
     let (writer, guard) = log_writer::start(sinks);
+    let _ = DROPPED.set(guard.dropped());
     access_log::install(writer.clone());
     tracing_subscriber::registry()
         .with(filter)

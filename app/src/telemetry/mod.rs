@@ -2,6 +2,7 @@
 //! Prometheus metrics, all fed from one place per request so they always agree.
 
 pub(crate) mod access_log;
+pub(crate) mod connections;
 pub(crate) mod json_format;
 pub(crate) mod log_ring;
 pub(crate) mod log_writer;
@@ -31,6 +32,29 @@ pub const CLIENT_CLOSED: u16 = 499;
 pub struct Telemetry {
     pub stats: Stats,
     pub metrics: Metrics,
+    pub connections: connections::ConnectionStats,
+}
+
+impl Telemetry {
+    /// The Prometheus exposition: the recorder's families, the process, the connections and
+    /// the log lines dropped. `active_requests` is read from the statistics at scrape time.
+    pub fn render_metrics(&self, active_requests: u64) -> String {
+        use std::fmt::Write;
+        let mut out = self.metrics.render(active_requests);
+        self.connections.render(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP glassbox_log_lines_dropped_total Log lines a destination lost because it could not keep up.\n\
+             # TYPE glassbox_log_lines_dropped_total counter"
+        );
+        for (sink, n) in logging::dropped_lines() {
+            let _ = writeln!(
+                out,
+                "glassbox_log_lines_dropped_total{{sink=\"{sink}\"}} {n}"
+            );
+        }
+        out
+    }
 }
 
 /// What the access log says about a request, gathered when it arrives. The parts are shared
@@ -54,6 +78,12 @@ impl RequestInfo {
     /// The route template, or [`UNMATCHED_ROUTE`].
     pub fn route(&self) -> &str {
         self.matched.as_deref().unwrap_or(UNMATCHED_ROUTE)
+    }
+
+    /// The client's address: the forwarded one behind a trusted proxy, else the peer's.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.forwarded_for
+            .or_else(|| self.client_addr.map(|addr| addr.ip()))
     }
 
     /// The path as the client sent it.

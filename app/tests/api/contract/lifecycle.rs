@@ -13,7 +13,8 @@ use testkit::{InProcess, eventually};
 
 #[tokio::test]
 async fn overload_is_shed_with_503_and_retry_after() {
-    let app = InProcess::start(&["--max-concurrency", "2"]).await;
+    // One client may hold every permit here, so the limit in all is what sheds.
+    let app = InProcess::start(&["--max-concurrency", "2", "--client-share", "1"]).await;
     let sleepers = [
         app.get_in_background("/sleep/1500", 1).await,
         app.get_in_background("/sleep/1500", 2).await,
@@ -37,6 +38,32 @@ async fn overload_is_shed_with_503_and_retry_after() {
     }
     assert_eq!(app.get("/").await.status(), 200, "capacity comes back");
     assert_eq!(app.status().await["requests_shed_total"], 1);
+}
+
+#[tokio::test]
+async fn one_client_gets_its_share_and_the_others_the_rest() {
+    let app = InProcess::start(&["--max-concurrency", "4", "--client-share", "0.5"]).await;
+    assert_eq!(app.status().await["limits"]["client_permits"], 2);
+    let sleepers = [
+        app.get_in_background("/sleep/1500", 1).await,
+        app.get_in_background("/sleep/1500", 2).await,
+    ];
+    // The same client (this test, on 127.0.0.1) is over its share...
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    // ...with permits still free for everyone else.
+    let status = app.status().await;
+    assert_eq!(status["limits"]["permits_in_use"], 2, "{status}");
+    // Another client address gets them.
+    let other = testkit::client::client_from(&app.ca, "127.0.0.2".parse().unwrap());
+    let response = other.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    for sleeper in sleepers {
+        assert_eq!(sleeper.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(app.get("/").await.status(), 200, "the share comes back");
+    assert_eq!(app.status().await["limits"]["permits_in_use"], 0);
 }
 
 #[tokio::test]

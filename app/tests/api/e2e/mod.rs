@@ -10,6 +10,7 @@ mod nginx;
 mod process;
 mod prometheus;
 mod redis;
+mod refusals;
 mod schemathesis;
 
 use serde_json::Value;

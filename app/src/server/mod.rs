@@ -1,0 +1,348 @@
+//! The HTTPS server: accept, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, every connection held
+//! to its bounds ([`connections`]), graceful shutdown.
+
+mod accept;
+mod connections;
+mod watched;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::{Service, ServiceExt};
+
+use self::connections::{Connections, Registered, Timeouts, Verdict};
+use self::watched::{InRequest, Sending, WatchedIo};
+use crate::config::Config;
+use crate::telemetry::Telemetry;
+use crate::telemetry::connections::Closed;
+use crate::tls;
+
+pub(crate) use self::accept::{connection_limit, raise_open_file_limit};
+
+/// What an HTTP/2 stream may buffer for a client that does not read: a response waits
+/// for its client's window with at most this much of it in memory.
+const H2_SEND_BUFFER: usize = 64 * 1024;
+/// How long an HTTP/2 keep-alive ping may go unanswered before the connection is closed.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How the connections behave; from [`crate::config::Config`].
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    tls_handshake_timeout: Duration,
+    shutdown_grace: Duration,
+    timeouts: Timeouts,
+}
+
+/// What a listener serves: a router (or a service around one) behind TLS, and where its
+/// connections are counted.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint<S = axum::Router> {
+    pub router: S,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// Serves `endpoint` on `listener` until `shutdown` completes, then stops accepting and gives
+/// in-flight requests the configured grace period to finish.
+pub(crate) async fn run<S>(
+    listener: TcpListener,
+    endpoint: Endpoint<S>,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    S: HttpService + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let limits = Limits {
+        tls_handshake_timeout: config.tls_handshake_timeout,
+        shutdown_grace: config.shutdown_grace,
+        timeouts: Timeouts {
+            idle: config.idle_timeout,
+            header: config.header_read_timeout,
+            write: config.write_timeout,
+        },
+    };
+    let acceptor = TlsAcceptor::from(endpoint.tls.clone());
+    let telemetry = endpoint.telemetry.clone();
+    // The protocol is known from ALPN once TLS is up, so each connection gets its own
+    // protocol's builder directly instead of one that sniffs the first bytes (and then reads
+    // every byte of the connection through a rewind buffer). Request heads are timed by the
+    // connection's watchdog, which tells a slow head from an idle keep-alive connection.
+    let mut http1 = http1::Builder::new();
+    http1.timer(TokioTimer::new()).keep_alive(true);
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_streams)
+        .max_send_buf_size(H2_SEND_BUFFER)
+        .keep_alive_interval(Some(config.idle_timeout / 2))
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+
+    let max_connections = accept::connection_limit(config.max_connections);
+    let registry = Connections::new(max_connections);
+    tracing::debug!(max_connections, "connection limit");
+    let upkeep = tokio::spawn(metrics_upkeep(telemetry.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut open = JoinSet::new();
+    let mut acceptor_loop = accept::Acceptor::new(listener, telemetry.clone());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (tcp, peer) = acceptor_loop.next() => {
+                let Ok(registered) = registry.admit() else {
+                    telemetry.connections.closed(Closed::OverLimit);
+                    drop(tcp);
+                    continue;
+                };
+                let conn = Connection {
+                    acceptor: acceptor.clone(),
+                    http1: http1.clone(),
+                    http2: http2.clone(),
+                    router: endpoint.router.clone(),
+                    telemetry: telemetry.clone(),
+                    limits,
+                    registered,
+                    stop: stop_rx.clone(),
+                };
+                open.spawn(conn.serve(tcp, peer));
+            }
+            Some(_) = open.join_next(), if !open.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(acceptor_loop);
+    let in_flight = telemetry.stats.in_flight();
+    tracing::info!(in_flight, grace = ?limits.shutdown_grace, "stopped accepting; draining");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while open.join_next().await.is_some() {}
+    })
+    .await;
+    upkeep.abort();
+    match drained {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => {
+            tracing::warn!(
+                in_flight = telemetry.stats.in_flight(),
+                "grace period over; closing the remaining connections"
+            );
+            open.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+async fn metrics_upkeep(telemetry: Arc<Telemetry>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        telemetry.metrics.upkeep();
+    }
+}
+
+/// What a listener can serve: a tower service from requests to axum responses that never fails.
+pub(crate) trait HttpService:
+    Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+{
+}
+
+struct Connection<S> {
+    acceptor: TlsAcceptor,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    router: S,
+    telemetry: Arc<Telemetry>,
+    limits: Limits,
+    registered: Registered,
+    stop: watch::Receiver<bool>,
+}
+
+/// Why a connection's watchdog stepped in.
+enum Stop {
+    /// The server is shutting down: finish what is in flight, take nothing new.
+    Shutdown,
+    Verdict(Verdict),
+}
+
+impl<S> Connection<S>
+where
+    S: HttpService + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
+        self.telemetry.connections.opened();
+        let telemetry = self.telemetry.clone();
+        self.handle(tcp, peer).await;
+        telemetry.connections.ended();
+    }
+
+    async fn handle(self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let handshake =
+            tokio::time::timeout(self.limits.tls_handshake_timeout, self.acceptor.accept(tcp))
+                .await;
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                let reason = tls::failure_reason(&err);
+                self.telemetry.metrics.tls_failure(reason);
+                tracing::debug!(%peer, reason, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.telemetry.metrics.tls_failure("timeout");
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let (_, session) = stream.get_ref();
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "other",
+        };
+        let alpn = match session.alpn_protocol() {
+            Some(b"h2") => "h2",
+            Some(b"http/1.1") => "http/1.1",
+            _ => "none",
+        };
+        self.telemetry.metrics.tls_handshake(version, alpn);
+
+        let activity = self.registered.activity.clone();
+        let router = self.router;
+        let on_request = activity.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let request = InRequest::start(&on_request);
+            let answer = router.clone().oneshot(req);
+            async move {
+                let Ok(response) = answer.await;
+                Ok::<_, Infallible>(response.map(|body| Sending::new(body, request)))
+            }
+        });
+        let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+        let watchdog = Watchdog {
+            activity: &activity,
+            timeouts: self.limits.timeouts,
+            stop: self.stop,
+        };
+        // HTTP/2 over TLS is always negotiated by ALPN (RFC 9113, section 3.2); without it
+        // the client speaks HTTP/1.1.
+        let ended = if alpn == "h2" {
+            let conn = self.http2.serve_connection(io, service);
+            tokio::pin!(conn);
+            watchdog
+                .guard(conn.as_mut(), false, &self.telemetry, |c| {
+                    c.graceful_shutdown();
+                })
+                .await
+        } else {
+            let conn = self.http1.serve_connection(io, service);
+            tokio::pin!(conn);
+            watchdog
+                .guard(conn.as_mut(), true, &self.telemetry, |c| {
+                    c.graceful_shutdown();
+                })
+                .await
+        };
+        if let Some(error) = ended {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// Watches one connection while it runs, and steps in when it breaks a bound.
+struct Watchdog<'a> {
+    activity: &'a connections::Activity,
+    timeouts: Timeouts,
+    stop: watch::Receiver<bool>,
+}
+
+impl Watchdog<'_> {
+    /// Runs `conn` to its end, closing it politely (`graceful`) when idle, evicted or at
+    /// shutdown, and dropping it when a request head or a response is stuck. `heads`: whether
+    /// request heads are timed (HTTP/1.1).
+    async fn guard<C, E>(
+        mut self,
+        mut conn: std::pin::Pin<&mut C>,
+        heads: bool,
+        telemetry: &Telemetry,
+        graceful: impl FnOnce(std::pin::Pin<&mut C>),
+    ) -> Option<String>
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let stop = tokio::select! {
+            ended = conn.as_mut() => return ended.err().map(|e| e.to_string()),
+            stop = self.watch(heads) => stop,
+        };
+        let closed = match stop {
+            Stop::Shutdown => None,
+            Stop::Verdict(Verdict::Idle) => Some(Closed::Idle),
+            Stop::Verdict(Verdict::Evicted) => Some(Closed::Evicted),
+            Stop::Verdict(Verdict::SlowHead) => Some(Closed::HeaderTimeout),
+            Stop::Verdict(Verdict::StuckWrite | Verdict::Fine(_)) => Some(Closed::WriteTimeout),
+        };
+        if let Some(why) = closed {
+            telemetry.connections.closed(why);
+        }
+        match stop {
+            Stop::Verdict(Verdict::SlowHead | Verdict::StuckWrite) => None,
+            Stop::Shutdown => {
+                graceful(conn.as_mut());
+                // The server's grace period bounds this wait.
+                conn.await.err().map(|e| e.to_string())
+            }
+            Stop::Verdict(_) => {
+                graceful(conn.as_mut());
+                // Nothing is in flight: the connection ends as soon as its client reads the
+                // GOAWAY (HTTP/2) or at once (HTTP/1.1); one that does not read is dropped.
+                match tokio::time::timeout(self.timeouts.write, conn).await {
+                    Ok(ended) => ended.err().map(|e| e.to_string()),
+                    Err(_) => None,
+                }
+            }
+        }
+    }
+
+    async fn watch(&mut self, heads: bool) -> Stop {
+        loop {
+            if *self.stop.borrow() {
+                return Stop::Shutdown;
+            }
+            match self.activity.check(&self.timeouts, heads) {
+                Verdict::Fine(next) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next) => {}
+                        () = self.activity.close.notified() => {}
+                        changed = self.stop.changed() => {
+                            if changed.is_err() {
+                                // The server is gone; so is every reason to stop early.
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                    }
+                }
+                verdict => return Stop::Verdict(verdict),
+            }
+        }
+    }
+}
