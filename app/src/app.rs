@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub health: Health,
     pub work: WorkPlan,
     pub limiter: Arc<Limiter>,
+    /// Request bodies held in memory, in all.
+    pub buffered: Arc<crate::body::Budget>,
     pub totals: Totals,
     /// Where `/messages` keeps messages.
     pub store: Store,
@@ -88,6 +90,7 @@ impl AppState {
             openapi: routes.openapi_json(),
             work: WorkPlan::from_config(&config)?,
             limiter: Limiter::new(config.max_concurrency, config.client_permits()),
+            buffered: crate::body::Budget::new(config.max_buffered_bytes),
             config,
             telemetry,
             health,

@@ -296,6 +296,11 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_MAX_IMAGE_PIXELS", default_value_t = 16 * 1024 * 1024, global = true)]
     pub max_image_pixels: u64,
 
+    /// Request bodies held in memory at once, in bytes, across requests (`/messages` and
+    /// `/randomize` read theirs whole); a body that would pass it gets 503.
+    #[arg(long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024, global = true)]
+    pub max_buffered_bytes: usize,
+
     /// Largest `/sum-evens` upload, in bytes; larger ones get 413 (and leave nothing behind).
     #[arg(long, env = "GLASSBOX_MAX_UPLOAD_BYTES", default_value_t = 8 << 30, global = true)]
     pub max_upload_bytes: usize,

@@ -84,6 +84,8 @@ pub(crate) enum Overload {
     Concurrency,
     #[error("this client holds its --client-share of the --max-concurrency permits")]
     ClientShare,
+    #[error("request bodies in memory reached --max-buffered-bytes")]
+    BodyMemory,
     #[error("the queue holds --queue-capacity tasks")]
     QueueFull,
 }

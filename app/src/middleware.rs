@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
@@ -101,7 +102,12 @@ where
             req.extensions_mut().insert(Limit(limit));
         }
         let work = match declared_length(&req).filter(|&n| n > limit as u64) {
-            Some(declared) => Work::Refuse(Box::pin(refuse_oversized(req, declared, limit))),
+            Some(declared) => Work::Refuse(Box::pin(refuse_oversized(
+                req,
+                declared,
+                limit,
+                state.config.body_timeout,
+            ))),
             None => match admit(&state, route, info.client()) {
                 Ok(permit) => Work::Run(self.inner.call(req), permit),
                 Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
@@ -115,7 +121,7 @@ where
                     // The route is done with the body; whatever it left unread is read and
                     // dropped before the answer goes, so the client gets to see it.
                     if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest).await;
+                        body::drain(rest, state.config.body_timeout).await;
                     }
                     let response = with_json_405(response);
                     match permit {
@@ -127,7 +133,7 @@ where
                 Work::Shed(response, rest) => {
                     drop(rest);
                     if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest).await;
+                        body::drain(rest, state.config.body_timeout).await;
                     }
                     response
                 }
@@ -277,9 +283,9 @@ fn waits_for_continue(headers: &HeaderMap) -> bool {
 /// A client that asked `Expect: 100-continue` has sent nothing yet and never will. Any other
 /// client is already sending: the body is read and dropped (up to [`body::DRAIN_LIMIT`]) so the
 /// client sees the 413 instead of a connection reset.
-async fn refuse_oversized(req: Request, declared: u64, limit: usize) -> Response {
+async fn refuse_oversized(req: Request, declared: u64, limit: usize, stall: Duration) -> Response {
     if !waits_for_continue(req.headers()) && declared <= body::DRAIN_LIMIT as u64 {
-        body::drain(req.into_body()).await;
+        body::drain(req.into_body(), stall).await;
     }
     ApiError::PayloadTooLarge { limit }.into_response()
 }

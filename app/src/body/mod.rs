@@ -2,6 +2,8 @@
 //! held to the route's limit, and every refusal a JSON error instead of axum's plain-text
 //! rejections.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -10,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 
-use crate::error::{ApiError, Bug};
+use crate::error::{ApiError, Bug, Overload};
 
 pub(crate) mod guard;
 
@@ -65,10 +67,78 @@ pub(crate) const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 /// How long draining a refused body may take.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
+/// Request bodies held in memory at once, across requests (`--max-buffered-bytes`): what
+/// routes that read a whole body (`/messages`, `/randomize`) take from as bytes arrive.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes held now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    fn take(self: &Arc<Self>, bytes: usize, held: &mut Held) -> bool {
+        let before = self.used.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > self.limit {
+            self.used.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        held.bytes += bytes;
+        true
+    }
+}
+
+/// Bytes taken from a [`Budget`], given back when dropped.
+#[derive(Debug)]
+struct Held {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// A whole body in memory, counted against the budget until dropped.
+#[derive(Debug)]
+pub(crate) struct Buffered {
+    bytes: Bytes,
+    _held: Held,
+}
+
+impl std::ops::Deref for Buffered {
+    type Target = Bytes;
+
+    fn deref(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
 /// The whole body, at most `limit` bytes: 413 beyond, 408 if the client stops sending, 400 if
-/// it breaks off. The unread rest of a refused body goes back to the middleware, which drains it
-/// ([`guard`]).
-pub(crate) async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// it breaks off, 503 when the bodies held in memory reach `budget`. The unread rest of a
+/// refused body goes back to the middleware, which drains it ([`guard`]).
+pub(crate) async fn read_limited(
+    mut body: Body,
+    limit: usize,
+    budget: &Arc<Budget>,
+) -> Result<Buffered, ApiError> {
+    let mut held = Held {
+        budget: budget.clone(),
+        bytes: 0,
+    };
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| read_failed(&err, "could not read the request body"))?;
@@ -76,10 +146,16 @@ pub(crate) async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, 
             if bytes.len() + data.len() > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
+            if !budget.take(data.len(), &mut held) {
+                return Err(ApiError::Overloaded(Overload::BodyMemory));
+            }
             bytes.extend_from_slice(&data);
         }
     }
-    Ok(Bytes::from(bytes))
+    Ok(Buffered {
+        bytes: Bytes::from(bytes),
+        _held: held,
+    })
 }
 
 /// The error for a body that could not be read: 408 for the body timeout, else 400 with
@@ -91,14 +167,16 @@ pub(crate) fn read_failed(err: &axum::Error, what: &str) -> ApiError {
     }
 }
 
-/// Reads and drops the rest of a refused body, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`].
-/// Over HTTP/1.1 a server that answers and closes while its client is still sending makes the
-/// client's next write fail before it reads the answer; nginx's lingering close exists for the
-/// same reason. Past the bounds the connection closes anyway.
-pub(crate) async fn drain(mut body: Body) {
+/// Reads and drops the rest of a refused body, up to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`],
+/// and only while bytes keep coming (`stall`: the body timeout). Over HTTP/1.1 a server that
+/// answers and closes while its client is still sending makes the client's next write fail
+/// before it reads the answer (nginx's lingering close exists for the same reason); over
+/// HTTP/2 the stream is reset after the answer, which some clients take for an error. Past the
+/// bounds that happens anyway.
+pub(crate) async fn drain(mut body: Body, stall: Duration) {
     let mut left = DRAIN_LIMIT;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
-        while let Some(Ok(frame)) = body.frame().await {
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(stall, body.frame()).await {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
@@ -144,11 +222,34 @@ mod tests {
 
     #[tokio::test]
     async fn limits() {
+        let budget = Budget::new(1000);
         let body = || Body::from(vec![b'x'; 100]);
-        assert_eq!(read_limited(body(), 100).await.unwrap().len(), 100);
+        assert_eq!(read_limited(body(), 100, &budget).await.unwrap().len(), 100);
         assert!(matches!(
-            read_limited(body(), 99).await,
+            read_limited(body(), 99, &budget).await,
             Err(ApiError::PayloadTooLarge { limit: 99 })
         ));
+        assert_eq!(budget.used(), 0, "a refused body gives its bytes back");
+    }
+
+    #[tokio::test]
+    async fn bodies_in_memory_share_one_budget() {
+        let budget = Budget::new(250);
+        let body = || Body::from(vec![b'x'; 100]);
+        let first = read_limited(body(), 1000, &budget).await.unwrap();
+        let second = read_limited(body(), 1000, &budget).await.unwrap();
+        assert_eq!(budget.used(), 200);
+        assert!(matches!(
+            read_limited(body(), 1000, &budget).await,
+            Err(ApiError::Overloaded(Overload::BodyMemory))
+        ));
+        assert_eq!(budget.used(), 200, "the refused one holds nothing");
+        drop(first);
+        assert_eq!(budget.used(), 100);
+        assert_eq!(
+            read_limited(body(), 1000, &budget).await.unwrap().len(),
+            100
+        );
+        drop(second);
     }
 }

@@ -66,7 +66,7 @@ async fn post_message(
         "application/json",
         "Content-Type must be application/json",
     )?;
-    let bytes = read_limited(body, limit).await?;
+    let bytes = read_limited(body, limit, &state.buffered).await?;
     let message = parse(&bytes)?;
     let digest = Digest::of(&message);
     state

@@ -54,6 +54,10 @@ pub(crate) struct LimitsSnapshot {
     pub permits_in_use: usize,
     /// The most one client may hold (`--client-share`).
     pub client_permits: usize,
+    /// Request body bytes held in memory now, and the most there may be
+    /// (`--max-buffered-bytes`).
+    pub buffered_bytes: usize,
+    pub max_buffered_bytes: usize,
 }
 
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
@@ -72,6 +76,8 @@ async fn status(State(state): State<AppState>) -> Response {
             permits: state.config.max_concurrency,
             permits_in_use: state.limiter.in_use(),
             client_permits: state.config.client_permits(),
+            buffered_bytes: state.buffered.used(),
+            max_buffered_bytes: state.config.max_buffered_bytes,
         },
         connections: state.telemetry.connections.snapshot(),
         log_lines_dropped: crate::telemetry::logging::dropped_lines()

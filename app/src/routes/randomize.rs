@@ -45,7 +45,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             "Content-Type must be image/png".into(),
         ));
     }
-    let png = read_limited(body, Limit::of(&parts)?).await?;
+    let png = read_limited(body, Limit::of(&parts)?, &state.buffered).await?;
     if png.is_empty() {
         return Err(ApiError::BadRequest(
             "the body is empty: send a PNG file".into(),

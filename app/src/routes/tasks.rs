@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::ConnectInfo;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -117,7 +117,12 @@ pub(crate) async fn status(
     Ok(Json(task.into()))
 }
 
-/// The result file of a finished task of this kind, as `content_type`; else the seed's 404.
+/// What a result streams by: a client that reads slowly holds one chunk of it in memory, not
+/// the whole file.
+const RESULT_CHUNK: usize = 64 * 1024;
+
+/// The result file of a finished task of this kind, as `content_type`, streamed from disk;
+/// else the seed's 404.
 pub(crate) async fn result(
     state: &AppState,
     token: Option<&String>,
@@ -128,9 +133,23 @@ pub(crate) async fn result(
         .await?
         .filter(|task| task.state == TaskState::Finished)
         .ok_or(ApiError::ResultNotFound)?;
-    match state.tasks.files.read_result(task.id).await {
-        Ok(Some(bytes)) => {
-            Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+    match state.tasks.files.open_result(task.id).await {
+        Ok(Some((file, len))) => {
+            let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file,
+                RESULT_CHUNK,
+            ));
+            Ok((
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        HeaderValue::from_static(content_type),
+                    ),
+                    (axum::http::header::CONTENT_LENGTH, HeaderValue::from(len)),
+                ],
+                body,
+            )
+                .into_response())
         }
         Ok(None) => Err(ApiError::ResultNotFound),
         Err(err) => Err(ApiError::QueueUnavailable(QueueError::unavailable(

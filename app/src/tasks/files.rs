@@ -44,7 +44,24 @@ impl TaskFiles {
         tokio::fs::read(self.payload(id)).await
     }
 
+    /// The result file open for reading, with its length, or `None` when there is none (yet,
+    /// or any more).
+    pub(crate) async fn open_result(
+        &self,
+        id: TaskId,
+    ) -> io::Result<Option<(tokio::fs::File, u64)>> {
+        match tokio::fs::File::open(self.result(id)).await {
+            Ok(file) => {
+                let len = file.metadata().await?.len();
+                Ok(Some((file, len)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The result, or `None` when there is none (yet, or any more).
+    #[cfg(test)]
     pub(crate) async fn read_result(&self, id: TaskId) -> io::Result<Option<Vec<u8>>> {
         match tokio::fs::read(self.result(id)).await {
             Ok(bytes) => Ok(Some(bytes)),

@@ -12,6 +12,7 @@ mod prometheus;
 mod redis;
 mod refusals;
 mod schemathesis;
+mod slow_clients;
 
 use serde_json::Value;
 use testkit::{Endpoint, Process, eventually};

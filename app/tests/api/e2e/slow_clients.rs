@@ -1,0 +1,210 @@
+//! Slow and idle clients against their bounds, with raw HTTP/1.1 and HTTP/2 (the `h2` crate,
+//! the one hyper's server is built on, as a client) from their own loopback address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http::{Method, Request};
+use serde_json::Value;
+use testkit::client::{client_from, tls_client_config};
+use testkit::{InProcess, eventually};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+
+const ATTACKER: &str = "127.0.0.2";
+
+/// A TLS connection to `addr` from `from`, offering `alpn`.
+async fn connect(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    from: IpAddr,
+    alpn: &[u8],
+) -> TlsStream<TcpStream> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let mut config = tls_client_config(ca);
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// An HTTP/2 connection from `from`; the connection task runs in the background and its
+/// handle says when the server closed it.
+async fn h2_connect(
+    app: &InProcess,
+    from: IpAddr,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tls = connect(app.addr, &app.ca, from, b"h2").await;
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    let running = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, running)
+}
+
+/// A POST to /messages that declares 100 bytes and sends none.
+fn stalled_post() -> Request<()> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("https://localhost/messages")
+        .header("content-type", "application/json")
+        .header("content-length", "100")
+        .body(())
+        .unwrap()
+}
+
+/// The status code at the start of an HTTP/1.1 response on `tls`.
+async fn h1_status(tls: &mut TlsStream<TcpStream>) -> u16 {
+    let mut head = [0u8; 12];
+    tls.read_exact(&mut head).await.unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_from_one_address_hold_its_share_and_end_in_408() {
+    let app = InProcess::start(&[
+        "--max-concurrency",
+        "16",
+        "--client-share",
+        "0.5",
+        "--body-timeout",
+        "2s",
+    ])
+    .await;
+    let attacker: IpAddr = ATTACKER.parse().unwrap();
+    let start = Instant::now();
+
+    // HTTP/2: one connection, 20 streams, each a body that never comes.
+    let (mut send, _h2) = h2_connect(&app, attacker).await;
+    let mut h2_answers = Vec::new();
+    let mut held_streams = Vec::new();
+    for _ in 0..20 {
+        send = send.ready().await.unwrap();
+        let (answer, stream) = send.send_request(stalled_post(), false).unwrap();
+        h2_answers.push(answer);
+        held_streams.push(stream);
+    }
+    // HTTP/1.1: six connections, each a head and no body.
+    let mut h1 = Vec::new();
+    for _ in 0..6 {
+        let mut tls = connect(app.addr, &app.ca, attacker, b"http/1.1").await;
+        tls.write_all(
+            b"POST /messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        h1.push(tls);
+    }
+    eventually("the attacker to hold its share", || async {
+        app.status().await["limits"]["permits_in_use"] == 8
+    })
+    .await;
+
+    // Everyone else is served meanwhile.
+    for _ in 0..20 {
+        assert_eq!(app.get("/").await.status(), 200);
+        assert_eq!(app.get("/health").await.status(), 200);
+    }
+    let status = app.status().await;
+    assert_eq!(status["limits"]["permits_in_use"], 8, "{status}");
+    assert_eq!(status["limits"]["client_permits"], 8);
+
+    // The attacker's requests end: 408 for those that held a permit, 503 for the others.
+    let mut statuses = Vec::new();
+    for answer in h2_answers {
+        statuses.push(answer.await.unwrap().status().as_u16());
+    }
+    for tls in &mut h1 {
+        statuses.push(h1_status(tls).await);
+    }
+    statuses.sort_unstable();
+    let count = |code| statuses.iter().filter(|&&s| s == code).count();
+    assert_eq!((count(408), count(503)), (8, 18), "{statuses:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "the body timeout ended them: {:?}",
+        start.elapsed()
+    );
+    eventually("every permit to be free", || async {
+        app.status().await["limits"]["permits_in_use"] == 0
+    })
+    .await;
+    // The 408s are in the access statistics with the route.
+    let status = app.status().await;
+    let messages = status["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "/messages")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(messages["status_codes"]["408"], 8, "{status}");
+    drop(held_streams);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_after_the_idle_timeout() {
+    let app = InProcess::start(&["--idle-timeout", "1s"]).await;
+    let me: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut h2 = Vec::new();
+    for _ in 0..5 {
+        let (send, running) = h2_connect(&app, me).await;
+        let mut send = send.ready().await.unwrap();
+        let request = Request::builder()
+            .uri("https://localhost/")
+            .body(())
+            .unwrap();
+        let (answer, _) = send.send_request(request, true).unwrap();
+        assert_eq!(answer.await.unwrap().status(), 200);
+        h2.push((send, running));
+    }
+    let mut h1 = connect(app.addr, &app.ca, me, b"http/1.1").await;
+    h1.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(h1_status(&mut h1).await, 200);
+    let start = Instant::now();
+    for (_send, running) in h2 {
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("the server closed the idle HTTP/2 connection (GOAWAY)")
+            .unwrap();
+    }
+    // The HTTP/1.1 connection ends too: the rest of the response, then end of stream.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), h1.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the idle HTTP/1.1 connection")
+        .ok();
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "not before the timeout"
+    );
+    let status = app.status().await;
+    assert!(
+        status["connections"]["closed_total"]["idle"]
+            .as_u64()
+            .unwrap()
+            >= 6,
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_connection_is_not_idle() {
+    let app = InProcess::start(&["--idle-timeout", "1s"]).await;
+    let other = client_from(&app.ca, "127.0.0.1".parse().unwrap());
+    // A request longer than the idle timeout keeps its connection.
+    let response = other.get(app.url("/sleep/2500")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
