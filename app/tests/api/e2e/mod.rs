@@ -13,6 +13,7 @@ mod redis;
 mod refusals;
 mod schemathesis;
 mod slow_clients;
+mod stalled_stdout;
 
 use serde_json::Value;
 use testkit::{Endpoint, Process, eventually};
