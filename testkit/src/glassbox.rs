@@ -214,7 +214,19 @@ pub struct Process {
 /// A command running the `glassbox` binary, with no `GLASSBOX_*` variable of the test's
 /// environment.
 pub fn command() -> Command {
-    let mut command = Command::new(binary());
+    command_via(&[])
+}
+
+/// [`command`], run through `wrapper` (such as `prlimit --nofile=256`).
+pub fn command_via(wrapper: &[&str]) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    };
     for (key, _) in std::env::vars() {
         if key.starts_with("GLASSBOX_") {
             command.env_remove(key);
@@ -249,24 +261,33 @@ impl Process {
     /// Starts `glassbox serve` using `dir` for certificates, data and logs.
     pub async fn spawn_in(dir: tempfile::TempDir, args: &[&str]) -> Process {
         let data = dir.path().join("data");
-        Self::spawn_command("serve", dir, &data, args).await
+        Self::spawn_command(&[], "serve", dir, &data, args).await
+    }
+
+    /// Starts `glassbox serve` through `wrapper` (a program that runs the rest of its command
+    /// line, such as `prlimit --nofile=256`).
+    pub async fn spawn_via(wrapper: &[&str], args: &[&str]) -> Process {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Self::spawn_command(wrapper, "serve", dir, &data, args).await
     }
 
     /// Starts `glassbox worker` in its own directory, on the data directory `data` (which it
     /// shares with the service that queues the tasks).
     pub async fn spawn_worker(data: &Path, args: &[&str]) -> Process {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::spawn_command("worker", dir, data, args).await
+        Self::spawn_command(&[], "worker", dir, data, args).await
     }
 
     async fn spawn_command(
+        wrapper: &[&str],
         subcommand: &str,
         dir: tempfile::TempDir,
         data: &Path,
         args: &[&str],
     ) -> Process {
         crate::client::install_provider();
-        let mut command = command();
+        let mut command = command_via(wrapper);
         command
             .arg(subcommand)
             .args(base_args(dir.path(), data))

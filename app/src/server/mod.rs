@@ -36,6 +36,9 @@ const H2_SEND_BUFFER: usize = 64 * 1024;
 /// How long an HTTP/2 keep-alive ping may go unanswered before the connection is closed.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long an idle connection told to close (HTTP/2: GOAWAY) may take to go.
+const IDLE_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 /// How the connections behave; from [`crate::config::Config`].
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -305,17 +308,19 @@ impl Watchdog<'_> {
             telemetry.connections.closed(why);
         }
         match stop {
-            Stop::Verdict(Verdict::SlowHead | Verdict::StuckWrite) => None,
+            Stop::Verdict(Verdict::SlowHead | Verdict::StuckWrite | Verdict::Fine(_)) => None,
             Stop::Shutdown => {
                 graceful(conn.as_mut());
                 // The server's grace period bounds this wait.
                 conn.await.err().map(|e| e.to_string())
             }
+            // Closed to make room: its descriptor is wanted now, so it goes at once.
+            Stop::Verdict(Verdict::Evicted) => None,
             Stop::Verdict(_) => {
                 graceful(conn.as_mut());
                 // Nothing is in flight: the connection ends as soon as its client reads the
-                // GOAWAY (HTTP/2) or at once (HTTP/1.1); one that does not read is dropped.
-                match tokio::time::timeout(self.timeouts.write, conn).await {
+                // GOAWAY (HTTP/2) or at once (HTTP/1.1); one that does not is dropped soon.
+                match tokio::time::timeout(IDLE_CLOSE_WAIT, conn).await {
                     Ok(ended) => ended.err().map(|e| e.to_string()),
                     Err(_) => None,
                 }

@@ -208,3 +208,67 @@ async fn a_busy_connection_is_not_idle() {
     let response = other.get(app.url("/sleep/2500")).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// `GET /health` on a connection of its own; its status, or 0 when the connection failed.
+async fn health_on_a_new_connection(addr: SocketAddr, ca: &std::path::Path) -> u16 {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut config = tls_client_config(ca);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await;
+    let Ok(mut tls) = tls else {
+        return 0;
+    };
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    h1_status(&mut tls).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_256_descriptors_300_idle_connections_leave_health_reachable() {
+    testkit::need("prlimit", "apt-get install util-linux");
+    let app = testkit::Process::spawn_via(&["prlimit", "--nofile=256:256", "--"], &[]).await;
+    let mut idle = Vec::new();
+    for n in 1..=300 {
+        let tcp = TcpStream::connect(app.addr).await.unwrap();
+        let mut config = tls_client_config(&app.ca);
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await;
+        // A connection the server closed to make room may fail its handshake; that is the
+        // bound working, not the service failing.
+        if let Ok(tls) = tls {
+            idle.push(tls);
+        }
+        if n % 25 == 0 {
+            let status = health_on_a_new_connection(app.addr, &app.ca).await;
+            assert_eq!(
+                status,
+                200,
+                "after {n} idle connections; the service said: {:#?}",
+                app.stdout_lines()
+            );
+        }
+    }
+    let status = app.status().await;
+    let open = status["connections"]["open"].as_u64().unwrap();
+    assert!(open <= 256 - 64 + 1, "{status}");
+    assert!(
+        status["connections"]["closed_total"]["evicted"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{status}"
+    );
+    assert_eq!(health_on_a_new_connection(app.addr, &app.ca).await, 200);
+    drop(idle);
+}
