@@ -272,3 +272,178 @@ async fn with_256_descriptors_300_idle_connections_leave_health_reachable() {
     assert_eq!(health_on_a_new_connection(app.addr, &app.ca).await, 200);
     drop(idle);
 }
+
+/// An 8-bit RGB PNG of noise, `side` × `side`: it does not compress, so its size is about
+/// 3 bytes a pixel, and so is the randomized result.
+fn noise_png(side: u32) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let pixels: Vec<u8> = (0..side * side * 3)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect();
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, side, side);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&pixels).unwrap();
+    writer.finish().unwrap();
+    png
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_readers_that_never_read_a_10_mb_result_hold_no_copy_of_it() {
+    let app = testkit::Process::spawn(&["--write-timeout", "3s"]).await;
+    let api = crate::contract::tasks::Api(&app);
+    let png = noise_png(1830);
+    assert!(png.len() > 10_000_000, "{}", png.len());
+    let token = api.token(&png).await;
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    let result_len = api.result(&token).await.bytes().await.unwrap().len();
+    assert!(result_len > 10_000_000, "{result_len}");
+    let before = app.rss_bytes();
+
+    // One HTTP/2 connection whose streams open no window: nothing of a response can be sent.
+    let tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"h2").await;
+    let (send, conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, Bytes>(tls)
+        .await
+        .unwrap();
+    let closed = tokio::spawn(async move { conn.await.is_ok() });
+    let mut send = send;
+    let mut heads = Vec::new();
+    for _ in 0..100 {
+        send = send.ready().await.unwrap();
+        let request = Request::builder()
+            .uri(format!("https://localhost/randomize/{token}/result"))
+            .body(())
+            .unwrap();
+        heads.push(send.send_request(request, true).unwrap().0);
+    }
+    let mut peak = 0;
+    // Kept: a response dropped here would reset its stream.
+    let mut responses = Vec::new();
+    for head in heads {
+        let response = head.await.unwrap();
+        assert_eq!(response.status(), 200);
+        responses.push(response);
+        peak = peak.max(app.rss_bytes());
+    }
+    let status = app.status().await;
+    assert_eq!(status["limits"]["permits_in_use"], 100, "{status}");
+    // Whole results in memory would be a gigabyte; streamed ones are a chunk at most each.
+    let grown = peak.saturating_sub(before);
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "RSS grew by {} MB with 100 stalled readers",
+        grown / 1_000_000
+    );
+    // The write timeout drops the connection and frees every permit.
+    tokio::time::timeout(Duration::from_secs(20), closed)
+        .await
+        .expect("the stalled connection is closed")
+        .unwrap();
+    eventually("the permits to come back", || async {
+        app.status().await["limits"]["permits_in_use"] == 0
+    })
+    .await;
+    let status = app.status().await;
+    assert!(
+        status["connections"]["closed_total"]["write_timeout"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{status}"
+    );
+}
+
+/// One HTTP/2 frame: its 9-byte header and `payload`.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// `GET https://localhost/` in HPACK: three static-table entries and a literal authority.
+fn get_root_block() -> Vec<u8> {
+    let mut block = vec![0x82, 0x87, 0x84, 0x41, 9];
+    block.extend_from_slice(b"localhost");
+    block
+}
+
+/// Writes the client preface and `frames` to a new HTTP/2 connection, then reads until the
+/// server's GOAWAY (its error code) or the end of the connection (`None`).
+async fn flood(app: &InProcess, frames: Vec<u8>) -> Option<u32> {
+    let mut tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"h2").await;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    out.extend(frames);
+    // The server may stop reading once it has had enough: a failed write is fine.
+    let _ = tls.write_all(&out).await;
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            if tls.read_exact(&mut head).await.is_err() {
+                return None;
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            if tls.read_exact(&mut payload).await.is_err() {
+                return None;
+            }
+            if head[3] == GOAWAY {
+                return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the server answers the flood within 20 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_and_continuation_floods_get_goaway() {
+    let app = InProcess::start(&[]).await;
+    // Rapid reset (CVE-2023-44487): streams opened and cancelled at once, thousands of them.
+    let mut frames = Vec::new();
+    for n in 0..5000u32 {
+        let stream = 2 * n + 1;
+        frames.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            stream,
+            &get_root_block(),
+        ));
+        frames.extend(frame(RST_STREAM, 0, stream, &8u32.to_be_bytes()));
+    }
+    let code = flood(&app, frames).await;
+    // ENHANCE_YOUR_CALM (0xb).
+    assert_eq!(code, Some(0xb), "rapid reset");
+
+    // CONTINUATION flood (CVE-2024-27316 and kin): one header block that never ends.
+    let mut frames = frame(HEADERS, 0, 1, &get_root_block());
+    let filler = vec![0x40u8; 16 * 1024 - 9];
+    for _ in 0..2000 {
+        frames.extend(frame(CONTINUATION, 0, 1, &filler));
+    }
+    let code = flood(&app, frames).await;
+    assert!(code.is_some(), "a CONTINUATION flood ends in a GOAWAY");
+
+    // The service is unharmed.
+    assert_eq!(app.get("/health").await.status(), 200);
+}
