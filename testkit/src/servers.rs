@@ -115,8 +115,34 @@ pub struct Nginx {
     child: Child,
 }
 
+/// Whether this nginx takes HTTP/2 as a directive (`http2 on;`, from 1.25.1) rather than as a
+/// `listen` parameter.
+fn nginx_has_http2_directive(nginx: &Path) -> bool {
+    let output = Command::new(nginx).arg("-v").output().expect("nginx -v");
+    let text = String::from_utf8_lossy(&output.stderr);
+    let version: Vec<u32> = text
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .split('.')
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    version >= vec![1, 25, 1]
+}
+
 impl Nginx {
+    /// nginx with the shipped defaults in front of `upstreams`.
     pub fn start(certs_dir: &Path, upstreams: &[std::net::SocketAddr]) -> Nginx {
+        Self::start_with(certs_dir, upstreams, "20s")
+    }
+
+    /// Like [`Nginx::start`], keeping idle upstream connections `keepalive_timeout`.
+    pub fn start_with(
+        certs_dir: &Path,
+        upstreams: &[std::net::SocketAddr],
+        keepalive_timeout: &str,
+    ) -> Nginx {
         let dir = tempfile::tempdir().expect("temp dir");
         let (port, status_port) = (free_port(), free_port());
         let shipped = repo().join("nginx");
@@ -128,6 +154,8 @@ impl Nginx {
             .collect();
         let template =
             std::fs::read_to_string(shipped.join("templates/glassbox.conf.template")).unwrap();
+        let nginx = find_program("nginx");
+        let directive = nginx_has_http2_directive(&nginx);
         let rendered = render(
             &template,
             &[
@@ -140,12 +168,21 @@ impl Nginx {
                 ("GLASSBOX_CERTS_DIR", certs_dir.display().to_string()),
                 ("GLASSBOX_TLS_NAME", "localhost".into()),
                 ("GLASSBOX_UPSTREAMS", servers),
+                ("NGINX_UPSTREAM_KEEPALIVE_TIMEOUT", keepalive_timeout.into()),
+                (
+                    "NGINX_LISTEN_HTTP2",
+                    if directive { "" } else { " http2" }.into(),
+                ),
+                (
+                    "NGINX_HTTP2",
+                    if directive { "http2 on;" } else { "" }.into(),
+                ),
             ],
         );
         std::fs::write(dir.path().join("conf.d/glassbox.conf"), rendered).unwrap();
         let prefix = format!("{}/", dir.path().display());
         let pid = dir.path().join("nginx.pid");
-        let child = Command::new(find_program("nginx"))
+        let child = Command::new(&nginx)
             .args(["-p", &prefix, "-c", "nginx.conf", "-e", "error.log"])
             .args(["-g", &format!("daemon off; pid {};", pid.display())])
             .stdout(Stdio::null())
