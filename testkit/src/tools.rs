@@ -53,3 +53,10 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One row of `just drill`'s table: what a test tried, the bound it holds the service to, and
+/// what it saw. Printed (and so shown only with `--nocapture`) after the test's assertions
+/// have judged it.
+pub fn drill(scenario: &str, bound: &str, observed: &str) {
+    println!("drill\t{scenario}\t{bound}\t{observed}");
+}

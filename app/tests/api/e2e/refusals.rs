@@ -56,7 +56,12 @@ async fn curl_times(
 
 /// Every refusal `app` should make, `TIMES` times each way: HTTP/2 and HTTP/1.1, a 17-byte
 /// and a 20 KB body. Returns what went wrong, if anything.
-async fn check(app: &InProcess, refusals: &[Refusal], dir: &Path) -> Vec<String> {
+async fn check(
+    app: &InProcess,
+    refusals: &[Refusal],
+    dir: &Path,
+    rows: &mut Vec<(String, String, String)>,
+) -> Vec<String> {
     let small = dir.join("small");
     let large = dir.join("large");
     std::fs::write(&small, b"not what you want").unwrap();
@@ -77,6 +82,12 @@ async fn check(app: &InProcess, refusals: &[Refusal], dir: &Path) -> Vec<String>
                     .iter()
                     .filter(|&&(code, exit)| code == refusal.status && exit == 0)
                     .count();
+                let bytes = std::fs::metadata(body).unwrap().len();
+                rows.push((
+                    format!("curl {http}: {}, {bytes}-byte body", refusal.name),
+                    format!("{TIMES} of {TIMES} get {}, no curl error", refusal.status),
+                    format!("{right} of {}", got.len()),
+                ));
                 if got.len() != TIMES || right != TIMES {
                     let mut outcomes = got.clone();
                     outcomes.sort_unstable();
@@ -84,9 +95,7 @@ async fn check(app: &InProcess, refusals: &[Refusal], dir: &Path) -> Vec<String>
                     wrong.push(format!(
                         "{} ({http}, {} bytes): {right} of {TIMES} got {} with no curl error; \
                          outcomes (status, curl exit): {outcomes:?}",
-                        refusal.name,
-                        std::fs::metadata(body).unwrap().len(),
-                        refusal.status,
+                        refusal.name, bytes, refusal.status,
                     ));
                 }
             }
@@ -103,6 +112,7 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
     );
     let dir = tempfile::tempdir().unwrap();
     let app = InProcess::start(&[]).await;
+    let mut rows = Vec::new();
     let mut wrong = check(
         &app,
         &[
@@ -138,6 +148,7 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
             },
         ],
         dir.path(),
+        &mut rows,
     )
     .await;
 
@@ -153,6 +164,7 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
                 status: 413,
             }],
             dir.path(),
+            &mut rows,
         )
         .await,
     );
@@ -171,9 +183,13 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
                 status: 503,
             }],
             dir.path(),
+            &mut rows,
         )
         .await,
     );
     holder.abort();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    for (scenario, bound, observed) in rows {
+        testkit::drill(&scenario, &bound, &observed);
+    }
 }

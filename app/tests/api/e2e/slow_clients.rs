@@ -149,6 +149,17 @@ async fn slow_bodies_from_one_address_hold_its_share_and_end_in_408() {
         .cloned()
         .unwrap_or(Value::Null);
     assert_eq!(messages["status_codes"]["408"], 8, "{status}");
+    testkit::drill(
+        "slow bodies from 127.0.0.2: 20 HTTP/2 streams, 6 HTTP/1.1 connections",
+        "at most its share (8 of 16 permits); 408 after --body-timeout 2s; others served",
+        &format!(
+            "held 8; 127.0.0.1 got 40 of 40 x 200 meanwhile; {} x 408, {} x 503 within {:.1} s; \
+             every permit free after",
+            count(408),
+            count(503),
+            start.elapsed().as_secs_f64()
+        ),
+    );
     drop(held_streams);
 }
 
@@ -186,17 +197,23 @@ async fn idle_connections_close_after_the_idle_timeout() {
         .await
         .expect("the server closed the idle HTTP/1.1 connection")
         .ok();
+    let waited = start.elapsed();
     assert!(
-        start.elapsed() >= Duration::from_millis(500),
+        waited >= Duration::from_millis(500),
         "not before the timeout"
     );
     let status = app.status().await;
-    assert!(
-        status["connections"]["closed_total"]["idle"]
-            .as_u64()
-            .unwrap()
-            >= 6,
-        "{status}"
+    let idle = status["connections"]["closed_total"]["idle"]
+        .as_u64()
+        .unwrap();
+    assert!(idle >= 6, "{status}");
+    testkit::drill(
+        "5 idle HTTP/2 and 1 idle HTTP/1.1 connections",
+        "closed after --idle-timeout 1s (HTTP/2 with a GOAWAY)",
+        &format!(
+            "all closed within {:.1} s; closed_total.idle {idle}",
+            waited.as_secs_f64()
+        ),
     );
 }
 
@@ -270,6 +287,14 @@ async fn with_256_descriptors_300_idle_connections_leave_health_reachable() {
         "{status}"
     );
     assert_eq!(health_on_a_new_connection(app.addr, &app.ca).await, 200);
+    testkit::drill(
+        "prlimit --nofile=256: 300 idle HTTP/2 connections",
+        "/health reachable throughout; at most 192 connections open",
+        &format!(
+            "13 of 13 /health probes 200; {open} open at the end; {} evicted",
+            status["connections"]["closed_total"]["evicted"]
+        ),
+    );
     drop(idle);
 }
 
@@ -360,6 +385,19 @@ async fn a_hundred_readers_that_never_read_a_10_mb_result_hold_no_copy_of_it() {
             >= 1,
         "{status}"
     );
+    testkit::drill(
+        &format!(
+            "100 zero-window HTTP/2 readers of a {:.1} MB result",
+            result_len as f64 / 1e6
+        ),
+        "RSS grows < 64 MB; permits held until sent; dropped at --write-timeout 3s",
+        &format!(
+            "RSS +{:.1} MB (from {:.1} MB); 100 permits held, all free after the drop",
+            grown as f64 / 1e6,
+            before as f64 / 1e6
+        ),
+    );
+    drop(responses);
 }
 
 /// One HTTP/2 frame: its 9-byte header and `payload`.
@@ -446,4 +484,12 @@ async fn rapid_reset_and_continuation_floods_get_goaway() {
 
     // The service is unharmed.
     assert_eq!(app.get("/health").await.status(), 200);
+    testkit::drill(
+        "rapid reset (5,000 streams opened and reset) and CONTINUATION flood",
+        "GOAWAY; the service keeps answering",
+        &format!(
+            "GOAWAY 0xb (ENHANCE_YOUR_CALM); GOAWAY {:#x}; /health 200",
+            code.unwrap_or_default()
+        ),
+    );
 }
