@@ -8,13 +8,18 @@
 //!   `serve`, `worker`, `certs` and `openapi` commands end to end.
 //! - [`config`]: the command line and `GLASSBOX_*` environment, one struct, validated once.
 //! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
-//! - `server`: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
+//! - `server`: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown; `server::connections`:
+//!   the registry and per-connection watchdog behind `--max-connections`, `--idle-timeout`,
+//!   `--header-read-timeout` and `--write-timeout`; `server::accept`: the open-file limit and
+//!   shedding when descriptors run out.
 //! - `routes`: the endpoints by seed family, each registered with its policy in the route table
 //!   (`routes::table`: body limit, shed or not, listener, optional trailing slash), which the
 //!   middleware, the router, the OpenAPI document, `/status` and the dashboard read.
 //! - `app`: the state every handler shares; `middleware`: request ids, the route's policy,
-//!   telemetry; `body`: request bodies held to their route's limit; `forwarded`: the client
-//!   behind a trusted proxy; `limiter`: the concurrency limit.
+//!   telemetry; `body`: request bodies held to their route's limit and, in all, to
+//!   `--max-buffered-bytes`; `body::guard`: the body timeout, and unread bodies drained so
+//!   refusals reach the client; `forwarded`: the client behind a trusted proxy; `limiter`: the
+//!   concurrency limit and each client's share of it.
 //! - `error`: the error every handler returns, its contract body, and the cause it carries to
 //!   the request's access line.
 //! - [`telemetry`]: access logs, `/status` statistics, Prometheus metrics, the log ring.
