@@ -187,8 +187,20 @@ fn nginx_accepts_its_configuration_with_the_stacks_settings() {
         "GLASSBOX_CERTS_DIR",
         "GLASSBOX_TLS_NAME",
         "GLASSBOX_UPSTREAMS",
+        "NGINX_UPSTREAM_KEEPALIVE_TIMEOUT",
+        "NGINX_LISTEN_HTTP2",
+        "NGINX_HTTP2",
     ] {
         let mut value = nginx_env(&compose, key);
+        // The stack's nginx (1.27) takes HTTP/2 as a directive; an nginx before 1.25.1 here
+        // checks the same file with the listen parameter instead.
+        if !testkit::servers::nginx_has_http2_directive(&nginx) {
+            match key {
+                "NGINX_LISTEN_HTTP2" => value = " http2".into(),
+                "NGINX_HTTP2" => value = String::new(),
+                _ => {}
+            }
+        }
         // Outside Docker there is no `glassbox` to resolve and no /certs volume.
         if key == "GLASSBOX_CERTS_DIR" {
             value = certs.display().to_string();

@@ -117,7 +117,7 @@ pub struct Nginx {
 
 /// Whether this nginx takes HTTP/2 as a directive (`http2 on;`, from 1.25.1) rather than as a
 /// `listen` parameter.
-fn nginx_has_http2_directive(nginx: &Path) -> bool {
+pub fn nginx_has_http2_directive(nginx: &Path) -> bool {
     let output = Command::new(nginx).arg("-v").output().expect("nginx -v");
     let text = String::from_utf8_lossy(&output.stderr);
     let version: Vec<u32> = text
