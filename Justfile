@@ -114,7 +114,7 @@ lint:
 # it measures in release mode, starts it next to its reference, measures and takes medians.
 bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-dashboard bench-instructions
 
-# GET / over TLS with wrk, glassbox against the reference hello world; BENCH_PIN=1 gives wrk its own core, BENCH_LOG_OFF=1 adds glassbox without access lines.
+# GET / over TLS with wrk, glassbox against the reference hello world; BENCH_PIN=1 gives wrk its own core, BENCH_LOG_OFF=1 adds glassbox without access lines, BENCH_BASELINE=PATH another glassbox build to compare with.
 bench-hello:
     cargo run --release -q -p glassbox-bench -- hello
 

@@ -1,18 +1,23 @@
 //! The concurrency limit: counters, not a queue. A request over the limit is refused at once
-//! (the caller sheds it with 503), so there are no waiters to wake.
+//! (the caller sheds it with 503), so there are no waiters to wake and no lock to take.
 //!
 //! Two bounds hold at once: `limit` permits in all, and at most `per_client` of them for one
 //! client address, so that a handful of slow clients on one address cannot take every permit.
+//! Clients are counted in [`SLOTS`] counters chosen by a hash of the address, the way a
+//! counting Bloom filter counts: no map, no lock and no allocation per request, at the price
+//! that two addresses sharing a slot (one chance in 16,384 for a given pair) share one share.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
 use http_body::{Frame, SizeHint};
+
+/// Per-client counters.
+const SLOTS: usize = 1 << 14;
 
 /// Admits at most `limit` holders of a [`Permit`] at once, `per_client` of them per address.
 #[derive(Debug)]
@@ -20,7 +25,7 @@ pub(crate) struct Limiter {
     limit: usize,
     per_client: usize,
     in_use: AtomicUsize,
-    by_client: Mutex<HashMap<IpAddr, usize>>,
+    by_client: Box<[AtomicU32]>,
 }
 
 /// Which bound refused a request.
@@ -36,7 +41,25 @@ pub(crate) enum Full {
 #[derive(Debug)]
 pub(crate) struct Permit {
     limiter: Arc<Limiter>,
-    client: Option<IpAddr>,
+    /// The client's counter, when the client was counted.
+    slot: Option<usize>,
+}
+
+/// The counter of `ip`: a multiplicative hash of its bytes (the keys are the service's own view
+/// of its clients' addresses; nothing here needs a keyed hash).
+fn slot(ip: IpAddr) -> usize {
+    let bytes = match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let mut hash = 0u64;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        hash = (hash ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
 impl Limiter {
@@ -45,7 +68,7 @@ impl Limiter {
             limit,
             per_client: per_client.clamp(1, limit.max(1)),
             in_use: AtomicUsize::new(0),
-            by_client: Mutex::new(HashMap::new()),
+            by_client: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
         })
     }
 
@@ -56,29 +79,25 @@ impl Limiter {
             self.in_use.fetch_sub(1, Ordering::AcqRel);
             return Err(Full::All);
         }
-        if let Some(ip) = client {
-            let mut clients = self.clients();
-            let held = clients.entry(ip).or_insert(0);
-            if *held >= self.per_client {
-                drop(clients);
+        // With a share of every permit, the limit in all is the only bound.
+        let slot = client.filter(|_| self.per_client < self.limit).map(slot);
+        if let Some(slot) = slot {
+            let held = self.by_client[slot].fetch_add(1, Ordering::AcqRel);
+            if held as usize >= self.per_client {
+                self.by_client[slot].fetch_sub(1, Ordering::AcqRel);
                 self.in_use.fetch_sub(1, Ordering::AcqRel);
                 return Err(Full::Client);
             }
-            *held += 1;
         }
         Ok(Permit {
             limiter: self.clone(),
-            client,
+            slot,
         })
     }
 
     /// Permits held now.
     pub(crate) fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
-    }
-
-    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.by_client.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -124,14 +143,8 @@ impl HttpBody for Holding {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some(ip) = self.client {
-            let mut clients = self.limiter.clients();
-            if let Some(held) = clients.get_mut(&ip) {
-                *held -= 1;
-                if *held == 0 {
-                    clients.remove(&ip);
-                }
-            }
+        if let Some(slot) = self.slot {
+            self.limiter.by_client[slot].fetch_sub(1, Ordering::AcqRel);
         }
         self.limiter.in_use.fetch_sub(1, Ordering::AcqRel);
     }
@@ -170,9 +183,9 @@ mod tests {
         let _a2 = limiter.try_acquire(A).unwrap();
         assert_eq!(limiter.try_acquire(A).unwrap_err(), Full::All);
         drop(held);
-        assert!(
-            limiter.clients().get(&B.unwrap()).is_none(),
-            "freed clients are forgotten"
+        assert_eq!(
+            limiter.by_client[slot(B.unwrap())].load(Ordering::Acquire),
+            0
         );
         assert!(limiter.try_acquire(B).is_ok());
     }
@@ -214,6 +227,44 @@ mod tests {
         }
         assert!((1..=3).contains(&peak[2].load(Ordering::Acquire)));
         assert_eq!(limiter.in_use(), 0);
-        assert!(limiter.clients().is_empty());
+        assert!(
+            limiter
+                .by_client
+                .iter()
+                .all(|held| held.load(Ordering::Acquire) == 0)
+        );
+    }
+
+    #[test]
+    fn neighbouring_addresses_get_their_own_counters() {
+        // The addresses the tests and a small network use, each with its own share.
+        let mut seen = std::collections::HashSet::new();
+        for n in 1..=254u8 {
+            assert!(seen.insert(slot(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n)))));
+        }
+        let mut spread = std::collections::HashSet::new();
+        for n in 0..4096u32 {
+            spread.insert(slot(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n))));
+        }
+        assert!(
+            spread.len() > 3000,
+            "4,096 addresses in {} counters",
+            spread.len()
+        );
+        assert!(slot("::1".parse().unwrap()) < SLOTS);
+    }
+
+    #[test]
+    fn a_share_of_everything_keeps_no_clients() {
+        let limiter = Limiter::new(2, 2);
+        let _a = limiter.try_acquire(A).unwrap();
+        let _b = limiter.try_acquire(A).unwrap();
+        assert_eq!(limiter.try_acquire(B).unwrap_err(), Full::All);
+        assert!(
+            limiter
+                .by_client
+                .iter()
+                .all(|held| held.load(Ordering::Acquire) == 0)
+        );
     }
 }

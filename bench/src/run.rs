@@ -69,6 +69,12 @@ impl Run {
     /// `glassbox serve` with `args`, its data and logs under `name`, on a free port, as the
     /// placement says (pinned, with as many I/O threads as the servers have cores).
     pub(crate) fn glassbox(&self, name: &str, args: &[&str]) -> Result<Server> {
+        self.glassbox_from(&self.release("glassbox"), name, args)
+    }
+
+    /// Like [`Run::glassbox`], with another build of glassbox (`binary`), such as one of an
+    /// earlier commit to compare with.
+    pub(crate) fn glassbox_from(&self, binary: &Path, name: &str, args: &[&str]) -> Result<Server> {
         let port = testkit::free_port();
         let dir = self.path(name);
         let argv: Vec<String> = [
@@ -90,7 +96,7 @@ impl Run {
         Server::start(
             name,
             &self.settings.placement.server_pin,
-            &self.release("glassbox"),
+            binary,
             &argv,
             port,
         )

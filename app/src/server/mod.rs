@@ -242,7 +242,7 @@ where
         });
         let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
         let watchdog = Watchdog {
-            activity: &activity,
+            activity: activity.clone(),
             timeouts: self.limits.timeouts,
             stop: self.stop,
         };
@@ -272,13 +272,13 @@ where
 }
 
 /// Watches one connection while it runs, and steps in when it breaks a bound.
-struct Watchdog<'a> {
-    activity: &'a connections::Activity,
+struct Watchdog {
+    activity: Arc<connections::Activity>,
     timeouts: Timeouts,
     stop: watch::Receiver<bool>,
 }
 
-impl Watchdog<'_> {
+impl Watchdog {
     /// Runs `conn` to its end, closing it politely (`graceful`) when idle, evicted or at
     /// shutdown, and dropping it when a request head or a response is stuck. `heads`: whether
     /// request heads are timed (HTTP/1.1).
@@ -293,9 +293,20 @@ impl Watchdog<'_> {
         C: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
+        // The watchdog runs as a task of its own, so that each wake-up of the connection (every
+        // request, every read) polls one join handle rather than the watchdog's timers.
+        let timeouts = self.timeouts;
+        let mut watching = tokio::spawn(async move { self.watch(heads).await });
         let stop = tokio::select! {
-            ended = conn.as_mut() => return ended.err().map(|e| e.to_string()),
-            stop = self.watch(heads) => stop,
+            ended = conn.as_mut() => {
+                watching.abort();
+                return ended.err().map(|e| e.to_string());
+            }
+            stop = &mut watching => match stop {
+                Ok(stop) => stop,
+                // The watchdog cannot panic short of a bug; the connection goes on unwatched.
+                Err(_) => return conn.await.err().map(|e| e.to_string()),
+            },
         };
         let closed = match stop {
             Stop::Shutdown => None,
@@ -320,7 +331,7 @@ impl Watchdog<'_> {
                 graceful(conn.as_mut());
                 // Nothing is in flight: the connection ends as soon as its client reads the
                 // GOAWAY (HTTP/2) or at once (HTTP/1.1); one that does not is dropped soon.
-                match tokio::time::timeout(IDLE_CLOSE_WAIT, conn).await {
+                match tokio::time::timeout(IDLE_CLOSE_WAIT.min(timeouts.write), conn).await {
                     Ok(ended) => ended.err().map(|e| e.to_string()),
                     Err(_) => None,
                 }

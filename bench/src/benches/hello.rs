@@ -1,14 +1,16 @@
 //! GET / over TLS with wrk: glassbox (every piece of telemetry on) against the bare hyper +
 //! rustls hello world, a fresh server of each in every round, alternating, so both see the
 //! same machine. `BENCH_LOG_OFF=1` adds a glassbox without access lines (`--log-level warn`)
-//! to each round, to see what the access log costs.
+//! to each round, to see what the access log costs. `BENCH_BASELINE=PATH` adds another build
+//! of glassbox (say, of the commit before a change) to each round, and prints this build's
+//! requests/s and CPU per request over that one's.
 
 use anyhow::Result;
 
 use crate::cpu::{self, PeakRss};
 use crate::run::Run;
 use crate::server::Server;
-use crate::settings::flag;
+use crate::settings::{flag, var};
 use crate::stats::{median, per_round, spread, verdict};
 use crate::wrk::Wrk;
 
@@ -46,6 +48,7 @@ pub(crate) fn run() -> Result<()> {
     let run = Run::start("hello", &["glassbox", "glassbox-reference"])?;
     let settings = &run.settings;
     let log_off = flag("BENCH_LOG_OFF");
+    let baseline = var("BENCH_BASELINE").map(std::path::PathBuf::from);
     println!(
         "GET / over TLS, wrk -t{} -c{} -d{}, {} alternating rounds; {}",
         settings.placement.wrk_threads,
@@ -55,6 +58,7 @@ pub(crate) fn run() -> Result<()> {
         settings.placement.description
     );
     let (mut reference, mut glassbox, mut quiet) = (Vec::new(), Vec::new(), Vec::new());
+    let mut earlier = Vec::new();
     for round in 1..=settings.rounds {
         println!("round {round}");
         let server = run.reference("reference")?;
@@ -63,6 +67,11 @@ pub(crate) fn run() -> Result<()> {
         let server = run.glassbox(&format!("glassbox-{round}"), &[])?;
         glassbox.push(measure(&run, &server)?);
         server.stop()?;
+        if let Some(binary) = &baseline {
+            let server = run.glassbox_from(binary, &format!("baseline-{round}"), &[])?;
+            earlier.push(measure(&run, &server)?);
+            server.stop()?;
+        }
         if log_off {
             let server = run.glassbox(&format!("no-access-{round}"), &["--log-level", "warn"])?;
             quiet.push(measure(&run, &server)?);
@@ -102,6 +111,21 @@ pub(crate) fn run() -> Result<()> {
             &column(&reference, p99)
         ))
     );
+    if let Some(binary) = &baseline {
+        println!(
+            "  this build over {} (BENCH_BASELINE): requests/s {}; CPU per request {}",
+            binary.display(),
+            spread(&per_round(&column(&glassbox, rps), &column(&earlier, rps))),
+            spread(&per_round(
+                &column(&glassbox, cpu_us),
+                &column(&earlier, cpu_us)
+            ))
+        );
+        println!(
+            "  the baseline over the reference: requests/s {}",
+            spread(&per_round(&column(&earlier, rps), &column(&reference, rps)))
+        );
+    }
     if log_off {
         println!(
             "  no access lines (--log-level warn): requests/s {}; CPU {:.1} us/request",
