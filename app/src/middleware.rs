@@ -77,6 +77,10 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let state = self.state.clone();
+        let route = state.routes.lookup(req.uri().path());
+        let body_timeout = route.map_or(state.config.body_timeout, |r| {
+            Duration::from_millis(r.body_timeout_ms)
+        });
         // Bodies that may still bring bytes are guarded: timed out when they stall, drained
         // when the route leaves them unread. Bodiless requests (every GET) skip the wrapper.
         let leftover = (!req.body().is_end_stream()).then(|| Arc::new(Leftover::default()));
@@ -86,7 +90,7 @@ where
                 req.map(|body| {
                     Body::new(Guarded::new(
                         Body::new(body),
-                        state.config.body_timeout,
+                        body_timeout,
                         waits,
                         leftover.clone(),
                     ))
@@ -94,7 +98,6 @@ where
             }
             None => req.map(Body::new),
         };
-        let route = state.routes.lookup(req.uri().path());
         let info = request_info(&state, &req, route.map(|r| r.route.clone()));
         let is_head = req.method() == Method::HEAD;
         let limit = route.map_or(state.config.max_body_bytes, |r| r.body_limit_bytes);
@@ -106,7 +109,7 @@ where
                 req,
                 declared,
                 limit,
-                state.config.body_timeout,
+                body_timeout,
             ))),
             None => match admit(&state, route, info.client()) {
                 Ok(permit) => Work::Run(self.inner.call(req), permit),
@@ -121,7 +124,7 @@ where
                     // The route is done with the body; whatever it left unread is read and
                     // dropped before the answer goes, so the client gets to see it.
                     if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest, state.config.body_timeout).await;
+                        body::drain(rest, body_timeout).await;
                     }
                     let response = with_json_405(response);
                     match permit {
@@ -133,7 +136,7 @@ where
                 Work::Shed(response, rest) => {
                     drop(rest);
                     if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest, state.config.body_timeout).await;
+                        body::drain(rest, body_timeout).await;
                     }
                     response
                 }

@@ -154,6 +154,7 @@ fn describe(doc: &mut utoipa::openapi::OpenApi, table: &RouteTable, config: &Con
         for operation in operations_mut(item) {
             let policy = json!({
                 "body_limit_bytes": route.body_limit_bytes,
+                "body_timeout_ms": route.body_timeout_ms,
                 "shed": route.shed,
                 "listener": route.listener,
                 "trailing_slash": route.trailing_slash,

@@ -124,6 +124,8 @@ pub(crate) struct Route {
     pub family: &'static str,
     /// Larger request bodies get 413.
     pub body_limit_bytes: usize,
+    /// A request body that brings no byte for this long ends with 408 (`--body-timeout`).
+    pub body_timeout_ms: u64,
     /// Whether the concurrency limit may refuse it with 503.
     pub shed: bool,
     pub listener: Listener,
@@ -205,6 +207,10 @@ pub(crate) fn operations(item: &PathItem) -> Vec<(&'static str, &Operation)> {
     .collect()
 }
 
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Every route and how a path finds its route.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteTable {
@@ -231,6 +237,7 @@ impl RouteTable {
                 methods: registration.methods.clone(),
                 family: registration.family,
                 body_limit_bytes: policy.body.bytes(config),
+                body_timeout_ms: millis(config.body_timeout),
                 shed: policy.shed == Shedding::Shed,
                 listener: policy.listener,
                 trailing_slash: policy.slash,
@@ -255,6 +262,7 @@ impl RouteTable {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::time::Duration;
 
     fn registration(template: &str, policy: Policy) -> Registration {
         Registration {
@@ -292,5 +300,9 @@ mod tests {
         assert_eq!(metrics.body_limit_bytes, config.max_body_bytes);
         assert!(!metrics.shed);
         assert_eq!(metrics.listener, Listener::Admin);
+        assert_eq!(
+            Duration::from_millis(randomize.body_timeout_ms),
+            config.body_timeout
+        );
     }
 }

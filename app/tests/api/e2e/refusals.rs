@@ -1,6 +1,7 @@
 //! Refusals reach real clients. Debian's curl speaks HTTP/2 to any HTTPS server that offers
 //! it, and curl 7.88 takes the `RST_STREAM` a server sends after answering a request whose
-//! body it did not read for an error (exit 92, no status). Every refusal must arrive whole,
+//! body it did not read for an error (exit 92, no status). Every refusal must arrive whole
+//! (415, 400, 404 and 405 on a POST, 413, the 503 of a shed request, the 507 of a full disk),
 //! over HTTP/2 and HTTP/1.1, with a small body and with one larger than a TLS record. Before
 //! the drain of unread bodies, curl lost answers over HTTP/2: one run in five one at a time,
 //! one to three in a hundred with eight at once (exit 92, no status).
@@ -9,6 +10,7 @@ use std::path::Path;
 
 use futures_util::StreamExt;
 
+use testkit::disk::Tmpfs;
 use testkit::{InProcess, which};
 
 /// Times each refusal is tried each way.
@@ -188,6 +190,35 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
         .await,
     );
     holder.abort();
+
+    // 507: the data directory is a full tmpfs (needs root; skipped with a message otherwise).
+    let full_disk = tempfile::tempdir().unwrap();
+    if let Some(tmpfs) = Tmpfs::mount(&full_disk.path().join("data"), 16) {
+        let app = InProcess::start_in(full_disk, &[]).await;
+        let filler = tmpfs.fill("filler");
+        wrong.extend(
+            check(
+                &app,
+                &[Refusal {
+                    name: "507 (disk full) from /sum-evens",
+                    path: "/sum-evens",
+                    content_type: "text/plain",
+                    status: 507,
+                }],
+                dir.path(),
+                &mut rows,
+            )
+            .await,
+        );
+        let left: Vec<_> = std::fs::read_dir(app.data_dir().join("tasks/payloads"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "refused uploads left {left:?}");
+        std::fs::remove_file(filler).unwrap();
+        drop(app.stop().await);
+        drop(tmpfs);
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     for (scenario, bound, observed) in rows {
         testkit::drill(&scenario, &bound, &observed);
