@@ -296,8 +296,9 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_MAX_IMAGE_PIXELS", default_value_t = 16 * 1024 * 1024, global = true)]
     pub max_image_pixels: u64,
 
-    /// Request bodies held in memory at once, in bytes, across requests (`/messages` and
-    /// `/randomize` read theirs whole); a body that would pass it gets 503.
+    /// Memory for request bodies at once, in bytes, across requests (`/messages` and
+    /// `/randomize` read theirs whole; a buffer counts as allocated, growing by doubling); a
+    /// body that would pass it gets 503.
     #[arg(long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024, global = true)]
     pub max_buffered_bytes: usize,
 

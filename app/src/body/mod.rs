@@ -143,11 +143,18 @@ pub(crate) async fn read_limited(
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| read_failed(&err, "could not read the request body"))?;
         if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > limit {
+            let needed = bytes.len() + data.len();
+            if needed > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            if !budget.take(data.len(), &mut held) {
-                return Err(ApiError::Overloaded(Overload::BodyMemory));
+            if needed > bytes.capacity() {
+                // The budget counts what is allocated, not only what arrived: the buffer
+                // doubles (at most to the limit) and the growth is taken first.
+                let capacity = needed.max(bytes.capacity() * 2).min(limit);
+                if !budget.take(capacity - bytes.capacity(), &mut held) {
+                    return Err(ApiError::Overloaded(Overload::BodyMemory));
+                }
+                bytes.reserve_exact(capacity - bytes.len());
             }
             bytes.extend_from_slice(&data);
         }
@@ -251,5 +258,19 @@ mod tests {
             100
         );
         drop(second);
+    }
+
+    #[tokio::test]
+    async fn the_budget_counts_the_buffer_as_it_grows() {
+        let budget = Budget::new(10_000);
+        let chunks =
+            (0..3).map(|_| Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 100])));
+        let body = Body::from_stream(futures_util::stream::iter(chunks));
+        let read = read_limited(body, 1000, &budget).await.unwrap();
+        assert_eq!(read.len(), 300);
+        // 100, then doubled to 200, then to 400: what is allocated is what is counted.
+        assert_eq!(budget.used(), 400);
+        drop(read);
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `glassbox` binary (`testkit::Process`), and the outside programs
 //! glassbox ships configuration for or that users bring, each in a file of its own.
 
+mod bounds;
 mod browser;
 mod chromium;
 mod curl;

@@ -17,7 +17,7 @@ use tokio_rustls::client::TlsStream;
 const ATTACKER: &str = "127.0.0.2";
 
 /// A TLS connection to `addr` from `from`, offering `alpn`.
-async fn connect(
+pub(crate) async fn connect(
     addr: SocketAddr,
     ca: &std::path::Path,
     from: IpAddr,
@@ -63,7 +63,7 @@ fn stalled_post() -> Request<()> {
 }
 
 /// The status code at the start of an HTTP/1.1 response on `tls`.
-async fn h1_status(tls: &mut TlsStream<TcpStream>) -> u16 {
+pub(crate) async fn h1_status(tls: &mut TlsStream<TcpStream>) -> u16 {
     let mut head = [0u8; 12];
     tls.read_exact(&mut head).await.unwrap();
     std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
@@ -401,7 +401,7 @@ async fn a_hundred_readers_that_never_read_a_10_mb_result_hold_no_copy_of_it() {
 }
 
 /// One HTTP/2 frame: its 9-byte header and `payload`.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
     let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
     out.extend_from_slice(&stream.to_be_bytes());
@@ -409,13 +409,13 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
+pub(crate) const HEADERS: u8 = 0x1;
+pub(crate) const RST_STREAM: u8 = 0x3;
+pub(crate) const SETTINGS: u8 = 0x4;
+pub(crate) const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+pub(crate) const END_STREAM: u8 = 0x1;
+pub(crate) const END_HEADERS: u8 = 0x4;
 
 /// `GET https://localhost/` in HPACK: three static-table entries and a literal authority.
 fn get_root_block() -> Vec<u8> {

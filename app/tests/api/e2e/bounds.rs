@@ -1,0 +1,262 @@
+//! The bounds a client could try to exceed besides time (`slow_clients`): concurrent HTTP/2
+//! streams per connection, connections, request bodies held in memory, and the spool file of
+//! an upload that stops.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use testkit::{InProcess, Process, eventually};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::slow_clients::{
+    END_HEADERS, END_STREAM, HEADERS, RST_STREAM, SETTINGS, connect, frame, h1_status,
+};
+
+const LOCAL: &str = "127.0.0.1";
+
+/// `GET https://localhost{path}` in HPACK, with nothing added to the dynamic table.
+fn get_block(path: &str) -> Vec<u8> {
+    // :method GET, :scheme https, :path and :authority as literals without indexing.
+    let mut block = vec![0x82, 0x87, 0x04, u8::try_from(path.len()).unwrap()];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 9]);
+    block.extend_from_slice(b"localhost");
+    block
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_over_max_streams_are_refused_and_the_others_answered() {
+    let app = InProcess::start(&["--max-streams", "4"]).await;
+    let mut tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"h2").await;
+    // Ten requests at once, before the server's SETTINGS could have been read: a client
+    // that ignores the advertised limit.
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    for n in 0..10u32 {
+        out.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            2 * n + 1,
+            &get_block("/sleep/1000"),
+        ));
+    }
+    tls.write_all(&out).await.unwrap();
+    let (mut answered, mut refused) = (Vec::new(), Vec::new());
+    let read = async {
+        while answered.len() + refused.len() < 10 {
+            let mut head = [0u8; 9];
+            tls.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            tls.read_exact(&mut payload).await.unwrap();
+            let stream = u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff;
+            match head[3] {
+                HEADERS => answered.push(stream),
+                // REFUSED_STREAM (0x7): the client may retry it, nothing was processed.
+                RST_STREAM => {
+                    assert_eq!(u32::from_be_bytes(payload[..4].try_into().unwrap()), 0x7);
+                    refused.push(stream);
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("every stream is answered or refused");
+    assert_eq!(
+        (answered.len(), refused.len()),
+        (4, 6),
+        "{answered:?} {refused:?}"
+    );
+    assert_eq!(app.get("/health").await.status(), 200);
+    testkit::drill(
+        "10 HTTP/2 streams at once on one connection",
+        "--max-streams 4: the rest refused (REFUSED_STREAM), nothing lost",
+        &format!(
+            "{} answered, {} refused with REFUSED_STREAM",
+            answered.len(),
+            refused.len()
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
+    let app = InProcess::start(&["--max-connections", "4"]).await;
+    let me: IpAddr = LOCAL.parse().unwrap();
+    // Four connections, each busy with a slow request.
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let mut tls = connect(app.addr, &app.ca, me, b"http/1.1").await;
+        tls.write_all(b"GET /sleep/2000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        busy.push(tls);
+    }
+    eventually("four requests in flight", || async {
+        app.client.get(app.url("/status")).send().await.is_err()
+    })
+    .await;
+    // A fifth is closed at once: no connection is idle enough to give way. It ends in its
+    // TLS handshake or, at the latest, before an answer.
+    let start = Instant::now();
+    let fifth = async {
+        let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let config = testkit::client::tls_client_config(&app.ca);
+        let Ok(mut tls) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+        else {
+            return 0;
+        };
+        let _ = tls
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await;
+        let mut byte = [0u8; 1];
+        tls.read(&mut byte).await.unwrap_or(0)
+    };
+    let read = tokio::time::timeout(Duration::from_secs(5), fifth)
+        .await
+        .expect("closed at once, not left waiting");
+    assert_eq!(read, 0, "the fifth connection got an answer");
+    let closed_after = start.elapsed();
+    // Once the slow requests are answered their connections are idle, and a new one evicts
+    // the longest idle.
+    for tls in &mut busy {
+        assert_eq!(h1_status(tls).await, 200);
+    }
+    let status = app.status().await;
+    let closed = &status["connections"]["closed_total"];
+    assert!(closed["over_limit"].as_u64().unwrap() >= 1, "{status}");
+    assert!(closed["evicted"].as_u64().unwrap() >= 1, "{status}");
+    assert!(
+        status["connections"]["open"].as_u64().unwrap() <= 4,
+        "{status}"
+    );
+    testkit::drill(
+        "5 connections against --max-connections 4",
+        "the fifth closed at once while all are busy; an idle one gives way later",
+        &format!(
+            "the fifth closed after {:.0} ms; closed over the limit {}, evicted {}",
+            closed_after.as_secs_f64() * 1e3,
+            closed["over_limit"],
+            closed["evicted"]
+        ),
+    );
+}
+
+/// A POST of `declared` bytes to `path` on a new HTTP/1.1 connection, all but its last byte
+/// sent; then the status of the answer (0 if the connection broke first).
+async fn all_but_the_last_byte(
+    app: &Process,
+    path: &str,
+    content_type: &str,
+    declared: usize,
+) -> u16 {
+    let mut tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"http/1.1").await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {declared}\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'7'; 64 * 1024];
+    let mut left = declared - 1;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        // A refused body is drained only so far: a failed write is the server closing.
+        if tls.write_all(&chunk[..n]).await.is_err() {
+            break;
+        }
+        left -= n;
+    }
+    let _ = tls.flush().await;
+    let mut head = [0u8; 12];
+    match tokio::time::timeout(Duration::from_secs(30), tls.read_exact(&mut head)).await {
+        Ok(Ok(_)) => std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap(),
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_held_one_byte_short_share_the_buffered_budget() {
+    const BUDGET: u64 = 64 * 1024 * 1024;
+    let app = Process::spawn(&[
+        "--max-buffered-bytes",
+        &BUDGET.to_string(),
+        "--body-timeout",
+        "3s",
+    ])
+    .await;
+    let before = app.rss_bytes();
+    let start = Instant::now();
+    let uploads: Vec<_> = (0..12)
+        .map(|_| all_but_the_last_byte(&app, "/randomize", "image/png", 30_000_000))
+        .collect();
+    let watch = async {
+        let (mut peak_rss, mut peak_buffered) = (0, 0);
+        while start.elapsed() < Duration::from_secs(4) {
+            peak_rss = peak_rss.max(app.rss_bytes());
+            let status = app.status().await;
+            peak_buffered = peak_buffered.max(status["limits"]["buffered_bytes"].as_u64().unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (peak_rss, peak_buffered)
+    };
+    let (mut statuses, (peak_rss, peak_buffered)) =
+        tokio::join!(futures_util::future::join_all(uploads), watch);
+    statuses.sort_unstable();
+    let count = |code| statuses.iter().filter(|&&s| s == code).count();
+    assert_eq!(count(408) + count(503), 12, "{statuses:?}");
+    assert!(
+        count(408) >= 1,
+        "some were held until the body timeout: {statuses:?}"
+    );
+    assert!(peak_buffered <= BUDGET, "{peak_buffered}");
+    let grown = peak_rss.saturating_sub(before);
+    // Twelve whole bodies would be 360 MB.
+    assert!(
+        grown < BUDGET + 48 * 1024 * 1024,
+        "RSS grew by {} MB with a {} MB budget",
+        grown / 1_000_000,
+        BUDGET / 1_000_000
+    );
+    eventually("the budget to be free again", || async {
+        app.status().await["limits"]["buffered_bytes"] == 0
+    })
+    .await;
+    testkit::drill(
+        "12 /randomize uploads of 30 MB held one byte short",
+        "bodies in memory within --max-buffered-bytes 64 MiB; 503 beyond, 408 after --body-timeout",
+        &format!(
+            "peak buffered {:.1} MB, RSS +{:.1} MB; {} x 408, {} x 503",
+            peak_buffered as f64 / 1e6,
+            grown as f64 / 1e6,
+            count(408),
+            count(503)
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_stops_gets_408_and_leaves_no_spool_file() {
+    let app = InProcess::start(&["--body-timeout", "1s"]).await;
+    let payloads = app.data_dir().join("tasks/payloads");
+    let files = || std::fs::read_dir(&payloads).unwrap().count();
+    let mut tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"http/1.1").await;
+    tls.write_all(
+        b"POST /sum-evens HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+          Content-Length: 100000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tls.write_all(&b"2 4 6 8\n".repeat(1000)).await.unwrap();
+    tls.flush().await.unwrap();
+    eventually("the upload to be spooling", || async { files() == 1 }).await;
+    assert_eq!(h1_status(&mut tls).await, 408);
+    eventually("the spool file to be gone", || async { files() == 0 }).await;
+    assert_eq!(app.status().await["limits"]["permits_in_use"], 0);
+}
