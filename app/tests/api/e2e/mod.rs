@@ -14,6 +14,7 @@ mod redis;
 mod refusals;
 mod schemathesis;
 mod slow_clients;
+mod slowhttptest;
 mod stalled_stdout;
 
 use serde_json::Value;
