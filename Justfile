@@ -142,6 +142,6 @@ bench-loadgen:
 bench-dashboard:
     cargo run --release -q -p glassbox-bench -- dashboard
 
-# Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy.
+# Instructions per request under callgrind (needs valgrind): steady where requests/s are noisy; BENCH_BASELINE=PATH counts another glassbox build too.
 bench-instructions:
     cargo run --release -q -p glassbox-bench -- instructions

@@ -128,8 +128,13 @@ where
                     }
                     let response = with_json_405(response);
                     match permit {
-                        Some(permit) => response.map(|body| Body::new(Holding::new(body, permit))),
-                        None => response,
+                        // A small body already in memory costs nothing more while it goes out
+                        // (the connection's write timeout bounds how long); a larger or
+                        // streamed one keeps the permit until it is sent.
+                        Some(permit) if !is_small(&response) => {
+                            response.map(|body| Body::new(Holding::new(body, permit)))
+                        }
+                        _ => response,
                     }
                 }
                 Work::Refuse(refusal) => refusal.await,
@@ -160,6 +165,17 @@ where
             Ok(response)
         })
     }
+}
+
+/// Bodies of a known size up to this give their permit back as soon as they are ready.
+const SMALL_BODY: u64 = 64 * 1024;
+
+fn is_small(response: &Response) -> bool {
+    response
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|bytes| bytes <= SMALL_BODY)
 }
 
 /// What the access log needs from the request, read before the route takes it.

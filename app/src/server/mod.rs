@@ -298,6 +298,8 @@ impl Watchdog {
         let timeouts = self.timeouts;
         let mut watching = tokio::spawn(async move { self.watch(heads).await });
         let stop = tokio::select! {
+            // In order: no random draw on each of the connection's wake-ups.
+            biased;
             ended = conn.as_mut() => {
                 watching.abort();
                 return ended.err().map(|e| e.to_string());
@@ -347,6 +349,7 @@ impl Watchdog {
             match self.activity.check(&self.timeouts, heads) {
                 Verdict::Fine(next) => {
                     tokio::select! {
+                        biased;
                         () = tokio::time::sleep_until(next) => {}
                         () = self.activity.close.notified() => {}
                         changed = self.stop.changed() => {

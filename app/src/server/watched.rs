@@ -129,11 +129,11 @@ impl HttpBody for Sending {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(_))) => {
-                if let Some(request) = &self.request {
-                    request.0.progressed();
-                }
                 if self.inner.is_end_stream() {
+                    // The common case, a body in one frame: no clock reading for progress.
                     self.finish();
+                } else if let Some(request) = &self.request {
+                    request.0.progressed();
                 }
             }
             Poll::Ready(None | Some(Err(_))) => self.finish(),

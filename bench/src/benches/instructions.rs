@@ -8,6 +8,7 @@
 //! each request) is printed too: it is the steadier of the two.
 //!
 //! `BENCH_PATHS` (default `/`): space-separated paths to measure on glassbox.
+//! `BENCH_BASELINE=PATH`: another glassbox build, counted on the same paths for comparison.
 
 use std::path::Path;
 use std::process::Command;
@@ -162,6 +163,16 @@ pub(crate) fn run() -> Result<()> {
             total as f64 / ref_total as f64,
             workers as f64 / ref_workers as f64
         );
+        if let Some(binary) = var("BENCH_BASELINE") {
+            let (base_total, base_workers) =
+                per_request(&run, &http, "baseline", path, &glassbox, Path::new(&binary))?;
+            println!(
+                "  {:<28} {base_total:>8} instructions/request   this build {:.3} x the baseline ({base_workers} on the workers, {:.3} x)",
+                format!("baseline GET {path}"),
+                total as f64 / base_total as f64,
+                workers as f64 / base_workers as f64
+            );
+        }
     }
     Ok(())
 }
