@@ -22,7 +22,8 @@
 //!   concurrency limit and each client's share of it.
 //! - `error`: the error every handler returns, its contract body, and the cause it carries to
 //!   the request's access line.
-//! - [`telemetry`]: access logs, `/status` statistics, Prometheus metrics, the log ring.
+//! - [`telemetry`]: access logs (with no capability whole: `telemetry::redact`), `/status`
+//!   statistics, Prometheus metrics, the log ring.
 //! - `dashboard`: the built-in live dashboard's sampler, timeline and embedded page.
 //! - `health`: the checks behind `/health`.
 //! - `math`: Fibonacci, factorial, Ackermann on big integers; `numbers`: `/total`'s numbers API

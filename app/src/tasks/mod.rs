@@ -46,6 +46,14 @@ impl TaskId {
     }
 }
 
+impl TaskId {
+    /// The token as log lines show it: its first 8 hex digits (SPEC.md: logs keep no
+    /// capabilities).
+    pub(crate) fn logged(&self) -> String {
+        crate::telemetry::redact::capability(&self.to_string())
+    }
+}
+
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:032x}", self.0)

@@ -210,10 +210,10 @@ impl RedisQueue {
             orphans.remove(&token);
             match outcome {
                 1 => {
-                    tracing::warn!(token = %token, "a worker stopped during a task; queued it again");
+                    tracing::warn!(token = %crate::telemetry::redact::capability(&token), "a worker stopped during a task; queued it again");
                 }
                 2 => tracing::error!(
-                    token = %token,
+                    token = %crate::telemetry::redact::capability(&token),
                     attempts = self.settings.max_attempts,
                     "a task outlived its workers too often; marked errored"
                 ),

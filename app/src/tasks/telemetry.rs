@@ -170,7 +170,7 @@ impl TaskTelemetry {
         let execution = finished.saturating_sub(received);
         let lead = finished.saturating_sub(task.created_ms);
         let outcome = outcome(task.state);
-        let (kind, id) = (task.kind.label(), task.id.to_string());
+        let (kind, id) = (task.kind.label(), task.id.logged());
         match &task.error {
             None => tracing::info!(
                 target: "glassbox::tasks", kind, token = %id, outcome,

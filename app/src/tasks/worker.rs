@@ -80,7 +80,7 @@ impl Workers {
                         {
                             renewed = Instant::now();
                             if let Err(err) = self.source.renew(task.id).await {
-                                tracing::warn!(token = %task.id, error = %err, "could not renew a task's lease");
+                                tracing::warn!(token = %task.id.logged(), error = %err, "could not renew a task's lease");
                             }
                         }
                         let done = progress.load(Ordering::Relaxed);
@@ -88,7 +88,7 @@ impl Workers {
                             reported = done;
                             task.bytes_done = Some(done);
                             if let Err(err) = self.source.progress(&task).await {
-                                tracing::debug!(token = %task.id, error = %err, "could not record progress");
+                                tracing::debug!(token = %task.id.logged(), error = %err, "could not record progress");
                             }
                         }
                     }
@@ -112,7 +112,7 @@ impl Workers {
                 self.telemetry.finished(&task);
             }
             Err(err) => tracing::error!(
-                token = %task.id,
+                token = %task.id.logged(),
                 error = %err,
                 "could not record a finished task; it will run again"
             ),
@@ -127,7 +127,7 @@ impl Workers {
             match self.source.complete(task.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(err) => {
-                    tracing::warn!(token = %task.id, error = %err, "recording a finished task failed; retrying");
+                    tracing::warn!(token = %task.id.logged(), error = %err, "recording a finished task failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }

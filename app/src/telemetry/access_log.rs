@@ -17,6 +17,7 @@ use tracing::Level;
 use super::RequestInfo;
 use super::json_format::{ByteLine, push_json_str, push_timestamp, push_u64};
 use super::log_writer::BatchWriter;
+use super::redact;
 use crate::error::ErrorCause;
 
 /// The target access lines carry, for filters (`glassbox::access=warn`) and queries.
@@ -91,7 +92,7 @@ fn format(
     out.extend_from_slice(b",\"route\":");
     push_json_str(out, info.route());
     out.extend_from_slice(b",\"path\":");
-    push_json_str(out, info.path());
+    push_json_str(out, &redact::path(info.matched.as_deref(), info.path()));
     out.extend_from_slice(b",\"version\":");
     push_json_str(out, info.version);
     out.extend_from_slice(b",\"status\":");
@@ -102,7 +103,7 @@ fn format(
     push_u64(out, outcome.bytes);
     if let Some(cause) = outcome.cause {
         out.extend_from_slice(b",\"error\":");
-        push_json_str(out, &cause.0);
+        push_json_str(out, &redact::bounded(&cause.0, redact::MAX_ERROR_BYTES));
     }
     out.extend_from_slice(b",\"request_id\":");
     push_json_str(out, info.request_id());
@@ -123,7 +124,10 @@ fn format(
         (None, None) => {}
     }
     out.extend_from_slice(b",\"user_agent\":");
-    push_json_str(out, info.user_agent());
+    push_json_str(
+        out,
+        &redact::bounded(info.user_agent(), redact::MAX_USER_AGENT_BYTES),
+    );
     out.extend_from_slice(b",\"target\":\"");
     out.extend_from_slice(TARGET.as_bytes());
     out.extend_from_slice(b"\"}\n");

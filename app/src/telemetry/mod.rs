@@ -9,6 +9,7 @@ pub(crate) mod log_writer;
 pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod process;
+pub(crate) mod redact;
 pub(crate) mod stats;
 
 use std::net::{IpAddr, SocketAddr};

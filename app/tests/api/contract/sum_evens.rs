@@ -92,7 +92,7 @@ impl Api<'_> {
         .await
     }
 
-    async fn token(&self, body: Vec<u8>) -> String {
+    pub async fn token(&self, body: Vec<u8>) -> String {
         self.token_as("tests", body).await
     }
 
@@ -108,7 +108,7 @@ impl Api<'_> {
         body
     }
 
-    async fn done(&self, token: &str) -> Value {
+    pub async fn done(&self, token: &str) -> Value {
         eventually("the sum to end", || async {
             matches!(
                 self.status(token).await["status"].as_str(),
@@ -119,7 +119,7 @@ impl Api<'_> {
         self.status(token).await
     }
 
-    async fn result(&self, token: &str) -> (u16, Value) {
+    pub async fn result(&self, token: &str) -> (u16, Value) {
         self.0.get_json(&format!("/sum-evens/{token}/result")).await
     }
 

@@ -1,6 +1,6 @@
 //! The JSON log lines, as the log file, stdout and `/logs` carry them: one access line per
 //! request with its id, the path as sent, the client behind a trusted proxy only, the level
-//! filter, one line per ended task, and `/logs`'s filters.
+//! filter, one line per ended task, and `/logs`'s filters; no whole capability in any of them.
 
 use serde_json::Value;
 use testkit::{Endpoint, Process, eventually};
@@ -309,4 +309,76 @@ async fn every_ended_task_logs_its_wait_execution_and_lead() {
         1
     );
     assert_eq!(finished.iter().filter(|l| l["level"] == "WARN").count(), 1);
+}
+
+/// SPEC.md, "Logs keep no capabilities": after a client's message and tasks, read back,
+/// polled and fetched (and a token sent to a mistyped route), no log line anywhere holds one
+/// of its tokens or its digest whole; request-derived fields are bounded.
+#[tokio::test]
+async fn no_log_line_holds_a_whole_token_or_digest() {
+    let mut app = Process::spawn(&["--workers", "2"]).await;
+    let messages = crate::contract::messages::Target::direct(&app);
+    let (status, body) = messages
+        .post_json(&serde_json::json!({"message": "victim secret 4711"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let digest = body["digest"].as_str().unwrap().to_owned();
+    assert_eq!(messages.get(&digest).await.0, 200);
+    let images = Api(&app);
+    let image = images
+        .token(&crate::contract::tasks::distinct_png(40, 30).0)
+        .await;
+    assert_eq!(images.wait_until_done(&image).await, "finished");
+    assert_eq!(images.result(&image).await.status(), 200);
+    let sums = crate::contract::sum_evens::Api(&app);
+    let sum = sums.token(b"1 2 3 4".to_vec()).await;
+    sums.done(&sum).await;
+    assert_eq!(sums.result(&sum).await.0, 200);
+    assert_eq!(
+        app.get(&format!("/randomise/{image}/result"))
+            .await
+            .status(),
+        404
+    );
+    // Long request-derived fields.
+    let response = app
+        .client
+        .get(app.url(&format!("/{}", "x".repeat(4000))))
+        .header("user-agent", "u".repeat(6000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    let secrets = [digest.as_str(), image.as_str(), sum.as_str()];
+    let (code, served) = logs(&app, "?limit=1000").await;
+    assert_eq!(code, 200);
+    let served = served.to_string();
+    let stdout = app.stdout_lines();
+    let file = app.stop_and_read_logs();
+    let file_text: Vec<String> = file.iter().map(Value::to_string).collect();
+    for (sink, text) in [
+        ("/logs", served.clone()),
+        ("stdout", stdout.join("\n")),
+        ("the log file", file_text.join("\n")),
+    ] {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{sink} holds {secret}");
+            // What it does hold: the first eight digits.
+            assert!(
+                text.contains(&format!("{}…", &secret[..8])),
+                "{sink}: {secret}"
+            );
+        }
+    }
+    let longest = stdout.iter().map(String::len).max().unwrap();
+    assert!(longest < 2048, "a line of {longest} bytes");
+    let finished: Vec<&Value> = file
+        .iter()
+        .filter(|l| l["message"] == "task finished")
+        .collect();
+    assert_eq!(finished.len(), 2);
+    for line in finished {
+        assert_eq!(line["token"].as_str().unwrap().chars().count(), 9, "{line}");
+    }
 }
