@@ -167,8 +167,11 @@ where
     }
 }
 
-/// Bodies of a known size up to this give their permit back as soon as they are ready.
-const SMALL_BODY: u64 = 64 * 1024;
+/// Bodies of a known size up to this give their permit back as soon as they are ready: such a
+/// body costs less memory than the HTTP/2 stream or the connection that carries it, which
+/// `--max-streams`, `--max-connections` and `--write-timeout` bound. A larger one (a big
+/// factorial, a task result) keeps its permit until it is sent.
+const SMALL_BODY: u64 = 4 * 1024;
 
 fn is_small(response: &Response) -> bool {
     response
