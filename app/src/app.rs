@@ -70,9 +70,7 @@ impl AppState {
             .with(StoreCheck {
                 store: store.clone(),
             })
-            .with(QueueCheck {
-                tasks: backends.tasks.clone(),
-            });
+            .with(QueueCheck::new(backends.tasks.clone()));
         let numbers = SimulatedNumbers {
             latency: config.total_latency,
             count: config.total_count,

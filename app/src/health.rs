@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, join_all};
 use serde::Serialize;
@@ -16,6 +16,37 @@ use crate::certs::ServerCertInfo;
 
 /// How long one check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a probe write's verdict stands: `/health` polled often writes at most this often.
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The last verdict of a probe write (a check that exercises the real write path), reused for
+/// [`PROBE_EVERY`]. Callers that come while a probe runs wait for its verdict.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeCache(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
+
+impl ProbeCache {
+    pub(crate) async fn run<F>(&self, probe: impl FnOnce() -> F) -> Result<(), String>
+    where
+        F: Future<Output = Result<(), String>>,
+    {
+        let mut last = self.0.lock().await;
+        if let Some((at, verdict)) = &*last
+            && at.elapsed() < PROBE_EVERY
+        {
+            return verdict.clone();
+        }
+        let verdict = probe().await;
+        *last = Some((Instant::now(), verdict.clone()));
+        verdict
+    }
+
+    /// Forgets the last verdict: a real write just failed, so the next check probes afresh.
+    pub(crate) fn forget(&self) {
+        if let Ok(mut last) = self.0.try_lock() {
+            *last = None;
+        }
+    }
+}
 
 /// One health check.
 pub(crate) trait Check: Send + Sync + Debug {

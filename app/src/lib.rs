@@ -49,6 +49,7 @@ pub(crate) mod math;
 pub(crate) mod middleware;
 pub(crate) mod numbers;
 pub(crate) mod randomize;
+pub(crate) mod redb_file;
 pub(crate) mod routes;
 pub(crate) mod server;
 pub mod service;

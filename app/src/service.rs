@@ -238,9 +238,7 @@ impl Service {
     pub fn worker(config: Config) -> Result<Self> {
         let prepared = prepare(config)?;
         let (tasks, background) = tasks(&prepared, Role::Worker)?;
-        let health = prepared.health.with(QueueCheck {
-            tasks: tasks.clone(),
-        });
+        let health = prepared.health.with(QueueCheck::new(tasks.clone()));
         let (workers, queue) = (tasks.workers, tasks.queue.location());
         let router = routes::worker::router(WorkerState {
             telemetry: prepared.telemetry.clone(),

@@ -63,7 +63,11 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     let client = tasks::client_id(&state, &parts);
     let id = TaskId::random();
     let limit = Limit::of(&parts)?;
-    let mut spool = state.tasks.files.spool(id).await.map_err(storage_error)?;
+    let failed = |err| {
+        state.tasks.write_failed();
+        storage_error(err)
+    };
+    let mut spool = state.tasks.files.spool(id).await.map_err(failed)?;
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| read_failed(&err, "the upload broke off"))?;
@@ -74,9 +78,9 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         if total > limit as u64 {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        spool.write(&data).await.map_err(storage_error)?;
+        spool.write(&data).await.map_err(failed)?;
     }
-    spool.commit().await.map_err(storage_error)?;
+    spool.commit().await.map_err(failed)?;
     let mut task = TaskRecord::new(id, TaskKind::SumEvens, received);
     task.client = Some(client);
     task.bytes_total = Some(total);

@@ -6,6 +6,10 @@
 //! commits it durably (`fsync`), and only then answers every waiting request. While one commit
 //! is on its way to disk, the next batch gathers, so under load a single fsync acknowledges
 //! many messages, and with one client each write still commits at once.
+//!
+//! After an I/O failure (a full disk) the file is reopened on the next write
+//! ([`RedbFile`]), so the store recovers by itself once space is back. `/health` sends a probe
+//! through the same writer: a tiny durable commit, which fails while writes fail.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,13 +17,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use futures_util::future::BoxFuture;
-use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+use crate::redb_file::RedbFile;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
 
 /// Messages by digest.
 const MESSAGES: TableDefinition<[u8; 32], &str> = TableDefinition::new("messages");
+/// The health probe's one row: when it last wrote (unix milliseconds).
+const PROBE: TableDefinition<u8, u64> = TableDefinition::new("health_probe");
 /// The most messages one commit takes.
 pub(crate) const MAX_BATCH: usize = 4096;
 /// The most message bytes one commit takes (it always takes at least one message).
@@ -33,11 +41,19 @@ pub(crate) const FILE_NAME: &str = "messages.redb";
 /// The redb store. Reads run on the blocking pool; writes go through the writer thread.
 #[derive(Debug)]
 pub(crate) struct EmbeddedStore {
-    db: Arc<Database>,
+    file: Arc<RedbFile>,
     location: String,
     count: Arc<AtomicU64>,
-    writes: Option<mpsc::Sender<Write>>,
+    writes: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<u64>>,
+}
+
+/// What the writer thread commits.
+#[derive(Debug)]
+enum Job {
+    Write(Write),
+    /// The health probe: a durable commit of one small row.
+    Probe(oneshot::Sender<Result<(), StoreError>>),
 }
 
 #[derive(Debug)]
@@ -45,6 +61,15 @@ struct Write {
     digest: Digest,
     message: String,
     done: oneshot::Sender<Result<Put, StoreError>>,
+}
+
+impl Job {
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Write(write) => write.message.len(),
+            Self::Probe(_) => 0,
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -55,38 +80,34 @@ impl EmbeddedStore {
         batch_sizes: metrics::Histogram,
     ) -> Result<Self, StoreError> {
         let path: PathBuf = data_dir.join(FILE_NAME);
-        let db = Database::create(&path).map_err(|e| {
-            StoreError::new(
-                ErrorKind::Backend,
-                format!("opening {}: {e}", path.display()),
-            )
-        })?;
-        Self::start(db, path.display().to_string(), batch_sizes)
+        let file = RedbFile::open(&path).map_err(backend)?;
+        Self::start(file, path.display().to_string(), batch_sizes)
     }
 
     /// A store that lives in memory only, for tests of the code around it.
     #[cfg(test)]
     pub(crate) fn in_memory(batch_sizes: metrics::Histogram) -> Result<Self, StoreError> {
         use redb::backends::InMemoryBackend;
-        let db = Database::builder()
+        let db = redb::Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(backend)?;
-        Self::start(db, "memory".into(), batch_sizes)
+        Self::start(RedbFile::from_database(db), "memory".into(), batch_sizes)
     }
 
     fn start(
-        db: Database,
+        file: Arc<RedbFile>,
         location: String,
         batch_sizes: metrics::Histogram,
     ) -> Result<Self, StoreError> {
+        let db = file.get().map_err(backend)?;
         let txn = db.begin_write().map_err(backend)?;
         let count = txn.open_table(MESSAGES).map_err(backend)?.len();
         txn.commit().map_err(backend)?;
+        drop(db);
         let count = Arc::new(AtomicU64::new(count.map_err(backend)?));
-        let db = Arc::new(db);
         let (writes, queue) = mpsc::channel(QUEUE);
         let writer = Writer {
-            db: db.clone(),
+            file: file.clone(),
             count: count.clone(),
             batch_sizes,
         };
@@ -95,7 +116,7 @@ impl EmbeddedStore {
             .spawn(move || writer.run(queue))
             .map_err(backend)?;
         Ok(Self {
-            db,
+            file,
             location,
             count,
             writes: Some(writes),
@@ -122,11 +143,11 @@ impl MessageStore for EmbeddedStore {
             let writes = self.writes.as_ref().ok_or_else(closed)?;
             let (done, answer) = oneshot::channel();
             writes
-                .send(Write {
+                .send(Job::Write(Write {
                     digest,
                     message,
                     done,
-                })
+                }))
                 .await
                 .map_err(|_| closed())?;
             answer.await.map_err(|_| closed())?
@@ -134,12 +155,15 @@ impl MessageStore for EmbeddedStore {
     }
 
     fn get(&self, digest: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        let db = self.db.clone();
+        let file = self.file.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let txn = db.begin_read().map_err(backend)?;
-                let table = txn.open_table(MESSAGES).map_err(backend)?;
-                let found = redb::ReadableTable::get(&table, digest.0).map_err(backend)?;
+                let failed = |e: redb::Error| backend(file.saw(e));
+                let db = file.get().map_err(backend)?;
+                let txn = db.begin_read().map_err(|e| failed(e.into()))?;
+                let table = txn.open_table(MESSAGES).map_err(|e| failed(e.into()))?;
+                let found =
+                    redb::ReadableTable::get(&table, digest.0).map_err(|e| failed(e.into()))?;
                 Ok(found.map(|message| message.value().to_owned()))
             })
             .await
@@ -149,6 +173,15 @@ impl MessageStore for EmbeddedStore {
 
     fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move { Ok(self.count.load(Ordering::Acquire)) })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let writes = self.writes.as_ref().ok_or_else(closed)?;
+            let (done, answer) = oneshot::channel();
+            writes.send(Job::Probe(done)).await.map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
     }
 }
 
@@ -171,24 +204,24 @@ impl Drop for EmbeddedStore {
 
 /// The thread that owns every write.
 struct Writer {
-    db: Arc<Database>,
+    file: Arc<RedbFile>,
     count: Arc<AtomicU64>,
     batch_sizes: metrics::Histogram,
 }
 
 impl Writer {
     /// Commits batches until every sender is gone; returns how many commits it made.
-    fn run(self, mut queue: mpsc::Receiver<Write>) -> u64 {
+    fn run(self, mut queue: mpsc::Receiver<Job>) -> u64 {
         let mut commits = 0;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = queue.blocking_recv() {
-            let mut bytes = first.message.len();
+            let mut bytes = first.bytes();
             batch.push(first);
             while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match queue.try_recv() {
-                    Ok(write) => {
-                        bytes += write.message.len();
-                        batch.push(write);
+                    Ok(job) => {
+                        bytes += job.bytes();
+                        batch.push(job);
                     }
                     Err(_) => break,
                 }
@@ -199,13 +232,30 @@ impl Writer {
                 Ok(outcomes) => {
                     let created = outcomes.iter().filter(|o| **o == Put::Created).count();
                     self.count.fetch_add(created as u64, Ordering::Release);
-                    for (write, outcome) in batch.drain(..).zip(outcomes) {
-                        let _ = write.done.send(Ok(outcome));
+                    let mut outcomes = outcomes.into_iter();
+                    for job in batch.drain(..) {
+                        match job {
+                            Job::Write(write) => {
+                                if let Some(outcome) = outcomes.next() {
+                                    let _ = write.done.send(Ok(outcome));
+                                }
+                            }
+                            Job::Probe(done) => {
+                                let _ = done.send(Ok(()));
+                            }
+                        }
                     }
                 }
                 Err(err) => {
-                    for write in batch.drain(..) {
-                        let _ = write.done.send(Err(err.clone()));
+                    for job in batch.drain(..) {
+                        match job {
+                            Job::Write(write) => {
+                                let _ = write.done.send(Err(err.clone()));
+                            }
+                            Job::Probe(done) => {
+                                let _ = done.send(Err(err.clone()));
+                            }
+                        }
                     }
                 }
             }
@@ -214,27 +264,40 @@ impl Writer {
     }
 
     /// Writes the batch in one durable transaction; nothing of it is kept if that fails.
-    fn commit(&self, batch: &[Write]) -> Result<Vec<Put>, StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(Durability::Immediate).map_err(backend)?;
+    /// Returns the writes' outcomes, in order.
+    fn commit(&self, batch: &[Job]) -> Result<Vec<Put>, StoreError> {
+        let failed = |e: redb::Error| backend(self.file.saw(e));
+        let db = self.file.get().map_err(backend)?;
+        let mut txn = db.begin_write().map_err(|e| failed(e.into()))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| failed(e.into()))?;
         let mut outcomes = Vec::with_capacity(batch.len());
         {
-            let mut table = txn.open_table(MESSAGES).map_err(backend)?;
-            for write in batch {
+            let mut table = txn.open_table(MESSAGES).map_err(|e| failed(e.into()))?;
+            for job in batch {
+                let Job::Write(write) = job else {
+                    continue;
+                };
                 let existed = redb::ReadableTable::get(&table, write.digest.0)
-                    .map_err(backend)?
+                    .map_err(|e| failed(e.into()))?
                     .is_some();
                 if existed {
                     outcomes.push(Put::Existed);
                 } else {
                     table
                         .insert(write.digest.0, write.message.as_str())
-                        .map_err(backend)?;
+                        .map_err(|e| failed(e.into()))?;
                     outcomes.push(Put::Created);
                 }
             }
         }
-        txn.commit().map_err(backend)?;
+        if batch.iter().any(|job| matches!(job, Job::Probe(_))) {
+            let mut probe = txn.open_table(PROBE).map_err(|e| failed(e.into()))?;
+            probe
+                .insert(0, crate::tasks::now_ms())
+                .map_err(|e| failed(e.into()))?;
+        }
+        txn.commit().map_err(|e| failed(e.into()))?;
         Ok(outcomes)
     }
 }
@@ -290,7 +353,7 @@ mod tests {
 
     #[test]
     fn queued_writes_go_to_disk_in_shared_commits() {
-        let db = Database::builder()
+        let db = redb::Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .unwrap();
         let (writes, queue) = mpsc::channel(QUEUE);
@@ -300,11 +363,11 @@ mod tests {
                 let (done, answer) = oneshot::channel();
                 let message = format!("m{}", i % (total - 1)); // one repeat
                 writes
-                    .try_send(Write {
+                    .try_send(Job::Write(Write {
                         digest: Digest::of(&message),
                         message,
                         done,
-                    })
+                    }))
                     .unwrap();
                 answer
             })
@@ -312,7 +375,7 @@ mod tests {
         drop(writes);
         let count = Arc::new(AtomicU64::new(0));
         let writer = Writer {
-            db: Arc::new(db),
+            file: RedbFile::from_database(db),
             count: count.clone(),
             batch_sizes: histogram(),
         };

@@ -26,7 +26,7 @@ pub(crate) use self::digest::Digest;
 pub(crate) use self::stats::OperationSnapshot;
 use self::stats::OperationStats;
 use crate::config::{Backend, Config};
-use crate::health::{Check, CheckResult, CheckStatus};
+use crate::health::{Check, CheckResult, CheckStatus, ProbeCache};
 use crate::telemetry::metrics::{Metrics, StoreSeries};
 
 /// Opens the backend `config.store` names: the embedded database in the data directory, or
@@ -120,6 +120,9 @@ pub(crate) trait MessageStore: Send + Sync + Debug {
     fn get(&self, digest: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     /// How many messages the store holds.
     fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// A small durable write through the same path messages take, for `/health`: it fails
+    /// while writes fail.
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 /// The operations the store is measured by, in metric and `/status` order.
@@ -152,6 +155,7 @@ struct Inner {
     timeout: Duration,
     stats: [OperationStats; 3],
     series: StoreSeries,
+    probe: ProbeCache,
 }
 
 impl Store {
@@ -166,6 +170,7 @@ impl Store {
             timeout,
             stats: Default::default(),
             series,
+            probe: ProbeCache::default(),
         }))
     }
 
@@ -205,6 +210,21 @@ impl Store {
         Ok(count)
     }
 
+    /// A durable write of a probe row through the path messages take (at most once per
+    /// [`crate::health::PROBE_EVERY`]; meanwhile the last verdict).
+    pub(crate) async fn probe(&self) -> Result<(), String> {
+        self.0
+            .probe
+            .run(|| async {
+                match tokio::time::timeout(self.0.timeout, self.0.backend.probe()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_) => Err(format!("no answer within {:?}", self.0.timeout)),
+                }
+            })
+            .await
+    }
+
     async fn measure<T>(
         &self,
         operation: Operation,
@@ -220,6 +240,9 @@ impl Store {
         };
         let elapsed = started.elapsed();
         let error = result.as_ref().err().map(|e| e.kind);
+        if error.is_some() && operation == Operation::Put {
+            self.0.probe.forget();
+        }
         self.0.stats[operation as usize].record(elapsed, error.is_some());
         self.0
             .series
@@ -270,7 +293,8 @@ pub(crate) struct StoreStatus {
     pub operations: Vec<OperationSnapshot>,
 }
 
-/// `/health`'s view of the store: it passes when the store answers a count in time.
+/// `/health`'s view of the store: it passes when the store answers a count in time and a
+/// probe write goes through.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreCheck {
     pub store: Store,
@@ -284,14 +308,25 @@ impl Check for StoreCheck {
     fn run(&self) -> BoxFuture<'_, CheckResult> {
         Box::pin(async move {
             let store = &self.store;
-            match store.count().await {
-                Ok(messages) => CheckResult::new(
+            let (backend, location) = (store.backend(), store.location());
+            let messages = match store.count().await {
+                Ok(messages) => messages,
+                Err(err) => {
+                    return CheckResult::new(
+                        CheckStatus::Fail,
+                        json!({"backend": backend, "location": location, "error": err.to_string()}),
+                    );
+                }
+            };
+            match store.probe().await {
+                Ok(()) => CheckResult::new(
                     CheckStatus::Pass,
-                    json!({"backend": store.backend(), "location": store.location(), "messages": messages}),
+                    json!({"backend": backend, "location": location, "messages": messages, "write": "ok"}),
                 ),
                 Err(err) => CheckResult::new(
                     CheckStatus::Fail,
-                    json!({"backend": store.backend(), "location": store.location(), "error": err.to_string()}),
+                    json!({"backend": backend, "location": location, "messages": messages,
+                        "error": format!("a probe write failed: {err}")}),
                 ),
             }
         })
@@ -318,6 +353,9 @@ mod tests {
             Box::pin(std::future::pending())
         }
         fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+            Box::pin(std::future::pending())
+        }
+        fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
             Box::pin(std::future::pending())
         }
     }

@@ -17,6 +17,8 @@ use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
 
 /// The hash every message lives in.
 pub(crate) const KEY: &str = "glassbox:messages";
+/// The health probe's key: written with a 60 s expiry by each `/health` (at most once a second).
+pub(crate) const PROBE_KEY: &str = "glassbox:health-probe";
 
 /// A pool of self-healing connections to one Redis server.
 #[derive(Debug)]
@@ -118,6 +120,22 @@ impl MessageStore for RedisStore {
             redis::cmd("HLEN")
                 .arg(KEY)
                 .query_async(&mut conn)
+                .await
+                .map_err(|e| classify(&e))
+        })
+    }
+
+    /// A key that expires by itself: refused like a message when Redis refuses writes (out
+    /// of memory under `noeviction`, or `MISCONF` after a failed save on a full disk).
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        let mut conn = self.connection();
+        Box::pin(async move {
+            redis::cmd("SET")
+                .arg(PROBE_KEY)
+                .arg(crate::tasks::now_ms())
+                .arg("PX")
+                .arg(60_000)
+                .query_async::<()>(&mut conn)
                 .await
                 .map_err(|e| classify(&e))
         })

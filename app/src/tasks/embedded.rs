@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::redb_file::RedbFile;
 use tokio::sync::Notify;
 
 use super::fair::FairLine;
@@ -23,13 +25,16 @@ use super::{
 
 /// Task records by token, as JSON.
 const TASKS: TableDefinition<u128, &str> = TableDefinition::new("tasks");
+/// The health probe's one row: when it last wrote (unix milliseconds).
+const PROBE: TableDefinition<u8, u64> = TableDefinition::new("health_probe");
 
 /// The database file inside the data directory.
 pub(crate) const FILE_NAME: &str = "tasks.redb";
 
 #[derive(Debug)]
 pub(crate) struct EmbeddedQueue {
-    db: Arc<Database>,
+    /// Reopened after an I/O failure, so the queue heals once the disk has room again.
+    file: Arc<RedbFile>,
     location: String,
     /// Tasks waiting for a worker, round robin between clients.
     line: Mutex<Line>,
@@ -68,9 +73,10 @@ impl EmbeddedQueue {
         files: TaskFiles,
     ) -> Result<Arc<Self>, QueueError> {
         let path = data_dir.join(FILE_NAME);
-        let db = Database::create(&path)
-            .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        let file = RedbFile::open(&path).map_err(unavailable)?;
+        let db = file.get().map_err(unavailable)?;
         let (waiting, counts) = recover(&db).map_err(unavailable)?;
+        drop(db);
         if waiting.len() > 0 {
             tracing::info!(tasks = waiting.len(), "queueing unfinished tasks again");
         }
@@ -79,7 +85,7 @@ impl EmbeddedQueue {
             reserved: 0,
         };
         Ok(Arc::new(Self {
-            db: Arc::new(db),
+            file,
             location: path.display().to_string(),
             line: Mutex::new(line),
             arrived: Notify::new(),
@@ -93,9 +99,8 @@ impl EmbeddedQueue {
     /// Deletes the records and files of tasks that ended more than the TTL ago.
     pub(crate) async fn remove_expired(&self) -> Result<usize, QueueError> {
         let cutoff = super::expiry_cutoff(self.ttl);
-        let db = self.db.clone();
-        let expired =
-            tokio::task::spawn_blocking(move || -> Result<Vec<TaskRecord>, redb::Error> {
+        let expired = self
+            .with_db(move |db| -> Result<Vec<TaskRecord>, redb::Error> {
                 let txn = db.begin_write()?;
                 let mut expired = Vec::new();
                 {
@@ -116,9 +121,7 @@ impl EmbeddedQueue {
                 txn.commit()?;
                 Ok(expired)
             })
-            .await
-            .map_err(unavailable)?
-            .map_err(unavailable)?;
+            .await?;
         for record in &expired {
             self.count(Some(record.state), None);
             self.files.remove(record.id).await;
@@ -136,33 +139,60 @@ impl EmbeddedQueue {
         }
     }
 
+    /// Runs `work` on the blocking pool with the database, reopened first if an I/O failure
+    /// broke it; an I/O error from `work` breaks it until then.
+    async fn with_db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = file.get().map_err(unavailable)?;
+            work(&db).map_err(|e| unavailable(file.saw(e)))
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
     async fn write(&self, record: &TaskRecord) -> Result<(), QueueError> {
-        let db = self.db.clone();
         let (key, value) = (
             record.id.0,
             serde_json::to_string(record).map_err(unavailable)?,
         );
-        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+        self.with_db(move |db| {
             let txn = db.begin_write()?;
             txn.open_table(TASKS)?.insert(key, value.as_str())?;
             txn.commit()?;
             Ok(())
         })
         .await
-        .map_err(unavailable)?
-        .map_err(unavailable)
+    }
+
+    /// A durable write of a probe file where payloads go and of a probe row where records go,
+    /// for `/health`: it fails while submissions would.
+    pub(crate) async fn probe(&self) -> Result<(), QueueError> {
+        self.files
+            .probe()
+            .await
+            .map_err(|e| unavailable(format!("writing a task file: {e}")))?;
+        self.with_db(|db| {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            txn.open_table(PROBE)?.insert(0, super::now_ms())?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn read(&self, id: TaskId) -> Result<Option<TaskRecord>, QueueError> {
-        let db = self.db.clone();
-        let text = tokio::task::spawn_blocking(move || -> Result<Option<String>, redb::Error> {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(TASKS)?;
-            Ok(table.get(id.0)?.map(|v| v.value().to_owned()))
-        })
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)?;
+        let text = self
+            .with_db(move |db| {
+                let txn = db.begin_read()?;
+                let table = txn.open_table(TASKS)?;
+                Ok(table.get(id.0)?.map(|v| v.value().to_owned()))
+            })
+            .await?;
         text.map(|t| serde_json::from_str(&t).map_err(unavailable))
             .transpose()
     }
@@ -241,6 +271,10 @@ impl TaskQueue for EmbeddedQueue {
 
     fn sweep(&self) -> BoxFuture<'_, Result<usize, QueueError>> {
         Box::pin(self.remove_expired())
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(EmbeddedQueue::probe(self))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>> {

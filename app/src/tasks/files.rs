@@ -9,6 +9,9 @@ use tokio::io::AsyncWriteExt;
 
 use super::TaskId;
 
+/// The probe file's size: one page, the least a write to a full disk can fail on.
+const PROBE_BYTES: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub(crate) struct TaskFiles {
     root: PathBuf,
@@ -38,6 +41,14 @@ impl TaskFiles {
 
     pub(crate) async fn write_result(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
         write_durably(&self.result(id), bytes).await
+    }
+
+    /// Writes and removes a small file where payloads are spooled, durably as a payload is:
+    /// the health check's probe of the upload path (a full disk fails it).
+    pub(crate) async fn probe(&self) -> io::Result<()> {
+        let path = self.root.join("payloads").join(".health-probe");
+        write_durably(&path, &[0u8; PROBE_BYTES]).await?;
+        tokio::fs::remove_file(&path).await
     }
 
     pub(crate) async fn read_payload(&self, id: TaskId) -> io::Result<Vec<u8>> {

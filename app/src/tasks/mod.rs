@@ -27,7 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
 
 use self::telemetry::TaskTelemetry;
-use crate::health::{Check, CheckResult, CheckStatus};
+use crate::health::{Check, CheckResult, CheckStatus, ProbeCache};
 
 /// A task's token: 128 random bits, shown as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,6 +229,9 @@ pub(crate) trait TaskQueue: Send + Sync + fmt::Debug {
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>>;
     /// Removes the records and files of tasks that ended more than the TTL ago; how many.
     fn sweep(&self) -> BoxFuture<'_, Result<usize, QueueError>>;
+    /// A small durable write where task records are written, for `/health`: it fails while
+    /// submissions would.
+    fn probe(&self) -> BoxFuture<'_, Result<(), QueueError>>;
 }
 
 /// The end time before which an ended task has expired.
@@ -278,6 +281,8 @@ pub(crate) struct Tasks {
     pub telemetry: Arc<TaskTelemetry>,
     /// In-process workers, or none when separate `glassbox worker` processes do the work.
     pub workers: usize,
+    /// `/health`'s last probe of the write path, forgotten when a real write fails.
+    pub probe: Arc<ProbeCache>,
 }
 
 impl Tasks {
@@ -296,7 +301,13 @@ impl Tasks {
             files,
             telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), workers)),
             workers,
+            probe: Arc::default(),
         }
+    }
+
+    /// A task's payload or record could not be written: the next `/health` probes afresh.
+    pub(crate) fn write_failed(&self) {
+        self.probe.forget();
     }
 
     /// Workers that take tasks from `source` and run them with `runner`, measured here.
@@ -319,7 +330,10 @@ impl Tasks {
         self.files
             .write_payload(task.id, payload)
             .await
-            .map_err(|e| QueueError::Unavailable(format!("writing the payload: {e}")))?;
+            .map_err(|e| {
+                self.write_failed();
+                QueueError::Unavailable(format!("writing the payload: {e}"))
+            })?;
         self.enqueue(task).await
     }
 
@@ -333,6 +347,9 @@ impl Tasks {
                 Ok(())
             }
             Err(err) => {
+                if matches!(err, QueueError::Unavailable(_)) {
+                    self.write_failed();
+                }
                 self.files.remove(id).await;
                 Err(err)
             }
@@ -383,10 +400,17 @@ pub(crate) struct QueueStatus {
     pub kinds: Vec<telemetry::KindSnapshot>,
 }
 
-/// `/health`'s view of the queue: it passes when the backend answers its counts in time.
+/// `/health`'s view of the queue: it passes when the backend answers its counts in time and
+/// a probe write goes through (at most one probe per [`crate::health::PROBE_EVERY`]).
 #[derive(Debug, Clone)]
 pub(crate) struct QueueCheck {
     pub tasks: Tasks,
+}
+
+impl QueueCheck {
+    pub(crate) fn new(tasks: Tasks) -> Self {
+        Self { tasks }
+    }
 }
 
 impl Check for QueueCheck {
@@ -397,14 +421,30 @@ impl Check for QueueCheck {
     fn run(&self) -> BoxFuture<'_, CheckResult> {
         Box::pin(async move {
             let queue = &self.tasks.queue;
-            match self.tasks.counts().await {
-                Ok(counts) => CheckResult::new(
+            let (backend, location) = (queue.backend(), queue.location());
+            let depth = match self.tasks.counts().await {
+                Ok(counts) => counts.depth,
+                Err(err) => {
+                    return CheckResult::new(
+                        CheckStatus::Fail,
+                        json!({"backend": backend, "location": location, "error": err.to_string()}),
+                    );
+                }
+            };
+            let probe = self
+                .tasks
+                .probe
+                .run(|| async { queue.probe().await.map_err(|e| e.to_string()) })
+                .await;
+            match probe {
+                Ok(()) => CheckResult::new(
                     CheckStatus::Pass,
-                    json!({"backend": queue.backend(), "location": queue.location(), "depth": counts.depth}),
+                    json!({"backend": backend, "location": location, "depth": depth, "write": "ok"}),
                 ),
                 Err(err) => CheckResult::new(
                     CheckStatus::Fail,
-                    json!({"backend": queue.backend(), "location": queue.location(), "error": err.to_string()}),
+                    json!({"backend": backend, "location": location, "depth": depth,
+                        "error": format!("a probe write failed: {err}")}),
                 ),
             }
         })

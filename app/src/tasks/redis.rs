@@ -28,6 +28,8 @@ use super::{
     QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
 };
 
+/// The health probe's key: written with a 60 s expiry by `/health` (at most once a second).
+const PROBE_KEY: &str = "glassbox:tasks:health-probe";
 const PENDING: &str = "glassbox:tasks:pending";
 const PROCESSING: &str = "glassbox:tasks:processing";
 const FINISHED: &str = "glassbox:tasks:finished";
@@ -385,6 +387,24 @@ impl TaskQueue for RedisQueue {
 
     fn sweep(&self) -> BoxFuture<'_, Result<usize, QueueError>> {
         Box::pin(self.remove_expired())
+    }
+
+    /// A key that expires by itself: refused when Redis refuses writes (out of memory under
+    /// `noeviction`, or `MISCONF` after a failed save on a full disk).
+    fn probe(&self) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            self.deadline(
+                self.settings.timeout,
+                redis::cmd("SET")
+                    .arg(PROBE_KEY)
+                    .arg(now_ms())
+                    .arg("PX")
+                    .arg(60_000)
+                    .query_async::<()>(&mut conn),
+            )
+            .await
+        })
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>> {

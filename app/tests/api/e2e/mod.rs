@@ -5,6 +5,7 @@ mod bounds;
 mod browser;
 mod chromium;
 mod curl;
+mod disk_full;
 mod logql;
 mod logs;
 mod nginx;

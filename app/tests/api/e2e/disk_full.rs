@@ -1,0 +1,101 @@
+//! The data directory on a small tmpfs that fills up and empties again (mounted by the test,
+//! so root only: skipped with a message otherwise): while writes fail, `/health` says so; once
+//! there is room again, the embedded store and queue take writes without a restart.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::disk::Tmpfs;
+use testkit::{InProcess, eventually};
+
+async fn post_message(app: &InProcess, message: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/messages"))
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn post_sum(app: &InProcess, text: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/sum-evens"))
+        .header("content-type", "text/plain")
+        .body(text.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_and_queue_heal_after_the_disk_was_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&dir.path().join("data"), 16) else {
+        return;
+    };
+    let app = InProcess::start_in(dir, &[]).await;
+    assert_eq!(post_message(&app, "before").await.0, 201);
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 200, "{body}");
+
+    let filler = tmpfs.fill("filler");
+    // Messages big enough to need new pages, and uploads: refused, nothing kept.
+    let big = "m".repeat(256 * 1024);
+    let mut refused = Vec::new();
+    for n in 0..5 {
+        refused.push(post_message(&app, &format!("{big}{n}")).await);
+    }
+    assert!(
+        refused.iter().all(|(status, _)| *status == 503),
+        "{refused:?}"
+    );
+    let (status, body) = post_sum(&app, &"2 4 6 8\n".repeat(10_000)).await;
+    assert!(matches!(status, 503 | 507), "{status} {body}");
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 503, "{body}");
+    let checks = &body["data"]["checks"];
+    assert_eq!(checks["store"]["status"], "fail", "{body}");
+    assert_eq!(checks["queue"]["status"], "fail", "{body}");
+
+    // Room again: everything works, with no restart.
+    std::fs::remove_file(filler).unwrap();
+    eventually("/health to pass again", || async {
+        app.get_json("/health").await.0 == 200
+    })
+    .await;
+    let (status, body) = post_message(&app, "after").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post_sum(&app, "1 2 3 4").await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    eventually("the sum to finish", || async {
+        app.get_json(&format!("/sum-evens/{token}/status")).await.1["status"] == "finished"
+    })
+    .await;
+    let (status, body) = app.get_json(&format!("/sum-evens/{token}/result")).await;
+    assert_eq!((status, &body["sum"]), (200, &json!("6")), "{body}");
+    let (status, _) = app
+        .get_json(&format!(
+            "/messages/{}",
+            crate::contract::messages::sha256_hex("before")
+        ))
+        .await;
+    assert_eq!(
+        status, 200,
+        "what was kept before the disk filled is still there"
+    );
+    let left: Vec<_> = std::fs::read_dir(app.data_dir().join("tasks/payloads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "partial uploads left: {left:?}");
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("the service stops");
+    drop(tmpfs);
+}
