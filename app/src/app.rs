@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::compute::ComputePool;
 use crate::config::Config;
 use crate::dashboard::Dashboard;
+use crate::disk::Disk;
 use crate::health::Health;
 use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub store: Store,
     /// The task queue behind `/randomize`.
     pub tasks: Tasks,
+    /// The data directory's filesystem and `--min-free-disk`.
+    pub disk: Arc<Disk>,
     /// Every route and its policy.
     pub routes: RouteTable,
     /// The OpenAPI document served at `/openapi.json`.
@@ -66,9 +69,11 @@ impl AppState {
         routes: &routes::Built,
     ) -> Result<Self> {
         let store = Store::new(backends.store, config.store_timeout, &telemetry.metrics);
+        let disk = backends.tasks.files.disk.clone();
         let health = health
             .with(StoreCheck {
                 store: store.clone(),
+                disk: (store.backend() == "embedded").then(|| disk.clone()),
             })
             .with(QueueCheck::new(backends.tasks.clone()));
         let numbers = SimulatedNumbers {
@@ -84,6 +89,7 @@ impl AppState {
             dashboard,
             totals: Totals::new(Arc::new(numbers), backends.compute),
             tasks: backends.tasks,
+            disk,
             routes: routes.table.clone(),
             openapi: routes.openapi_json(),
             work: WorkPlan::from_config(&config)?,
@@ -112,7 +118,7 @@ impl AppState {
         )
         .expect("an in-memory database opens");
         let dir = tempfile::tempdir().expect("a temporary directory").keep();
-        let files = crate::tasks::files::TaskFiles::new(&dir).expect("task directories");
+        let files = crate::tasks::files::TaskFiles::new(&dir, 0).expect("task directories");
         let queue = crate::tasks::embedded::EmbeddedQueue::open(
             &dir,
             config.queue_capacity,

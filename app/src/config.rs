@@ -176,12 +176,12 @@ pub struct Config {
 
     /// How long a request body may bring no byte before the request gets 408 and its permit,
     /// memory and spool file are freed.
-    #[arg(long, env = "GLASSBOX_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "GLASSBOX_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub body_timeout: Duration,
 
     /// How long a connection may carry no request before it is closed (HTTP/2 with a GOAWAY).
     /// Keep it longer than a proxy's upstream keep-alive (nginx/glassbox.conf: 20s).
-    #[arg(long, env = "GLASSBOX_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "GLASSBOX_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
     pub idle_timeout: Duration,
 
     /// How long a response may wait for its client to read before the connection is dropped.
@@ -302,6 +302,13 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024, global = true)]
     pub max_buffered_bytes: usize,
 
+    /// Free space to keep on the data directory's filesystem: messages (embedded store), task
+    /// payloads and uploads that would leave less get 507 `insufficient storage`, checked
+    /// before an upload is spooled (from its Content-Length) and every MiB while it is; and
+    /// `/health` fails while free space is below it. Bytes, or with a unit: 512MiB, 1GiB, 0.
+    #[arg(long, env = "GLASSBOX_MIN_FREE_DISK", default_value = "1GiB", value_parser = parse_bytes, global = true)]
+    pub min_free_disk: u64,
+
     /// Largest `/sum-evens` upload, in bytes; larger ones get 413 (and leave nothing behind).
     #[arg(long, env = "GLASSBOX_MAX_UPLOAD_BYTES", default_value_t = 8 << 30, global = true)]
     pub max_upload_bytes: usize,
@@ -364,6 +371,8 @@ pub enum FlagError {
     StatusOutOfRange(u16),
     #[error("`{0}` is not a number")]
     NotANumber(String),
+    #[error("`{0}` is not a size (examples: 0, 4096, 512MiB, 1GiB)")]
+    NotASize(String),
     #[error("weight {0} must be a finite number >= 0")]
     BadWeight(f64),
     #[error("at least one weight must be above 0")]
@@ -386,6 +395,32 @@ pub enum ConfigError {
 /// Weighted status codes for `POST /work`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkWeights(pub Vec<(u16, f64)>);
+
+/// A size in bytes: a number, or a number with `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024) or
+/// `KB`, `MB`, `GB`, `TB` (powers of 1000).
+fn parse_bytes(s: &str) -> Result<u64, FlagError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| FlagError::NotASize(s.to_owned()))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return Err(FlagError::NotASize(s.to_owned())),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| FlagError::NotASize(s.to_owned()))
+}
 
 fn parse_duration(s: &str) -> Result<Duration, FlagError> {
     Ok(humantime::parse_duration(s)?)
@@ -509,6 +544,18 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_and_reject() {
+        assert_eq!(parse_bytes("0").unwrap(), 0);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("2 GB").unwrap(), 2_000_000_000);
+        for bad in ["", "MiB", "1.5GiB", "1 parsec", "-1", "99999999999TiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -69,8 +69,9 @@ pub(crate) enum ApiError {
     /// 503 `{"error":"overloaded, retry later"}` with `Retry-After`.
     #[error("overloaded, retry later")]
     Overloaded(#[source] Overload),
-    /// 507 `{"error":"not enough disk space for the upload"}`; the partial upload is removed.
-    #[error("not enough disk space for the upload")]
+    /// 507 `{"error":"insufficient storage"}`: the disk is full, or a write would cross
+    /// `--min-free-disk`; nothing partial is kept.
+    #[error("insufficient storage")]
     InsufficientStorage(#[source] std::io::Error),
     /// 500 `{"error":"internal error"}`: a bug, described in the access line.
     #[error("internal error")]
@@ -218,6 +219,10 @@ impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> Self {
         match err {
             QueueError::Full => ApiError::Overloaded(Overload::QueueFull),
+            QueueError::NoSpace(why) => ApiError::InsufficientStorage(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                why,
+            )),
             unavailable => ApiError::QueueUnavailable(unavailable),
         }
     }

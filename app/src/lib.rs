@@ -41,6 +41,7 @@ pub mod certs;
 pub mod compute;
 pub mod config;
 pub(crate) mod dashboard;
+pub(crate) mod disk;
 pub(crate) mod error;
 pub(crate) mod forwarded;
 pub(crate) mod health;

@@ -82,7 +82,8 @@ fn prepare(config: Config) -> Result<Prepared> {
     telemetry
         .metrics
         .certificate_expiry(cert.not_after.unix_timestamp());
-    let files = TaskFiles::new(&config.data_dir).context("creating the task directories")?;
+    let files = TaskFiles::new(&config.data_dir, config.min_free_disk)
+        .context("creating the task directories")?;
     Ok(Prepared {
         compute: ComputePool::new(config.compute_threads()),
         health: Health::default().with(CertificateCheck { info: cert }),

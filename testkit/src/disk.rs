@@ -66,6 +66,20 @@ impl Tmpfs {
         while let Ok(1..) = file.write(&block[..512]) {}
         path
     }
+
+    /// [`Tmpfs::fill`], then gives `bytes` back: the filesystem is left with about that much
+    /// free space.
+    pub fn fill_leaving(&self, name: &str, bytes: u64) -> PathBuf {
+        let path = self.fill(name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("the filler file");
+        let len = file.metadata().expect("its size").len();
+        file.set_len(len.saturating_sub(bytes))
+            .expect("giving space back");
+        path
+    }
 }
 
 impl Drop for Tmpfs {

@@ -54,6 +54,7 @@ pub(crate) struct MessageBody {
         (status = 413, description = "Body over the limit (--max-body-bytes)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "`store unavailable`, with Retry-After", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the embedded store's disk would fall below --min-free-disk (nothing is kept)", body = ErrorBody),
     ))]
 async fn post_message(
     State(state): State<AppState>,
@@ -68,6 +69,10 @@ async fn post_message(
     )?;
     let bytes = read_limited(body, limit, &state.buffered).await?;
     let message = parse(&bytes)?;
+    if state.store.backend() == "embedded" {
+        // The embedded store's file is on the data directory's filesystem.
+        state.disk.reserve(message.len() as u64)?;
+    }
     let digest = Digest::of(&message);
     state
         .store

@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Routes {
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
         (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();

@@ -25,6 +25,19 @@ pub(crate) fn routes() -> Routes {
         .route(routes!(result), Policy::API)
 }
 
+/// While an upload is spooled, free space is checked again each time this much more arrived.
+const DISK_CHECK_EVERY: u64 = 1 << 20;
+
+/// The request's `Content-Length`, when it has a sane one.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 fn storage_error(err: std::io::Error) -> ApiError {
     if err.kind() == std::io::ErrorKind::StorageFull {
         ApiError::InsufficientStorage(err)
@@ -49,7 +62,7 @@ fn storage_error(err: std::io::Error) -> ApiError {
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
         (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
-        (status = 507, description = "The disk filled up (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, or the disk filled up (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();
@@ -63,6 +76,10 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     let client = tasks::client_id(&state, &parts);
     let id = TaskId::random();
     let limit = Limit::of(&parts)?;
+    let disk = &state.tasks.files.disk;
+    // What the client says it will send must fit above --min-free-disk before a byte of it
+    // is spooled; what it sends is checked again every MiB.
+    disk.reserve(declared_length(&parts.headers).unwrap_or(0))?;
     let failed = |err| {
         state.tasks.write_failed();
         storage_error(err)
@@ -74,9 +91,13 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        let before = total;
         total += data.len() as u64;
         if total > limit as u64 {
             return Err(ApiError::PayloadTooLarge { limit });
+        }
+        if before / DISK_CHECK_EVERY != total / DISK_CHECK_EVERY {
+            disk.reserve(DISK_CHECK_EVERY)?;
         }
         spool.write(&data).await.map_err(failed)?;
     }

@@ -298,6 +298,9 @@ pub(crate) struct StoreStatus {
 #[derive(Debug, Clone)]
 pub(crate) struct StoreCheck {
     pub store: Store,
+    /// The data directory's filesystem, for the embedded store: the check fails while its
+    /// free space is below `--min-free-disk`.
+    pub disk: Option<Arc<crate::disk::Disk>>,
 }
 
 impl Check for StoreCheck {
@@ -318,7 +321,14 @@ impl Check for StoreCheck {
                     );
                 }
             };
-            match store.probe().await {
+            let probe = match &self.disk {
+                Some(disk) => match disk.room_for(0) {
+                    Ok(()) => store.probe().await,
+                    Err(why) => Err(why),
+                },
+                None => store.probe().await,
+            };
+            match probe {
                 Ok(()) => CheckResult::new(
                     CheckStatus::Pass,
                     json!({"backend": backend, "location": location, "messages": messages, "write": "ok"}),

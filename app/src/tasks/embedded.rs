@@ -354,7 +354,7 @@ mod tests {
     use crate::tasks::TaskKind;
 
     fn open(dir: &Path, capacity: usize, ttl: Duration) -> Arc<EmbeddedQueue> {
-        EmbeddedQueue::open(dir, capacity, ttl, TaskFiles::new(dir).unwrap()).unwrap()
+        EmbeddedQueue::open(dir, capacity, ttl, TaskFiles::new(dir, 0).unwrap()).unwrap()
     }
 
     fn task(n: u128, created: u64) -> TaskRecord {

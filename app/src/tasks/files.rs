@@ -4,10 +4,12 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
 use super::TaskId;
+use crate::disk::Disk;
 
 /// The probe file's size: one page, the least a write to a full disk can fail on.
 const PROBE_BYTES: usize = 4096;
@@ -15,16 +17,23 @@ const PROBE_BYTES: usize = 4096;
 #[derive(Debug, Clone)]
 pub(crate) struct TaskFiles {
     root: PathBuf,
+    /// The data directory's filesystem: payloads that would leave less than
+    /// `--min-free-disk` free are refused.
+    pub(crate) disk: Arc<Disk>,
 }
 
 impl TaskFiles {
-    /// Files under `data_dir/tasks`, whose directories are created here.
-    pub(crate) fn new(data_dir: &Path) -> io::Result<Self> {
+    /// Files under `data_dir/tasks`, whose directories are created here, keeping `min_free`
+    /// bytes free on their filesystem.
+    pub(crate) fn new(data_dir: &Path, min_free: u64) -> io::Result<Self> {
         let root = data_dir.join("tasks");
         for sub in ["payloads", "results"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            disk: Arc::new(Disk::new(data_dir, min_free)),
+        })
     }
 
     pub(crate) fn payload(&self, id: TaskId) -> PathBuf {
@@ -35,7 +44,11 @@ impl TaskFiles {
         self.root.join("results").join(id.to_string())
     }
 
+    /// Writes a whole payload, unless it would cross `--min-free-disk` (`StorageFull`).
     pub(crate) async fn write_payload(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
+        self.disk
+            .room_for(bytes.len() as u64)
+            .map_err(|why| io::Error::new(io::ErrorKind::StorageFull, why))?;
         write_durably(&self.payload(id), bytes).await
     }
 
@@ -46,6 +59,9 @@ impl TaskFiles {
     /// Writes and removes a small file where payloads are spooled, durably as a payload is:
     /// the health check's probe of the upload path (a full disk fails it).
     pub(crate) async fn probe(&self) -> io::Result<()> {
+        self.disk
+            .room_for(PROBE_BYTES as u64)
+            .map_err(|why| io::Error::new(io::ErrorKind::StorageFull, why))?;
         let path = self.root.join("payloads").join(".health-probe");
         write_durably(&path, &[0u8; PROBE_BYTES]).await?;
         tokio::fs::remove_file(&path).await
@@ -169,7 +185,7 @@ mod tests {
     #[tokio::test]
     async fn a_spool_lands_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
-        let files = TaskFiles::new(dir.path()).unwrap();
+        let files = TaskFiles::new(dir.path(), 0).unwrap();
         let mut spool = files.spool(TaskId(1)).await.unwrap();
         spool.write(b"1 2 ").await.unwrap();
         spool.write(b"3").await.unwrap();
@@ -192,7 +208,7 @@ mod tests {
     #[tokio::test]
     async fn files_round_trip_and_go() {
         let dir = tempfile::tempdir().unwrap();
-        let files = TaskFiles::new(dir.path()).unwrap();
+        let files = TaskFiles::new(dir.path(), 0).unwrap();
         let id = TaskId(42);
         files.write_payload(id, b"in").await.unwrap();
         assert_eq!(files.read_payload(id).await.unwrap(), b"in");

@@ -197,6 +197,9 @@ pub(crate) enum QueueError {
     /// The backend failed or could not be reached (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The disk is full, or the payload would cross `--min-free-disk` (507).
+    #[error("writing the payload: {0}")]
+    NoSpace(String),
 }
 
 impl QueueError {
@@ -332,7 +335,11 @@ impl Tasks {
             .await
             .map_err(|e| {
                 self.write_failed();
-                QueueError::Unavailable(format!("writing the payload: {e}"))
+                if e.kind() == std::io::ErrorKind::StorageFull {
+                    QueueError::NoSpace(e.to_string())
+                } else {
+                    QueueError::Unavailable(format!("writing the payload: {e}"))
+                }
             })?;
         self.enqueue(task).await
     }

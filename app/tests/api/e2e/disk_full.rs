@@ -1,6 +1,7 @@
 //! The data directory on a small tmpfs that fills up and empties again (mounted by the test,
-//! so root only: skipped with a message otherwise): while writes fail, `/health` says so; once
-//! there is room again, the embedded store and queue take writes without a restart.
+//! so root only: skipped with a message otherwise): writes that would cross `--min-free-disk`
+//! get 507 and leave nothing; while writes fail or are refused, `/health` says so; once there is
+//! room again, the embedded store and queue take writes without a restart.
 
 use std::time::Duration;
 
@@ -32,12 +33,96 @@ async fn post_sum(app: &InProcess, text: &str) -> (u16, Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_would_cross_min_free_disk_get_507_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&dir.path().join("data"), 32) else {
+        return;
+    };
+    let app = InProcess::start_in(dir, &["--min-free-disk", "8MiB"]).await;
+    assert_eq!(post_message(&app, "before").await.0, 201);
+    let filler = tmpfs.fill_leaving("filler", 6 << 20);
+    let insufficient = json!({"error": "insufficient storage"});
+
+    let (status, body) = post_message(&app, "a message").await;
+    assert_eq!((status, &body), (507, &insufficient));
+    let (status, body) = post_sum(&app, "2 4 6").await;
+    assert_eq!((status, &body), (507, &insufficient));
+    let png = crate::contract::tasks::distinct_png(20, 20).0;
+    let response = app
+        .client
+        .post(app.url("/randomize"))
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 507);
+    let (status, body) = app.get_json("/health").await;
+    assert_eq!(status, 503, "{body}");
+    let checks = &body["data"]["checks"];
+    assert_eq!(checks["store"]["status"], "fail", "{body}");
+    assert_eq!(checks["queue"]["status"], "fail", "{body}");
+    assert!(
+        checks["queue"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--min-free-disk"),
+        "{body}"
+    );
+    let payloads: Vec<_> = std::fs::read_dir(app.data_dir().join("tasks/payloads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(payloads.is_empty(), "refused writes left {payloads:?}");
+
+    // An upload that starts with room and runs past the minimum on the way: 507, removed.
+    std::fs::remove_file(&filler).unwrap();
+    let filler = tmpfs.fill_leaving("filler", 12 << 20);
+    eventually("/health to pass with 12 MiB free", || async {
+        app.get_json("/health").await.0 == 200
+    })
+    .await;
+    // Chunked, so no Content-Length warns ahead: 8 MiB in 64 KiB pieces.
+    let chunks = (0..128).map(|_| Ok::<_, std::io::Error>("2 4 6 8\n".repeat(8192)));
+    let response = app
+        .client
+        .post(app.url("/sum-evens"))
+        .header("content-type", "text/plain")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 507);
+    assert_eq!(response.json::<Value>().await.unwrap(), insufficient);
+    let payloads: Vec<_> = std::fs::read_dir(app.data_dir().join("tasks/payloads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(payloads.is_empty(), "the refused upload left {payloads:?}");
+
+    std::fs::remove_file(filler).unwrap();
+    eventually("/health to pass again", || async {
+        app.get_json("/health").await.0 == 200
+    })
+    .await;
+    assert_eq!(post_message(&app, "after").await.0, 201);
+    assert_eq!(post_sum(&app, "2 4 6").await.0, 201);
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("the service stops");
+    drop(tmpfs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_and_queue_heal_after_the_disk_was_full() {
     let dir = tempfile::tempdir().unwrap();
     let Some(tmpfs) = Tmpfs::mount(&dir.path().join("data"), 16) else {
         return;
     };
-    let app = InProcess::start_in(dir, &[]).await;
+    // No minimum: the disk itself fills up.
+    let app = InProcess::start_in(dir, &["--min-free-disk", "0"]).await;
     assert_eq!(post_message(&app, "before").await.0, 201);
     let (status, body) = app.get_json("/health").await;
     assert_eq!(status, 200, "{body}");

@@ -194,7 +194,8 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
     // 507: the data directory is a full tmpfs (needs root; skipped with a message otherwise).
     let full_disk = tempfile::tempdir().unwrap();
     if let Some(tmpfs) = Tmpfs::mount(&full_disk.path().join("data"), 16) {
-        let app = InProcess::start_in(full_disk, &[]).await;
+        // No minimum: the disk itself refuses (ENOSPC), the last line of defence.
+        let app = InProcess::start_in(full_disk, &["--min-free-disk", "0"]).await;
         let filler = tmpfs.fill("filler");
         wrong.extend(
             check(
