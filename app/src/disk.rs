@@ -44,7 +44,7 @@ impl Disk {
         let free = self
             .free()
             .map_err(|e| format!("reading the free space of {}: {e}", self.dir.display()))?;
-        if free.saturating_sub(bytes) < self.min_free {
+        if bytes > free || free - bytes < self.min_free {
             return Err(format!(
                 "{free} bytes free on {}, {bytes} to write, --min-free-disk {}",
                 self.dir.display(),
