@@ -75,8 +75,14 @@ impl EmbeddedQueue {
         let path = data_dir.join(FILE_NAME);
         let file = RedbFile::open(&path).map_err(unavailable)?;
         let db = file.get().map_err(unavailable)?;
-        let (waiting, counts) = recover(&db).map_err(unavailable)?;
+        let (waiting, counts, known) = recover(&db).map_err(unavailable)?;
         drop(db);
+        // The data directory is this process's alone (redb locks the file): whatever a crash
+        // left half written, and files of tasks without a record, go now.
+        let swept = files.sweep_leftovers(None, Some(&known));
+        if swept > 0 {
+            tracing::info!(files = swept, "removed files a crash left behind");
+        }
         if waiting.len() > 0 {
             tracing::info!(tasks = waiting.len(), "queueing unfinished tasks again");
         }
@@ -199,16 +205,22 @@ impl EmbeddedQueue {
 }
 
 /// Counts the records by state and lines up the unfinished ones, oldest first within each
-/// client; a task that was running when the process stopped goes back to requested.
-fn recover(db: &Database) -> Result<(FairLine, [u64; 4]), redb::Error> {
+/// client; a task that was running when the process stopped goes back to requested. Also
+/// returns every task id on record.
+fn recover(
+    db: &Database,
+) -> Result<(FairLine, [u64; 4], std::collections::HashSet<TaskId>), redb::Error> {
     let txn = db.begin_write()?;
     let mut counts = [0u64; 4];
     let mut unfinished = Vec::new();
+    let mut known = std::collections::HashSet::new();
     {
         let mut table = txn.open_table(TASKS)?;
         let mut interrupted = Vec::new();
         for entry in table.iter()? {
-            let (_, value) = entry?;
+            let (key, value) = entry?;
+            // Known by its key even if its record cannot be read: its files stay.
+            known.insert(TaskId(key.value()));
             let Ok(mut record) = serde_json::from_str::<TaskRecord>(value.value()) else {
                 continue;
             };
@@ -232,7 +244,7 @@ fn recover(db: &Database) -> Result<(FairLine, [u64; 4]), redb::Error> {
     for (_, id, client) in unfinished {
         line.push(&client, id);
     }
-    Ok((line, counts))
+    Ok((line, counts, known))
 }
 
 impl TaskQueue for EmbeddedQueue {

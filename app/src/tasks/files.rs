@@ -107,6 +107,46 @@ impl TaskFiles {
     pub(crate) async fn remove_payload(&self, id: TaskId) {
         let _ = tokio::fs::remove_file(self.payload(id)).await;
     }
+
+    /// Removes what a crash can leave behind: temporary files (an upload being spooled, a file
+    /// being written) not modified for `stale` (all of them with `None`, when this process
+    /// alone uses the directory), and, when the tasks that exist are `known`, payloads and
+    /// results of tasks that do not. Returns how many files went. Blocking: for start-up.
+    pub(crate) fn sweep_leftovers(
+        &self,
+        stale: Option<std::time::Duration>,
+        known: Option<&std::collections::HashSet<TaskId>>,
+    ) -> usize {
+        let mut removed = 0;
+        for sub in ["payloads", "results"] {
+            let Ok(entries) = std::fs::read_dir(self.root.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let leftover = if name.starts_with('.') {
+                    stale.is_none_or(|stale| {
+                        entry
+                            .metadata()
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|at| at.elapsed().ok())
+                            .is_some_and(|age| age >= stale)
+                    })
+                } else {
+                    match (known, TaskId::parse(&name)) {
+                        (Some(known), Some(id)) => !known.contains(&id),
+                        _ => false,
+                    }
+                };
+                if leftover && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
 }
 
 /// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
@@ -225,5 +265,30 @@ mod tests {
             .unwrap()
             .collect();
         assert!(left.is_empty(), "no temporary files stay behind");
+    }
+
+    #[test]
+    fn leftovers_of_a_crash_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TaskFiles::new(dir.path(), 0).unwrap();
+        let payloads = dir.path().join("tasks/payloads");
+        let results = dir.path().join("tasks/results");
+        let (kept, orphan) = (TaskId(1), TaskId(2));
+        std::fs::write(payloads.join(kept.to_string()), b"kept").unwrap();
+        std::fs::write(results.join(orphan.to_string()), b"orphan").unwrap();
+        std::fs::write(payloads.join(format!(".{orphan}.upload")), b"half").unwrap();
+        std::fs::write(results.join(".x.0123.tmp"), b"half").unwrap();
+        // Shared directory: only stale temporary files go, and these are new.
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(files.sweep_leftovers(Some(hour), None), 0);
+        // This process's own directory, with the tasks it knows.
+        let known = std::collections::HashSet::from([kept]);
+        assert_eq!(files.sweep_leftovers(None, Some(&known)), 3);
+        let left: Vec<_> = std::fs::read_dir(&payloads)
+            .unwrap()
+            .chain(std::fs::read_dir(&results).unwrap())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(kept.to_string())]);
     }
 }

@@ -237,6 +237,10 @@ pub(crate) trait TaskQueue: Send + Sync + fmt::Debug {
     fn probe(&self) -> BoxFuture<'_, Result<(), QueueError>>;
 }
 
+/// A temporary task file not written to for this long is a leftover (an upload in progress
+/// writes all the time, and one that stalls ends at `--body-timeout`).
+const STALE_TEMPORARY_FILE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The end time before which an ended task has expired.
 fn expiry_cutoff(ttl: std::time::Duration) -> u64 {
     now_ms().saturating_sub(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
@@ -298,6 +302,14 @@ impl Tasks {
         workers: usize,
         ttl: std::time::Duration,
     ) -> Self {
+        if queue.backend() != "embedded" {
+            // The data directory may be shared with other replicas and workers: only
+            // temporary files nobody has written to for a while are a crash's leftovers.
+            let swept = files.sweep_leftovers(Some(STALE_TEMPORARY_FILE), None);
+            if swept > 0 {
+                tracing::info!(files = swept, "removed stale temporary task files");
+            }
+        }
         start_sweeper(&queue, ttl);
         Self {
             queue,

@@ -274,3 +274,47 @@ fn a_worker_needs_a_redis_queue() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("give --queue redis://host:port/db"), "{said}");
 }
+
+/// A crash in the middle of an upload leaves its half-written spool file; the next start of
+/// the service removes it (and a file of a task that has no record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_by_a_crash_leaves_nothing_after_a_restart() {
+    let mut app = Process::spawn(&[]).await;
+    let payloads = app.data_dir().join("tasks/payloads");
+    let chunks = futures_util::stream::unfold(0u32, |n| async move {
+        if n == 0 {
+            Some((Ok::<_, std::io::Error>("2 4 6 8\n".repeat(100_000)), 1))
+        } else {
+            // Then nothing more: the upload hangs until the crash.
+            std::future::pending::<()>().await;
+            None
+        }
+    });
+    let upload = app
+        .client
+        .post(app.url("/sum-evens"))
+        .header("content-type", "text/plain")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let upload = tokio::spawn(upload);
+    let spooling = || {
+        std::fs::read_dir(&payloads)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().ends_with(".upload"))
+    };
+    testkit::eventually("the upload to be spooling", || async { spooling() }).await;
+    app.kill();
+    upload.abort();
+    assert!(spooling(), "the crash left the half-written upload");
+    let orphan = payloads.join("0123456789abcdef0123456789abcdef");
+    std::fs::write(&orphan, b"no record has this token").unwrap();
+
+    let restarted = Process::spawn_in(app.take_dir(), &[]).await;
+    let left: Vec<_> = std::fs::read_dir(restarted.data_dir().join("tasks/payloads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left after the restart: {left:?}");
+    assert_eq!(restarted.get("/health").await.status(), 200);
+}
