@@ -96,7 +96,17 @@ pub struct Config {
     )]
     pub log_level: String,
 
-    /// How many rolled log files to keep.
+    /// A log file that reaches this many bytes is closed and the day's next part begins
+    /// (`glassbox.DATE.part0001.log`). Bytes, or with a unit: 64MiB.
+    #[arg(long, env = "GLASSBOX_LOG_MAX_FILE_BYTES", default_value = "64MiB", value_parser = parse_bytes, global = true)]
+    pub log_max_file_bytes: u64,
+
+    /// The most bytes all log files may hold together; the oldest files go first. Bytes, or
+    /// with a unit: 1GiB.
+    #[arg(long, env = "GLASSBOX_LOG_MAX_TOTAL_BYTES", default_value = "1GiB", value_parser = parse_bytes, global = true)]
+    pub log_max_total_bytes: u64,
+
+    /// How many log files to keep (days and parts together); the oldest go first.
     #[arg(
         long,
         env = "GLASSBOX_LOG_KEEP_FILES",

@@ -24,11 +24,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         command @ (Command::Serve | Command::Worker) => {
-            let guard = match logging::init(
-                &config.log_level,
-                Some(&config.log_dir),
-                config.log_keep_files,
-            ) {
+            let files = glassbox::telemetry::log_file::Limits {
+                file_bytes: config.log_max_file_bytes,
+                total_bytes: config.log_max_total_bytes,
+                files: config.log_keep_files,
+            };
+            let guard = match logging::init(&config.log_level, Some((&config.log_dir, files))) {
                 Ok(guard) => guard,
                 Err(err) => {
                     eprintln!("glassbox: {err:#}");

@@ -1,4 +1,4 @@
-//! JSON logs to stdout and to a daily-rolling file (tracing-appender's rolling appender),
+//! JSON logs to stdout and to a file rolled by day and by size ([`log_file`]),
 //! written in batches by `log_writer`, which never makes a request wait: a sink that cannot
 //! keep up loses lines, and they are counted ([`dropped_lines`]). Flushed when the guard drops.
 
@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, fmt};
 
 use super::access_log;
 use super::json_format::JsonLines;
+use super::log_file;
 use super::log_writer::{self, Dropped, FlushGuard};
 
 /// The installed writer's drop counts.
@@ -35,22 +35,17 @@ pub struct LogGuard(#[allow(dead_code)] FlushGuard);
 
 /// Installs the global subscriber: JSON lines to stdout and, with `log_dir`, to a rolling file.
 /// Each event is formatted once and written to both by one batching thread.
-pub fn init(filter: &str, log_dir: Option<&Path>, keep_files: usize) -> Result<LogGuard> {
+pub fn init(filter: &str, log_dir: Option<(&Path, log_file::Limits)>) -> Result<LogGuard> {
     let filter =
         EnvFilter::try_new(filter).with_context(|| format!("bad log filter `{filter}`"))?;
     let mut sinks: Vec<(&'static str, Box<dyn Write + Send>)> =
         vec![("stdout", Box::new(std::io::stdout()))];
-    if let Some(dir) = log_dir {
+    if let Some((dir, limits)) = log_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating log directory {}", dir.display()))?;
-        let appender = RollingFileAppender::builder()
-            .rotation(Rotation::DAILY)
-            .filename_prefix(FILE_PREFIX)
-            .filename_suffix(FILE_SUFFIX)
-            .max_log_files(keep_files.max(1))
-            .build(dir)
+        let file = log_file::LogFile::open(dir, limits)
             .with_context(|| format!("opening a log file in {}", dir.display()))?;
-        sinks.push(("file", Box::new(appender)));
+        sinks.push(("file", Box::new(file)));
     }
     // The dashboard's recent lines: the same lines, kept in memory.
     sinks.push((

@@ -4,6 +4,7 @@
 pub(crate) mod access_log;
 pub(crate) mod connections;
 pub(crate) mod json_format;
+pub mod log_file;
 pub(crate) mod log_ring;
 pub(crate) mod log_writer;
 pub mod logging;

@@ -351,6 +351,13 @@ async fn no_log_line_holds_a_whole_token_or_digest() {
     assert_eq!(response.status(), 404);
 
     let secrets = [digest.as_str(), image.as_str(), sum.as_str()];
+    let cut = |secret: &str| format!("{}…", &secret[..8]);
+    // Lines reach /logs in batches: wait for the last of them.
+    eventually("every request's line in /logs", || async {
+        let served = logs(&app, "?limit=1000").await.1.to_string();
+        secrets.iter().all(|secret| served.contains(&cut(secret)))
+    })
+    .await;
     let (code, served) = logs(&app, "?limit=1000").await;
     assert_eq!(code, 200);
     let served = served.to_string();
@@ -381,4 +388,61 @@ async fn no_log_line_holds_a_whole_token_or_digest() {
     for line in finished {
         assert_eq!(line["token"].as_str().unwrap().chars().count(), 9, "{line}");
     }
+}
+
+/// Log files roll by size as well as by day, and all of them together stay under
+/// `--log-max-total-bytes`: the oldest go first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_files_roll_by_size_within_a_total_cap() {
+    const FILE: u64 = 64 * 1024;
+    const TOTAL: u64 = 256 * 1024;
+    let mut app = Process::spawn(&[
+        "--log-max-file-bytes",
+        &FILE.to_string(),
+        "--log-max-total-bytes",
+        &TOTAL.to_string(),
+    ])
+    .await;
+    // About 300 bytes of access line each: some 1.5 MB of log in all.
+    let long_agent = "a".repeat(200);
+    for _ in 0..5000 {
+        let status = app
+            .client
+            .get(app.url("/"))
+            .header("user-agent", &long_agent)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    let dir = app.dir.path().join("logs");
+    let sizes = || -> Vec<(String, u64)> {
+        let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let len = e.metadata().unwrap().len();
+                (e.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let lines = app.stop_and_read_logs();
+    let files = sizes();
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
+    // The file being written may pass its size by one batch of lines.
+    assert!(total <= TOTAL + FILE, "{total} bytes: {files:?}");
+    assert!(files.len() >= 3, "{files:?}");
+    assert!(
+        files.iter().any(|(name, _)| name.contains(".part")),
+        "{files:?}"
+    );
+    // What is kept is the newest: the last request's line is there, the first ones are not.
+    let access = lines
+        .iter()
+        .filter(|l| l["target"] == "glassbox::access")
+        .count();
+    assert!(access > 0 && access < 5000, "{access} access lines kept");
 }

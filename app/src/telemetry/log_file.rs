@@ -1,0 +1,259 @@
+//! The log file: one per day (`glassbox.2026-12-04.log`), a new part when a file reaches its
+//! size limit (`glassbox.2026-12-04.part0001.log`, names that sort in writing order), and the
+//! oldest files removed while there are more than `--log-keep-files` or more bytes than
+//! `--log-max-total-bytes`. Written by the log writer's file thread only.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use time::{Date, OffsetDateTime};
+
+use super::logging::{FILE_PREFIX, FILE_SUFFIX};
+
+/// How many files to keep and how big they may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A file that reaches this many bytes is closed and the next part begins.
+    pub file_bytes: u64,
+    /// The most bytes all log files may hold together.
+    pub total_bytes: u64,
+    /// The most log files kept.
+    pub files: usize,
+}
+
+/// The open log file and where the next line goes.
+#[derive(Debug)]
+pub struct LogFile {
+    dir: PathBuf,
+    limits: Limits,
+    day: Date,
+    part: u32,
+    file: File,
+    written: u64,
+}
+
+impl LogFile {
+    /// Opens (appends to) today's newest part in `dir`, and removes files over the limits.
+    pub fn open(dir: &Path, limits: Limits) -> io::Result<Self> {
+        let day = today();
+        let part = existing(dir)?
+            .iter()
+            .filter(|f| f.day == day)
+            .map(|f| f.part)
+            .max()
+            .unwrap_or(0);
+        let (file, written) = open_part(dir, day, part)?;
+        let log = Self {
+            dir: dir.to_path_buf(),
+            limits,
+            day,
+            part,
+            file,
+            written,
+        };
+        log.enforce()?;
+        Ok(log)
+    }
+
+    /// Starts the next file: a new day's first, or the day's next part.
+    fn roll(&mut self, day: Date) -> io::Result<()> {
+        self.file.flush()?;
+        self.part = if day == self.day { self.part + 1 } else { 0 };
+        self.day = day;
+        let (file, written) = open_part(&self.dir, day, self.part)?;
+        self.file = file;
+        self.written = written;
+        self.enforce()
+    }
+
+    /// Removes the oldest files (never the one being written) while over a limit.
+    fn enforce(&self) -> io::Result<()> {
+        let mut files = existing(&self.dir)?;
+        files.sort_by_key(|f| (f.day, f.part));
+        let mut total: u64 = files.iter().map(|f| f.bytes).sum();
+        let mut count = files.len();
+        for file in &files {
+            let over = count > self.limits.files.max(1) || total > self.limits.total_bytes;
+            let current = file.day == self.day && file.part == self.part;
+            if !over || current {
+                break;
+            }
+            std::fs::remove_file(&file.path)?;
+            total -= file.bytes;
+            count -= 1;
+        }
+        Ok(())
+    }
+}
+
+impl Write for LogFile {
+    /// Writes whole batches of lines; the size limit is checked between batches, so a file
+    /// ends on a line boundary and may pass its limit by one batch.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let day = today();
+        if day != self.day || self.written >= self.limits.file_bytes {
+            self.roll(day)?;
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+fn name(day: Date, part: u32) -> String {
+    let date = format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    );
+    if part == 0 {
+        format!("{FILE_PREFIX}.{date}.{FILE_SUFFIX}")
+    } else {
+        format!("{FILE_PREFIX}.{date}.part{part:04}.{FILE_SUFFIX}")
+    }
+}
+
+fn open_part(dir: &Path, day: Date, part: u32) -> io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name(day, part)))?;
+    let written = file.metadata()?.len();
+    Ok((file, written))
+}
+
+/// A log file found in the directory.
+#[derive(Debug)]
+struct Existing {
+    path: PathBuf,
+    day: Date,
+    part: u32,
+    bytes: u64,
+}
+
+/// The log files in `dir` (other files are left alone).
+fn existing(dir: &Path) -> io::Result<Vec<Existing>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some((day, part)) = parse(&name.to_string_lossy()) else {
+            continue;
+        };
+        found.push(Existing {
+            path: entry.path(),
+            day,
+            part,
+            bytes: entry.metadata()?.len(),
+        });
+    }
+    Ok(found)
+}
+
+/// The day and part of a log file's name.
+fn parse(name: &str) -> Option<(Date, u32)> {
+    let rest = name
+        .strip_prefix(FILE_PREFIX)?
+        .strip_prefix('.')?
+        .strip_suffix(FILE_SUFFIX)?
+        .strip_suffix('.')?;
+    let (date, part) = match rest.split_once('.') {
+        Some((date, part)) => (date, part.strip_prefix("part")?.parse().ok()?),
+        None => (rest, 0),
+    };
+    let mut fields = date.splitn(3, '-');
+    let year = fields.next()?.parse().ok()?;
+    let month: u8 = fields.next()?.parse().ok()?;
+    let day = fields.next()?.parse().ok()?;
+    let day = Date::from_calendar_date(year, month.try_into().ok()?, day).ok()?;
+    Some((day, part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn names_sort_in_writing_order_and_parse_back() {
+        let day = Date::from_calendar_date(2026, time::Month::December, 4).unwrap();
+        let mut written: Vec<String> = (0..12).map(|part| name(day, part)).collect();
+        assert_eq!(written[0], "glassbox.2026-12-04.log");
+        assert_eq!(written[11], "glassbox.2026-12-04.part0011.log");
+        let order = written.clone();
+        written.sort();
+        assert_eq!(written, order);
+        for (part, file) in order.iter().enumerate() {
+            assert_eq!(parse(file), Some((day, part as u32)));
+        }
+        assert_eq!(parse("glassbox.log"), None);
+        assert_eq!(parse("other.2026-12-04.log"), None);
+    }
+
+    #[test]
+    fn files_roll_by_size_and_the_oldest_go() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"not a log").unwrap();
+        let limits = Limits {
+            file_bytes: 100,
+            total_bytes: 350,
+            files: 10,
+        };
+        let mut log = LogFile::open(dir.path(), limits).unwrap();
+        let line = [b'x'; 49];
+        for _ in 0..20 {
+            log.write_all(&line).unwrap();
+            log.write_all(b"\n").unwrap();
+        }
+        log.flush().unwrap();
+        let logs: Vec<String> = names(dir.path())
+            .into_iter()
+            .filter(|n| n.ends_with(".log"))
+            .collect();
+        let total: u64 = logs
+            .iter()
+            .map(|n| std::fs::metadata(dir.path().join(n)).unwrap().len())
+            .sum();
+        // Each file holds two lines (100 bytes), the total stays within 350 bytes plus the
+        // file being written, and the newest parts are the ones kept.
+        assert!(total <= 350 + 100, "{total} bytes in {logs:?}");
+        assert!(logs.len() >= 3, "{logs:?}");
+        assert!(logs.last().unwrap().contains("part0009"), "{logs:?}");
+        assert!(names(dir.path()).contains(&"notes.txt".to_owned()));
+
+        // At most `files` files.
+        let limits = Limits {
+            file_bytes: 100,
+            total_bytes: u64::MAX,
+            files: 2,
+        };
+        let mut log = LogFile::open(dir.path(), limits).unwrap();
+        for _ in 0..6 {
+            log.write_all(&[b'y'; 99]).unwrap();
+            log.write_all(b"\n").unwrap();
+        }
+        let logs = names(dir.path())
+            .into_iter()
+            .filter(|n| n.ends_with(".log"))
+            .count();
+        assert_eq!(logs, 2);
+    }
+}
