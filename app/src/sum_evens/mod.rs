@@ -1,12 +1,14 @@
 //! The sum-evens task: the exact sum of the even integers in an uploaded text file of any size.
 //!
-//! - [`parse`]: the streaming parser; [`oracle`]: the obvious computation it is checked against.
+//! - [`parse`]: the streaming parser; [`oracle`]: the obvious computation it is checked against;
+//!   `long`: numbers of more than 38 digits, added in decimal in linear time.
 //! - `range`: summing one byte range of a file, so a file is cut into chunks that are
 //!   summed independently (in parallel, and in any order) and merged.
 //! - [`scheduler`]: the chunks of every running job, taken round robin across clients, so a
 //!   small job never waits behind another client's big one.
 
 pub(crate) mod columns;
+pub(crate) mod long;
 pub mod oracle;
 pub mod parse;
 pub(crate) mod range;

@@ -11,6 +11,8 @@
 //! Sums are `i128` and spill into a big integer only when they would overflow.
 
 use num_bigint::BigInt;
+
+use super::long::LongSum;
 use wide::u8x16;
 
 use super::columns::{self, Columns};
@@ -75,11 +77,14 @@ impl Partial {
     }
 }
 
-/// An exact sum: an `i128` fast path and a big integer for what does not fit.
+/// An exact sum: an `i128` fast path, a big integer for sums of short numbers that do not fit
+/// (it grows by a few bits each time the `i128` overflows), and numbers of more than 38 digits
+/// added in decimal ([`LongSum`]: linear in their digits, where converting them would not be).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sum {
     small: i128,
     big: Option<BigInt>,
+    long: Option<LongSum>,
 }
 
 impl Sum {
@@ -97,15 +102,38 @@ impl Sum {
         *self.big.get_or_insert_with(BigInt::default) += value;
     }
 
+    /// Adds a long number given by its ASCII digits.
+    fn add_long(&mut self, digits: &[u8], negative: bool) {
+        self.long
+            .get_or_insert_with(LongSum::default)
+            .add_digits(digits, negative);
+    }
+
     pub fn add_sum(&mut self, other: &Sum) {
         self.add_i128(other.small);
         if let Some(big) = &other.big {
             self.add_big(big.clone());
         }
+        if let Some(long) = &other.long {
+            self.long.get_or_insert_with(LongSum::default).merge(long);
+        }
     }
 
+    /// The sum in decimal, in time linear in its digits.
+    pub fn to_decimal(&self) -> String {
+        let short = (self.big.clone().unwrap_or_default() + self.small).to_string();
+        match &self.long {
+            Some(long) => long.to_decimal(&short),
+            None => short,
+        }
+    }
+
+    /// The sum as a big integer (for comparisons; converting a long sum is quadratic).
     pub fn value(&self) -> BigInt {
-        self.big.clone().unwrap_or_default() + self.small
+        match &self.long {
+            Some(_) => self.to_decimal().parse().unwrap_or_default(),
+            None => self.big.clone().unwrap_or_default() + self.small,
+        }
     }
 }
 
@@ -217,8 +245,7 @@ fn add_number(partial: &mut Partial, digits: &[u8], negative: bool) {
         let value = value as i128;
         partial.sum.add_i128(if negative { -value } else { value });
     } else {
-        let value = BigInt::parse_bytes(digits, 10).expect("digits parse");
-        partial.sum.add_big(if negative { -value } else { value });
+        partial.sum.add_long(digits, negative);
     }
 }
 

@@ -85,7 +85,7 @@ impl Runner {
         let client = task.client.as_deref().unwrap_or("anonymous");
         let partial = self.scheduler.sum(client, &path, progress).await?;
         let result = SumEvensResult {
-            sum: partial.sum.value().to_string(),
+            sum: partial.sum.to_decimal(),
             numbers: partial.numbers,
             evens: partial.evens,
             bytes,
