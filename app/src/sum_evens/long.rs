@@ -129,15 +129,15 @@ fn compare(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
 /// `limbs -= other`, where `limbs >= other`.
 fn subtract(limbs: &mut [u64], other: &[u64]) {
     let mut borrow = 0;
-    for i in 0..limbs.len() {
-        let take = other.get(i).copied().unwrap_or(0) + borrow;
+    for (i, limb) in limbs.iter_mut().enumerate() {
         if i >= other.len() && borrow == 0 {
             break;
         }
-        (limbs[i], borrow) = if limbs[i] >= take {
-            (limbs[i] - take, 0)
+        let take = other.get(i).copied().unwrap_or(0) + borrow;
+        (*limb, borrow) = if *limb >= take {
+            (*limb - take, 0)
         } else {
-            (limbs[i] + BASE - take, 1)
+            (*limb + BASE - take, 1)
         };
     }
 }
