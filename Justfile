@@ -52,7 +52,7 @@ drill:
     #!/usr/bin/env bash
     set -euo pipefail
     out=$(cargo test -q -p glassbox --test api -- --nocapture --test-threads 1 \
-        e2e::refusals e2e::slow_clients e2e::slowhttptest e2e::bounds e2e::stalled_stdout e2e::nginx::no_post_is_lost)
+        e2e::refusals e2e::slow_clients e2e::slowhttptest e2e::bounds e2e::disk_full e2e::long_numbers e2e::stalled_stdout e2e::nginx::no_post_is_lost)
     echo "| drill | bound | observed |"
     echo "|---|---|---|"
     # libtest's progress dots share the line a row starts on.

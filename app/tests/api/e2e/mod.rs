@@ -8,6 +8,7 @@ mod curl;
 mod disk_full;
 mod logql;
 mod logs;
+mod long_numbers;
 mod nginx;
 mod process;
 mod prometheus;
