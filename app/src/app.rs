@@ -123,6 +123,7 @@ impl AppState {
             &dir,
             config.queue_capacity,
             config.task_ttl,
+            config.task_max_attempts,
             files.clone(),
         )
         .expect("the task database opens");

@@ -284,7 +284,8 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_TASK_LEASE", default_value = "30s", value_parser = parse_duration, global = true)]
     pub task_lease: Duration,
 
-    /// Redis queue: how many times a task is started before it is given up as errored.
+    /// How many times a task is started before it is given up as errored (a task runs again
+    /// when the process or worker running it stopped).
     #[arg(
         long,
         env = "GLASSBOX_TASK_MAX_ATTEMPTS",
@@ -292,6 +293,16 @@ pub struct Config {
         global = true
     )]
     pub task_max_attempts: u32,
+
+    /// The longest a randomize task may run (its `--randomize-delay` included); one that
+    /// takes longer ends errored, `timed out after ...`.
+    #[arg(long, env = "GLASSBOX_RANDOMIZE_TIMEOUT", default_value = "2m", value_parser = parse_duration, global = true)]
+    pub randomize_timeout: Duration,
+
+    /// The longest a sum-evens task may run; one that takes longer ends errored and its
+    /// chunks stop being summed.
+    #[arg(long, env = "GLASSBOX_SUM_EVENS_TIMEOUT", default_value = "30m", value_parser = parse_duration, global = true)]
+    pub sum_evens_timeout: Duration,
 
     /// The SpaceTime seed's artificial delay before each randomize task (it slept 15 s).
     #[arg(long, env = "GLASSBOX_RANDOMIZE_DELAY", default_value = "0s", value_parser = parse_duration, global = true)]
@@ -329,7 +340,9 @@ pub struct Config {
     #[arg(long, env = "GLASSBOX_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, global = true)]
     pub trusted_proxies: Vec<IpNet>,
 
-    /// On SIGINT or SIGTERM, how long in-flight requests may take to finish before the service exits.
+    /// On SIGINT or SIGTERM, how long in-flight requests and running tasks may take to finish
+    /// before the service exits; a task still running then is queued again (it runs after a
+    /// restart, or on another worker).
     #[arg(long, env = "GLASSBOX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
 }

@@ -42,13 +42,17 @@ fn main() -> ExitCode {
                 runtime.worker_threads(threads.max(1));
             }
             let result = runtime.build().map_err(anyhow::Error::from).and_then(|rt| {
-                rt.block_on(async {
+                let result = rt.block_on(async {
                     if command == Command::Worker {
                         glassbox::service::worker(config).await
                     } else {
                         glassbox::service::serve(config).await
                     }
-                })
+                });
+                // Past the grace period nothing is waited for: a task's computation still on
+                // a blocking thread is abandoned (the task runs again after a restart).
+                rt.shutdown_timeout(std::time::Duration::from_millis(500));
+                result
             });
             let code = match result {
                 Ok(()) => ExitCode::SUCCESS,

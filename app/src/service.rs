@@ -121,8 +121,13 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
     let ttl = config.task_ttl;
     Ok(match (&config.queue, role) {
         (Backend::Embedded, Role::Serve) => {
-            let queue =
-                EmbeddedQueue::open(&config.data_dir, config.queue_capacity, ttl, files.clone())?;
+            let queue = EmbeddedQueue::open(
+                &config.data_dir,
+                config.queue_capacity,
+                ttl,
+                config.task_max_attempts,
+                files.clone(),
+            )?;
             let count = config.workers();
             let tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
             let workers = tasks.workers(queue, runner(), None);
@@ -300,8 +305,22 @@ where
             version = env!("CARGO_PKG_VERSION"),
             "listening"
         );
-        server::run(listener, self.endpoint, &self.config, shutdown).await?;
-        self.background.stop(self.config.shutdown_grace).await;
+        // The workers are told to stop at the same time as the listener, so the grace period
+        // bounds both together rather than one after the other.
+        let (signalled, signal) = tokio::sync::oneshot::channel::<()>();
+        let background = self.background;
+        let grace = self.config.shutdown_grace;
+        let workers = tokio::spawn(async move {
+            let _ = signal.await;
+            background.stop(grace).await;
+        });
+        let shutdown = async {
+            shutdown.await;
+            let _ = signalled.send(());
+        };
+        let served = server::run(listener, self.endpoint, &self.config, shutdown).await;
+        let _ = workers.await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

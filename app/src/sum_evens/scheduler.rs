@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, oneshot};
@@ -77,6 +77,18 @@ struct Job {
     next: AtomicU64,
     progress: Arc<AtomicU64>,
     outcome: Mutex<Outcome>,
+    /// Nobody waits for the sum any more (its task timed out or stopped): the chunks left
+    /// are skipped, not summed.
+    abandoned: AtomicBool,
+}
+
+/// Marks its job abandoned when the sum is no longer awaited.
+struct Abandon(Arc<Job>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.abandoned.store(true, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -135,7 +147,9 @@ impl FairScheduler {
                 chunks_left: len.div_ceil(CHUNK),
                 done: Some(done),
             }),
+            abandoned: AtomicBool::new(false),
         });
+        let _abandon = Abandon(job.clone());
         {
             let mut state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
             let queue = state.jobs.entry(client.to_owned()).or_default();
@@ -205,14 +219,16 @@ async fn lane(me: Arc<Inner>) {
             Next::End => return,
         };
         let end = (start + CHUNK).min(job.len);
-        // A chunk after a bad token already found cannot hold the first one.
-        let skip = job
-            .outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .bad
-            .as_ref()
-            .is_some_and(|bad| bad.offset < start);
+        // A chunk after a bad token already found cannot hold the first one; a job nobody
+        // waits for needs no more sums.
+        let skip = job.abandoned.load(Ordering::Relaxed)
+            || job
+                .outcome
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .bad
+                .as_ref()
+                .is_some_and(|bad| bad.offset < start);
         let result = if skip {
             Ok(Partial::default())
         } else {
@@ -335,6 +351,7 @@ mod tests {
                     chunks_left: 0,
                     done: None,
                 }),
+                abandoned: AtomicBool::new(false),
             })
         };
         {

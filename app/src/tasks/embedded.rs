@@ -70,12 +70,13 @@ impl EmbeddedQueue {
         data_dir: &Path,
         capacity: usize,
         ttl: Duration,
+        max_attempts: u32,
         files: TaskFiles,
     ) -> Result<Arc<Self>, QueueError> {
         let path = data_dir.join(FILE_NAME);
         let file = RedbFile::open(&path).map_err(unavailable)?;
         let db = file.get().map_err(unavailable)?;
-        let (waiting, counts, known) = recover(&db).map_err(unavailable)?;
+        let (waiting, counts, known) = recover(&db, max_attempts).map_err(unavailable)?;
         drop(db);
         // The data directory is this process's alone (redb locks the file): whatever a crash
         // left half written, and files of tasks without a record, go now.
@@ -205,10 +206,12 @@ impl EmbeddedQueue {
 }
 
 /// Counts the records by state and lines up the unfinished ones, oldest first within each
-/// client; a task that was running when the process stopped goes back to requested. Also
-/// returns every task id on record.
+/// client; a task that was running when the process stopped goes back to requested, or ends
+/// errored once it has been started `max_attempts` times. Also returns every task id on
+/// record.
 fn recover(
     db: &Database,
+    max_attempts: u32,
 ) -> Result<(FairLine, [u64; 4], std::collections::HashSet<TaskId>), redb::Error> {
     let txn = db.begin_write()?;
     let mut counts = [0u64; 4];
@@ -225,7 +228,19 @@ fn recover(
                 continue;
             };
             if record.state == TaskState::Received {
-                record.state = TaskState::Requested;
+                if record.attempts >= max_attempts.max(1) {
+                    // Started that often and stopped each time with its process: a task that
+                    // kills its process would otherwise do it forever.
+                    record.state = TaskState::Errored;
+                    record.finished_ms = Some(now_ms());
+                    record.error = Some(format!(
+                        "gave up after {} attempts: the process running it stopped each time \
+                         (--task-max-attempts)",
+                        record.attempts
+                    ));
+                } else {
+                    record.state = TaskState::Requested;
+                }
                 interrupted.push(record.clone());
             }
             counts[record.state as usize] += 1;
@@ -366,7 +381,7 @@ mod tests {
     use crate::tasks::TaskKind;
 
     fn open(dir: &Path, capacity: usize, ttl: Duration) -> Arc<EmbeddedQueue> {
-        EmbeddedQueue::open(dir, capacity, ttl, TaskFiles::new(dir, 0).unwrap()).unwrap()
+        EmbeddedQueue::open(dir, capacity, ttl, 3, TaskFiles::new(dir, 0).unwrap()).unwrap()
     }
 
     fn task(n: u128, created: u64) -> TaskRecord {
@@ -482,5 +497,34 @@ mod tests {
         assert_eq!(queue.files.read_result(TaskId(1)).await.unwrap(), None);
         assert!(queue.get(TaskId(2)).await.unwrap().is_some());
         assert_eq!(queue.counts().await.unwrap().finished, 0);
+    }
+
+    #[tokio::test]
+    async fn a_task_its_process_stopped_too_often_ends_errored() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let queue = open(dir.path(), 10, Duration::from_secs(3600));
+            queue.submit(task(1, 10)).await.unwrap();
+        }
+        // Three starts, each ended by the process stopping (the queue is dropped with the
+        // task received, as a crash leaves it).
+        for attempt in 1..=3 {
+            let queue = open(dir.path(), 10, Duration::from_secs(3600));
+            let taken = queue.take().await.unwrap().unwrap();
+            assert_eq!(taken.attempts, attempt);
+        }
+        let queue = open(dir.path(), 10, Duration::from_secs(3600));
+        let record = queue.get(TaskId(1)).await.unwrap().unwrap();
+        assert_eq!(record.state, TaskState::Errored);
+        assert!(
+            record
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("gave up after 3 attempts"),
+            "{record:?}"
+        );
+        assert_eq!(queue.counts().await.unwrap().errored, 1);
+        assert_eq!(queue.counts().await.unwrap().depth, 0);
     }
 }

@@ -31,6 +31,9 @@ pub(crate) enum TaskError {
     Compute(#[from] ComputeError),
     #[error("encoding the result: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The kind's time limit passed.
+    #[error("timed out after {limit:?} ({flag})")]
+    TimedOut { limit: Duration, flag: &'static str },
 }
 
 /// Everything a worker needs to run any kind of task.
@@ -44,6 +47,9 @@ pub(crate) struct Runner {
     seed: Option<u64>,
     /// Where sum-evens jobs are cut into chunks and shared fairly between clients.
     scheduler: FairScheduler,
+    /// Each kind's time limit.
+    randomize_timeout: Duration,
+    sum_evens_timeout: Duration,
 }
 
 impl Runner {
@@ -56,6 +62,8 @@ impl Runner {
             delay: config.randomize_delay,
             max_pixels: config.max_image_pixels,
             seed: config.seed,
+            randomize_timeout: config.randomize_timeout,
+            sum_evens_timeout: config.sum_evens_timeout,
         }
     }
 
@@ -66,10 +74,21 @@ impl Runner {
         task: &TaskRecord,
         progress: Arc<AtomicU64>,
     ) -> Result<(), TaskError> {
-        match task.kind {
-            TaskKind::Randomize => self.randomize(task).await,
-            TaskKind::SumEvens => self.sum_evens(task, progress).await,
-        }
+        let (limit, flag) = match task.kind {
+            TaskKind::Randomize => (self.randomize_timeout, "--randomize-timeout"),
+            TaskKind::SumEvens => (self.sum_evens_timeout, "--sum-evens-timeout"),
+        };
+        // Past the limit the work is dropped: a sum's remaining chunks are skipped, an image's
+        // compute finishes on its thread but its result is not kept.
+        let work = async {
+            match task.kind {
+                TaskKind::Randomize => self.randomize(task).await,
+                TaskKind::SumEvens => self.sum_evens(task, progress).await,
+            }
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or(Err(TaskError::TimedOut { limit, flag }))
     }
 
     async fn sum_evens(

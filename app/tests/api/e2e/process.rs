@@ -318,3 +318,82 @@ async fn an_upload_cut_by_a_crash_leaves_nothing_after_a_restart() {
     assert!(left.is_empty(), "left after the restart: {left:?}");
     assert_eq!(restarted.get("/health").await.status(), 200);
 }
+
+/// A randomize task that sleeps (`--randomize-delay`) as long as the test needs it running.
+async fn submit_slow_task(app: &Process) -> String {
+    let api = crate::contract::tasks::Api(app);
+    let token = api
+        .token(&crate::contract::tasks::distinct_png(8, 8).0)
+        .await;
+    testkit::eventually("the task to be running", || async {
+        api.state(&token).await == "received"
+    })
+    .await;
+    token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_task_returns_within_the_grace_and_the_task_runs_again() {
+    let mut app = Process::spawn(&["--shutdown-grace", "2s", "--randomize-delay", "60s"]).await;
+    let token = submit_slow_task(&app).await;
+    let start = std::time::Instant::now();
+    app.terminate();
+    let status = app.wait(Duration::from_secs(10));
+    let took = start.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(4), "SIGTERM took {took:?}");
+
+    let restarted = Process::spawn_in(app.take_dir(), &[]).await;
+    let api = crate::contract::tasks::Api(&restarted);
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    let line = finished_lines(&restarted, 1).await.remove(0);
+    assert_eq!(line["attempts"], 2, "{line}");
+    testkit::drill(
+        "SIGTERM while a task runs (--shutdown-grace 2s)",
+        "exit within the grace + 2 s; the task runs again after the restart",
+        &format!(
+            "exited after {:.1} s; the task finished on attempt 2",
+            took.as_secs_f64()
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_over_its_time_limit_ends_errored_with_the_reason() {
+    let app = Process::spawn(&["--randomize-delay", "30s", "--randomize-timeout", "1s"]).await;
+    let api = crate::contract::tasks::Api(&app);
+    let token = api
+        .token(&crate::contract::tasks::distinct_png(8, 8).0)
+        .await;
+    assert_eq!(api.wait_until_done(&token).await, "errored");
+    let (_, status) = api.status(&token).await;
+    assert_eq!(
+        status["error"], "timed out after 1s (--randomize-timeout)",
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_process_dies_more_often_than_the_attempt_limit_ends_errored() {
+    let flags = ["--task-max-attempts", "2", "--randomize-delay", "60s"];
+    let mut app = Process::spawn(&flags).await;
+    let token = submit_slow_task(&app).await;
+    app.kill();
+    let mut again = Process::spawn_in(app.take_dir(), &flags).await;
+    testkit::eventually("the task to run again", || async {
+        crate::contract::tasks::Api(&again).state(&token).await == "received"
+    })
+    .await;
+    again.kill();
+    let last = Process::spawn_in(again.take_dir(), &flags).await;
+    let api = crate::contract::tasks::Api(&last);
+    let (_, status) = api.status(&token).await;
+    assert_eq!(status["status"], "errored", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 2 attempts"),
+        "{status}"
+    );
+}
