@@ -50,6 +50,12 @@ pub struct Config {
     )]
     pub bind: SocketAddr,
 
+    /// A second HTTPS listener (same certificate) that alone serves the operator's routes:
+    /// `/metrics`, `/logs`, `/dashboard` and its assets and data; `--bind` then answers those
+    /// 404. `/status`, `/health` and `/openapi.json` are on both. Unset: everything on `--bind`.
+    #[arg(long, env = "GLASSBOX_ADMIN_BIND", global = true)]
+    pub admin_bind: Option<SocketAddr>,
+
     /// Directory holding `ca.crt`, `ca.key`, `server.crt` and `server.key`.
     #[arg(
         long,

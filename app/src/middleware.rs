@@ -22,7 +22,7 @@ use crate::body::{self, Limit};
 use crate::error::{ApiError, ErrorCause, Overload};
 use crate::forwarded;
 use crate::limiter::{Full, Holding, Permit};
-use crate::routes::table::Route;
+use crate::routes::table::{Route, Serving};
 use crate::telemetry::{InFlight, RequestInfo};
 
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
@@ -42,11 +42,17 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub(crate) struct Observe<S> {
     state: AppState,
     inner: S,
+    /// Which routes this listener serves; the others are not found here.
+    serving: Serving,
 }
 
 impl<S> Observe<S> {
-    pub(crate) fn new(state: AppState, inner: S) -> Self {
-        Self { state, inner }
+    pub(crate) fn new(state: AppState, inner: S, serving: Serving) -> Self {
+        Self {
+            state,
+            inner,
+            serving,
+        }
     }
 }
 
@@ -56,6 +62,8 @@ enum Work<F> {
     Run(F, Option<Permit>),
     /// The declared body is over the limit.
     Refuse(Pin<Box<dyn Future<Output = Response> + Send>>),
+    /// The route belongs on the other listener: 404, as for a path with no route.
+    Elsewhere,
     /// Over the concurrency limit: the 503 is ready, the body is still to be drained.
     Shed(Response, Body),
 }
@@ -77,7 +85,15 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let state = self.state.clone();
-        let route = state.routes.lookup(req.uri().path());
+        // A route that belongs on the other listener is no route here (and is labelled as
+        // unmatched, like any unknown path).
+        let route = state
+            .routes
+            .lookup(req.uri().path())
+            .filter(|r| r.listener.served_by(self.serving));
+        let elsewhere = route.is_none()
+            && self.serving != Serving::Everything
+            && state.routes.lookup(req.uri().path()).is_some();
         let body_timeout = route.map_or(state.config.body_timeout, |r| {
             Duration::from_millis(r.body_timeout_ms)
         });
@@ -104,17 +120,21 @@ where
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             req.extensions_mut().insert(Limit(limit));
         }
-        let work = match declared_length(&req).filter(|&n| n > limit as u64) {
-            Some(declared) => Work::Refuse(Box::pin(refuse_oversized(
-                req,
-                declared,
-                limit,
-                body_timeout,
-            ))),
-            None => match admit(&state, route, info.client()) {
-                Ok(permit) => Work::Run(self.inner.call(req), permit),
-                Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
-            },
+        let work = if elsewhere {
+            Work::Elsewhere
+        } else {
+            match declared_length(&req).filter(|&n| n > limit as u64) {
+                Some(declared) => Work::Refuse(Box::pin(refuse_oversized(
+                    req,
+                    declared,
+                    limit,
+                    body_timeout,
+                ))),
+                None => match admit(&state, route, info.client()) {
+                    Ok(permit) => Work::Run(self.inner.call(req), permit),
+                    Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
+                },
+            }
         };
         Box::pin(async move {
             let in_flight = InFlight::start(&state.telemetry, info);
@@ -138,6 +158,12 @@ where
                     }
                 }
                 Work::Refuse(refusal) => refusal.await,
+                Work::Elsewhere => {
+                    if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
+                        body::drain(rest, body_timeout).await;
+                    }
+                    ApiError::NotFound.into_response()
+                }
                 Work::Shed(response, rest) => {
                     drop(rest);
                     if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {

@@ -19,6 +19,7 @@ use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
 use crate::config::{Backend, Config};
 use crate::health::{CertificateCheck, Health};
+use crate::routes::table::Serving;
 use crate::routes::{self, worker::WorkerState};
 use crate::server::{self, Endpoint, HttpService};
 use crate::store;
@@ -33,7 +34,13 @@ use crate::telemetry::Telemetry;
 pub async fn serve(config: Config) -> Result<()> {
     let service = Service::serve(config)?;
     let listener = bind(service.config().bind).await?;
-    service.run(listener, shutdown_signal()).await
+    let admin = match service.config().admin_bind {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    service
+        .run_with_admin(listener, admin, shutdown_signal())
+        .await
 }
 
 /// `glassbox worker`: task workers for a Redis queue, with `/status`, `/health` and `/metrics`
@@ -194,6 +201,8 @@ struct Parts<S> {
     config: Config,
     role: Role,
     endpoint: Endpoint<S>,
+    /// The operator's routes on `--admin-bind`, when it is set.
+    admin: Option<Endpoint<S>>,
     /// The task workers this process runs (none for a service on a Redis queue).
     background: Background,
     workers: usize,
@@ -224,13 +233,23 @@ impl Service {
         let built = routes::build(&config);
         let state = AppState::new(config.clone(), health, telemetry.clone(), backends, &built)?;
         crate::dashboard::sampler::start(&state);
-        let router = routes::service(built.router, state);
+        let (main, admin) = match config.admin_bind {
+            Some(_) => (Serving::Public, Some(Serving::Admin)),
+            None => (Serving::Everything, None),
+        };
+        let admin = admin.map(|serving| Endpoint {
+            router: routes::service(built.router.clone(), state.clone(), serving),
+            tls: tls.clone(),
+            telemetry: telemetry.clone(),
+        });
+        let router = routes::service(built.router, state, main);
         Ok(Self(Kind::Serve(Parts {
             endpoint: Endpoint {
                 router,
                 tls,
                 telemetry,
             },
+            admin,
             config,
             role: Role::Serve,
             background,
@@ -258,6 +277,7 @@ impl Service {
                 tls: prepared.tls,
                 telemetry: prepared.telemetry,
             },
+            admin: None,
             config: prepared.config,
             role: Role::Worker,
             background,
@@ -282,9 +302,20 @@ impl Service {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
+        self.run_with_admin(listener, None, shutdown).await
+    }
+
+    /// [`Service::run`], with the operator's routes on `admin` when `--admin-bind` is set
+    /// (the listener must then be given).
+    pub async fn run_with_admin(
+        self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
         match self.0 {
-            Kind::Serve(parts) => parts.run(listener, shutdown).await,
-            Kind::Worker(parts) => parts.run(listener, shutdown).await,
+            Kind::Serve(parts) => parts.run(listener, admin, shutdown).await,
+            Kind::Worker(parts) => parts.run(listener, admin, shutdown).await,
         }
     }
 }
@@ -294,8 +325,27 @@ where
     S: HttpService + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
-    async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+    async fn run(
+        self,
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
         let local = listener.local_addr()?;
+        let admin = match (self.admin, admin_listener) {
+            (Some(endpoint), Some(listener)) => Some((endpoint, listener)),
+            (None, None) => None,
+            (Some(_), None) => bail!("--admin-bind is set but no admin listener was given"),
+            (None, Some(_)) => bail!("an admin listener was given without --admin-bind"),
+        };
+        if let Some((_, admin)) = &admin {
+            let addr = admin.local_addr()?;
+            tracing::info!(
+                addr = %addr,
+                url = %format!("https://{}/dashboard", display_host(addr)),
+                "admin listening: /metrics, /logs, /dashboard"
+            );
+        }
         tracing::info!(
             addr = %local,
             url = %format!("https://{}", display_host(local)),
@@ -314,13 +364,29 @@ where
             let _ = signal.await;
             background.stop(grace).await;
         });
+        // One signal stops both listeners.
+        let stopping = tokio_util::sync::CancellationToken::new();
         let shutdown = async {
             shutdown.await;
+            stopping.cancel();
             let _ = signalled.send(());
         };
-        let served = server::run(listener, self.endpoint, &self.config, shutdown).await;
+        let admin_served = async {
+            match admin {
+                Some((endpoint, listener)) => {
+                    server::run(listener, endpoint, &self.config, stopping.cancelled()).await
+                }
+                None => Ok(()),
+            }
+        };
+        let (served, admin_served) = tokio::join!(
+            server::run(listener, self.endpoint, &self.config, shutdown),
+            admin_served
+        );
+        stopping.cancel();
         let _ = workers.await;
         served?;
+        admin_served?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -31,7 +31,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr, ca: PathBuf) -> Self {
+    /// The service at `addr`, trusting only `ca`.
+    pub fn new(addr: SocketAddr, ca: PathBuf) -> Self {
         Self {
             addr,
             client: client_trusting(&ca),
@@ -126,6 +127,9 @@ fn base_args(dir: &Path, data: &Path) -> Vec<String> {
 #[derive(Debug)]
 pub struct InProcess {
     endpoint: Endpoint,
+    /// The admin listener, when started with `--admin-bind` (its address is a free port
+    /// chosen here, whatever the flag said).
+    pub admin: Option<Endpoint>,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<anyhow::Result<()>>>,
@@ -146,17 +150,33 @@ impl InProcess {
         let config = glassbox::config::Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
             .config;
+        let wants_admin = config.admin_bind.is_some();
         let service = glassbox::service::Service::serve(config).expect("the service builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("bound");
+        let admin_listener = match wants_admin {
+            true => Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a loopback port"),
+            ),
+            false => None,
+        };
+        let admin = admin_listener.as_ref().map(|l| {
+            Endpoint::new(
+                l.local_addr().expect("bound"),
+                dir.path().join("certs/ca.crt"),
+            )
+        });
         let (stop, stopped) = oneshot::channel::<()>();
-        let running = tokio::spawn(service.run(listener, async {
+        let running = tokio::spawn(service.run_with_admin(listener, admin_listener, async {
             let _ = stopped.await;
         }));
         Self {
             endpoint: Endpoint::new(addr, dir.path().join("certs/ca.crt")),
+            admin,
             dir,
             stop: Some(stop),
             running: Some(running),

@@ -22,7 +22,7 @@ use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::ParameterIn;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use self::table::{Policy, Registration, RouteTable};
+use self::table::{Policy, Registration, RouteTable, Serving};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -136,11 +136,12 @@ pub(crate) type Service = middleware::Observe<Router>;
 /// the route's policy from the table (body limit, concurrency limit), telemetry, JSON 405
 /// bodies. (Handlers read bodies through [`crate::body`] with their route's limit, not through
 /// axum's extractors, so there is no `DefaultBodyLimit` to configure.)
-pub(crate) fn service(router: Router<AppState>, state: AppState) -> Service {
+/// `serving` says which routes this listener has: the others answer 404, as unknown paths do.
+pub(crate) fn service(router: Router<AppState>, state: AppState, serving: Serving) -> Service {
     let router = router
         .fallback(|| async { ApiError::NotFound })
         .with_state(state.clone());
-    middleware::Observe::new(state, router)
+    middleware::Observe::new(state, router, serving)
 }
 
 /// Fills in what the document takes from the table and the configuration: each operation's

@@ -102,6 +102,27 @@ pub(crate) enum Listener {
     Both,
 }
 
+impl Listener {
+    /// Whether a route that belongs on `self` is served by a listener that serves `serving`.
+    pub(crate) fn served_by(self, serving: Serving) -> bool {
+        match serving {
+            Serving::Everything => true,
+            Serving::Public => self != Self::Admin,
+            Serving::Admin => self != Self::Public,
+        }
+    }
+}
+
+/// What one listener serves: everything (no `--admin-bind`), or its side of the split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serving {
+    Everything,
+    /// `--bind` when `--admin-bind` is set: the API and the service's own routes.
+    Public,
+    /// `--admin-bind`: metrics, logs, the dashboard and the service's own routes.
+    Admin,
+}
+
 /// Whether a route's trailing slash is part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

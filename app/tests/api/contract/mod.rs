@@ -1,5 +1,6 @@
 //! Contract tests against glassbox in this process: no outside program needed.
 
+pub mod admin;
 pub mod dashboard;
 pub mod deepgram;
 pub mod lifecycle;

@@ -397,3 +397,23 @@ async fn a_task_whose_process_dies_more_often_than_the_attempt_limit_ends_errore
         "{status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glassbox_serve_binds_the_admin_listener() {
+    let port = testkit::free_port();
+    let app = Process::spawn(&["--admin-bind", &format!("127.0.0.1:{port}")]).await;
+    let admin =
+        testkit::Endpoint::new(format!("127.0.0.1:{port}").parse().unwrap(), app.ca.clone());
+    testkit::eventually("the admin listener", || async {
+        admin.client.get(admin.url("/health")).send().await.is_ok()
+    })
+    .await;
+    assert_eq!(admin.get("/metrics").await.status(), 200);
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    assert_eq!(app.get("/").await.status(), 200);
+    let listening = app
+        .stdout_lines()
+        .iter()
+        .any(|l| l.contains("admin listening"));
+    assert!(listening, "{:?}", app.stdout_lines());
+}
