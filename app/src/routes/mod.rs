@@ -411,7 +411,7 @@ mod tests {
                 let state = AppState::for_tests(config, Health::default());
                 let method = if post { "POST" } else { "GET" };
                 let request = || Request::builder().method(method).uri(&path).body(Body::empty()).unwrap();
-                service(built().router, state.clone()).oneshot(request()).await.unwrap();
+                service(built().router, state.clone(), Serving::Everything).oneshot(request()).await.unwrap();
                 let label = state.telemetry.stats.snapshot().routes[0].route.clone();
                 (label, axum_matched_path(state, request()).await)
             });

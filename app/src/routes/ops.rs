@@ -176,11 +176,14 @@ mod tests {
 
     async fn get(state: AppState, path: &str) -> (u16, serde_json::Value) {
         let built = crate::routes::build(&state.config);
-        let response =
-            crate::routes::service(built.router, state, super::table::Serving::Everything)
-                .oneshot(Request::get(path).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
+        let response = crate::routes::service(
+            built.router,
+            state,
+            crate::routes::table::Serving::Everything,
+        )
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
