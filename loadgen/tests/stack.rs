@@ -61,6 +61,64 @@ fn the_compose_file_validates_and_insists_on_a_grafana_password() {
     );
 }
 
+/// The compose file as the parser resolves it, with `env` set.
+fn resolved(env: &[(&str, &str)]) -> String {
+    let file = repo().join("docker-compose.yml");
+    let mut command = compose();
+    command
+        .args(["-f", file.to_str().unwrap(), "config"])
+        .env("GRAFANA_ADMIN_PASSWORD", "not-admin")
+        .env_remove("GLASSBOX_PUBLISH_ADDR");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let (ok, text) = output(&mut command);
+    assert!(ok, "docker-compose.yml does not validate:\n{text}");
+    text
+}
+
+#[test]
+fn published_ports_bind_to_loopback_unless_asked_and_metrics_stay_off_nginx() {
+    let text = resolved(&[]);
+    // Debian's docker-compose writes a published port as `HOST:PUBLISHED:TARGET/tcp`; the
+    // docker CLI's plugin as a mapping with `host_ip:`.
+    let binds = |text: &str, host: &str| {
+        let host_ips: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("host_ip:"))
+            .map(str::trim)
+            .collect();
+        if host_ips.is_empty() {
+            ["5000", "3000", "9090"]
+                .iter()
+                .all(|port| text.contains(&format!("{host}:{port}:{port}")))
+        } else {
+            host_ips.len() == 3 && host_ips.iter().all(|ip| *ip == host)
+        }
+    };
+    assert!(binds(&text, "127.0.0.1"), "{text}");
+    let open = resolved(&[("GLASSBOX_PUBLISH_ADDR", "0.0.0.0")]);
+    assert!(binds(&open, "0.0.0.0"), "{open}");
+    // The replicas keep /metrics, /logs and /dashboard on their admin listener, which is the
+    // port Prometheus scrapes; nginx proxies the public port only.
+    assert!(text.contains("--admin-bind 0.0.0.0:9444"), "{text}");
+    let prometheus =
+        std::fs::read_to_string(repo().join("dashboards/prometheus/compose.yml")).unwrap();
+    let glassbox_job = prometheus
+        .split("- job_name:")
+        .find(|job| job.trim_start().starts_with("glassbox\n"))
+        .expect("the glassbox job");
+    assert!(glassbox_job.contains("port: 9444"), "{glassbox_job}");
+    assert!(
+        text.contains("server glassbox:8443;"),
+        "nginx proxies the public port"
+    );
+    assert!(
+        text.contains("noeviction"),
+        "Redis may not evict queued tasks"
+    );
+}
+
 #[test]
 fn every_image_is_pinned_and_every_long_running_service_has_a_health_check() {
     let text = compose_text();
