@@ -3,14 +3,18 @@
 //! A CA (`ca.crt`, `ca.key`) signs a server certificate (`server.crt`, `server.key`) for
 //! localhost, 127.0.0.1, ::1 and any configured names. Clients trust `ca.crt` and need no `-k`.
 //! A certificate is reused while it is valid for more than [`RENEW_BEFORE`]; otherwise it is
-//! replaced, and a CA that must be replaced takes the server certificate with it.
+//! replaced, and a CA that must be replaced takes the server certificate with it. A renewed
+//! server certificate keeps every name the old one had (another process may have added one).
+//! A CA that cannot be read is an error naming the file, never silently replaced: clients
+//! trust it, so replacing it is asked for (`glassbox certs --new-ca`). Concurrent starts in
+//! one directory take turns (a lock file) and write through temporary files of their own.
 
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -66,26 +70,57 @@ pub struct ServerCertInfo {
     pub names: Vec<String>,
 }
 
-/// Makes sure `dir` holds a valid CA and server certificate covering `extra_names`.
+/// Makes sure `dir` holds a valid CA and server certificate covering `extra_names` (and
+/// every name the server certificate already had).
 pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(Outcome, ServerCertInfo)> {
-    ensure_at(dir, extra_names, OffsetDateTime::now_utc())
+    ensure_at(dir, extra_names, false, OffsetDateTime::now_utc())
+}
+
+/// [`ensure`], replacing the CA first (`glassbox certs --new-ca`): for a CA that cannot be
+/// read, or one that should no longer be trusted. Clients must trust the new `ca.crt`.
+pub fn replace_ca(dir: &Path, extra_names: &[String]) -> Result<(Outcome, ServerCertInfo)> {
+    ensure_at(dir, extra_names, true, OffsetDateTime::now_utc())
 }
 
 fn ensure_at(
     dir: &Path,
     extra_names: &[String],
+    new_ca: bool,
     now: OffsetDateTime,
 ) -> Result<(Outcome, ServerCertInfo)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _turn = lock(dir)?;
     let paths = CertPaths::in_dir(dir);
-    let names = wanted_names(extra_names);
+    let mut kept = existing_names(&paths.server_cert);
+    kept.extend(extra_names.iter().cloned());
+    let names = wanted_names(&kept);
 
-    let (ca_pem, ca_key, mut outcome) = match usable_ca(&paths, now) {
-        Ok((pem, key)) => (pem, key, Outcome::Reused),
-        Err(reason) => {
-            tracing::info!(reason = %reason, dir = %dir.display(), "creating a new local CA");
-            let (pem, key) = create_ca(&paths, now)?;
-            (pem, key, Outcome::CaCreated)
+    let absent = !paths.ca_cert.exists() && !paths.ca_key.exists();
+    let (ca_pem, ca_key, mut outcome) = if new_ca || absent {
+        let why = if new_ca {
+            "asked to (--new-ca)"
+        } else {
+            "there is none"
+        };
+        tracing::info!(dir = %dir.display(), why, "creating a new local CA");
+        let (pem, key) = create_ca(&paths, now)?;
+        (pem, key, Outcome::CaCreated)
+    } else {
+        match usable_ca(&paths, now) {
+            Ok((pem, key)) => (pem, key, Outcome::Reused),
+            // A CA near its end is renewed; anything else wrong with it is for a person.
+            Err(reason @ Unusable::Expiring { .. }) => {
+                tracing::info!(reason = %reason, dir = %dir.display(), "creating a new local CA");
+                let (pem, key) = create_ca(&paths, now)?;
+                (pem, key, Outcome::CaCreated)
+            }
+            Err(reason) => bail!(
+                "the local CA in {} cannot be used: {reason}. Clients trust it, so it is not \
+                 replaced silently: restore it, or run `glassbox certs --new-ca --certs-dir {}` \
+                 to make a new one (and trust the new ca.crt)",
+                dir.display(),
+                dir.display()
+            ),
         }
     };
 
@@ -102,6 +137,29 @@ fn ensure_at(
     restrict_key_mode(&paths.server_key)?;
     let info = read_server_info(&paths.server_cert)?;
     Ok((outcome, info))
+}
+
+/// The names the server certificate on disk covers (none if it cannot be read).
+fn existing_names(server_cert: &Path) -> Vec<String> {
+    read_server_info(server_cert)
+        .map(|info| info.names)
+        .unwrap_or_default()
+}
+
+/// Waits for this directory's lock (`.lock`, released when the returned file closes), so that
+/// two processes starting at once do not each make a CA and mix their files.
+fn lock(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(".lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    #[cfg(unix)]
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 /// The names the server certificate must cover, defaults first, without duplicates.
@@ -325,7 +383,12 @@ fn issue_server(
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a key.
 fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A name of its own: another process writing the same file cannot interleave with it.
+    let tmp = path.with_extension(format!(
+        "{}.{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -425,8 +488,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
         // Issued long ago, so it now expires within the renewal window.
-        ensure_at(dir.path(), &[], now - SERVER_LIFETIME + Duration::days(10)).unwrap();
-        let (outcome, info) = ensure_at(dir.path(), &[], now).unwrap();
+        ensure_at(
+            dir.path(),
+            &[],
+            false,
+            now - SERVER_LIFETIME + Duration::days(10),
+        )
+        .unwrap();
+        let (outcome, info) = ensure_at(dir.path(), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
         assert!(info.not_after - now > RENEW_BEFORE);
     }
@@ -435,8 +504,14 @@ mod tests {
     fn replaces_an_expiring_ca_and_its_server_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
-        ensure_at(dir.path(), &[], now - CA_LIFETIME + Duration::days(5)).unwrap();
-        let (outcome, _) = ensure_at(dir.path(), &[], now).unwrap();
+        ensure_at(
+            dir.path(),
+            &[],
+            false,
+            now - CA_LIFETIME + Duration::days(5),
+        )
+        .unwrap();
+        let (outcome, _) = ensure_at(dir.path(), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::CaCreated);
     }
 
@@ -454,13 +529,94 @@ mod tests {
     }
 
     #[test]
-    fn garbage_files_are_replaced() {
+    fn a_broken_ca_is_an_error_with_its_path_and_new_ca_replaces_it() {
         let dir = tempfile::tempdir().unwrap();
-        for file in ["ca.crt", "ca.key", "server.crt", "server.key"] {
+        ensure(dir.path(), &[]).unwrap();
+        fs::write(dir.path().join("ca.key"), "not a key").unwrap();
+        let err = format!("{:#}", ensure(dir.path(), &[]).unwrap_err());
+        assert!(err.contains("ca.key"), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert!(err.contains("--new-ca"), "{err}");
+        // Untouched: the CA is not replaced behind the user's back.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("ca.key")).unwrap(),
+            "not a key"
+        );
+        let (outcome, _) = replace_ca(dir.path(), &[]).unwrap();
+        assert_eq!(outcome, Outcome::CaCreated);
+        assert_eq!(ensure(dir.path(), &[]).unwrap().0, Outcome::Reused);
+    }
+
+    #[test]
+    fn a_garbage_server_certificate_is_reissued() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), &[]).unwrap();
+        for file in ["server.crt", "server.key"] {
             fs::write(dir.path().join(file), "not a certificate").unwrap();
         }
         let (outcome, _) = ensure(dir.path(), &[]).unwrap();
-        assert_eq!(outcome, Outcome::CaCreated);
+        assert_eq!(outcome, Outcome::ServerIssued);
+    }
+
+    #[test]
+    fn renewal_keeps_every_name_the_certificate_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let added = vec!["worker".to_string(), "10.1.2.3".to_string()];
+        ensure_at(
+            dir.path(),
+            &added,
+            false,
+            now - SERVER_LIFETIME + Duration::days(10),
+        )
+        .unwrap();
+        // Renewed inside the window by a process that names none of them.
+        let (outcome, info) = ensure_at(dir.path(), &[], false, now).unwrap();
+        assert_eq!(outcome, Outcome::ServerIssued);
+        for name in ["worker", "10.1.2.3", "localhost"] {
+            assert!(
+                info.names.iter().any(|n| n == name),
+                "{name}: {:?}",
+                info.names
+            );
+        }
+    }
+
+    #[test]
+    fn concurrent_starts_agree_on_one_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let starts: Vec<_> = (0..4)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || ensure(&path, &[format!("replica-{i}")]).unwrap())
+            })
+            .collect();
+        let created = starts
+            .into_iter()
+            .map(|s| s.join().unwrap().0)
+            .filter(|o| *o == Outcome::CaCreated)
+            .count();
+        assert_eq!(created, 1, "one CA for all");
+        // The files on disk belong together, and the last certificate has every name.
+        let paths = CertPaths::in_dir(&path);
+        let ca = fs::read_to_string(&paths.ca_cert).unwrap();
+        let names = wanted_names(&[]);
+        assert!(usable_server(&paths, &ca, &names, OffsetDateTime::now_utc()).is_ok());
+        let info = read_server_info(&paths.server_cert).unwrap();
+        for i in 0..4 {
+            assert!(
+                info.names.contains(&format!("replica-{i}")),
+                "{:?}",
+                info.names
+            );
+        }
+        let leftovers: Vec<_> = fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]

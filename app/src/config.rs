@@ -75,6 +75,12 @@ pub struct Config {
     )]
     pub cert_names: Vec<String>,
 
+    /// `glassbox certs`: make a new local CA (and server certificate) even though one is
+    /// there; for a CA that cannot be read or should no longer be trusted. Clients must then
+    /// trust the new ca.crt.
+    #[arg(long, global = true)]
+    pub new_ca: bool,
+
     /// Directory for the service's own data (created if missing).
     #[arg(
         long,

@@ -470,7 +470,11 @@ pub fn openapi(config: &Config) -> String {
 
 /// `glassbox certs`: creates or renews the certificates and says what it did.
 pub fn certs(config: &Config) -> Result<String> {
-    let (outcome, info) = certs::ensure(&config.certs_dir, &config.cert_names)?;
+    let (outcome, info) = if config.new_ca {
+        certs::replace_ca(&config.certs_dir, &config.cert_names)?
+    } else {
+        certs::ensure(&config.certs_dir, &config.cert_names)?
+    };
     let dir = config.certs_dir.display();
     let what = match outcome {
         Outcome::Reused => "certificates are valid; nothing to do",

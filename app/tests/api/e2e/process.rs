@@ -417,3 +417,52 @@ async fn glassbox_serve_binds_the_admin_listener() {
         .any(|l| l.contains("admin listening"));
     assert!(listening, "{:?}", app.stdout_lines());
 }
+
+#[tokio::test]
+async fn a_corrupt_ca_key_stops_certs_and_serve_with_its_path_until_new_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let run = |args: &[&str]| {
+        testkit::glassbox::command()
+            .args(args)
+            .arg("--certs-dir")
+            .arg(&certs)
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--log-dir")
+            .arg(dir.path().join("logs"))
+            .output()
+            .expect("glassbox runs")
+    };
+    assert!(run(&["certs"]).status.success());
+    let ca_key = certs.join("ca.key");
+    std::fs::write(&ca_key, "-----BEGIN PRIVATE KEY-----\nbroken\n").unwrap();
+    let said = |output: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    for command in ["certs", "serve"] {
+        let output = run(&[command]);
+        assert!(
+            !output.status.success(),
+            "{command} went on with a broken CA"
+        );
+        let text = said(&output);
+        assert!(
+            text.contains(&certs.display().to_string()) && text.contains("ca.key"),
+            "{command}: {text}"
+        );
+        assert!(text.contains("--new-ca"), "{command}: {text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&ca_key).unwrap(),
+        "-----BEGIN PRIVATE KEY-----\nbroken\n",
+        "the CA was not replaced behind the user's back"
+    );
+    let output = run(&["certs", "--new-ca"]);
+    assert!(output.status.success(), "{}", said(&output));
+    assert!(said(&output).contains("created a new CA"));
+}
