@@ -96,6 +96,23 @@ fn ensure_at(
     let names = wanted_names(&kept);
 
     let absent = !paths.ca_cert.exists() && !paths.ca_key.exists();
+    // A server that was given `ca.crt` and its own certificate but not the CA's key (the key
+    // kept where certificates are made): it serves what it has while that is valid.
+    if !new_ca && paths.ca_cert.exists() && !paths.ca_key.exists() {
+        let ca_pem = fs::read_to_string(&paths.ca_cert)
+            .with_context(|| format!("reading {}", paths.ca_cert.display()))?;
+        if let Err(reason) = usable_server(&paths, &ca_pem, &names, now) {
+            bail!(
+                "server.crt in {} needs replacing ({reason}), but the CA's key is not there \
+                 ({} is missing): run `glassbox certs` where the key is, or \
+                 `glassbox certs --new-ca` to make a new CA",
+                dir.display(),
+                paths.ca_key.display()
+            );
+        }
+        restrict_key_mode(&paths.server_key)?;
+        return Ok((Outcome::Reused, read_server_info(&paths.server_cert)?));
+    }
     let (ca_pem, ca_key, mut outcome) = if new_ca || absent {
         let why = if new_ca {
             "asked to (--new-ca)"
@@ -545,6 +562,29 @@ mod tests {
         let (outcome, _) = replace_ca(dir.path(), &[]).unwrap();
         assert_eq!(outcome, Outcome::CaCreated);
         assert_eq!(ensure(dir.path(), &[]).unwrap().0, Outcome::Reused);
+    }
+
+    #[test]
+    fn without_the_ca_key_a_valid_server_certificate_is_served_and_an_old_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        ensure_at(dir.path(), &[], false, now).unwrap();
+        fs::remove_file(dir.path().join("ca.key")).unwrap();
+        let (outcome, _) = ensure_at(dir.path(), &[], false, now).unwrap();
+        assert_eq!(outcome, Outcome::Reused);
+        let later = now + SERVER_LIFETIME - Duration::days(5);
+        let err = format!(
+            "{:#}",
+            ensure_at(dir.path(), &[], false, later).unwrap_err()
+        );
+        assert!(
+            err.contains("ca.key") && err.contains("is missing"),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("ca.key").exists(),
+            "no CA was made behind the user's back"
+        );
     }
 
     #[test]

@@ -60,15 +60,10 @@ async fn writes_that_would_cross_min_free_disk_get_507_and_leave_nothing() {
     let (status, body) = post_sum(&app, "2 4 6").await;
     assert_eq!((status, &body), (507, &insufficient));
     let png = crate::contract::tasks::distinct_png(20, 20).0;
-    let response = app
-        .client
-        .post(app.url("/randomize"))
-        .header("content-type", "image/png")
-        .body(png)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 507);
+    let (status, body) = crate::contract::tasks::Api(&app)
+        .submit("image/png", png)
+        .await;
+    assert_eq!((status.as_u16(), &body), (507, &insufficient));
     let (status, body) = app.get_json("/health").await;
     assert_eq!(status, 503, "{body}");
     let checks = &body["data"]["checks"];
