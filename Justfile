@@ -73,6 +73,7 @@ dashboards:
 # The compose stack (needs Docker): glassbox replicas and workers, Redis, nginx, Prometheus, Grafana, Loki, Alloy.
 stack-up:
     @test -n "${GRAFANA_ADMIN_PASSWORD:-}" || { echo "set GRAFANA_ADMIN_PASSWORD (Grafana's admin password; viewers need none)" >&2; exit 1; }
+    @test -n "${REDIS_PASSWORD:-}" || { echo "set REDIS_PASSWORD (the stack's Redis password; letters and digits)" >&2; exit 1; }
     docker compose up -d --build
     @echo "glassbox https://localhost:5000 (CA: just stack-ca) · Grafana http://localhost:3000 · Prometheus http://localhost:9090"
 

@@ -41,24 +41,28 @@ fn compose_text() -> String {
     std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap()
 }
 
+/// The passwords the stack insists on.
+const PASSWORDS: [(&str, &str); 2] = [
+    ("GRAFANA_ADMIN_PASSWORD", "not-admin"),
+    ("REDIS_PASSWORD", "not4redis"),
+];
+
 #[test]
-fn the_compose_file_validates_and_insists_on_a_grafana_password() {
+fn the_compose_file_validates_and_insists_on_its_passwords() {
     let file = repo().join("docker-compose.yml");
-    let (ok, text) = output(
-        compose()
-            .args(["-f", file.to_str().unwrap(), "config", "-q"])
-            .env("GRAFANA_ADMIN_PASSWORD", "not-admin"),
-    );
+    let mut command = compose();
+    command.args(["-f", file.to_str().unwrap(), "config", "-q"]);
+    command.envs(PASSWORDS);
+    let (ok, text) = output(&mut command);
     assert!(ok, "docker-compose.yml does not validate:\n{text}");
-    let (ok, text) = output(
-        compose()
-            .args(["-f", file.to_str().unwrap(), "config", "-q"])
-            .env_remove("GRAFANA_ADMIN_PASSWORD"),
-    );
-    assert!(
-        !ok && text.contains("GRAFANA_ADMIN_PASSWORD"),
-        "no password, yet: {text}"
-    );
+    for (missing, _) in PASSWORDS {
+        let mut command = compose();
+        command.args(["-f", file.to_str().unwrap(), "config", "-q"]);
+        command.envs(PASSWORDS.iter().filter(|(key, _)| *key != missing).copied());
+        command.env_remove(missing);
+        let (ok, text) = output(&mut command);
+        assert!(!ok && text.contains(missing), "no {missing}, yet: {text}");
+    }
 }
 
 /// The compose file as the parser resolves it, with `env` set.
@@ -67,7 +71,7 @@ fn resolved(env: &[(&str, &str)]) -> String {
     let mut command = compose();
     command
         .args(["-f", file.to_str().unwrap(), "config"])
-        .env("GRAFANA_ADMIN_PASSWORD", "not-admin")
+        .envs(PASSWORDS)
         .env_remove("GLASSBOX_PUBLISH_ADDR");
     for (key, value) in env {
         command.env(key, value);
@@ -117,6 +121,16 @@ fn published_ports_bind_to_loopback_unless_asked_and_metrics_stay_off_nginx() {
         text.contains("noeviction"),
         "Redis may not evict queued tasks"
     );
+    // Redis wants its password, and glassbox has it; the password is not on a command line.
+    assert!(text.contains("redis://:not4redis@redis:6379/0"), "{text}");
+    assert!(text.contains("requirepass"), "{text}");
+    assert!(!text.contains("--requirepass"), "{text}");
+    // glassbox believes X-Forwarded-For from nginx's network alone, and nginx is only there.
+    assert!(
+        text.contains("GLASSBOX_TRUSTED_PROXIES: 172.31.250.0/24"),
+        "{text}"
+    );
+    assert!(text.contains("subnet: 172.31.250.0/24"), "{text}");
 }
 
 #[test]
