@@ -15,7 +15,7 @@ use super::params::PathArgs;
 use super::table::Policy;
 use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
-use crate::error::{ApiError, ErrorBody, MessageNotFoundBody};
+use crate::error::{ApiError, Bug, ErrorBody, MessageNotFoundBody};
 use crate::store::Digest;
 
 pub(crate) fn routes() -> Routes {
@@ -68,12 +68,18 @@ async fn post_message(
         "Content-Type must be application/json",
     )?;
     let bytes = read_limited(body, limit, &state.buffered).await?;
-    let message = parse(&bytes)?;
+    // Parsing and hashing a large message is CPU work for a blocking thread, not an I/O one.
+    let (message, digest) = if bytes.len() > HASH_ON_THREAD_BYTES {
+        tokio::task::spawn_blocking(move || parse_and_hash(&bytes))
+            .await
+            .map_err(|_| ApiError::Internal(Bug("hashing a message panicked")))??
+    } else {
+        parse_and_hash(&bytes)?
+    };
     if state.store.backend() == "embedded" {
         // The embedded store's file is on the data directory's filesystem.
         state.disk.reserve(message.len() as u64)?;
     }
-    let digest = Digest::of(&message);
     state
         .store
         .put(digest, message)
@@ -85,6 +91,16 @@ async fn post_message(
             digest: digest.to_hex(),
         }),
     ))
+}
+
+/// Messages up to this size are parsed and hashed where they arrive (tens of microseconds);
+/// larger ones on a blocking thread.
+const HASH_ON_THREAD_BYTES: usize = 64 * 1024;
+
+fn parse_and_hash(bytes: &[u8]) -> Result<(String, Digest), ApiError> {
+    let message = parse(bytes)?;
+    let digest = Digest::of(&message);
+    Ok((message, digest))
 }
 
 /// `{"message": "<string>"}` and nothing less; other members are ignored.

@@ -103,10 +103,14 @@ impl Runner {
             .len();
         let client = task.client.as_deref().unwrap_or("anonymous");
         let partial = self.scheduler.sum(client, &path, progress).await?;
+        let (numbers, evens) = (partial.numbers, partial.evens);
+        // Writing out a sum of millions of digits is CPU work: the compute pool does it, not
+        // an I/O thread.
+        let sum = self.compute.run(move || partial.sum.to_decimal()).await?;
         let result = SumEvensResult {
-            sum: partial.sum.to_decimal(),
-            numbers: partial.numbers,
-            evens: partial.evens,
+            sum,
+            numbers,
+            evens,
             bytes,
         };
         let json = serde_json::to_vec(&result)?;
