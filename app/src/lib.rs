@@ -13,8 +13,9 @@
 //!   `--header-read-timeout` and `--write-timeout`; `server::accept`: the open-file limit and
 //!   shedding when descriptors run out.
 //! - `routes`: the endpoints by seed family, each registered with its policy in the route table
-//!   (`routes::table`: body limit, shed or not, listener, optional trailing slash), which the
-//!   middleware, the router, the OpenAPI document, `/status` and the dashboard read.
+//!   (`routes::table`: body limit and timeout, shed or not, listener, optional trailing slash),
+//!   which the middleware (and so `--admin-bind`'s split), the router, the OpenAPI document,
+//!   `/status` and the dashboard read.
 //! - `app`: the state every handler shares; `middleware`: request ids, the route's policy,
 //!   telemetry; `body`: request bodies held to their route's limit and, in all, to
 //!   `--max-buffered-bytes`; `body::guard`: the body timeout, and unread bodies drained so
@@ -23,13 +24,17 @@
 //! - `error`: the error every handler returns, its contract body, and the cause it carries to
 //!   the request's access line.
 //! - [`telemetry`]: access logs (with no capability whole: `telemetry::redact`), `/status`
-//!   statistics, Prometheus metrics, the log ring.
+//!   statistics, Prometheus metrics, the log ring, the log file rolled by day and size
+//!   (`telemetry::log_file`).
 //! - `dashboard`: the built-in live dashboard's sampler, timeline and embedded page.
-//! - `health`: the checks behind `/health`.
+//! - `health`: the checks behind `/health`, with the probe writes' cache; `disk`: free space
+//!   against `--min-free-disk`.
 //! - `math`: Fibonacci, factorial, Ackermann on big integers; `numbers`: `/total`'s numbers API
 //!   and shared sum; [`compute`]: the bounded pool CPU-heavy work runs on.
-//! - `store`: the message store behind `/messages`, embedded (redb) or Redis.
-//! - [`sum_evens`]: the exact sum of the even numbers of a file, chunked and fairly scheduled.
+//! - `store`: the message store behind `/messages`, embedded (redb) or Redis; `redb_file`: a
+//!   redb file that reopens itself after an I/O failure (the store's and the queue's).
+//! - [`sum_evens`]: the exact sum of the even numbers of a file, chunked and fairly scheduled;
+//!   numbers too long for 128 bits are added in decimal, in linear time.
 //! - `randomize`: the PNG tile shuffle; `tasks`: the task queue, its backends and workers.
 //!
 //! Modules in brackets are public: `main`, the tests' `testkit`, the benchmarks and the fuzz
