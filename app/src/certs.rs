@@ -73,24 +73,38 @@ pub struct ServerCertInfo {
 /// Makes sure `dir` holds a valid CA and server certificate covering `extra_names` (and
 /// every name the server certificate already had).
 pub fn ensure(dir: &Path, extra_names: &[String]) -> Result<(Outcome, ServerCertInfo)> {
-    ensure_at(dir, extra_names, false, OffsetDateTime::now_utc())
+    ensure_with(dir, extra_names, None, false)
 }
 
-/// [`ensure`], replacing the CA first (`glassbox certs --new-ca`): for a CA that cannot be
-/// read, or one that should no longer be trusted. Clients must trust the new `ca.crt`.
-pub fn replace_ca(dir: &Path, extra_names: &[String]) -> Result<(Outcome, ServerCertInfo)> {
-    ensure_at(dir, extra_names, true, OffsetDateTime::now_utc())
+/// [`ensure`] with the CA's key at `ca_key` instead of `dir/ca.key` (`--ca-key`: kept where
+/// only certificates are made), and with `new_ca`, replacing the CA first (`glassbox certs
+/// --new-ca`: for a CA that cannot be read or should no longer be trusted; clients must then
+/// trust the new `ca.crt`).
+pub fn ensure_with(
+    dir: &Path,
+    extra_names: &[String],
+    ca_key: Option<&Path>,
+    new_ca: bool,
+) -> Result<(Outcome, ServerCertInfo)> {
+    let mut paths = CertPaths::in_dir(dir);
+    if let Some(ca_key) = ca_key {
+        paths.ca_key = ca_key.to_path_buf();
+    }
+    ensure_at(dir, &paths, extra_names, new_ca, OffsetDateTime::now_utc())
 }
 
 fn ensure_at(
     dir: &Path,
+    paths: &CertPaths,
     extra_names: &[String],
     new_ca: bool,
     now: OffsetDateTime,
 ) -> Result<(Outcome, ServerCertInfo)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(key_dir) = paths.ca_key.parent() {
+        fs::create_dir_all(key_dir).with_context(|| format!("creating {}", key_dir.display()))?;
+    }
     let _turn = lock(dir)?;
-    let paths = CertPaths::in_dir(dir);
     let mut kept = existing_names(&paths.server_cert);
     kept.extend(extra_names.iter().cloned());
     let names = wanted_names(&kept);
@@ -101,7 +115,7 @@ fn ensure_at(
     if !new_ca && paths.ca_cert.exists() && !paths.ca_key.exists() {
         let ca_pem = fs::read_to_string(&paths.ca_cert)
             .with_context(|| format!("reading {}", paths.ca_cert.display()))?;
-        if let Err(reason) = usable_server(&paths, &ca_pem, &names, now) {
+        if let Err(reason) = usable_server(paths, &ca_pem, &names, now) {
             bail!(
                 "server.crt in {} needs replacing ({reason}), but the CA's key is not there \
                  ({} is missing): run `glassbox certs` where the key is, or \
@@ -120,15 +134,15 @@ fn ensure_at(
             "there is none"
         };
         tracing::info!(dir = %dir.display(), why, "creating a new local CA");
-        let (pem, key) = create_ca(&paths, now)?;
+        let (pem, key) = create_ca(paths, now)?;
         (pem, key, Outcome::CaCreated)
     } else {
-        match usable_ca(&paths, now) {
+        match usable_ca(paths, now) {
             Ok((pem, key)) => (pem, key, Outcome::Reused),
             // A CA near its end is renewed; anything else wrong with it is for a person.
             Err(reason @ Unusable::Expiring { .. }) => {
                 tracing::info!(reason = %reason, dir = %dir.display(), "creating a new local CA");
-                let (pem, key) = create_ca(&paths, now)?;
+                let (pem, key) = create_ca(paths, now)?;
                 (pem, key, Outcome::CaCreated)
             }
             Err(reason) => bail!(
@@ -142,13 +156,13 @@ fn ensure_at(
     };
 
     if outcome == Outcome::Reused
-        && let Err(reason) = usable_server(&paths, &ca_pem, &names, now)
+        && let Err(reason) = usable_server(paths, &ca_pem, &names, now)
     {
         tracing::info!(reason = %reason, "issuing a new server certificate");
         outcome = Outcome::ServerIssued;
     }
     if outcome != Outcome::Reused {
-        issue_server(&paths, &ca_pem, ca_key, &names, now)?;
+        issue_server(paths, &ca_pem, ca_key, &names, now)?;
     }
     restrict_key_mode(&paths.ca_key)?;
     restrict_key_mode(&paths.server_key)?;
@@ -507,12 +521,14 @@ mod tests {
         // Issued long ago, so it now expires within the renewal window.
         ensure_at(
             dir.path(),
+            &CertPaths::in_dir(dir.path()),
             &[],
             false,
             now - SERVER_LIFETIME + Duration::days(10),
         )
         .unwrap();
-        let (outcome, info) = ensure_at(dir.path(), &[], false, now).unwrap();
+        let (outcome, info) =
+            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
         assert!(info.not_after - now > RENEW_BEFORE);
     }
@@ -523,12 +539,14 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         ensure_at(
             dir.path(),
+            &CertPaths::in_dir(dir.path()),
             &[],
             false,
             now - CA_LIFETIME + Duration::days(5),
         )
         .unwrap();
-        let (outcome, _) = ensure_at(dir.path(), &[], false, now).unwrap();
+        let (outcome, _) =
+            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::CaCreated);
     }
 
@@ -559,7 +577,7 @@ mod tests {
             fs::read_to_string(dir.path().join("ca.key")).unwrap(),
             "not a key"
         );
-        let (outcome, _) = replace_ca(dir.path(), &[]).unwrap();
+        let (outcome, _) = ensure_with(dir.path(), &[], None, true).unwrap();
         assert_eq!(outcome, Outcome::CaCreated);
         assert_eq!(ensure(dir.path(), &[]).unwrap().0, Outcome::Reused);
     }
@@ -568,14 +586,22 @@ mod tests {
     fn without_the_ca_key_a_valid_server_certificate_is_served_and_an_old_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
-        ensure_at(dir.path(), &[], false, now).unwrap();
+        ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
         fs::remove_file(dir.path().join("ca.key")).unwrap();
-        let (outcome, _) = ensure_at(dir.path(), &[], false, now).unwrap();
+        let (outcome, _) =
+            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::Reused);
         let later = now + SERVER_LIFETIME - Duration::days(5);
         let err = format!(
             "{:#}",
-            ensure_at(dir.path(), &[], false, later).unwrap_err()
+            ensure_at(
+                dir.path(),
+                &CertPaths::in_dir(dir.path()),
+                &[],
+                false,
+                later
+            )
+            .unwrap_err()
         );
         assert!(
             err.contains("ca.key") && err.contains("is missing"),
@@ -585,6 +611,27 @@ mod tests {
             !dir.path().join("ca.key").exists(),
             "no CA was made behind the user's back"
         );
+    }
+
+    #[test]
+    fn the_ca_key_may_live_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_dir = tempfile::tempdir().unwrap();
+        let key = key_dir.path().join("keys/ca.key");
+        let (outcome, _) = ensure_with(dir.path(), &[], Some(&key), false).unwrap();
+        assert_eq!(outcome, Outcome::CaCreated);
+        assert!(key.exists());
+        assert!(
+            !dir.path().join("ca.key").exists(),
+            "the key stays where it was put"
+        );
+        // A new name is signed with the key from there.
+        let (outcome, info) =
+            ensure_with(dir.path(), &["worker".into()], Some(&key), false).unwrap();
+        assert_eq!(outcome, Outcome::ServerIssued);
+        assert!(covers(&info.names, "worker"));
+        // And a server without it serves what it has.
+        assert_eq!(ensure(dir.path(), &[]).unwrap().0, Outcome::Reused);
     }
 
     #[test]
@@ -605,13 +652,15 @@ mod tests {
         let added = vec!["worker".to_string(), "10.1.2.3".to_string()];
         ensure_at(
             dir.path(),
+            &CertPaths::in_dir(dir.path()),
             &added,
             false,
             now - SERVER_LIFETIME + Duration::days(10),
         )
         .unwrap();
         // Renewed inside the window by a process that names none of them.
-        let (outcome, info) = ensure_at(dir.path(), &[], false, now).unwrap();
+        let (outcome, info) =
+            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
         for name in ["worker", "10.1.2.3", "localhost"] {
             assert!(

@@ -75,6 +75,11 @@ pub struct Config {
     )]
     pub cert_names: Vec<String>,
 
+    /// Where the local CA's key is (default: `ca.key` in `--certs-dir`). Keep it where only
+    /// `glassbox certs` runs: a server without it serves its certificate while it is valid.
+    #[arg(long, env = "GLASSBOX_CA_KEY", global = true)]
+    pub ca_key: Option<PathBuf>,
+
     /// `glassbox certs`: make a new local CA (and server certificate) even though one is
     /// there; for a CA that cannot be read or should no longer be trusted. Clients must then
     /// trust the new ca.crt.

@@ -79,8 +79,13 @@ fn prepare(config: Config) -> Result<Prepared> {
         max_connections = crate::server::connection_limit(config.max_connections),
         "open-file limit"
     );
-    let (outcome, cert) =
-        certs::ensure(&config.certs_dir, &config.cert_names).context("preparing certificates")?;
+    let (outcome, cert) = certs::ensure_with(
+        &config.certs_dir,
+        &config.cert_names,
+        config.ca_key.as_deref(),
+        false,
+    )
+    .context("preparing certificates")?;
     log_cert_outcome(outcome, &config);
     let tls = crate::tls::server_config(&config.certs_dir)?;
     std::fs::create_dir_all(&config.data_dir)
@@ -470,11 +475,12 @@ pub fn openapi(config: &Config) -> String {
 
 /// `glassbox certs`: creates or renews the certificates and says what it did.
 pub fn certs(config: &Config) -> Result<String> {
-    let (outcome, info) = if config.new_ca {
-        certs::replace_ca(&config.certs_dir, &config.cert_names)?
-    } else {
-        certs::ensure(&config.certs_dir, &config.cert_names)?
-    };
+    let (outcome, info) = certs::ensure_with(
+        &config.certs_dir,
+        &config.cert_names,
+        config.ca_key.as_deref(),
+        config.new_ca,
+    )?;
     let dir = config.certs_dir.display();
     let what = match outcome {
         Outcome::Reused => "certificates are valid; nothing to do",

@@ -125,6 +125,22 @@ fn published_ports_bind_to_loopback_unless_asked_and_metrics_stay_off_nginx() {
     assert!(text.contains("redis://:not4redis@redis:6379/0"), "{text}");
     assert!(text.contains("requirepass"), "{text}");
     assert!(!text.contains("--requirepass"), "{text}");
+    // The CA's key is in a volume only the certs job mounts.
+    // (The resolved file lists each service at two spaces, its settings deeper; services come
+    // before the volumes of the same names.)
+    let mounts_ca = |service: &str| {
+        let header = format!("  {service}:");
+        let mut lines = text.lines().skip_while(|l| *l != header);
+        assert!(lines.next().is_some(), "service {service}");
+        lines
+            .take_while(|l| l.starts_with("   "))
+            .any(|l| l.contains(":/ca"))
+    };
+    assert!(text.contains("--ca-key"), "{text}");
+    assert!(mounts_ca("certs"), "{text}");
+    for service in ["glassbox", "worker", "nginx", "prometheus"] {
+        assert!(!mounts_ca(service), "{service} mounts the CA key's volume");
+    }
     // glassbox believes X-Forwarded-For from nginx's network alone, and nginx is only there.
     assert!(
         text.contains("GLASSBOX_TRUSTED_PROXIES: 172.31.250.0/24"),
