@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, SanType,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
@@ -134,7 +135,7 @@ fn ensure_at(
             "there is none"
         };
         tracing::info!(dir = %dir.display(), why, "creating a new local CA");
-        let (pem, key) = create_ca(paths, now)?;
+        let (pem, key) = create_ca(paths, &names, now)?;
         (pem, key, Outcome::CaCreated)
     } else {
         match usable_ca(paths, now) {
@@ -142,7 +143,7 @@ fn ensure_at(
             // A CA near its end is renewed; anything else wrong with it is for a person.
             Err(reason @ Unusable::Expiring { .. }) => {
                 tracing::info!(reason = %reason, dir = %dir.display(), "creating a new local CA");
-                let (pem, key) = create_ca(paths, now)?;
+                let (pem, key) = create_ca(paths, &names, now)?;
                 (pem, key, Outcome::CaCreated)
             }
             Err(reason) => bail!(
@@ -160,6 +161,17 @@ fn ensure_at(
     {
         tracing::info!(reason = %reason, "issuing a new server certificate");
         outcome = Outcome::ServerIssued;
+    }
+    if outcome == Outcome::ServerIssued
+        && let Some(name) = outside_constraints(&ca_pem, &names)
+    {
+        bail!(
+            "`{name}` is not among the names the local CA in {} may sign for (it was made for \
+             others, and clients would refuse it): run `glassbox certs --new-ca --certs-dir {} \
+             --cert-names ...` with every name, then trust the new ca.crt",
+            dir.display(),
+            dir.display()
+        );
     }
     if outcome != Outcome::Reused {
         issue_server(paths, &ca_pem, ca_key, &names, now)?;
@@ -302,6 +314,56 @@ fn usable_server(
     Ok(())
 }
 
+/// The first of `names` the CA's name constraints do not permit (a CA without constraints,
+/// made before they were added, permits every name).
+fn outside_constraints(ca_pem: &str, names: &[String]) -> Option<String> {
+    let (_, parsed) = parse_x509_pem(ca_pem.as_bytes()).ok()?;
+    let ca = parsed.parse_x509().ok()?;
+    let constraints = ca.name_constraints().ok()??;
+    let permitted = constraints.value.permitted_subtrees.as_ref()?;
+    let dns: Vec<&str> = permitted
+        .iter()
+        .filter_map(|s| match s.base {
+            GeneralName::DNSName(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    let ips: Vec<&[u8]> = permitted
+        .iter()
+        .filter_map(|s| match s.base {
+            GeneralName::IPAddress(bytes) => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    names
+        .iter()
+        .find(|name| match name.parse::<IpAddr>() {
+            Ok(ip) => !ips.is_empty() && !ips.iter().any(|net| ip_in(ip, net)),
+            Err(_) => {
+                !dns.is_empty()
+                    && !dns.iter().any(|base| {
+                        let (name, base) = (name.to_ascii_lowercase(), base.to_ascii_lowercase());
+                        name == base || name.ends_with(&format!(".{base}"))
+                    })
+            }
+        })
+        .cloned()
+}
+
+/// Whether `ip` is in `net`, an address and mask of the same length.
+fn ip_in(ip: IpAddr, net: &[u8]) -> bool {
+    let bytes = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    net.len() == bytes.len() * 2
+        && bytes
+            .iter()
+            .zip(&net[..bytes.len()])
+            .zip(&net[bytes.len()..])
+            .all(|((b, n), m)| b & m == n & m)
+}
+
 fn check_dates(
     cert: &X509Certificate<'_>,
     now: OffsetDateTime,
@@ -348,7 +410,11 @@ fn covers(covered: &[String], name: &str) -> bool {
     }
 }
 
-fn create_ca(paths: &CertPaths, now: OffsetDateTime) -> Result<(String, KeyPair)> {
+fn create_ca(
+    paths: &CertPaths,
+    names: &[String],
+    now: OffsetDateTime,
+) -> Result<(String, KeyPair)> {
     let key = KeyPair::generate().context("generating the CA key")?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -358,6 +424,21 @@ fn create_ca(paths: &CertPaths, now: OffsetDateTime) -> Result<(String, KeyPair)
     dn.push(DnType::OrganizationName, "glassbox");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    // It may sign only for the names it was made for (a leaked key, or a CA trusted system-wide,
+    // cannot vouch for anyone else's site): each DNS name and its subdomains, each address.
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: names
+            .iter()
+            .map(|name| match name.parse::<IpAddr>() {
+                Ok(ip) => {
+                    let bits = if ip.is_ipv4() { 32 } else { 128 };
+                    GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, bits))
+                }
+                Err(_) => GeneralSubtree::DnsName(name.clone()),
+            })
+            .collect(),
+        excluded_subtrees: Vec::new(),
+    });
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -502,16 +583,44 @@ mod tests {
     }
 
     #[test]
-    fn a_new_name_reissues_only_the_server_certificate() {
+    fn a_new_name_the_ca_permits_reissues_only_the_server_certificate() {
         let dir = tempfile::tempdir().unwrap();
-        ensure(dir.path(), &[]).unwrap();
+        ensure(dir.path(), &["glassbox-1".into(), "10.1.2.3".into()]).unwrap();
         let ca_before = fs::read(dir.path().join("ca.crt")).unwrap();
-        let (outcome, info) =
-            ensure(dir.path(), &["glassbox-1".into(), "10.1.2.3".into()]).unwrap();
+        // Under a name the CA was made for.
+        let (outcome, info) = ensure(dir.path(), &["api.glassbox-1".into()]).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
-        assert!(covers(&info.names, "glassbox-1"));
+        assert!(covers(&info.names, "api.glassbox-1"));
         assert!(covers(&info.names, "10.1.2.3"));
         assert_eq!(fs::read(dir.path().join("ca.crt")).unwrap(), ca_before);
+    }
+
+    #[test]
+    fn the_ca_signs_only_for_the_names_it_was_made_for() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), &["glassbox-1".into()]).unwrap();
+        let ca = fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+        let outside = |name: &str| outside_constraints(&ca, &[name.to_owned()]);
+        assert_eq!(outside("example.com").as_deref(), Some("example.com"));
+        assert_eq!(outside("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(outside("a.glassbox-1"), None);
+        assert_eq!(outside("::1"), None);
+        // A name outside: refused, with what to do.
+        let err = format!(
+            "{:#}",
+            ensure(dir.path(), &["example.com".into()]).unwrap_err()
+        );
+        assert!(
+            err.contains("example.com") && err.contains("--new-ca"),
+            "{err}"
+        );
+        let (outcome, info) = ensure_with(dir.path(), &["example.com".into()], None, true).unwrap();
+        assert_eq!(outcome, Outcome::CaCreated);
+        assert!(covers(&info.names, "example.com"));
+        assert!(
+            covers(&info.names, "glassbox-1"),
+            "the names it had are kept"
+        );
     }
 
     #[test]
@@ -627,9 +736,9 @@ mod tests {
         );
         // A new name is signed with the key from there.
         let (outcome, info) =
-            ensure_with(dir.path(), &["worker".into()], Some(&key), false).unwrap();
+            ensure_with(dir.path(), &["api.localhost".into()], Some(&key), false).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
-        assert!(covers(&info.names, "worker"));
+        assert!(covers(&info.names, "api.localhost"));
         // And a server without it serves what it has.
         assert_eq!(ensure(dir.path(), &[]).unwrap().0, Outcome::Reused);
     }
@@ -678,7 +787,9 @@ mod tests {
         let starts: Vec<_> = (0..4)
             .map(|i| {
                 let path = path.clone();
-                std::thread::spawn(move || ensure(&path, &[format!("replica-{i}")]).unwrap())
+                std::thread::spawn(move || {
+                    ensure(&path, &[format!("replica-{i}.localhost")]).unwrap()
+                })
             })
             .collect();
         let created = starts
@@ -695,7 +806,7 @@ mod tests {
         let info = read_server_info(&paths.server_cert).unwrap();
         for i in 0..4 {
             assert!(
-                info.names.contains(&format!("replica-{i}")),
+                info.names.contains(&format!("replica-{i}.localhost")),
                 "{:?}",
                 info.names
             );
