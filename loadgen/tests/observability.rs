@@ -153,6 +153,84 @@ fn promtool_checks_the_rules_and_their_unit_tests() {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
+/// `text` as Grafana's provisioning reads it: `$$` is a literal `$`; `${NAME}` and `$NAME` are
+/// environment variables, empty when unset (so a `${__value.raw}` meant for Grafana's own
+/// templating is lost unless written `$${__value.raw}`).
+fn grafana_expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(braced) = after.strip_prefix('{')
+            && let Some(end) = braced.find('}')
+        {
+            out.push_str(&env(&braced[..end]).unwrap_or_default());
+            rest = &braced[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(&env(&after[..len]).unwrap_or_default());
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn grafana_provisioning_keeps_its_template_variables_through_env_expansion() {
+    let no_env = |_: &str| None;
+    assert_eq!(grafana_expand("a $$b ${C} $D e", &no_env), "a $b   e");
+    let dir = dashboards_dir().join("grafana/provisioning");
+    let mut files = Vec::new();
+    for sub in ["datasources", "dashboards"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    for file in files {
+        let raw = std::fs::read_to_string(&file).unwrap();
+        let rendered = grafana_expand(&raw, &no_env);
+        // Every `${...}` the file means for Grafana's templating is still there, written
+        // `$${...}`; no value holds a `$` Grafana would take for a variable of ours.
+        let kept = raw.matches("$${").count();
+        assert_eq!(
+            rendered.matches("${").count(),
+            kept,
+            "{}: a ${{...}} was expanded away",
+            file.display()
+        );
+        let values: String = raw
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            values.matches('$').count(),
+            2 * values.matches("$$").count(),
+            "{}: an unescaped $ in a value",
+            file.display()
+        );
+    }
+    let datasources = grafana_expand(
+        &std::fs::read_to_string(dir.join("datasources/datasources.yml")).unwrap(),
+        &no_env,
+    );
+    assert!(
+        datasources.contains(r#"request_id="${__value.raw}""#),
+        "the derived field's link lost its value: {datasources}"
+    );
+}
+
 #[test]
 fn dashboards_parse_with_unique_uids_known_datasources_units_and_sources() {
     let provisioned = std::fs::read_to_string(
