@@ -29,6 +29,7 @@ pub(crate) const X_REQUEST_ID: &str = "x-request-id";
 /// [`X_REQUEST_ID`] as a header name, so reading and inserting it parse nothing.
 static X_REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(X_REQUEST_ID);
 const MAX_REQUEST_ID_LEN: usize = 128;
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 
 /// Gives every request an id, echoes it on the response, and records the request in the
 /// access log, `/status` and `/metrics` once its response is ready.
@@ -176,6 +177,10 @@ where
                 X_REQUEST_ID_HEADER.clone(),
                 in_flight.info().request_id.clone(),
             );
+            // Browsers take every body for the type it is sent as, never a sniffed one.
+            response
+                .headers_mut()
+                .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
             let status = response.status();
             let bytes = if is_head
                 || status == StatusCode::NO_CONTENT

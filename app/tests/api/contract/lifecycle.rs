@@ -144,3 +144,52 @@ async fn certificates_are_reused_across_restarts_and_extra_names_honoured() {
         "the old CA still verifies"
     );
 }
+
+/// Every response, whatever its route, method and status, says `X-Content-Type-Options:
+/// nosniff`: every route of the table (its first method, parameters filled with `1`), an
+/// unknown path, a wrong method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_says_nosniff() {
+    let app = testkit::InProcess::start(&[]).await;
+    let status = app.status().await;
+    let routes = status["route_table"].as_array().unwrap().clone();
+    assert!(routes.len() > 20, "{routes:?}");
+    let mut asked = Vec::new();
+    for route in routes {
+        let template = route["route"].as_str().unwrap();
+        let path: String = template
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "1"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = route["methods"][0].as_str().unwrap();
+        asked.push((method.to_owned(), path));
+    }
+    asked.push(("GET".into(), "/no-such-path".into()));
+    asked.push(("DELETE".into(), "/".into()));
+    for (method, path) in asked {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(&path))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff"),
+            "{method} {path}: {}",
+            response.status()
+        );
+    }
+}
