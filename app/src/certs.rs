@@ -537,6 +537,16 @@ fn restrict_key_mode(_path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// [`ensure_at`] with the files in `dir`, as of `now`.
+    fn at(
+        dir: &Path,
+        names: &[String],
+        new_ca: bool,
+        now: OffsetDateTime,
+    ) -> Result<(Outcome, ServerCertInfo)> {
+        ensure_at(dir, &CertPaths::in_dir(dir), names, new_ca, now)
+    }
+
     fn modified(path: &Path) -> std::time::SystemTime {
         fs::metadata(path).unwrap().modified().unwrap()
     }
@@ -628,16 +638,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
         // Issued long ago, so it now expires within the renewal window.
-        ensure_at(
+        at(
             dir.path(),
-            &CertPaths::in_dir(dir.path()),
             &[],
             false,
             now - SERVER_LIFETIME + Duration::days(10),
         )
         .unwrap();
-        let (outcome, info) =
-            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
+        let (outcome, info) = at(dir.path(), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
         assert!(info.not_after - now > RENEW_BEFORE);
     }
@@ -646,16 +654,14 @@ mod tests {
     fn replaces_an_expiring_ca_and_its_server_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
-        ensure_at(
+        at(
             dir.path(),
-            &CertPaths::in_dir(dir.path()),
             &[],
             false,
             now - CA_LIFETIME + Duration::days(5),
         )
         .unwrap();
-        let (outcome, _) =
-            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
+        let (outcome, _) = at(dir.path(), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::CaCreated);
     }
 
@@ -695,23 +701,12 @@ mod tests {
     fn without_the_ca_key_a_valid_server_certificate_is_served_and_an_old_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
-        ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
+        at(dir.path(), &[], false, now).unwrap();
         fs::remove_file(dir.path().join("ca.key")).unwrap();
-        let (outcome, _) =
-            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
+        let (outcome, _) = at(dir.path(), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::Reused);
         let later = now + SERVER_LIFETIME - Duration::days(5);
-        let err = format!(
-            "{:#}",
-            ensure_at(
-                dir.path(),
-                &CertPaths::in_dir(dir.path()),
-                &[],
-                false,
-                later
-            )
-            .unwrap_err()
-        );
+        let err = format!("{:#}", at(dir.path(), &[], false, later).unwrap_err());
         assert!(
             err.contains("ca.key") && err.contains("is missing"),
             "{err}"
@@ -759,17 +754,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
         let added = vec!["worker".to_string(), "10.1.2.3".to_string()];
-        ensure_at(
+        at(
             dir.path(),
-            &CertPaths::in_dir(dir.path()),
             &added,
             false,
             now - SERVER_LIFETIME + Duration::days(10),
         )
         .unwrap();
         // Renewed inside the window by a process that names none of them.
-        let (outcome, info) =
-            ensure_at(dir.path(), &CertPaths::in_dir(dir.path()), &[], false, now).unwrap();
+        let (outcome, info) = at(dir.path(), &[], false, now).unwrap();
         assert_eq!(outcome, Outcome::ServerIssued);
         for name in ["worker", "10.1.2.3", "localhost"] {
             assert!(

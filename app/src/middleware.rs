@@ -88,13 +88,9 @@ where
         let state = self.state.clone();
         // A route that belongs on the other listener is no route here (and is labelled as
         // unmatched, like any unknown path).
-        let route = state
-            .routes
-            .lookup(req.uri().path())
-            .filter(|r| r.listener.served_by(self.serving));
-        let elsewhere = route.is_none()
-            && self.serving != Serving::Everything
-            && state.routes.lookup(req.uri().path()).is_some();
+        let found = state.routes.lookup(req.uri().path());
+        let route = found.filter(|r| r.listener.served_by(self.serving));
+        let elsewhere = found.is_some() && route.is_none();
         let body_timeout = route.map_or(state.config.body_timeout, |r| {
             Duration::from_millis(r.body_timeout_ms)
         });

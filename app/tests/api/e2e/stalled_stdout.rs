@@ -14,6 +14,19 @@ const CONCURRENCY: usize = 16;
 /// How long the service is driven.
 const DRIVE: Duration = Duration::from_secs(10);
 
+/// `/status`'s `log_lines_dropped`: lines each sink lost.
+async fn dropped_lines(client: &reqwest::Client, status_url: &str) -> serde_json::Value {
+    let status: serde_json::Value = client
+        .get(status_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    status["data"]["log_lines_dropped"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdout_nobody_reads_stops_no_request_and_loses_no_file_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,15 +75,7 @@ async fn a_stdout_nobody_reads_stops_no_request_and_loses_no_file_line() {
                 if n % 1000 != 0 || driven > DRIVE * 4 {
                     return driven <= DRIVE * 4 && n % 1000 != 0;
                 }
-                let status: serde_json::Value = client
-                    .get(status_url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                status["data"]["log_lines_dropped"]["stdout"] == 0
+                dropped_lines(&client, &status_url).await["stdout"] == 0
             }
         })
         .map(|_| {
@@ -94,15 +99,7 @@ async fn a_stdout_nobody_reads_stops_no_request_and_loses_no_file_line() {
         "p99 {p99:?} over {made} requests"
     );
 
-    let status: serde_json::Value = client
-        .get(url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let dropped = &status["data"]["log_lines_dropped"];
+    let dropped = &dropped_lines(&client, &status_url).await;
     assert!(
         dropped["stdout"].as_u64().unwrap() > 0,
         "{dropped} after {made} requests"
