@@ -8,13 +8,10 @@
 //! that two addresses sharing a slot (one chance in 16,384 for a given pair) share one share.
 
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes, HttpBody};
-use http_body::{Frame, SizeHint};
+use crate::body::keep::{Keep, KeepUntilSent};
 
 /// Per-client counters.
 const SLOTS: usize = 1 << 14;
@@ -103,43 +100,9 @@ impl Limiter {
 
 /// A response body holding its request's permit until the body is sent (or dropped): what a
 /// response costs while its client reads it counts against the limit too.
-pub(crate) struct Holding {
-    inner: Body,
-    permit: Option<Permit>,
-}
+pub(crate) type Holding = KeepUntilSent<Permit>;
 
-impl Holding {
-    pub(crate) fn new(inner: Body, permit: Permit) -> Self {
-        Self {
-            inner,
-            permit: Some(permit),
-        }
-    }
-}
-
-impl HttpBody for Holding {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) || self.inner.is_end_stream() {
-            self.permit = None;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
+impl Keep for Permit {}
 
 impl Drop for Permit {
     fn drop(&mut self) {

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt};
 
 use self::connections::{Connections, Registered, Timeouts, Verdict};
-use self::watched::{InRequest, Sending, WatchedIo};
+use self::watched::{Going, InRequest, Sending, WatchedIo};
 use crate::config::Config;
 use crate::telemetry::Telemetry;
 use crate::telemetry::connections::Closed;
@@ -237,7 +237,7 @@ where
             let answer = router.clone().oneshot(req);
             async move {
                 let Ok(response) = answer.await;
-                Ok::<_, Infallible>(response.map(|body| Sending::new(body, request)))
+                Ok::<_, Infallible>(response.map(|body| Sending::new(body, Going::new(request))))
             }
         });
         let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));

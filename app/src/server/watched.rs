@@ -7,11 +7,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes, HttpBody};
-use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connections::Activity;
+use crate::body::keep::{Keep, KeepUntilSent};
 
 /// A stream reporting reads and blocked writes to its connection's activity.
 #[derive(Debug)]
@@ -97,62 +96,26 @@ impl Drop for InRequest {
 
 /// A response body that keeps its request's place on the connection until the last byte is
 /// handed to the connection, reporting progress as it goes.
-pub(crate) struct Sending {
-    inner: Body,
-    request: Option<InRequest>,
-}
+pub(crate) type Sending = KeepUntilSent<Going>;
 
-impl Sending {
-    pub(crate) fn new(inner: Body, request: InRequest) -> Self {
+/// A response going out on its connection: its request stays active until it is dropped.
+pub(crate) struct Going(InRequest);
+
+impl Going {
+    pub(crate) fn new(request: InRequest) -> Self {
         request.0.sending_started();
-        Self {
-            inner,
-            request: Some(request),
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(request) = self.request.take() {
-            request.0.sending_finished();
-        }
+        Self(request)
     }
 }
 
-impl HttpBody for Sending {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(_))) => {
-                if self.inner.is_end_stream() {
-                    // The common case, a body in one frame: no clock reading for progress.
-                    self.finish();
-                } else if let Some(request) = &self.request {
-                    request.0.progressed();
-                }
-            }
-            Poll::Ready(None | Some(Err(_))) => self.finish(),
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl Keep for Going {
+    fn progressed(&self) {
+        self.0.0.progressed();
     }
 }
 
-impl Drop for Sending {
+impl Drop for Going {
     fn drop(&mut self) {
-        self.finish();
+        self.0.0.sending_finished();
     }
 }
