@@ -21,6 +21,24 @@ run="reports/$(date +%Y%m%d-%H%M%S)"
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
+# Refuses to start when something already answers on an address the demo needs: the demo would
+# otherwise measure that process (and leave it running), not the glassbox it starts.
+taken() {
+    local host=${1%:*} port=${1##*:}
+    host=${host#[}
+    host=${host%]}
+    case $host in 0.0.0.0 | "") host=127.0.0.1 ;; :: ) host=::1 ;; esac
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+if taken "$bind"; then
+    echo "just demo: $bind is taken by another process (another glassbox?); stop it, or pick a free address with GLASSBOX_BIND, e.g. GLASSBOX_BIND=127.0.0.1:8444 just demo" >&2
+    exit 1
+fi
+if taken "$loadgen_metrics"; then
+    echo "just demo: $loadgen_metrics (the load generator's metrics) is taken by another process; pick a free address with LOADGEN_METRICS_BIND, e.g. LOADGEN_METRICS_BIND=127.0.0.1:9900 just demo" >&2
+    exit 1
+fi
+
 say "Building glassbox and the load generator (release)"
 cargo build --release -p glassbox -p loadgen
 ./target/release/glassbox certs
@@ -37,13 +55,15 @@ trap 'exit 130' INT TERM
 say "Starting glassbox on $base (embedded store and queue; data in ./data, logs in ./logs)"
 GLASSBOX_BIND=$bind ./target/release/glassbox serve >"$run/glassbox.stdout.log" 2>&1 &
 pids+=($!)
+# Ready when our process says it listens and answers; if it exits first, its own words say why.
 for _ in $(seq 100); do
-    curl -sf --cacert certs/ca.crt "$base/health" >/dev/null && break
     if ! kill -0 "${pids[0]}" 2>/dev/null; then
-        echo "glassbox did not start:" >&2
-        tail -5 "$run/glassbox.stdout.log" >&2
+        echo "just demo: glassbox did not start:" >&2
+        grep -v '^{' "$run/glassbox.stdout.log" >&2 || tail -5 "$run/glassbox.stdout.log" >&2
         exit 1
     fi
+    grep -q '"message":"listening"' "$run/glassbox.stdout.log" &&
+        curl -sf --cacert certs/ca.crt "$base/health" >/dev/null && break
     sleep 0.1
 done
 curl -sf --cacert certs/ca.crt "$base/health" >/dev/null

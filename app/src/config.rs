@@ -4,38 +4,133 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 use ipnet::IpNet;
 
-/// The `glassbox` command line.
+/// The `glassbox` command line: a subcommand (`serve` when omitted) and its flags. Each
+/// subcommand takes the flags after its name and shows, in `--help`, only the groups it uses.
 #[derive(Debug, Parser)]
 #[command(
     name = "glassbox",
     version,
     about = "Five interview services behind one TLS endpoint, with telemetry you can trust",
     long_about = None,
+    args_conflicts_with_subcommands = true,
 )]
-pub struct Cli {
-    /// What to run; `serve` when omitted.
+struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    command: Option<Subcommand>,
 
+    /// `glassbox --flag ...` is `glassbox serve --flag ...`.
     #[command(flatten)]
-    pub config: Config,
+    serve: Config,
 }
 
-/// The subcommands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
-pub enum Command {
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
     /// Run the HTTPS service (the default).
-    Serve,
+    Serve(Config),
     /// Create the local CA and server certificate, or renew them, then exit.
-    Certs,
+    Certs(Config),
     /// Print the OpenAPI document of a service with these settings, then exit.
-    Openapi,
+    Openapi(Config),
     /// Run task workers only, for a Redis queue (`--queue redis://...`); `--bind` serves
     /// their `/metrics`, `/health` and `/status`.
+    Worker(Config),
+}
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    Certs,
+    Openapi,
     Worker,
+}
+
+impl Command {
+    const ALL: [Self; 4] = [Self::Serve, Self::Certs, Self::Openapi, Self::Worker];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Serve => "serve",
+            Self::Certs => "certs",
+            Self::Openapi => "openapi",
+            Self::Worker => "worker",
+        }
+    }
+
+    /// The flag groups this subcommand reads; `--help` shows only these (the others are
+    /// still accepted, so one environment can serve every subcommand).
+    fn groups(self) -> &'static [&'static str] {
+        match self {
+            Self::Serve => &GROUPS,
+            Self::Worker => &[LISTENERS, TLS, LIMITS, STORAGE, TELEMETRY, TASKS],
+            Self::Certs => &[TLS],
+            // The document states each route's body limit and timeout.
+            Self::Openapi => &[LIMITS, TASKS, ENDPOINTS],
+        }
+    }
+}
+
+// The flag groups, in the order `--help` lists them.
+const LISTENERS: &str = "Listeners";
+const TLS: &str = "TLS certificates";
+const LIMITS: &str = "Connection and request limits";
+const STORAGE: &str = "Data directory";
+const STORE: &str = "Message store";
+const TASKS: &str = "Tasks";
+const TELEMETRY: &str = "Logs";
+const DASHBOARD: &str = "Dashboard";
+const ENDPOINTS: &str = "Seed endpoints";
+const GROUPS: [&str; 9] = [
+    LISTENERS, TLS, LIMITS, STORAGE, STORE, TASKS, TELEMETRY, DASHBOARD, ENDPOINTS,
+];
+
+/// The command line clap parses: every subcommand's help trimmed to its groups.
+pub fn command() -> clap::Command {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    for sub in Command::ALL {
+        command = command.mut_subcommand(sub.name(), |c| {
+            c.mut_args(|arg| {
+                let used = arg
+                    .get_help_heading()
+                    .is_none_or(|heading| sub.groups().contains(&heading));
+                arg.hide(!used)
+            })
+        });
+    }
+    command
+}
+
+/// Parses `argv` (the program name first) into what to run and its configuration.
+pub fn try_parse_from<I, T>(argv: I) -> Result<(Command, Config), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches_from(argv)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(match cli.command {
+        None => (Command::Serve, cli.serve),
+        Some(Subcommand::Serve(config)) => (Command::Serve, config),
+        Some(Subcommand::Certs(config)) => (Command::Certs, config),
+        Some(Subcommand::Openapi(config)) => (Command::Openapi, config),
+        Some(Subcommand::Worker(config)) => (Command::Worker, config),
+    })
+}
+
+/// [`try_parse_from`] on this process's arguments; prints help, the version or the error
+/// and exits as clap does.
+pub fn parse() -> (Command, Config) {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+}
+
+/// The configuration `glassbox` with no flags would run with (environment variables apply):
+/// for tests and tools.
+pub fn defaults() -> Config {
+    try_parse_from(["glassbox"]).expect("the defaults parse").1
 }
 
 /// Everything the service can be told. Defaults run on a laptop.
@@ -43,142 +138,67 @@ pub enum Command {
 pub struct Config {
     /// HTTPS listen address; port 0 picks a free port and logs it.
     #[arg(
+        help_heading = LISTENERS,
         long,
         env = "GLASSBOX_BIND",
         default_value = "127.0.0.1:8443",
-        global = true
     )]
     pub bind: SocketAddr,
 
     /// A second HTTPS listener (same certificate) that alone serves the operator's routes:
     /// `/metrics`, `/logs`, `/dashboard` and its assets and data; `--bind` then answers those
     /// 404. `/status`, `/health` and `/openapi.json` are on both. Unset: everything on `--bind`.
-    #[arg(long, env = "GLASSBOX_ADMIN_BIND", global = true)]
+    #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_ADMIN_BIND")]
     pub admin_bind: Option<SocketAddr>,
+
+    /// Threads answering requests (tokio workers; default: the number of cores).
+    #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_IO_THREADS")]
+    pub io_threads: Option<usize>,
+
+    /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR ranges, comma
+    /// separated (e.g. `127.0.0.1,10.0.0.0/8`). Requests from them are logged with the client
+    /// address the proxy saw; from anyone else the header is ignored.
+    #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// On SIGINT or SIGTERM, how long in-flight requests and running tasks may take to finish
+    /// before the service exits; a task still running then is queued again (it runs after a
+    /// restart, or on another worker).
+    #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 
     /// Directory holding `ca.crt`, `ca.key`, `server.crt` and `server.key`.
     #[arg(
+        help_heading = TLS,
         long,
         env = "GLASSBOX_CERTS_DIR",
         default_value = "./certs",
-        global = true
     )]
     pub certs_dir: PathBuf,
 
     /// Extra DNS names or IP addresses for the server certificate, comma separated
     /// (for compose: the service names). localhost, 127.0.0.1 and ::1 are always included.
     #[arg(
+        help_heading = TLS,
         long,
         env = "GLASSBOX_CERT_NAMES",
         value_delimiter = ',',
-        global = true
     )]
     pub cert_names: Vec<String>,
 
     /// Where the local CA's key is (default: `ca.key` in `--certs-dir`). Keep it where only
     /// `glassbox certs` runs: a server without it serves its certificate while it is valid.
-    #[arg(long, env = "GLASSBOX_CA_KEY", global = true)]
+    #[arg(help_heading = TLS, long, env = "GLASSBOX_CA_KEY")]
     pub ca_key: Option<PathBuf>,
 
     /// `glassbox certs`: make a new local CA (and server certificate) even though one is
     /// there; for a CA that cannot be read or should no longer be trusted. Clients must then
     /// trust the new ca.crt.
-    #[arg(long, global = true)]
+    #[arg(help_heading = TLS, long)]
     pub new_ca: bool,
 
-    /// Directory for the service's own data (created if missing).
-    #[arg(
-        long,
-        env = "GLASSBOX_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-
-    /// Directory for the daily-rolling JSON log files (`glassbox.YYYY-MM-DD.log`).
-    #[arg(
-        long,
-        env = "GLASSBOX_LOG_DIR",
-        default_value = "./logs",
-        global = true
-    )]
-    pub log_dir: PathBuf,
-
-    /// Log filter in `tracing` syntax, e.g. `info` or `glassbox=debug,info`.
-    #[arg(
-        long,
-        env = "GLASSBOX_LOG_LEVEL",
-        default_value = "info",
-        global = true
-    )]
-    pub log_level: String,
-
-    /// A log file that reaches this many bytes is closed and the day's next part begins
-    /// (`glassbox.DATE.part0001.log`). Bytes, or with a unit: 64MiB.
-    #[arg(long, env = "GLASSBOX_LOG_MAX_FILE_BYTES", default_value = "64MiB", value_parser = parse_bytes, global = true)]
-    pub log_max_file_bytes: u64,
-
-    /// The most bytes all log files may hold together; the oldest files go first. Bytes, or
-    /// with a unit: 1GiB.
-    #[arg(long, env = "GLASSBOX_LOG_MAX_TOTAL_BYTES", default_value = "1GiB", value_parser = parse_bytes, global = true)]
-    pub log_max_total_bytes: u64,
-
-    /// How many log files to keep (days and parts together); the oldest go first.
-    #[arg(
-        long,
-        env = "GLASSBOX_LOG_KEEP_FILES",
-        default_value_t = 14,
-        global = true
-    )]
-    pub log_keep_files: usize,
-
-    /// How often the built-in dashboard (`/dashboard`) takes a sample; 100ms at the least.
-    #[arg(long, env = "GLASSBOX_DASHBOARD_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
-    pub dashboard_interval: Duration,
-
-    /// How much history the dashboard keeps (samples are dropped oldest first).
-    #[arg(long, env = "GLASSBOX_DASHBOARD_WINDOW", default_value = "5m", value_parser = parse_duration, global = true)]
-    pub dashboard_window: Duration,
-
-    /// Longest sleep `/sleep/{ms}` accepts; longer asks get 400 "sleep too long".
-    #[arg(long, env = "GLASSBOX_MAX_SLEEP", default_value = "60s", value_parser = parse_duration, global = true)]
-    pub max_sleep: Duration,
-
-    /// Shortest sleep of `POST /work` (inclusive).
-    #[arg(long, env = "GLASSBOX_WORK_SLEEP_MIN", default_value = "100ms", value_parser = parse_duration, global = true)]
-    pub work_sleep_min: Duration,
-
-    /// Longest sleep of `POST /work` (exclusive).
-    #[arg(long, env = "GLASSBOX_WORK_SLEEP_MAX", default_value = "5000ms", value_parser = parse_duration, global = true)]
-    pub work_sleep_max: Duration,
-
-    /// Status codes `POST /work` answers with and their weights, as `code:weight,...`.
-    #[arg(long, env = "GLASSBOX_WORK_WEIGHTS", default_value = "200:0.95,400:0.04,500:0.01", value_parser = parse_weights, global = true)]
-    pub work_weights: WorkWeights,
-
-    /// Seed for the random choices of `POST /work`, for reproducible runs; random when unset.
-    #[arg(long, env = "GLASSBOX_SEED", global = true)]
-    pub seed: Option<u64>,
-
-    /// How long the simulated numbers API behind `/total` takes to answer.
-    #[arg(long, env = "GLASSBOX_TOTAL_LATENCY", default_value = "1s", value_parser = parse_duration, global = true)]
-    pub total_latency: Duration,
-
-    /// The simulated numbers API returns 0..=COUNT; larger counts make `/total`'s sum heavier.
-    #[arg(long, env = "GLASSBOX_TOTAL_COUNT", default_value_t = 1_000_000,
-        value_parser = clap::value_parser!(u64).range(0..=1_000_000_000), global = true)]
-    pub total_count: u64,
-
-    /// Threads answering requests (tokio workers; default: the number of cores).
-    #[arg(long, env = "GLASSBOX_IO_THREADS", global = true)]
-    pub io_threads: Option<usize>,
-
-    /// Threads for CPU-heavy work such as `/total`'s sum (default: the number of cores).
-    #[arg(long, env = "GLASSBOX_COMPUTE_THREADS", global = true)]
-    pub compute_threads: Option<usize>,
-
     /// Largest request body accepted, in bytes; larger bodies get 413.
-    #[arg(long, env = "GLASSBOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Requests to the seed endpoints served at once before new ones are shed with 503 and
@@ -186,182 +206,257 @@ pub struct Config {
     /// dashboard) are never shed; the status endpoint lists each route's policy under
     /// `route_table`.
     #[arg(
+        help_heading = LIMITS,
         long,
         env = "GLASSBOX_MAX_CONCURRENCY",
         default_value_t = 1024,
-        global = true
     )]
     pub max_concurrency: usize,
 
     /// How long a client may take to send a request's headers (HTTP/1) before it is disconnected.
-    #[arg(long, env = "GLASSBOX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
     /// How long a client may take to finish the TLS handshake.
-    #[arg(long, env = "GLASSBOX_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub tls_handshake_timeout: Duration,
 
     /// How long a request body may bring no byte before the request gets 408 and its permit,
     /// memory and spool file are freed.
-    #[arg(long, env = "GLASSBOX_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
 
     /// How long a connection may carry no request before it is closed (HTTP/2 with a GOAWAY).
     /// Keep it longer than a proxy's upstream keep-alive (nginx/glassbox.conf: 20s).
-    #[arg(long, env = "GLASSBOX_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
     /// How long a response may wait for its client to read before the connection is dropped.
-    #[arg(long, env = "GLASSBOX_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 
     /// Connections open at once; beyond it the longest-idle connection is closed to make room,
     /// or the new one when none is idle. Also held below the open-file limit (raised to its
     /// hard limit at start), keeping 64 descriptors for files and stores.
     #[arg(
+        help_heading = LIMITS,
         long,
         env = "GLASSBOX_MAX_CONNECTIONS",
         default_value_t = 10_000,
-        global = true
     )]
     pub max_connections: usize,
 
     /// Concurrent HTTP/2 streams one connection may open.
     #[arg(
+        help_heading = LIMITS,
         long,
         env = "GLASSBOX_MAX_STREAMS",
         default_value_t = 100,
-        global = true
     )]
     pub max_streams: u32,
 
     /// The share of --max-concurrency one client may hold (0 to 1]; beyond it its requests get
     /// 503. A client is its address, or the forwarded one behind a trusted proxy.
     #[arg(
+        help_heading = LIMITS,
         long,
         env = "GLASSBOX_CLIENT_SHARE",
         default_value_t = 0.5,
-        global = true
     )]
     pub client_share: f64,
-
-    /// Where messages are kept: `embedded` (a database file in the data directory) or a
-    /// Redis server, `redis://host:port/db`, shared by several replicas.
-    #[arg(
-        long,
-        env = "GLASSBOX_STORE",
-        default_value = "embedded",
-        global = true
-    )]
-    pub store: Backend,
-
-    /// How long one store operation may take before the request gets 503.
-    #[arg(long, env = "GLASSBOX_STORE_TIMEOUT", default_value = "1s", value_parser = parse_duration, global = true)]
-    pub store_timeout: Duration,
-
-    /// Connections to a Redis store (each one multiplexed).
-    #[arg(
-        long,
-        env = "GLASSBOX_STORE_CONNECTIONS",
-        default_value_t = 4,
-        global = true
-    )]
-    pub store_connections: usize,
-
-    /// Where tasks are queued: `embedded` (records in the data directory, in-process workers) or
-    /// a Redis server, `redis://host:port/db`, whose tasks `glassbox worker` processes run.
-    #[arg(
-        long,
-        env = "GLASSBOX_QUEUE",
-        default_value = "embedded",
-        global = true
-    )]
-    pub queue: Backend,
-
-    /// Task workers in this process (default: the number of cores). With a Redis queue the
-    /// service runs none; `glassbox worker` runs this many.
-    #[arg(long, env = "GLASSBOX_WORKERS", global = true)]
-    pub workers: Option<usize>,
-
-    /// Tasks that may wait in the queue; beyond it submissions get 503 with `Retry-After`.
-    #[arg(
-        long,
-        env = "GLASSBOX_QUEUE_CAPACITY",
-        default_value_t = 1000,
-        global = true
-    )]
-    pub queue_capacity: usize,
-
-    /// How long finished and errored tasks (their status and result) are kept.
-    #[arg(long, env = "GLASSBOX_TASK_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
-    pub task_ttl: Duration,
-
-    /// Redis queue: how long a worker's claim on a running task lasts unless renewed; a task
-    /// whose worker died runs again this long after.
-    #[arg(long, env = "GLASSBOX_TASK_LEASE", default_value = "30s", value_parser = parse_duration, global = true)]
-    pub task_lease: Duration,
-
-    /// How many times a task is started before it is given up as errored (a task runs again
-    /// when the process or worker running it stopped).
-    #[arg(
-        long,
-        env = "GLASSBOX_TASK_MAX_ATTEMPTS",
-        default_value_t = 3,
-        global = true
-    )]
-    pub task_max_attempts: u32,
-
-    /// The longest a randomize task may run (its `--randomize-delay` included); one that
-    /// takes longer ends errored, `timed out after ...`.
-    #[arg(long, env = "GLASSBOX_RANDOMIZE_TIMEOUT", default_value = "2m", value_parser = parse_duration, global = true)]
-    pub randomize_timeout: Duration,
-
-    /// The longest a sum-evens task may run; one that takes longer ends errored and its
-    /// chunks stop being summed.
-    #[arg(long, env = "GLASSBOX_SUM_EVENS_TIMEOUT", default_value = "30m", value_parser = parse_duration, global = true)]
-    pub sum_evens_timeout: Duration,
-
-    /// The SpaceTime seed's artificial delay before each randomize task (it slept 15 s).
-    #[arg(long, env = "GLASSBOX_RANDOMIZE_DELAY", default_value = "0s", value_parser = parse_duration, global = true)]
-    pub randomize_delay: Duration,
-
-    /// Largest PNG upload for `/randomize`, in bytes; larger ones get 413.
-    #[arg(long, env = "GLASSBOX_MAX_IMAGE_BYTES", default_value_t = 32 * 1024 * 1024, global = true)]
-    pub max_image_bytes: usize,
-
-    /// Largest image `/randomize` takes, in pixels (width × height, from the PNG header):
-    /// refuses decompression bombs with 413 before anything is decoded.
-    #[arg(long, env = "GLASSBOX_MAX_IMAGE_PIXELS", default_value_t = 16 * 1024 * 1024, global = true)]
-    pub max_image_pixels: u64,
 
     /// Memory for request bodies at once, in bytes, across requests (`/messages` and
     /// `/randomize` read theirs whole; a buffer counts as allocated, growing by doubling); a
     /// body that would pass it gets 503.
-    #[arg(long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024, global = true)]
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub max_buffered_bytes: usize,
+
+    /// Directory for the service's own data (created if missing).
+    #[arg(
+        help_heading = STORAGE,
+        long,
+        env = "GLASSBOX_DATA_DIR",
+        default_value = "./data",
+    )]
+    pub data_dir: PathBuf,
 
     /// Free space to keep on the data directory's filesystem: messages (embedded store), task
     /// payloads and uploads that would leave less get 507 `insufficient storage`, checked
     /// before an upload is spooled (from its Content-Length) and every MiB while it is; and
     /// `/health` fails while free space is below it. Bytes, or with a unit: 512MiB, 1GiB, 0.
-    #[arg(long, env = "GLASSBOX_MIN_FREE_DISK", default_value = "1GiB", value_parser = parse_bytes, global = true)]
+    #[arg(help_heading = STORAGE, long, env = "GLASSBOX_MIN_FREE_DISK", default_value = "1GiB", value_parser = parse_bytes)]
     pub min_free_disk: u64,
 
+    /// Where messages are kept: `embedded` (a database file in the data directory) or a
+    /// Redis server, `redis://host:port/db`, shared by several replicas.
+    #[arg(
+        help_heading = STORE,
+        long,
+        env = "GLASSBOX_STORE",
+        default_value = "embedded",
+    )]
+    pub store: Backend,
+
+    /// How long one store operation may take before the request gets 503.
+    #[arg(help_heading = STORE, long, env = "GLASSBOX_STORE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+
+    /// Connections to a Redis store (each one multiplexed).
+    #[arg(
+        help_heading = STORE,
+        long,
+        env = "GLASSBOX_STORE_CONNECTIONS",
+        default_value_t = 4,
+    )]
+    pub store_connections: usize,
+
+    /// Threads for CPU-heavy work such as `/total`'s sum (default: the number of cores).
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_COMPUTE_THREADS")]
+    pub compute_threads: Option<usize>,
+
+    /// Where tasks are queued: `embedded` (records in the data directory, in-process workers) or
+    /// a Redis server, `redis://host:port/db`, whose tasks `glassbox worker` processes run.
+    #[arg(
+        help_heading = TASKS,
+        long,
+        env = "GLASSBOX_QUEUE",
+        default_value = "embedded",
+    )]
+    pub queue: Backend,
+
+    /// Task workers in this process (default: the number of cores). With a Redis queue the
+    /// service runs none; `glassbox worker` runs this many.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Tasks that may wait in the queue; beyond it submissions get 503 with `Retry-After`.
+    #[arg(
+        help_heading = TASKS,
+        long,
+        env = "GLASSBOX_QUEUE_CAPACITY",
+        default_value_t = 1000,
+    )]
+    pub queue_capacity: usize,
+
+    /// How long finished and errored tasks (their status and result) are kept.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_TASK_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub task_ttl: Duration,
+
+    /// Redis queue: how long a worker's claim on a running task lasts unless renewed; a task
+    /// whose worker died runs again this long after.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_TASK_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub task_lease: Duration,
+
+    /// How many times a task is started before it is given up as errored (a task runs again
+    /// when the process or worker running it stopped).
+    #[arg(
+        help_heading = TASKS,
+        long,
+        env = "GLASSBOX_TASK_MAX_ATTEMPTS",
+        default_value_t = 3,
+    )]
+    pub task_max_attempts: u32,
+
+    /// The longest a randomize task may run (its `--randomize-delay` included); one that
+    /// takes longer ends errored, `timed out after ...`.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_RANDOMIZE_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub randomize_timeout: Duration,
+
+    /// The longest a sum-evens task may run; one that takes longer ends errored and its
+    /// chunks stop being summed.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_SUM_EVENS_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub sum_evens_timeout: Duration,
+
+    /// The SpaceTime seed's artificial delay before each randomize task (it slept 15 s).
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_RANDOMIZE_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub randomize_delay: Duration,
+
+    /// Largest PNG upload for `/randomize`, in bytes; larger ones get 413.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_MAX_IMAGE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_image_bytes: usize,
+
+    /// Largest image `/randomize` takes, in pixels (width × height, from the PNG header):
+    /// refuses decompression bombs with 413 before anything is decoded.
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_MAX_IMAGE_PIXELS", default_value_t = 16 * 1024 * 1024)]
+    pub max_image_pixels: u64,
+
     /// Largest `/sum-evens` upload, in bytes; larger ones get 413 (and leave nothing behind).
-    #[arg(long, env = "GLASSBOX_MAX_UPLOAD_BYTES", default_value_t = 8 << 30, global = true)]
+    #[arg(help_heading = TASKS, long, env = "GLASSBOX_MAX_UPLOAD_BYTES", default_value_t = 8 << 30)]
     pub max_upload_bytes: usize,
 
-    /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR ranges, comma
-    /// separated (e.g. `127.0.0.1,10.0.0.0/8`). Requests from them are logged with the client
-    /// address the proxy saw; from anyone else the header is ignored.
-    #[arg(long, env = "GLASSBOX_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, global = true)]
-    pub trusted_proxies: Vec<IpNet>,
+    /// Directory for the daily-rolling JSON log files (`glassbox.YYYY-MM-DD.log`).
+    #[arg(
+        help_heading = TELEMETRY,
+        long,
+        env = "GLASSBOX_LOG_DIR",
+        default_value = "./logs",
+    )]
+    pub log_dir: PathBuf,
 
-    /// On SIGINT or SIGTERM, how long in-flight requests and running tasks may take to finish
-    /// before the service exits; a task still running then is queued again (it runs after a
-    /// restart, or on another worker).
-    #[arg(long, env = "GLASSBOX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
-    pub shutdown_grace: Duration,
+    /// Log filter in `tracing` syntax, e.g. `info` or `glassbox=debug,info`.
+    #[arg(
+        help_heading = TELEMETRY,
+        long,
+        env = "GLASSBOX_LOG_LEVEL",
+        default_value = "info",
+    )]
+    pub log_level: String,
+
+    /// A log file that reaches this many bytes is closed and the day's next part begins
+    /// (`glassbox.DATE.part0001.log`). Bytes, or with a unit: 64MiB.
+    #[arg(help_heading = TELEMETRY, long, env = "GLASSBOX_LOG_MAX_FILE_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub log_max_file_bytes: u64,
+
+    /// The most bytes all log files may hold together; the oldest files go first. Bytes, or
+    /// with a unit: 1GiB.
+    #[arg(help_heading = TELEMETRY, long, env = "GLASSBOX_LOG_MAX_TOTAL_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub log_max_total_bytes: u64,
+
+    /// How many log files to keep (days and parts together); the oldest go first.
+    #[arg(
+        help_heading = TELEMETRY,
+        long,
+        env = "GLASSBOX_LOG_KEEP_FILES",
+        default_value_t = 14,
+    )]
+    pub log_keep_files: usize,
+
+    /// How often the built-in dashboard (`/dashboard`) takes a sample; 100ms at the least.
+    #[arg(help_heading = DASHBOARD, long, env = "GLASSBOX_DASHBOARD_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub dashboard_interval: Duration,
+
+    /// How much history the dashboard keeps (samples are dropped oldest first).
+    #[arg(help_heading = DASHBOARD, long, env = "GLASSBOX_DASHBOARD_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub dashboard_window: Duration,
+
+    /// Longest sleep `/sleep/{ms}` accepts; longer asks get 400 "sleep too long".
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_MAX_SLEEP", default_value = "60s", value_parser = parse_duration)]
+    pub max_sleep: Duration,
+
+    /// Shortest sleep of `POST /work` (inclusive).
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_WORK_SLEEP_MIN", default_value = "100ms", value_parser = parse_duration)]
+    pub work_sleep_min: Duration,
+
+    /// Longest sleep of `POST /work` (exclusive).
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_WORK_SLEEP_MAX", default_value = "5000ms", value_parser = parse_duration)]
+    pub work_sleep_max: Duration,
+
+    /// Status codes `POST /work` answers with and their weights, as `code:weight,...`.
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_WORK_WEIGHTS", default_value = "200:0.95,400:0.04,500:0.01", value_parser = parse_weights)]
+    pub work_weights: WorkWeights,
+
+    /// Seed for the random choices of `POST /work`, for reproducible runs; random when unset.
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_SEED")]
+    pub seed: Option<u64>,
+
+    /// How long the simulated numbers API behind `/total` takes to answer.
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_TOTAL_LATENCY", default_value = "1s", value_parser = parse_duration)]
+    pub total_latency: Duration,
+
+    /// The simulated numbers API returns 0..=COUNT; larger counts make `/total`'s sum heavier.
+    #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_TOTAL_COUNT", default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
+    pub total_count: u64,
 }
 
 /// Where the message store or the task queue lives: `--store` and `--queue` take `embedded`
@@ -430,6 +525,17 @@ pub enum ConfigError {
     TooShort { flag: &'static str, least: Duration },
     #[error("--client-share must be above 0 and at most 1, not {0}")]
     Share(String),
+}
+
+impl ConfigError {
+    /// The flag to change.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            Self::EmptyWorkRange { .. } => "--work-sleep-min",
+            Self::Zero(flag) | Self::TooShort { flag, .. } => flag,
+            Self::Share(_) => "--client-share",
+        }
+    }
 }
 
 /// Weighted status codes for `POST /work`.
@@ -579,11 +685,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    fn parse<const N: usize>(argv: [&str; N]) -> Config {
+        try_parse_from(argv).unwrap().1
     }
 
     #[test]
@@ -612,13 +721,77 @@ mod tests {
     }
 
     #[test]
-    fn subcommand_flags_are_global() {
-        let cli = Cli::parse_from(["glassbox", "serve", "--bind", "127.0.0.1:0"]);
-        assert_eq!(cli.command, Some(Command::Serve));
-        assert_eq!(cli.config.bind.port(), 0);
-        let cli = Cli::parse_from(["glassbox", "--certs-dir", "/tmp/x", "certs"]);
-        assert_eq!(cli.command, Some(Command::Certs));
-        assert_eq!(cli.config.certs_dir, PathBuf::from("/tmp/x"));
+    fn flags_follow_the_subcommand_and_serve_is_the_default() {
+        let (command, config) =
+            try_parse_from(["glassbox", "serve", "--bind", "127.0.0.1:0"]).unwrap();
+        assert_eq!((command, config.bind.port()), (Command::Serve, 0));
+        let (command, config) = try_parse_from(["glassbox", "--bind", "127.0.0.1:0"]).unwrap();
+        assert_eq!((command, config.bind.port()), (Command::Serve, 0));
+        let (command, config) =
+            try_parse_from(["glassbox", "certs", "--certs-dir", "/tmp/x"]).unwrap();
+        assert_eq!(
+            (command, config.certs_dir),
+            (Command::Certs, PathBuf::from("/tmp/x"))
+        );
+    }
+
+    fn help(argv: &[&str]) -> String {
+        let err = try_parse_from(argv).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        err.render().to_string()
+    }
+
+    #[test]
+    fn help_groups_flags_and_shows_each_subcommand_its_own() {
+        let serve = help(&["glassbox", "serve", "--help"]);
+        let mut at = 0;
+        for group in GROUPS {
+            let heading = format!("\n{group}:\n");
+            let found = serve[at..]
+                .find(&heading)
+                .unwrap_or_else(|| panic!("{group} in order in\n{serve}"));
+            at += found;
+        }
+        assert!(serve.contains("--bind") && serve.contains("--store-timeout"));
+        let certs = help(&["glassbox", "certs", "--help"]);
+        assert!(
+            certs.contains("--certs-dir") && certs.contains("--new-ca"),
+            "{certs}"
+        );
+        for other in [
+            "--bind",
+            "--data-dir",
+            "--store",
+            "--max-sleep",
+            "--log-dir",
+        ] {
+            assert!(
+                !certs.contains(other),
+                "certs --help shows {other}:\n{certs}"
+            );
+        }
+        let worker = help(&["glassbox", "worker", "--help"]);
+        assert!(
+            worker.contains("--queue") && worker.contains("--bind"),
+            "{worker}"
+        );
+        for other in ["--store ", "--dashboard-interval", "--work-weights"] {
+            assert!(
+                !worker.contains(other),
+                "worker --help shows {other}:\n{worker}"
+            );
+        }
+        let openapi = help(&["glassbox", "openapi", "--help"]);
+        assert!(
+            openapi.contains("--max-sleep") && !openapi.contains("--bind"),
+            "{openapi}"
+        );
+    }
+
+    #[test]
+    fn hidden_flags_are_still_accepted() {
+        let (_, config) = try_parse_from(["glassbox", "certs", "--data-dir", "/tmp/d"]).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
     }
 
     #[test]
@@ -635,16 +808,15 @@ mod tests {
 
     #[test]
     fn trusted_proxies_take_addresses_and_ranges() {
-        let cli = Cli::parse_from(["glassbox", "--trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1"]);
-        let nets: Vec<String> = cli
-            .config
+        let config = parse(["glassbox", "--trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1"]);
+        let nets: Vec<String> = config
             .trusted_proxies
             .iter()
             .map(ToString::to_string)
             .collect();
         assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
-        assert!(Cli::try_parse_from(["glassbox", "--trusted-proxies", "nginx"]).is_err());
-        assert!(Cli::try_parse_from(["glassbox", "--store", "postgres://x"]).is_err());
+        assert!(try_parse_from(["glassbox", "--trusted-proxies", "nginx"]).is_err());
+        assert!(try_parse_from(["glassbox", "--store", "postgres://x"]).is_err());
     }
 
     #[test]
@@ -654,43 +826,43 @@ mod tests {
             "--header-read-timeout",
             "--tls-handshake-timeout",
         ] {
-            let cli = Cli::parse_from(["glassbox", flag, "0s"]);
+            let config = parse(["glassbox", flag, "0s"]);
             assert_eq!(
-                cli.config.validate().map_err(|e| e.to_string()),
+                config.validate().map_err(|e| e.to_string()),
                 Err(format!("{flag} must be above 0"))
             );
-            let cli = Cli::parse_from(["glassbox", flag, "1ms"]);
-            assert_eq!(cli.config.validate(), Ok(()), "{flag}");
+            let config = parse(["glassbox", flag, "1ms"]);
+            assert_eq!(config.validate(), Ok(()), "{flag}");
         }
     }
 
     #[test]
     fn short_intervals_are_rejected_not_clamped() {
         for (flag, short) in [("--task-lease", "99ms"), ("--dashboard-interval", "50ms")] {
-            let cli = Cli::parse_from(["glassbox", flag, short]);
+            let config = parse(["glassbox", flag, short]);
             assert_eq!(
-                cli.config.validate().map_err(|e| e.to_string()),
+                config.validate().map_err(|e| e.to_string()),
                 Err(format!("{flag} must be at least 100ms"))
             );
-            let cli = Cli::parse_from(["glassbox", flag, "100ms"]);
-            assert_eq!(cli.config.validate(), Ok(()), "{flag}");
+            let config = parse(["glassbox", flag, "100ms"]);
+            assert_eq!(config.validate(), Ok(()), "{flag}");
         }
-        let cli = Cli::parse_from(["glassbox", "--max-concurrency", "0"]);
+        let config = parse(["glassbox", "--max-concurrency", "0"]);
         assert_eq!(
-            cli.config.validate(),
+            config.validate(),
             Err(ConfigError::Zero("--max-concurrency"))
         );
     }
 
     #[test]
     fn inverted_work_range_is_rejected() {
-        let cli = Cli::parse_from([
+        let config = parse([
             "glassbox",
             "--work-sleep-min",
             "5s",
             "--work-sleep-max",
             "1s",
         ]);
-        assert!(cli.config.validate().is_err());
+        assert!(config.validate().is_err());
     }
 }

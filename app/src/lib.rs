@@ -6,7 +6,10 @@
 //!   roles need; `Service::serve` and `Service::worker` build on it; `Service::run` serves a
 //!   bound listener until a shutdown future completes and stops everything it started. The
 //!   `serve`, `worker`, `certs` and `openapi` commands end to end.
-//! - [`config`]: the command line and `GLASSBOX_*` environment, one struct, validated once.
+//! - [`config`]: the command line and `GLASSBOX_*` environment, one struct, validated once;
+//!   flags grouped under headings, each subcommand's help showing its own groups.
+//! - [`startup`]: start-up failures as one sentence naming the flag that fixes them, with an
+//!   exit status per kind.
 //! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
 //! - `server`: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown; `server::connections`:
 //!   the registry and per-connection watchdog behind `--max-connections`, `--idle-timeout`,
@@ -59,6 +62,7 @@ pub(crate) mod redb_file;
 pub(crate) mod routes;
 pub(crate) mod server;
 pub mod service;
+pub mod startup;
 pub(crate) mod store;
 pub mod sum_evens;
 pub(crate) mod tasks;

@@ -1,23 +1,19 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use glassbox::config::{Cli, Command};
+use glassbox::config::Command;
+use glassbox::startup;
 use glassbox::telemetry::logging;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (command, config) = glassbox::config::parse();
     glassbox::tls::install_crypto_provider();
-    let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Certs => match glassbox::service::certs(&config) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS
             }
-            Err(err) => {
-                eprintln!("glassbox certs: {err:#}");
-                ExitCode::FAILURE
-            }
+            Err(err) => failed(&err),
         },
         Command::Openapi => {
             print!("{}", glassbox::service::openapi(&config));
@@ -31,10 +27,7 @@ fn main() -> ExitCode {
             };
             let guard = match logging::init(&config.log_level, Some((&config.log_dir, files))) {
                 Ok(guard) => guard,
-                Err(err) => {
-                    eprintln!("glassbox: {err:#}");
-                    return ExitCode::FAILURE;
-                }
+                Err(err) => return failed(&err),
             };
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
             runtime.enable_all();
@@ -58,11 +51,26 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = %format!("{err:#}"), "glassbox failed");
-                    ExitCode::FAILURE
+                    failed(&err)
                 }
             };
             drop(guard); // flushes every buffered log line
             code
+        }
+    }
+}
+
+/// Says why on stderr (besides any log line) and picks the exit status: a start-up failure's
+/// own, 1 for anything else.
+fn failed(err: &anyhow::Error) -> ExitCode {
+    match startup::find(err) {
+        Some(failure) => {
+            eprintln!("glassbox: {failure}");
+            ExitCode::from(failure.failure().exit_status())
+        }
+        None => {
+            eprintln!("glassbox: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }

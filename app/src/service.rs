@@ -22,6 +22,7 @@ use crate::health::{CertificateCheck, Health};
 use crate::routes::table::Serving;
 use crate::routes::{self, worker::WorkerState};
 use crate::server::{self, Endpoint, HttpService};
+use crate::startup::{self, Failure, StartupError};
 use crate::store;
 use crate::tasks::embedded::EmbeddedQueue;
 use crate::tasks::files::TaskFiles;
@@ -33,9 +34,9 @@ use crate::telemetry::Telemetry;
 /// `glassbox serve`: builds the service, binds `--bind`, and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
     let service = Service::serve(config)?;
-    let listener = bind(service.config().bind).await?;
+    let listener = bind(service.config().bind, "--bind").await?;
     let admin = match service.config().admin_bind {
-        Some(addr) => Some(bind(addr).await?),
+        Some(addr) => Some(bind(addr, "--admin-bind").await?),
         None => None,
     };
     service
@@ -47,14 +48,30 @@ pub async fn serve(config: Config) -> Result<()> {
 /// on `--bind`, until SIGINT or SIGTERM (then running tasks get the grace period to finish).
 pub async fn worker(config: Config) -> Result<()> {
     let service = Service::worker(config)?;
-    let listener = bind(service.config().bind).await?;
+    let listener = bind(service.config().bind, "--bind").await?;
     service.run(listener, shutdown_signal()).await
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))
+async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        let why = match err.kind() {
+            std::io::ErrorKind::AddrInUse => "another process is listening there".to_owned(),
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no interface of this machine has that address".to_owned()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need privileges this process lacks".to_owned()
+            }
+            _ => err.to_string(),
+        };
+        StartupError::new(
+            Failure::Address,
+            format!("cannot listen on {addr}"),
+            flag,
+            anyhow::anyhow!("{why} ({err})"),
+        )
+        .into()
+    })
 }
 
 /// What a process of either role is made of before it serves.
@@ -72,7 +89,12 @@ struct Prepared {
 /// Checks the configuration, makes sure certificates and the data directory exist, and
 /// starts telemetry. The configuration is validated here and nowhere else.
 fn prepare(config: Config) -> Result<Prepared> {
-    config.validate()?;
+    if let Err(err) = config.validate() {
+        let flag = err.flag();
+        return Err(
+            StartupError::new(Failure::Usage, "the flags do not go together", flag, err).into(),
+        );
+    }
     let open_files = crate::server::raise_open_file_limit();
     tracing::info!(
         open_files,
@@ -85,11 +107,11 @@ fn prepare(config: Config) -> Result<Prepared> {
         config.ca_key.as_deref(),
         false,
     )
-    .context("preparing certificates")?;
+    .map_err(|err| certs_failure(&config, err))?;
     log_cert_outcome(outcome, &config);
-    let tls = crate::tls::server_config(&config.certs_dir)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let tls =
+        crate::tls::server_config(&config.certs_dir).map_err(|err| certs_failure(&config, err))?;
+    startup::writable_dir(&config.data_dir, "data directory", "--data-dir")?;
     let telemetry = Arc::new(Telemetry::default());
     telemetry
         .metrics
@@ -104,6 +126,36 @@ fn prepare(config: Config) -> Result<Prepared> {
         telemetry,
         files,
     })
+}
+
+/// A certificate failure as the operator sees it: a directory that cannot be written, or
+/// certificates that cannot be used.
+fn certs_failure(config: &Config, err: anyhow::Error) -> StartupError {
+    let unwritable = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| {
+            use std::io::ErrorKind::*;
+            matches!(
+                e.kind(),
+                PermissionDenied | ReadOnlyFilesystem | NotADirectory | StorageFull
+            )
+        });
+    let dir = config.certs_dir.display();
+    match unwritable {
+        true => StartupError::new(
+            Failure::Directory,
+            format!("cannot write certificates to {dir}"),
+            "--certs-dir",
+            err,
+        ),
+        false => StartupError::new(
+            Failure::Certificate,
+            format!("cannot use the certificates in {dir}"),
+            "--certs-dir",
+            err,
+        ),
+    }
 }
 
 /// Which process this is.
@@ -160,10 +212,18 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
             let background = Background::start(|stop| workers.spawn(count, stop));
             (tasks, background)
         }
-        (Backend::Embedded, Role::Worker) => bail!(
-            "glassbox worker takes its tasks from a Redis queue: give --queue redis://host:port/db \
-             (with the embedded queue, `glassbox serve` runs the workers itself)"
-        ),
+        (Backend::Embedded, Role::Worker) => {
+            return Err(StartupError::new(
+                Failure::Usage,
+                "glassbox worker takes its tasks from a Redis queue",
+                "--queue",
+                anyhow::anyhow!(
+                    "give --queue redis://host:port/db (with the embedded queue, `glassbox serve` \
+                     runs the workers itself)"
+                ),
+            )
+            .into());
+        }
     })
 }
 
@@ -480,7 +540,8 @@ pub fn certs(config: &Config) -> Result<String> {
         &config.cert_names,
         config.ca_key.as_deref(),
         config.new_ca,
-    )?;
+    )
+    .map_err(|err| certs_failure(config, err))?;
     let dir = config.certs_dir.display();
     let what = match outcome {
         Outcome::Reused => "certificates are valid; nothing to do",

@@ -10,7 +10,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -147,9 +146,9 @@ impl InProcess {
         let mut argv = vec!["glassbox".to_owned()];
         argv.extend(base_args(dir.path(), &dir.path().join("data")));
         argv.extend(args.iter().map(|a| (*a).to_owned()));
-        let config = glassbox::config::Cli::try_parse_from(&argv)
+        let config = glassbox::config::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
-            .config;
+            .1;
         let wants_admin = config.admin_bind.is_some();
         let service = glassbox::service::Service::serve(config).expect("the service builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -269,16 +269,14 @@ mod tests {
 
     use axum::body::Body;
     use axum::http::Request;
-    use clap::Parser;
     use proptest::prelude::*;
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::Cli;
     use crate::health::Health;
 
     fn built() -> Built {
-        build(&Cli::parse_from(["glassbox"]).config)
+        build(&crate::config::defaults())
     }
 
     /// The document's templates, each with whether its trailing slash is optional (from the
@@ -402,7 +400,7 @@ mod tests {
             let expected = matching_template(&templates, &path).unwrap_or(crate::telemetry::UNMATCHED_ROUTE);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let routed = runtime.block_on(async {
-                let mut config = Cli::parse_from(["glassbox"]).config;
+                let mut config = crate::config::defaults();
                 config.max_sleep = std::time::Duration::ZERO;
                 config.work_sleep_min = std::time::Duration::ZERO;
                 config.work_sleep_max = std::time::Duration::from_millis(1);
@@ -430,8 +428,7 @@ mod tests {
     fn the_help_names_no_route_and_points_at_the_table() {
         // Which routes are never shed is the route table's to say; a list in the help text
         // would be a second copy to drift.
-        use clap::CommandFactory;
-        let command = Cli::command();
+        let command = crate::config::command();
         let help = command
             .get_arguments()
             .find(|arg| arg.get_id() == "max_concurrency")

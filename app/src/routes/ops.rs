@@ -161,17 +161,15 @@ async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
-    use clap::Parser;
     use time::{Duration, OffsetDateTime};
     use tower::ServiceExt;
 
     use crate::app::AppState;
     use crate::certs::ServerCertInfo;
-    use crate::config::Cli;
     use crate::health::{CertificateCheck, Health};
 
     fn state(health: Health) -> AppState {
-        AppState::for_tests(Cli::parse_from(["glassbox"]).config, health)
+        AppState::for_tests(crate::config::defaults(), health)
     }
 
     async fn get(state: AppState, path: &str) -> (u16, serde_json::Value) {
@@ -218,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_route_never_shed_answers_at_the_concurrency_limit() {
-        let mut config = Cli::parse_from(["glassbox"]).config;
+        let mut config = crate::config::defaults();
         config.max_concurrency = 1;
         let state = AppState::for_tests(config, Health::default());
         let _taken = state.limiter.try_acquire(None).expect("the one permit");

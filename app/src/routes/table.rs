@@ -282,7 +282,6 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use std::time::Duration;
 
     fn registration(template: &str, policy: Policy) -> Registration {
@@ -296,7 +295,7 @@ mod tests {
 
     #[test]
     fn paths_find_their_route_and_optional_slashes_their_alias() {
-        let config = crate::config::Cli::parse_from(["glassbox"]).config;
+        let config = crate::config::defaults();
         let table = RouteTable::new(
             &[
                 registration("/", Policy::API),

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
+
+use crate::startup::{Failure, StartupError};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -36,15 +38,26 @@ pub struct LogGuard(#[allow(dead_code)] FlushGuard);
 /// Installs the global subscriber: JSON lines to stdout and, with `log_dir`, to a rolling file.
 /// Each event is formatted once and written to both by one batching thread.
 pub fn init(filter: &str, log_dir: Option<(&Path, log_file::Limits)>) -> Result<LogGuard> {
-    let filter =
-        EnvFilter::try_new(filter).with_context(|| format!("bad log filter `{filter}`"))?;
+    let filter = EnvFilter::try_new(filter).map_err(|err| {
+        StartupError::new(
+            Failure::Usage,
+            format!("`{filter}` is not a log filter"),
+            "--log-level",
+            err,
+        )
+    })?;
     let mut sinks: Vec<(&'static str, Box<dyn Write + Send>)> =
         vec![("stdout", Box::new(std::io::stdout()))];
     if let Some((dir, limits)) = log_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
-        let file = log_file::LogFile::open(dir, limits)
-            .with_context(|| format!("opening a log file in {}", dir.display()))?;
+        crate::startup::writable_dir(dir, "log directory", "--log-dir")?;
+        let file = log_file::LogFile::open(dir, limits).map_err(|err| {
+            StartupError::new(
+                Failure::Directory,
+                format!("cannot open a log file in {}", dir.display()),
+                "--log-dir",
+                err,
+            )
+        })?;
         sinks.push(("file", Box::new(file)));
     }
     // The dashboard's recent lines: the same lines, kept in memory.

@@ -18,6 +18,7 @@ mod schemathesis;
 mod slow_clients;
 mod slowhttptest;
 mod stalled_stdout;
+mod startup;
 
 use serde_json::Value;
 use testkit::{Endpoint, Process, eventually};
