@@ -220,9 +220,12 @@ pub fn wanted_names(extra: &[String]) -> Vec<String> {
 pub fn read_server_info(path: &Path) -> Result<ServerCertInfo> {
     let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let (_, pem) = parse_x509_pem(&pem).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    server_info(&pem.contents).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+}
+
+/// The validity and names of a DER certificate.
+pub fn server_info(der: &[u8]) -> Result<ServerCertInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| anyhow!("{e}"))?;
     Ok(ServerCertInfo {
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),

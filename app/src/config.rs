@@ -191,6 +191,26 @@ pub struct Config {
     #[arg(help_heading = TLS, long, env = "GLASSBOX_CA_KEY")]
     pub ca_key: Option<PathBuf>,
 
+    /// Your own certificate (PEM, leaf first, intermediates after it) to serve instead of the
+    /// local CA's: used as it is, never renewed; read again when the file or `--tls-key`
+    /// changes, or on SIGHUP (a pair that cannot be used is refused and the old one serves on).
+    #[arg(
+        help_heading = TLS,
+        long,
+        env = "GLASSBOX_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        help_heading = TLS,
+        long,
+        env = "GLASSBOX_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// `glassbox certs`: make a new local CA (and server certificate) even though one is
     /// there; for a CA that cannot be read or should no longer be trusted. Clients must then
     /// trust the new ca.crt.

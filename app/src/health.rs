@@ -129,32 +129,48 @@ pub(crate) fn failures(results: &BTreeMap<&'static str, CheckResult>) -> String 
 /// Passes while the served certificate is inside its validity period.
 #[derive(Debug, Clone)]
 pub(crate) struct CertificateCheck {
-    pub info: ServerCertInfo,
+    pub identity: std::sync::Arc<crate::tls::Identity>,
 }
 
 impl CertificateCheck {
     pub(crate) fn evaluate(&self, now: OffsetDateTime) -> CheckResult {
-        let info = &self.info;
-        let remaining = info.not_after - now;
-        let status = if info.not_before <= now && now < info.not_after {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Fail
-        };
-        let mut detail = json!({
-            "not_after": info.not_after.format(&Rfc3339).unwrap_or_default(),
-            "days_remaining": remaining.whole_days(),
-            "names": info.names,
-        });
-        if status == CheckStatus::Fail {
-            detail["error"] = if now < info.not_before {
-                json!("certificate is not valid yet")
-            } else {
-                json!("certificate has expired: run `glassbox certs` or restart")
-            };
-        }
-        CheckResult::new(status, detail)
+        let info = self.identity.info();
+        certificate_result(&info, self.identity.source(), now)
     }
+}
+
+/// The certificate check's verdict on `info` at `now`, with what to do when it fails.
+fn certificate_result(
+    info: &ServerCertInfo,
+    source: &crate::tls::Source,
+    now: OffsetDateTime,
+) -> CheckResult {
+    let remaining = info.not_after - now;
+    let status = if info.not_before <= now && now < info.not_after {
+        CheckStatus::Pass
+    } else {
+        CheckStatus::Fail
+    };
+    let mut detail = json!({
+        "source": match source {
+            crate::tls::Source::LocalCa { .. } => "local_ca",
+            crate::tls::Source::Operator { .. } => "tls_cert",
+        },
+        "not_after": info.not_after.format(&Rfc3339).unwrap_or_default(),
+        "days_remaining": remaining.whole_days(),
+        "names": info.names,
+    });
+    if status == CheckStatus::Fail {
+        detail["error"] = if now < info.not_before {
+            json!("certificate is not valid yet")
+        } else {
+            json!(format!(
+                "certificate has expired: {}",
+                source.renewal_hint()
+            ))
+        };
+    }
+    CheckResult::new(status, detail)
 }
 
 impl Check for CertificateCheck {
@@ -172,14 +188,26 @@ mod tests {
     use super::*;
     use time::Duration as TimeDuration;
 
-    fn check(not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateCheck {
-        CertificateCheck {
-            info: ServerCertInfo {
-                not_before,
-                not_after,
+    /// The verdict on a certificate valid from `not_before` to `not_after`.
+    struct Cert(OffsetDateTime, OffsetDateTime);
+
+    impl Cert {
+        fn evaluate(&self, now: OffsetDateTime) -> CheckResult {
+            let info = ServerCertInfo {
+                not_before: self.0,
+                not_after: self.1,
                 names: vec!["localhost".into()],
-            },
+            };
+            let source = crate::tls::Source::Operator {
+                cert: "own.crt".into(),
+                key: "own.key".into(),
+            };
+            certificate_result(&info, &source, now)
         }
+    }
+
+    fn check(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Cert {
+        Cert(not_before, not_after)
     }
 
     #[test]
@@ -196,7 +224,7 @@ mod tests {
             expired.detail["error"]
                 .as_str()
                 .unwrap()
-                .contains("expired")
+                .contains("expired: replace the files of --tls-cert")
         );
         assert_eq!(
             check(now + day, now + day * 2).evaluate(now).status,
@@ -222,10 +250,13 @@ mod tests {
     async fn a_check_that_hangs_fails() {
         let now = OffsetDateTime::now_utc();
         let health = Health::default()
-            .with(check(
-                now - TimeDuration::days(1),
-                now + TimeDuration::days(1),
-            ))
+            .with(CertificateCheck {
+                identity: std::sync::Arc::new(crate::tls::Identity::reporting(ServerCertInfo {
+                    not_before: now - TimeDuration::days(1),
+                    not_after: now + TimeDuration::days(1),
+                    names: vec!["localhost".into()],
+                })),
+            })
             .with(Slow);
         let (healthy, results) = health.run().await;
         assert!(!healthy);

@@ -10,7 +10,8 @@
 //!   flags grouped under headings, each subcommand's help showing its own groups.
 //! - [`startup`]: start-up failures as one sentence naming the flag that fixes them, with an
 //!   exit status per kind.
-//! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings.
+//! - [`certs`]: the local CA and server certificate in `certs/`; [`tls`]: rustls settings, and
+//!   the served certificate (the local CA's or `--tls-cert`'s), reloaded when its files change.
 //! - `server`: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown; `server::connections`:
 //!   the registry and per-connection watchdog behind `--max-connections`, `--idle-timeout`,
 //!   `--header-read-timeout` and `--write-timeout`; `server::accept`: the open-file limit and

@@ -30,6 +30,7 @@ use crate::tasks::redis::{RedisQueue, Settings as RedisSettings};
 use crate::tasks::run::Runner;
 use crate::tasks::{QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
+use crate::tls::{Identity, Source};
 
 /// `glassbox serve`: builds the service, binds `--bind`, and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
@@ -79,6 +80,8 @@ async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener> {
 struct Prepared {
     config: Config,
     tls: Arc<rustls::ServerConfig>,
+    /// The served certificate, which `tls` asks on every handshake.
+    identity: Arc<Identity>,
     telemetry: Arc<Telemetry>,
     /// `/health`'s checks so far: the certificate.
     health: Health,
@@ -101,31 +104,65 @@ fn prepare(config: Config) -> Result<Prepared> {
         max_connections = crate::server::connection_limit(config.max_connections),
         "open-file limit"
     );
-    let (outcome, cert) = certs::ensure_with(
+    let identity = Arc::new(identity(&config)?);
+    let tls = crate::tls::server_config(identity.clone())?;
+    startup::writable_dir(&config.data_dir, "data directory", "--data-dir")?;
+    let telemetry = Arc::new(Telemetry::default());
+    telemetry
+        .metrics
+        .certificate_expiry(identity.info().not_after.unix_timestamp());
+    let files = TaskFiles::new(&config.data_dir, config.min_free_disk)
+        .context("creating the task directories")?;
+    Ok(Prepared {
+        compute: ComputePool::new(config.compute_threads()),
+        health: Health::default().with(CertificateCheck {
+            identity: identity.clone(),
+        }),
+        config,
+        tls,
+        identity,
+        telemetry,
+        files,
+    })
+}
+
+/// The certificate to serve: the operator's `--tls-cert` and `--tls-key` as they are, or the
+/// local CA's server certificate, made or renewed first.
+fn identity(config: &Config) -> Result<Identity> {
+    let provider = crate::tls::provider();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let source = Source::Operator {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+        let identity = Identity::load(source, provider).map_err(|err| {
+            StartupError::new(
+                Failure::Certificate,
+                "cannot use the certificate and key given",
+                "--tls-cert",
+                err,
+            )
+        })?;
+        tracing::info!(
+            cert = %cert.display(),
+            not_after = %crate::tls::reload::rfc3339(identity.info().not_after),
+            names = ?identity.info().names,
+            "serving the operator's certificate (no local CA, no renewal; reloaded when its files change or on SIGHUP)"
+        );
+        return Ok(identity);
+    }
+    let (outcome, _) = certs::ensure_with(
         &config.certs_dir,
         &config.cert_names,
         config.ca_key.as_deref(),
         false,
     )
-    .map_err(|err| certs_failure(&config, err))?;
-    log_cert_outcome(outcome, &config);
-    let tls =
-        crate::tls::server_config(&config.certs_dir).map_err(|err| certs_failure(&config, err))?;
-    startup::writable_dir(&config.data_dir, "data directory", "--data-dir")?;
-    let telemetry = Arc::new(Telemetry::default());
-    telemetry
-        .metrics
-        .certificate_expiry(cert.not_after.unix_timestamp());
-    let files = TaskFiles::new(&config.data_dir, config.min_free_disk)
-        .context("creating the task directories")?;
-    Ok(Prepared {
-        compute: ComputePool::new(config.compute_threads()),
-        health: Health::default().with(CertificateCheck { info: cert }),
-        config,
-        tls,
-        telemetry,
-        files,
-    })
+    .map_err(|err| certs_failure(config, err))?;
+    log_cert_outcome(outcome, config);
+    let source = Source::LocalCa {
+        certs_dir: config.certs_dir.clone(),
+    };
+    Identity::load(source, provider).map_err(|err| certs_failure(config, err).into())
 }
 
 /// A certificate failure as the operator sees it: a directory that cannot be written, or
@@ -265,6 +302,8 @@ enum Kind {
 struct Parts<S> {
     config: Config,
     role: Role,
+    /// The served certificate, reloaded while the listener runs.
+    identity: Arc<Identity>,
     endpoint: Endpoint<S>,
     /// The operator's routes on `--admin-bind`, when it is set.
     admin: Option<Endpoint<S>>,
@@ -285,6 +324,7 @@ impl Service {
         let Prepared {
             config,
             tls,
+            identity,
             telemetry,
             health,
             compute,
@@ -316,6 +356,7 @@ impl Service {
             },
             admin,
             config,
+            identity,
             role: Role::Serve,
             background,
             workers,
@@ -344,6 +385,7 @@ impl Service {
             },
             admin: None,
             config: prepared.config,
+            identity: prepared.identity,
             role: Role::Worker,
             background,
             workers,
@@ -429,6 +471,10 @@ where
             let _ = signal.await;
             background.stop(grace).await;
         });
+        let reloading = tokio::spawn(crate::tls::reload::watch(
+            self.identity.clone(),
+            self.endpoint.telemetry.clone(),
+        ));
         // One signal stops both listeners.
         let stopping = tokio_util::sync::CancellationToken::new();
         let shutdown = async {
@@ -449,6 +495,7 @@ where
             admin_served
         );
         stopping.cancel();
+        reloading.abort();
         let _ = workers.await;
         served?;
         admin_served?;

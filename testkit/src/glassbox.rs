@@ -334,8 +334,23 @@ impl Process {
             panic!("glassbox did not log `listening` with its address within a minute");
         };
         let addr: SocketAddr = addr.parse().expect("a socket address");
+        // What to trust: the operator's certificate when one is given, else the local CA.
+        let ca = args
+            .iter()
+            .position(|a| *a == "--tls-cert")
+            .and_then(|at| args.get(at + 1))
+            .map_or_else(|| dir.path().join("certs/ca.crt"), PathBuf::from);
+        // A process whose client cannot be made is not left running.
+        let endpoint = match std::panic::catch_unwind(|| Endpoint::new(addr, ca)) {
+            Ok(endpoint) => endpoint,
+            Err(panic) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::panic::resume_unwind(panic);
+            }
+        };
         Process {
-            endpoint: Endpoint::new(addr, dir.path().join("certs/ca.crt")),
+            endpoint,
             dir,
             child,
             stdout,

@@ -196,7 +196,9 @@ mod tests {
             names: vec!["localhost".into()],
         };
         get(
-            state(Health::default().with(CertificateCheck { info })),
+            state(Health::default().with(CertificateCheck {
+                identity: std::sync::Arc::new(crate::tls::Identity::reporting(info)),
+            })),
             "/health",
         )
         .await

@@ -24,6 +24,7 @@ pub(crate) const REQUESTS_SHED: &str = "glassbox_requests_shed_total";
 pub(crate) const TLS_HANDSHAKES: &str = "glassbox_tls_handshakes_total";
 pub(crate) const TLS_HANDSHAKE_FAILURES: &str = "glassbox_tls_handshake_failures_total";
 pub(crate) const CERT_EXPIRY: &str = "glassbox_certificate_expiry_timestamp_seconds";
+pub(crate) const CERT_RELOADS: &str = "glassbox_certificate_reloads_total";
 pub(crate) const BUILD_INFO: &str = "glassbox_build_info";
 pub(crate) const STORE_DURATION: &str = "glassbox_store_operation_duration_seconds";
 pub(crate) const STORE_ERRORS: &str = "glassbox_store_errors_total";
@@ -127,6 +128,10 @@ impl Metrics {
                 CERT_EXPIRY,
                 Unit::Seconds,
                 "Expiry of the served certificate, as a unix timestamp."
+            );
+            describe_counter!(
+                CERT_RELOADS,
+                "Attempts to read the served certificate again (SIGHUP or changed files), by result."
             );
             describe_gauge!(BUILD_INFO, "Always 1; the labels describe the running build.");
             describe_histogram!(
@@ -237,6 +242,11 @@ impl Metrics {
 
     pub fn certificate_expiry(&self, unix_seconds: i64) {
         self.with(|| gauge!(CERT_EXPIRY).set(unix_seconds as f64));
+    }
+
+    /// A reload of the served certificate: `ok`, or `error` (the previous one keeps serving).
+    pub fn certificate_reload(&self, result: &'static str) {
+        self.with(|| counter!(CERT_RELOADS, "result" => result).increment(1));
     }
 
     /// The exposition text: the recorder's families, then the process families.

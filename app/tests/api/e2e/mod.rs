@@ -10,6 +10,7 @@ mod logql;
 mod logs;
 mod long_numbers;
 mod nginx;
+mod own_cert;
 mod process;
 mod prometheus;
 mod redis;
