@@ -52,6 +52,32 @@ const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
+/// Status codes that keep their own `status_code` label: every code a glassbox route answers
+/// besides `/code/{code}`, and the ones clients commonly meet. Any other code is labelled by
+/// its class (`2xx` .. `5xx`), so `/code/{code}`'s 400 possible codes make at most
+/// `OWN_STATUS_LABELS.len() + 4` label values per method (about 34 series each, over the two
+/// request histograms) instead of 400; `/status` keeps every code exact.
+pub(crate) const OWN_STATUS_LABELS: &[u16] = &[
+    200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408, 409,
+    410, 411, 413, 414, 415, 416, 418, 422, 429, 431, 500, 501, 502, 503, 504, 507,
+];
+
+/// The series key of `status`: itself when it has its own label, else its class (2..=5).
+fn status_key(status: u16) -> u16 {
+    match OWN_STATUS_LABELS.binary_search(&status) {
+        Ok(_) => status,
+        Err(_) => status / 100,
+    }
+}
+
+/// The `status_code` label of a series key.
+fn status_label(key: u16) -> String {
+    match key {
+        0..=9 => format!("{key}xx"),
+        _ => key.to_string(),
+    }
+}
+
 /// The recorder, its render handle, and the handles of the per-request series, registered
 /// once per label set so the hot path does no registry lookup.
 #[derive(Debug)]
@@ -66,6 +92,7 @@ pub struct Metrics {
 #[derive(Debug, Clone)]
 struct RequestSeries {
     method: &'static str,
+    /// The status's series key ([`status_key`]).
     status: u16,
     duration: Histogram,
     size: Histogram,
@@ -169,6 +196,7 @@ impl Metrics {
             series.duration.record(seconds);
             series.size.record(bytes as f64);
         };
+        let status = status_key(status);
         // Recorded under the read guard: a known series costs no reference-count traffic.
         if let Some(series) = self
             .series
@@ -187,7 +215,7 @@ impl Metrics {
             let labels = [
                 ("method", method.to_string()),
                 ("route", route.to_string()),
-                ("status_code", status.to_string()),
+                ("status_code", status_label(status)),
             ];
             RequestSeries {
                 method,

@@ -159,3 +159,51 @@ async fn status_counts_and_percentiles_agree_with_what_was_sent() {
     assert_eq!(code["status_codes"]["404"], 1);
     assert_eq!(routes["GET unmatched"]["count"], 1);
 }
+
+/// `/code/{code}` can answer 400 codes: the metrics label the rare ones by class, so its
+/// series stay bounded, while `/status` and the counts stay exact.
+#[tokio::test]
+async fn every_status_code_keeps_the_code_series_bounded_and_the_counts_exact() {
+    let app = InProcess::start(&[]).await;
+    let codes: Vec<u16> = (200..600).collect();
+    for code in &codes {
+        assert_eq!(
+            app.get(&format!("/code/{code}")).await.status().as_u16(),
+            *code
+        );
+    }
+    let metrics = app.metrics().await;
+    let prefix = r#"http_server_request_duration_seconds_count{method="GET",route="/code/{code}",status_code=""#;
+    let labels: HashMap<String, f64> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|rest| {
+            let (label, value) = rest.split_once("\"} ").unwrap();
+            (label.to_owned(), value.parse().unwrap())
+        })
+        .collect();
+    // The bound the README states: 35 codes of their own plus four classes.
+    assert!(labels.len() <= 39, "{} labels: {labels:?}", labels.len());
+    assert_eq!(labels.values().sum::<f64>(), codes.len() as f64);
+    assert_eq!(labels["418"], 1.0, "a common code keeps its label");
+    // 400 401 403 404 405 406 408 409 410 411 413 414 415 416 418 422 429 431 keep theirs.
+    assert_eq!(
+        labels["4xx"],
+        100.0 - 18.0,
+        "4xx holds the 4xx codes without their own"
+    );
+    assert!(labels.keys().all(|l| l.len() == 3), "{labels:?}");
+    // /status keeps every code.
+    let status = app.status().await;
+    let route = status["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "/code/{code}")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(
+        route["status_codes"].as_object().unwrap().len(),
+        codes.len(),
+        "{route}"
+    );
+}
