@@ -28,11 +28,11 @@ pub(crate) const DEFAULT_LIMIT: usize = 100;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(page), Policy::ADMIN)
-        .route(routes!(script), Policy::ADMIN)
-        .route(routes!(style), Policy::ADMIN)
-        .route(routes!(data), Policy::ADMIN)
-        .route(routes!(logs), Policy::ADMIN)
+        .route(routes!(page), Policy::ADMIN.compressed())
+        .route(routes!(script), Policy::ADMIN.compressed())
+        .route(routes!(style), Policy::ADMIN.compressed())
+        .route(routes!(data), Policy::ADMIN.compressed())
+        .route(routes!(logs), Policy::ADMIN.compressed())
 }
 
 /// Content Security Policy of the page: everything from glassbox itself, nothing else.

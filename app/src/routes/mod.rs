@@ -74,6 +74,13 @@ impl Routes {
 
     /// Registers a handler (from `utoipa_axum::routes!`) under `policy`.
     pub(crate) fn route(mut self, handler: UtoipaMethodRouter<AppState>, policy: Policy) -> Self {
+        let handler = match policy.compress {
+            true => {
+                let (schemas, paths, method_router) = handler;
+                (schemas, paths, method_router.layer(compression()))
+            }
+            false => handler,
+        };
         let (_, paths, method_router) = &handler;
         for (template, item) in &paths.paths {
             let registration = Registration::new(template, item, policy);
@@ -92,6 +99,26 @@ impl Routes {
         self.registrations.extend(other.registrations);
         self
     }
+}
+
+/// gzip, br and zstd by `Accept-Encoding`, on bodies over [`table::COMPRESS_ABOVE`] bytes
+/// (and never on images or already-compressed types, which tower-http leaves alone).
+fn compression() -> tower_http::compression::CompressionLayer<
+    tower_http::compression::predicate::And<
+        tower_http::compression::predicate::DefaultPredicate,
+        tower_http::compression::predicate::SizeAbove,
+    >,
+> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .zstd(true)
+        .quality(tower_http::CompressionLevel::Fastest)
+        .compress_when(
+            tower_http::compression::DefaultPredicate::new()
+                .and(SizeAbove::new(table::COMPRESS_ABOVE)),
+        )
 }
 
 fn all() -> Routes {

@@ -23,10 +23,10 @@ use crate::telemetry::stats::StatusSnapshot;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(status), Policy::SERVICE)
+        .route(routes!(status), Policy::SERVICE.compressed())
         .route(routes!(health), Policy::SERVICE)
-        .route(routes!(metrics), Policy::ADMIN)
-        .route(routes!(openapi), Policy::SERVICE)
+        .route(routes!(metrics), Policy::ADMIN.compressed())
+        .route(routes!(openapi), Policy::SERVICE.compressed())
 }
 
 /// The `data` of `/status`.

@@ -22,6 +22,8 @@ pub(crate) struct Policy {
     pub(crate) shed: Shedding,
     pub(crate) listener: Listener,
     pub(crate) slash: Slash,
+    /// Whether large responses are compressed when the client accepts it.
+    pub(crate) compress: bool,
 }
 
 impl Policy {
@@ -31,6 +33,7 @@ impl Policy {
         shed: Shedding::Shed,
         listener: Listener::Public,
         slash: Slash::Exact,
+        compress: false,
     };
     /// The service's own endpoints clients and load balancers use (`/status`, `/health`, the
     /// OpenAPI document): never shed, on every listener.
@@ -52,6 +55,16 @@ impl Policy {
         Self { body, ..self }
     }
 
+    /// This policy with responses over [`COMPRESS_ABOVE`] bytes compressed (gzip, br or
+    /// zstd, by `Accept-Encoding`): for the large text the operator's tools fetch, not for
+    /// the seed endpoints' small bodies.
+    pub(crate) const fn compressed(self) -> Self {
+        Self {
+            compress: true,
+            ..self
+        }
+    }
+
     /// This policy with the trailing slash optional: the route is registered with it, and the
     /// path without it is the same route (same handler, same label).
     pub(crate) const fn optional_slash(self) -> Self {
@@ -61,6 +74,10 @@ impl Policy {
         }
     }
 }
+
+/// Responses smaller than this are sent as they are, compressed route or not: below it the
+/// encoding's header costs more than it saves.
+pub(crate) const COMPRESS_ABOVE: u16 = 1024;
 
 /// Which configured limit holds a route's request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +168,8 @@ pub(crate) struct Route {
     pub shed: bool,
     pub listener: Listener,
     pub trailing_slash: Slash,
+    /// Whether responses over 1 KiB are compressed (gzip, br, zstd) when the client accepts it.
+    pub compressed: bool,
 }
 
 /// A route registered by its family, before the configuration is known.
@@ -262,6 +281,7 @@ impl RouteTable {
                 shed: policy.shed == Shedding::Shed,
                 listener: policy.listener,
                 trailing_slash: policy.slash,
+                compressed: policy.compress,
             });
         }
         Self { routes, matcher }

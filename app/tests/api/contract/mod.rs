@@ -1,7 +1,8 @@
 //! Contract tests against glassbox in this process: no outside program needed.
 
 pub mod admin;
-pub mod dashboard;
+pub mod compression;
+mod dashboard;
 pub mod deepgram;
 pub mod lifecycle;
 pub mod math;
