@@ -60,6 +60,12 @@ fn builder(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
         // Well below the service's idle timeout (30 s by default): a pooled connection is
         // never reused just as the service closes it.
         .pool_idle_timeout(Duration::from_secs(5))
+        // What is on the wire, whatever features another crate of the workspace turns on
+        // in reqwest: no Accept-Encoding added, no body decoded behind the test's back.
+        .no_gzip()
+        .no_brotli()
+        .no_zstd()
+        .no_deflate()
 }
 
 /// Sends `request`; its status and JSON body (`null` when the body is not JSON).

@@ -158,6 +158,7 @@ pub(crate) struct LogLine {
 #[allow(dead_code)]
 struct LogsParams {
     /// This level and more severe.
+    #[param(inline)]
     level: Option<LevelName>,
     /// Only lines of this route template, e.g. `/work` or `unmatched`.
     #[param(min_length = 1)]

@@ -48,7 +48,11 @@ pub(crate) struct MessageBody {
 #[utoipa::path(post, path = "/messages", tag = "messages",
     request_body(content = NewMessage, content_type = "application/json"),
     responses(
-        (status = 201, description = "Stored", body = DigestBody),
+        (status = 201, description = "Stored", body = DigestBody, links(
+            ("GetMessage" = (operation_id = "get_message",
+                parameters(("digest" = "$response.body#/digest")),
+                description = "The stored message, by the digest returned"))
+        )),
         (status = 400, description = "Not JSON, or no string `message`", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Body over the limit (--max-body-bytes)", body = ErrorBody),

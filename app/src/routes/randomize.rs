@@ -25,12 +25,19 @@ pub(crate) fn routes() -> Routes {
 
 /// Queues a PNG for randomizing: its 60×60 tiles are shuffled, the edge strips no whole tile
 /// covers stay. The header is checked before anything is queued.
-#[utoipa::path(post, path = "/randomize", tag = "tasks",
+#[utoipa::path(post, path = "/randomize", tag = "tasks", operation_id = "randomize_submit",
     request_body(content = Vec<u8>, content_type = "image/png", description = "The PNG file"),
     params(("X-Client-Id" = Option<String>, Header,
         description = "Who is asking: waiting tasks are taken round robin between clients (default: the client's address)")),
     responses(
-        (status = 201, description = "Queued", body = Token),
+        (status = 201, description = "Queued", body = Token, links(
+            ("RandomizeStatus" = (operation_id = "randomize_status",
+                parameters(("token" = "$response.body#/token")),
+                description = "The task's state, by the token returned")),
+            ("RandomizeResult" = (operation_id = "randomize_result",
+                parameters(("token" = "$response.body#/token")),
+                description = "The task's result once it is finished"))
+        )),
         (status = 400, description = "Not `Content-Type: image/png`, empty, or not a PNG", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
@@ -67,7 +74,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
 }
 
 /// Where the task is: requested → received (a worker took it) → finished or errored.
-#[utoipa::path(get, path = "/randomize/{token}/status", tag = "tasks",
+#[utoipa::path(get, path = "/randomize/{token}/status", tag = "tasks", operation_id = "randomize_status",
     params(("token" = String, Path, description = "As `POST /randomize` returned it")),
     responses(
         (status = 200, description = "The task's state; `error` says why it errored", body = TaskStatus),
@@ -82,7 +89,7 @@ async fn status(
 }
 
 /// The randomized PNG, once the task has finished.
-#[utoipa::path(get, path = "/randomize/{token}/result", tag = "tasks",
+#[utoipa::path(get, path = "/randomize/{token}/result", tag = "tasks", operation_id = "randomize_result",
     params(("token" = String, Path, description = "As `POST /randomize` returned it")),
     responses(
         (status = 200, description = "The randomized image", content_type = "image/png", body = Vec<u8>),

@@ -52,12 +52,19 @@ fn storage_error(err: std::io::Error) -> ApiError {
 /// even numbers. Integers are decimal, of any length, with an optional sign, separated by ASCII
 /// whitespace or commas. Clients are told apart by `X-Client-Id` (or their address) and share
 /// the workers fairly.
-#[utoipa::path(post, path = "/sum-evens", tag = "tasks",
+#[utoipa::path(post, path = "/sum-evens", tag = "tasks", operation_id = "sum_evens_submit",
     request_body(content = String, content_type = "text/plain", description = "The numbers"),
     params(("X-Client-Id" = Option<String>, Header,
         description = "Who is asking, for fair scheduling (up to 64 of `A-Za-z0-9-_.:@`); default: the client's address")),
     responses(
-        (status = 201, description = "Stored and queued", body = Token),
+        (status = 201, description = "Stored and queued", body = Token, links(
+            ("SumEvensStatus" = (operation_id = "sum_evens_status",
+                parameters(("token" = "$response.body#/token")),
+                description = "The task's state, by the token returned")),
+            ("SumEvensResult" = (operation_id = "sum_evens_result",
+                parameters(("token" = "$response.body#/token")),
+                description = "The task's result once it is finished"))
+        )),
         (status = 400, description = "Not `Content-Type: text/plain`, or the upload broke off", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
@@ -111,7 +118,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
 
 /// Where the task is, with `bytes_done` of `bytes_total`; an errored task says which token was
 /// bad and its byte offset.
-#[utoipa::path(get, path = "/sum-evens/{token}/status", tag = "tasks",
+#[utoipa::path(get, path = "/sum-evens/{token}/status", tag = "tasks", operation_id = "sum_evens_status",
     params(("token" = String, Path, description = "As `POST /sum-evens` returned it")),
     responses(
         (status = 200, description = "The task's state and progress", body = TaskStatus),
@@ -126,7 +133,7 @@ async fn status(
 }
 
 /// The exact sum of the even numbers, with counts, once the task has finished.
-#[utoipa::path(get, path = "/sum-evens/{token}/result", tag = "tasks",
+#[utoipa::path(get, path = "/sum-evens/{token}/result", tag = "tasks", operation_id = "sum_evens_result",
     params(("token" = String, Path, description = "As `POST /sum-evens` returned it")),
     responses(
         (status = 200, description = "The sum (a decimal string: it may be any size) and counts", body = SumEvensResult),

@@ -193,3 +193,85 @@ async fn every_response_says_nosniff() {
         );
     }
 }
+
+/// The served OpenAPI document is whole: every `$ref` resolves, operation ids are unique, and
+/// the links from the POSTs to what they created name operations that exist, so tools
+/// (schemathesis' stateful phase, code generators) can walk from one to the next.
+#[tokio::test]
+async fn the_openapi_document_resolves_every_ref_and_links_its_operations() {
+    let app = InProcess::start(&[]).await;
+    let (status, doc) = app.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 20, "{found:?}");
+    for target in &found {
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+    }
+    let mut operations = std::collections::HashMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            let earlier = operations.insert(id.clone(), (path.clone(), method.clone()));
+            assert!(earlier.is_none(), "operationId {id} is used twice");
+        }
+    }
+    for (from, link, to, parameter, expression) in [
+        (
+            "/messages",
+            "GetMessage",
+            "get_message",
+            "digest",
+            "$response.body#/digest",
+        ),
+        (
+            "/randomize",
+            "RandomizeStatus",
+            "randomize_status",
+            "token",
+            "$response.body#/token",
+        ),
+        (
+            "/randomize",
+            "RandomizeResult",
+            "randomize_result",
+            "token",
+            "$response.body#/token",
+        ),
+        (
+            "/sum-evens",
+            "SumEvensStatus",
+            "sum_evens_status",
+            "token",
+            "$response.body#/token",
+        ),
+        (
+            "/sum-evens",
+            "SumEvensResult",
+            "sum_evens_result",
+            "token",
+            "$response.body#/token",
+        ),
+    ] {
+        let declared = &doc["paths"][from]["post"]["responses"]["201"]["links"][link];
+        assert_eq!(declared["operationId"], to, "{from} {link}: {declared}");
+        assert_eq!(
+            declared["parameters"][parameter], expression,
+            "{from} {link}"
+        );
+        assert!(operations.contains_key(to), "{to} is an operation");
+    }
+}
