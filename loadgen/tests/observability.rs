@@ -435,3 +435,44 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
     );
     assert!(checked > 60, "only {checked} queries");
 }
+
+/// Every alert says what happened (`summary`, `description`) and where to read what to do:
+/// a `runbook_url` that is a section of docs/RUNBOOK.md.
+#[test]
+fn every_alert_has_a_summary_a_description_and_a_runbook_section() {
+    let rules =
+        std::fs::read_to_string(dashboards_dir().join("prometheus/rules/glassbox.rules.yml"))
+            .unwrap();
+    let runbook = std::fs::read_to_string(dashboards_dir().join("../docs/RUNBOOK.md")).unwrap();
+    let anchors: Vec<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|heading| heading.trim().to_lowercase())
+        .collect();
+    // Each alert's text: from its `- alert:` line to the next rule.
+    let mut alerts = Vec::new();
+    for block in rules.split("      - ").skip(1) {
+        if let Some(rest) = block.strip_prefix("alert: ") {
+            let name = rest.lines().next().unwrap().trim().to_owned();
+            alerts.push((name, block.to_owned()));
+        }
+    }
+    assert!(alerts.len() >= 12, "{} alerts", alerts.len());
+    for (name, block) in &alerts {
+        for field in ["summary: ", "description: "] {
+            assert!(block.contains(field), "{name} has no {field}");
+        }
+        let url = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("runbook_url: "))
+            .unwrap_or_else(|| panic!("{name} has no runbook_url"));
+        let anchor = url
+            .strip_prefix("docs/RUNBOOK.md#")
+            .unwrap_or_else(|| panic!("{name}: {url}"));
+        assert_eq!(anchor, name.to_lowercase(), "{name}'s section");
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "docs/RUNBOOK.md has no ## {name}"
+        );
+    }
+}
