@@ -73,4 +73,18 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         "every operation selected:\n{report}"
     );
     assert_eq!(tested[0], selected[1], "every operation tested:\n{report}");
+    // The stateful phase ran, passed, and followed the document's links with real ids.
+    let stateful = report
+        .lines()
+        .find(|l| l.contains("Stateful (in"))
+        .unwrap_or_else(|| panic!("no stateful phase:\n{report}"));
+    assert!(stateful.contains('✅'), "{stateful}\n{report}");
+    let links = number_after("API Links:").expect("the stateful phase counts links");
+    let covered: u32 = links[0]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{links:?}"));
+    assert!(covered >= 1, "no link followed:\n{report}");
+    assert!(links[1].contains("selected"), "{links:?}");
 }
