@@ -29,6 +29,15 @@ pub struct Endpoint {
     pub ca: PathBuf,
 }
 
+/// The entry of `route` (a template) in `/status`'s `routes`, or `null` when it has none.
+pub fn route_in(status: &Value, route: &str) -> Value {
+    status["routes"]
+        .as_array()
+        .and_then(|routes| routes.iter().find(|r| r["route"] == route))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 impl Endpoint {
     /// The service at `addr`, trusting only `ca`.
     pub fn new(addr: SocketAddr, ca: PathBuf) -> Self {

@@ -327,3 +327,15 @@ fn build_profile() -> &'static str {
         "release"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_status_labels_are_sorted_for_the_binary_search() {
+        assert!(OWN_STATUS_LABELS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(status_label(status_key(418)), "418");
+        assert_eq!(status_label(status_key(419)), "4xx");
+    }
+}

@@ -80,7 +80,7 @@ impl fmt::Debug for Identity {
 impl Identity {
     /// Reads the pair `source` names; an error says which file and why.
     pub fn load(source: Source, provider: Arc<CryptoProvider>) -> Result<Self> {
-        let loaded = read(&source, &provider)?;
+        let loaded = read(&source, &provider, stamp(&source))?;
         Ok(Self {
             source,
             provider,
@@ -136,14 +136,19 @@ impl Identity {
     pub fn reload(&self) -> Result<ServerCertInfo> {
         // Taken before reading: a file that changes while it is read is read again.
         let before = stamp(&self.source);
-        let read = read(&self.source, &self.provider);
+        let read = read(&self.source, &self.provider, before);
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        current.stamp = before;
-        let loaded = read?;
-        let info = loaded.info.clone();
-        *current = loaded;
-        current.stamp = before;
-        Ok(info)
+        match read {
+            Ok(loaded) => {
+                let info = loaded.info.clone();
+                *current = loaded;
+                Ok(info)
+            }
+            Err(err) => {
+                current.stamp = before;
+                Err(err)
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
@@ -166,8 +171,8 @@ fn stamp(source: &Source) -> Stamp {
     [of(&cert), of(&key)]
 }
 
-fn read(source: &Source, provider: &CryptoProvider) -> Result<Loaded> {
-    let stamp = stamp(source);
+/// Reads the pair `source` names; `stamp` is its files' stamp, taken before reading.
+fn read(source: &Source, provider: &CryptoProvider, stamp: Stamp) -> Result<Loaded> {
     let (cert_path, key_path) = source.paths();
     let chain = CertificateDer::pem_file_iter(&cert_path)
         .with_context(|| format!("reading {}", cert_path.display()))?

@@ -195,14 +195,12 @@ async fn every_status_code_keeps_the_code_series_bounded_and_the_counts_exact() 
     assert!(labels.keys().all(|l| l.len() == 3), "{labels:?}");
     // /status keeps every code.
     let status = app.status().await;
-    let route = status["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["route"] == "/code/{code}")
-        .unwrap_or_else(|| panic!("{status}"));
+    let route = testkit::glassbox::route_in(&status, "/code/{code}");
     assert_eq!(
-        route["status_codes"].as_object().unwrap().len(),
+        route["status_codes"]
+            .as_object()
+            .unwrap_or_else(|| panic!("/code/{{code}} in {status}"))
+            .len(),
         codes.len(),
         "{route}"
     );

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use http::{Method, Request};
-use serde_json::Value;
 use testkit::client::{client_from, tls_client_config};
 use testkit::{InProcess, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,13 +140,7 @@ async fn slow_bodies_from_one_address_hold_its_share_and_end_in_408() {
     .await;
     // The 408s are in the access statistics with the route.
     let status = app.status().await;
-    let messages = status["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["route"] == "/messages")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let messages = testkit::glassbox::route_in(&status, "/messages");
     assert_eq!(messages["status_codes"]["408"], 8, "{status}");
     testkit::drill(
         "slow bodies from 127.0.0.2: 20 HTTP/2 streams, 6 HTTP/1.1 connections",
