@@ -183,6 +183,12 @@ overview = dashboard(
                     ("glassbox:slo_availability_errors:ratio_rate6h / 0.001", "availability 6h"),
                     ("glassbox:slo_latency_slow:ratio_rate1h / 0.01", "latency 1h"),
                     ("glassbox:slo_latency_slow:ratio_rate6h / 0.01", "latency 6h")], "none"),
+        timeseries("Error budget remaining (30 days)",
+                   "Recording rules glassbox:slo_availability_error_budget_remaining:ratio30d and "
+                   "glassbox:slo_latency_error_budget_remaining:ratio30d: 1 minus the bad share of the last 30 days "
+                   "(or as much as Prometheus holds) over the budget. 100% is untouched, 0 is spent, below 0 overspent.",
+                   [("glassbox:slo_availability_error_budget_remaining:ratio30d", "availability"),
+                    ("glassbox:slo_latency_error_budget_remaining:ratio30d", "latency")], "percentunit"),
     ],
     variables("instance", "route"),
 )

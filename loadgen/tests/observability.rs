@@ -151,6 +151,28 @@ fn promtool_checks_the_rules_and_their_unit_tests() {
         &["test", "rules", rules.join("tests.yml").to_str().unwrap()],
     );
     assert!(out.contains("SUCCESS"), "{out}");
+
+    // promtool passes a file that tests nothing: every recording rule's series and every alert
+    // must be asked for by some test case.
+    let tests = std::fs::read_to_string(rules.join("tests.yml")).unwrap();
+    let bundled = std::fs::read_to_string(rules.join("glassbox.rules.yml")).unwrap();
+    let untested: Vec<&str> = bundled
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            line.strip_prefix("- record: ")
+                .or_else(|| line.strip_prefix("- alert: "))
+        })
+        .filter(|name| {
+            !tests.contains(&format!("expr: {name}"))
+                && !tests.contains(&format!("({name}"))
+                && !tests.contains(&format!("alertname: {name}\n"))
+        })
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "rules no promtool test asks for: {untested:?}"
+    );
 }
 
 /// `text` as Grafana's provisioning reads it: `$$` is a literal `$`; `${NAME}` and `$NAME` are
@@ -283,11 +305,26 @@ fn dashboards_parse_with_unique_uids_known_datasources_units_and_sources() {
 }
 
 /// A Prometheus with the bundled configuration and rules, rendered for this test's targets and
-/// a one-second scrape and evaluation interval.
+/// a one-second scrape and evaluation interval (every rule group's included).
 fn bundled_prometheus(glassbox: &str, ca: &Path, loadgen: &str, dir: &Path) -> Prometheus {
     let bundled =
         std::fs::read_to_string(dashboards_dir().join("prometheus/prometheus.yml")).unwrap();
-    let rules = dashboards_dir().join("prometheus/rules/glassbox.rules.yml");
+    // The rule groups' own intervals (30 s, 1 min) become a second, like the global one.
+    let bundled_rules =
+        std::fs::read_to_string(dashboards_dir().join("prometheus/rules/glassbox.rules.yml"))
+            .unwrap();
+    let fast_rules = bundled_rules
+        .replace("    interval: 30s\n", "    interval: 1s\n")
+        .replace("    interval: 1m\n", "    interval: 1s\n");
+    assert!(
+        fast_rules
+            .lines()
+            .filter(|line| line.trim_start().starts_with("interval:"))
+            .all(|line| line.trim() == "interval: 1s"),
+        "a rule group interval this test does not shorten"
+    );
+    let rules = dir.join("glassbox.rules.yml");
+    std::fs::write(&rules, &fast_rules).unwrap();
     let config = bundled
         .replace("scrape_interval: 5s", "scrape_interval: 1s")
         .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
@@ -380,6 +417,13 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
                 .query(&client, "count(glassbox_task_lead_seconds_count)")
                 .await
                 .ok()?;
+            let budget = prometheus
+                .query(
+                    &client,
+                    "count(glassbox:slo_availability_error_budget_remaining:ratio30d)",
+                )
+                .await
+                .ok()?;
             let value = |v: &[Value]| {
                 v.first()
                     .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
@@ -388,7 +432,8 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
                 value(&up) == Some(2.0)
                     && value(&users) == Some(8.0)
                     && value(&rule).is_some_and(|n| n >= 10.0)
-                    && value(&tasks).is_some_and(|n| n >= 2.0),
+                    && value(&tasks).is_some_and(|n| n >= 2.0)
+                    && value(&budget) == Some(1.0),
             )
         }
         .await;
