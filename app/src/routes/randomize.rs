@@ -23,10 +23,25 @@ pub(crate) fn routes() -> Routes {
         .route(routes!(result), Policy::API)
 }
 
+/// A PNG file's bytes as the document states a body: a string of `image/png` (OpenAPI 3.1), not
+/// the array of integers a `Vec<u8>` would be.
+struct PngBytes;
+
+impl utoipa::PartialSchema for PngBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .content_media_type("image/png")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PngBytes {}
+
 /// Queues a PNG for randomizing: its 60×60 tiles are shuffled, the edge strips no whole tile
 /// covers stay. The header is checked before anything is queued.
 #[utoipa::path(post, path = "/randomize", tag = "tasks", operation_id = "randomize_submit",
-    request_body(content = Vec<u8>, content_type = "image/png", description = "The PNG file"),
+    request_body(content = inline(PngBytes), content_type = "image/png", description = "The PNG file"),
     params(("X-Client-Id" = Option<String>, Header,
         description = "Who is asking: waiting tasks are taken round robin between clients (default: the client's address)")),
     responses(
@@ -92,7 +107,7 @@ async fn status(
 #[utoipa::path(get, path = "/randomize/{token}/result", tag = "tasks", operation_id = "randomize_result",
     params(("token" = String, Path, description = "As `POST /randomize` returned it")),
     responses(
-        (status = 200, description = "The randomized image", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "The randomized image", content_type = "image/png", body = inline(PngBytes)),
         (status = 404, description = "Not finished, errored, or unknown", body = ResultNotFoundBody),
         (status = 503, description = "The queue is unreachable", body = ErrorBody),
     ))]
