@@ -53,7 +53,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 say "Starting glassbox on $base (embedded store and queue; data in ./data, logs in ./logs)"
-GLASSBOX_BIND=$bind ./target/release/glassbox serve >"$run/glassbox.stdout.log" 2>&1 &
+# --allow-faults: the /faults API, so a fault can be injected while the demo runs (README).
+GLASSBOX_BIND=$bind ./target/release/glassbox serve --allow-faults >"$run/glassbox.stdout.log" 2>&1 &
 pids+=($!)
 # Ready when our process says it listens and answers; if it exits first, its own words say why.
 for _ in $(seq 100); do

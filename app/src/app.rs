@@ -9,6 +9,8 @@ use crate::compute::ComputePool;
 use crate::config::Config;
 use crate::dashboard::Dashboard;
 use crate::disk::Disk;
+use crate::faults::Faults;
+use crate::faults::store::FaultyStore;
 use crate::health::Health;
 use crate::limiter::Limiter;
 use crate::numbers::{SimulatedNumbers, Totals};
@@ -48,6 +50,8 @@ pub(crate) struct Shared {
     pub openapi: String,
     /// The built-in dashboard's timeline, route table and log ring.
     pub dashboard: Dashboard,
+    /// Faults injected through `/faults`.
+    pub faults: Faults,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,7 +72,8 @@ impl AppState {
         backends: Backends,
         routes: &routes::Built,
     ) -> Result<Self> {
-        let store = Store::new(backends.store, config.store_timeout, &telemetry.metrics);
+        let faulty = FaultyStore::wrap(backends.store, backends.faults.clone());
+        let store = Store::new(faulty, config.store_timeout, &telemetry.metrics);
         let disk = backends.tasks.files.disk.clone();
         let health = health
             .with(StoreCheck {
@@ -87,6 +92,7 @@ impl AppState {
         );
         Ok(Self(Arc::new(Shared {
             dashboard,
+            faults: backends.faults,
             totals: Totals::new(Arc::new(numbers), backends.compute),
             tasks: backends.tasks,
             disk,
@@ -132,6 +138,7 @@ impl AppState {
             store: Arc::new(store),
             tasks,
             compute: ComputePool::new(config.compute_threads()),
+            faults: Faults::new(&telemetry),
         };
         let routes = routes::build(&config);
         Self::new(config, health, telemetry, backends, &routes).expect("a valid configuration")
@@ -145,4 +152,6 @@ pub(crate) struct Backends {
     pub tasks: Tasks,
     /// The bounded pool CPU-heavy work runs on (`/total`'s sums, tasks).
     pub compute: ComputePool,
+    /// Faults injected through `/faults`: the store is wrapped in them, the workers share them.
+    pub faults: Faults,
 }

@@ -151,6 +151,12 @@ pub struct Config {
     #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_ADMIN_BIND")]
     pub admin_bind: Option<SocketAddr>,
 
+    /// Serves the `/faults` API (on `--admin-bind` when it is set): error, latency, store and
+    /// queue faults injected on purpose, kept in memory only (a restart clears them). Off:
+    /// `/faults` answers 404.
+    #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_ALLOW_FAULTS")]
+    pub allow_faults: bool,
+
     /// Threads answering requests (tokio workers; default: the number of cores).
     #[arg(help_heading = LISTENERS, long, env = "GLASSBOX_IO_THREADS")]
     pub io_threads: Option<usize>,

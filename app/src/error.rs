@@ -57,6 +57,9 @@ pub(crate) enum ApiError {
     /// 404 `{"error":"unknown token"}` for a task token nobody issued (or that expired).
     #[error("unknown token")]
     UnknownToken,
+    /// 404 `{"error":"unknown fault"}`: `DELETE /faults/{name}` with no such fault.
+    #[error("unknown fault")]
+    UnknownFault,
     /// 502 `{"error":"numbers API failed: <why>"}` when `/total` cannot get its numbers.
     #[error("numbers API failed: {0}")]
     Upstream(TotalError),
@@ -147,9 +150,11 @@ enum Body<'a> {
 impl ApiError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound | Self::MessageNotFound | Self::ResultNotFound | Self::UnknownToken => {
-                StatusCode::NOT_FOUND
-            }
+            Self::NotFound
+            | Self::MessageNotFound
+            | Self::ResultNotFound
+            | Self::UnknownToken
+            | Self::UnknownFault => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Failed(_) | Self::InvalidNumber(_) | Self::BadRequest(_) => {
                 StatusCode::BAD_REQUEST

@@ -52,6 +52,7 @@ pub mod config;
 pub(crate) mod dashboard;
 pub(crate) mod disk;
 pub(crate) mod error;
+pub(crate) mod faults;
 pub(crate) mod forwarded;
 pub(crate) mod health;
 pub(crate) mod limiter;

@@ -20,6 +20,7 @@ use crate::app::AppState;
 use crate::body::guard::{Guarded, Leftover};
 use crate::body::{self, Limit};
 use crate::error::{ApiError, ErrorCause, Overload};
+use crate::faults::Injection;
 use crate::forwarded;
 use crate::limiter::{Full, Holding, Permit};
 use crate::routes::table::{Route, Serving};
@@ -59,8 +60,11 @@ impl<S> Observe<S> {
 
 /// What happens to a request once it is observed.
 enum Work<F> {
-    /// The route runs, holding a concurrency permit unless it is never shed.
-    Run(F, Option<Permit>),
+    /// The route runs, holding a concurrency permit unless it is never shed, after the delay
+    /// a latency fault adds.
+    Run(F, Option<Permit>, Option<Duration>),
+    /// An error fault answers instead of the route; the body is still to be drained.
+    Inject(Response, Body),
     /// The declared body is over the limit.
     Refuse(Pin<Box<dyn Future<Output = Response> + Send>>),
     /// The route belongs on the other listener: 404, as for a path with no route.
@@ -127,71 +131,106 @@ where
                     limit,
                     body_timeout,
                 ))),
-                None => match admit(&state, route, info.client()) {
-                    Ok(permit) => Work::Run(self.inner.call(req), permit),
-                    Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
-                },
+                None => {
+                    let injected = route.and_then(|r| state.faults.on_request(r));
+                    let delay = match injected {
+                        Some(Injection::Error { status, fault }) => {
+                            return Box::pin(answer(
+                                state,
+                                info,
+                                Work::<S::Future>::Inject(
+                                    injected_error(status, &fault),
+                                    req.into_body(),
+                                ),
+                                leftover,
+                                body_timeout,
+                                is_head,
+                            ));
+                        }
+                        Some(Injection::Delay(delay)) => Some(delay),
+                        None => None,
+                    };
+                    match admit(&state, route, info.client()) {
+                        Ok(permit) => Work::Run(self.inner.call(req), permit, delay),
+                        Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
+                    }
+                }
             }
         };
-        Box::pin(async move {
-            let in_flight = InFlight::start(&state.telemetry, info);
-            let mut response = match work {
-                Work::Run(route, permit) => {
-                    let Ok(response) = route.await;
-                    // The route is done with the body; whatever it left unread is read and
-                    // dropped before the answer goes, so the client gets to see it.
-                    if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest, body_timeout).await;
-                    }
-                    let response = with_json_405(response);
-                    match permit {
-                        // A small body already in memory costs nothing more while it goes out
-                        // (the connection's write timeout bounds how long); a larger or
-                        // streamed one keeps the permit until it is sent.
-                        Some(permit) if !is_small(&response) => {
-                            response.map(|body| Body::new(Holding::new(body, permit)))
-                        }
-                        _ => response,
-                    }
-                }
-                Work::Refuse(refusal) => refusal.await,
-                Work::Elsewhere => {
-                    if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest, body_timeout).await;
-                    }
-                    ApiError::NotFound.into_response()
-                }
-                Work::Shed(response, rest) => {
-                    drop(rest);
-                    if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
-                        body::drain(rest, body_timeout).await;
-                    }
-                    response
-                }
-            };
-            response.headers_mut().insert(
-                X_REQUEST_ID_HEADER.clone(),
-                in_flight.info().request_id.clone(),
-            );
-            // Browsers take every body for the type it is sent as, never a sniffed one.
-            response
-                .headers_mut()
-                .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
-            let status = response.status();
-            let bytes = if is_head
-                || status == StatusCode::NO_CONTENT
-                || status == StatusCode::NOT_MODIFIED
-            {
-                0
-            } else {
-                let hint = response.body().size_hint();
-                hint.exact().unwrap_or_else(|| hint.lower())
-            };
-            let cause = response.extensions_mut().remove::<ErrorCause>();
-            in_flight.finish(status.as_u16(), bytes, cause.as_ref());
-            Ok(response)
-        })
+        Box::pin(answer(state, info, work, leftover, body_timeout, is_head))
     }
+}
+
+/// Runs what was decided for a request and finishes its telemetry: the request id and
+/// `nosniff` on the response, the access line, the metrics.
+async fn answer<F>(
+    state: AppState,
+    info: RequestInfo,
+    work: Work<F>,
+    leftover: Option<Arc<Leftover>>,
+    body_timeout: Duration,
+    is_head: bool,
+) -> Result<Response, Infallible>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    let in_flight = InFlight::start(&state.telemetry, info);
+    let mut response = match work {
+        Work::Run(route, permit, delay) => {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            let Ok(response) = route.await;
+            // The route is done with the body; whatever it left unread is read and
+            // dropped before the answer goes, so the client gets to see it.
+            if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
+                body::drain(rest, body_timeout).await;
+            }
+            let response = with_json_405(response);
+            match permit {
+                // A small body already in memory costs nothing more while it goes out
+                // (the connection's write timeout bounds how long); a larger or
+                // streamed one keeps the permit until it is sent.
+                Some(permit) if !is_small(&response) => {
+                    response.map(|body| Body::new(Holding::new(body, permit)))
+                }
+                _ => response,
+            }
+        }
+        Work::Refuse(refusal) => refusal.await,
+        Work::Elsewhere => {
+            if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
+                body::drain(rest, body_timeout).await;
+            }
+            ApiError::NotFound.into_response()
+        }
+        Work::Shed(response, rest) | Work::Inject(response, rest) => {
+            drop(rest);
+            if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
+                body::drain(rest, body_timeout).await;
+            }
+            response
+        }
+    };
+    response.headers_mut().insert(
+        X_REQUEST_ID_HEADER.clone(),
+        in_flight.info().request_id.clone(),
+    );
+    // Browsers take every body for the type it is sent as, never a sniffed one.
+    response
+        .headers_mut()
+        .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+    let status = response.status();
+    let bytes = if is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+    {
+        0
+    } else {
+        let hint = response.body().size_hint();
+        hint.exact().unwrap_or_else(|| hint.lower())
+    };
+    let cause = response.extensions_mut().remove::<ErrorCause>();
+    in_flight.finish(status.as_u16(), bytes, cause.as_ref());
+    Ok(response)
 }
 
 /// Bodies of a known size up to this give their permit back as soon as they are ready: such a
@@ -354,6 +393,19 @@ fn with_json_405(response: Response) -> Response {
         }
     }
     replaced
+}
+
+/// The answer of an error fault: its status, `{"error":"injected fault"}`, and the fault's name
+/// in the access line's `error`.
+fn injected_error(status: u16, fault: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = (
+        status,
+        axum::Json(serde_json::json!({"error": "injected fault"})),
+    )
+        .into_response();
+    ErrorCause(format!("injected fault {fault}")).attach(&mut response);
+    response
 }
 
 #[cfg(test)]

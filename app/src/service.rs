@@ -18,6 +18,7 @@ use crate::app::{AppState, Backends};
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
 use crate::config::{Backend, Config};
+use crate::faults::Faults;
 use crate::health::{CertificateCheck, Health};
 use crate::routes::table::Serving;
 use crate::routes::{self, worker::WorkerState};
@@ -87,6 +88,8 @@ struct Prepared {
     health: Health,
     files: TaskFiles,
     compute: ComputePool,
+    /// Faults injected through `/faults` (none in a `glassbox worker`, which has no such API).
+    faults: Faults,
 }
 
 /// Checks the configuration, makes sure certificates and the data directory exist, and
@@ -114,6 +117,7 @@ fn prepare(config: Config) -> Result<Prepared> {
     let files = TaskFiles::new(&config.data_dir, config.min_free_disk)
         .context("creating the task directories")?;
     Ok(Prepared {
+        faults: Faults::new(&telemetry),
         compute: ComputePool::new(config.compute_threads()),
         health: Health::default().with(CertificateCheck {
             identity: identity.clone(),
@@ -231,7 +235,7 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
             )?;
             let count = config.workers();
             let tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
-            let workers = tasks.workers(queue, runner(), None);
+            let workers = tasks.workers(queue, runner(), None, prepared.faults.clone());
             let background = Background::start(|stop| workers.spawn(count, stop));
             (tasks, background)
         }
@@ -245,7 +249,12 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
             queue.start_reaper();
             let count = config.workers();
             let tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
-            let workers = tasks.workers(queue, runner(), Some(config.task_lease / 3));
+            let workers = tasks.workers(
+                queue,
+                runner(),
+                Some(config.task_lease / 3),
+                prepared.faults.clone(),
+            );
             let background = Background::start(|stop| workers.spawn(count, stop));
             (tasks, background)
         }
@@ -328,12 +337,14 @@ impl Service {
             telemetry,
             health,
             compute,
+            faults,
             ..
         } = prepared;
         let backends = Backends {
             store: store::open(&config, &telemetry.metrics)?,
             tasks,
             compute,
+            faults,
         };
         let built = routes::build(&config);
         let state = AppState::new(config.clone(), health, telemetry.clone(), backends, &built)?;

@@ -50,6 +50,11 @@ impl Dashboard {
         }
     }
 
+    /// How much history the timeline holds.
+    pub(crate) fn window(&self) -> Duration {
+        self.interval * self.timeline.capacity() as u32
+    }
+
     pub(crate) fn table(&self) -> Arc<Vec<TableRow>> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

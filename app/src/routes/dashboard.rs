@@ -94,6 +94,9 @@ pub(crate) struct DashboardData {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Route>>)]
     pub route_table: Option<Vec<Route>>,
+    /// Injected faults active now or ended within the window, oldest first: the page draws
+    /// each as a band across its charts.
+    pub faults: Vec<crate::faults::FaultView>,
 }
 
 #[derive(Debug, IntoParams)]
@@ -131,7 +134,16 @@ async fn data(
         points,
         routes: dashboard.table(),
         route_table: since.is_none().then(|| state.routes.routes().to_vec()),
+        faults: state.faults.since(window_start_ms(dashboard.window())),
     }))
+}
+
+/// Unix milliseconds `window` ago.
+fn window_start_ms(window: std::time::Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(now.saturating_sub(window).as_millis()).unwrap_or(0)
 }
 
 /// Recent log lines.

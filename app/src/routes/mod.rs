@@ -4,6 +4,7 @@
 
 pub(crate) mod dashboard;
 pub(crate) mod deepgram;
+pub(crate) mod faults;
 pub(crate) mod math;
 pub(crate) mod messages;
 pub(crate) mod ops;
@@ -53,6 +54,7 @@ pub(crate) const JSON: axum::http::HeaderValue =
         (name = "tasks", description = "The SpaceTime seed: asynchronous tasks with tokens"),
         (name = "observability", description = "The service's own status, health, metrics and this document"),
         (name = "dashboard", description = "The built-in dashboard: its page, the data it polls, recent log lines"),
+        (name = "faults", description = "Faults injected on purpose (--allow-faults): errors, latency, a failing store, stalled workers"),
     )
 )]
 struct ApiDoc;
@@ -133,6 +135,7 @@ fn all() -> Routes {
     .merge(sum_evens::routes())
     .merge(ops::routes())
     .merge(dashboard::routes())
+    .merge(faults::routes())
 }
 
 /// Every route of the service, as the router, the table and the document.

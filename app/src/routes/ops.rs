@@ -38,6 +38,8 @@ pub(crate) struct StatusData<'a> {
     pub queue: QueueStatus,
     /// Every route the service serves and how it treats it.
     pub route_table: &'a [Route],
+    /// The faults injected now (`/faults`, with `--allow-faults`), oldest first.
+    pub faults: Vec<crate::faults::FaultView>,
     pub limits: LimitsSnapshot,
     pub connections: ConnectionSnapshot,
     /// Log lines each destination (`stdout`, `file`, `dashboard`) lost because it could not
@@ -72,6 +74,7 @@ async fn status(State(state): State<AppState>) -> Response {
         store,
         queue,
         route_table: state.routes.routes(),
+        faults: state.faults.active(),
         limits: LimitsSnapshot {
             permits: state.config.max_concurrency,
             permits_in_use: state.limiter.in_use(),

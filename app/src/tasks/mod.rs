@@ -325,18 +325,21 @@ impl Tasks {
         self.probe.forget();
     }
 
-    /// Workers that take tasks from `source` and run them with `runner`, measured here.
+    /// Workers that take tasks from `source` and run them with `runner`, measured here, and
+    /// held while a queue fault of `faults` lasts.
     pub(crate) fn workers(
         &self,
         source: Arc<dyn TaskSource>,
         runner: run::Runner,
         renew_every: Option<std::time::Duration>,
+        faults: crate::faults::Faults,
     ) -> worker::Workers {
         worker::Workers {
             source,
             runner: Arc::new(runner),
             telemetry: self.telemetry.clone(),
             renew_every,
+            faults,
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use super::run::Runner;
 use super::telemetry::TaskTelemetry;
 use super::{QueueError, TaskSource, TaskState, now_ms};
+use crate::faults::Faults;
 
 /// How often a running task's progress is recorded.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -23,6 +24,8 @@ pub(crate) struct Workers {
     pub telemetry: Arc<TaskTelemetry>,
     /// How often a running task's claim is renewed; `None` when claims never expire.
     pub renew_every: Option<Duration>,
+    /// A queue fault holds the workers while it lasts.
+    pub faults: Faults,
 }
 
 impl Workers {
@@ -36,6 +39,8 @@ impl Workers {
 
     async fn work(self, mut stop: watch::Receiver<bool>) {
         loop {
+            // While a queue fault lasts no worker starts waiting for a task.
+            self.faults.queue_open(&mut stop).await;
             if *stop.borrow() {
                 return;
             }
@@ -44,7 +49,12 @@ impl Workers {
                 taken = self.source.take() => taken,
             };
             match taken {
-                Ok(Some(task)) => self.run(task).await,
+                Ok(Some(task)) => {
+                    // A worker already waiting when the fault started holds what it received
+                    // until the fault ends: at most one task per worker.
+                    self.faults.queue_open(&mut stop).await;
+                    self.run(task).await;
+                }
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "could not take a task; retrying in 1 s");

@@ -30,6 +30,8 @@ pub(crate) const STORE_DURATION: &str = "glassbox_store_operation_duration_secon
 pub(crate) const STORE_ERRORS: &str = "glassbox_store_errors_total";
 pub(crate) const STORE_MESSAGES: &str = "glassbox_store_messages";
 pub(crate) const STORE_COMMIT_BATCH: &str = "glassbox_store_commit_batch_size";
+pub(crate) const FAULT_ACTIVE: &str = "glassbox_fault_active";
+pub(crate) const FAULT_INJECTIONS: &str = "glassbox_fault_injections_total";
 
 /// Seconds; fine at the low end, where a TLS hello world lives, up to the longest `/sleep`.
 const DURATION_BUCKETS: &[f64] = &[
@@ -172,6 +174,14 @@ impl Metrics {
                 STORE_COMMIT_BATCH,
                 "Messages written per durable commit of the embedded store (group commit)."
             );
+            describe_gauge!(
+                FAULT_ACTIVE,
+                "1 while the injected fault is active, 0 after it ended (the /faults API, --allow-faults)."
+            );
+            describe_counter!(
+                FAULT_INJECTIONS,
+                "Requests or store calls an injected fault answered, failed or slowed."
+            );
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "profile" => build_profile())
                 .set(1.0);
         });
@@ -270,6 +280,22 @@ impl Metrics {
 
     pub fn certificate_expiry(&self, unix_seconds: i64) {
         self.with(|| gauge!(CERT_EXPIRY).set(unix_seconds as f64));
+    }
+
+    /// An injected fault started (1) or ended (0).
+    pub fn fault_active(&self, fault: &str, kind: &'static str, route: &str, value: f64) {
+        self.with(|| {
+            gauge!(FAULT_ACTIVE, "fault" => fault.to_owned(), "kind" => kind, "route" => route.to_owned())
+                .set(value);
+        });
+    }
+
+    /// A request or store call an injected fault affected.
+    pub fn fault_injected(&self, fault: &str, kind: &'static str, route: &str) {
+        self.with(|| {
+            counter!(FAULT_INJECTIONS, "fault" => fault.to_owned(), "kind" => kind, "route" => route.to_owned())
+                .increment(1);
+        });
     }
 
     /// A reload of the served certificate: `ok`, or `error` (the previous one keeps serving).

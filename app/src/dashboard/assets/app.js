@@ -23,6 +23,8 @@ const state = {
   logFilterKey: "",
   // Route template -> its family, from the service's route table (the first answer carries it).
   families: new Map(),
+  // Injected faults active now or ended within the window: a band on every chart.
+  faults: [],
 };
 
 function routeName(method, route) {
@@ -151,6 +153,20 @@ function drawChart(id, series, opts) {
   for (let ago = 0; ago <= span; ago += step) {
     el("text", { x: x(now - ago), y: H - 4, "text-anchor": ago === 0 ? "end" : "middle" }, svg)
       .textContent = fmtAgo(ago);
+  }
+  // Each injected fault is a shaded band from its start to its end (or now), named at the top.
+  for (const f of state.faults) {
+    const end = f.ended_ms != null ? f.ended_ms : now;
+    if (end < t0) continue;
+    const x0 = x(Math.max(f.started_ms, t0)), x1 = x(Math.min(end, now));
+    const band = el("rect", {
+      x: x0.toFixed(1), y: T, width: Math.max(1, x1 - x0).toFixed(1), height: H - T - B,
+      class: "fault",
+    }, svg);
+    band.dataset.fault = f.name;
+    el("title", {}, band).textContent =
+      `fault ${f.name}: ${f.kind} on ${f.route || "*"}, ${f.injected} of ${f.seen} affected`;
+    el("text", { x: (x0 + 3).toFixed(1), y: T + 10, class: "fault-label" }, svg).textContent = f.name;
   }
   for (const s of drawn) {
     let d = "";
@@ -399,6 +415,7 @@ async function pollData() {
     }
     state.since = data.last;
     state.table = data.routes;
+    state.faults = data.faults || [];
     setConnection(true, "live");
     render();
   } catch (err) {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod compression;
 mod dashboard;
 pub mod deepgram;
+mod faults;
 pub mod lifecycle;
 pub mod math;
 pub mod messages;

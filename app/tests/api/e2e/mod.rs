@@ -6,6 +6,7 @@ mod browser;
 mod chromium;
 mod curl;
 mod disk_full;
+mod faults;
 mod logql;
 mod logs;
 mod long_numbers;
