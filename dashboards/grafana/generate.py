@@ -96,6 +96,22 @@ def variables(*names):
     return out
 
 
+# Every dashboard marks the injected faults (the /faults API, --allow-faults): a region from a
+# fault's start to its end, named after it, from glassbox_fault_active.
+FAULTS_ANNOTATION = {
+    "name": "Injected faults",
+    "datasource": PROM,
+    "enable": True,
+    "iconColor": "red",
+    "expr": "max by (fault, kind, route) (glassbox_fault_active) == 1",
+    "step": "5s",
+    "titleFormat": "fault {{fault}}",
+    "textFormat": "{{kind}} on {{route}}",
+    "tagKeys": "kind,route",
+    "useValueForTime": False,
+}
+
+
 def dashboard(uid, title, description, panels, templating, refresh="10s"):
     for i, panel in enumerate(panels, start=1):
         panel["id"] = i
@@ -111,7 +127,7 @@ def dashboard(uid, title, description, panels, templating, refresh="10s"):
         "refresh": refresh,
         "time": {"from": "now-15m", "to": "now"},
         "templating": {"list": templating},
-        "annotations": {"list": []},
+        "annotations": {"list": [FAULTS_ANNOTATION]},
         "links": [{"type": "dashboards", "tags": ["glassbox"], "asDropdown": True, "title": "glassbox"}],
         "panels": grid(panels),
     }

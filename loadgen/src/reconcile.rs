@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::recorder::{Percentiles, RouteKey, RouteRecord};
-use crate::status::{ServerLatency, ServerStatus};
+use crate::status::{ServerFault, ServerLatency, ServerStatus};
 
 /// The reconciliation of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +23,64 @@ pub struct Reconciliation {
     /// Every route's counts agree, by status code.
     pub matched: bool,
     pub server_latency_source: String,
+    /// Injected faults that were active at some time during the run, with what they affected
+    /// during it. Their answers are requests like any other, in the counts above.
+    pub faults: Vec<RunFault>,
+}
+
+/// An injected fault seen during the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFault {
+    pub name: String,
+    pub kind: String,
+    pub route: String,
+    /// Requests (or store calls) it affected between the two `/status` snapshots.
+    pub affected: u64,
+    /// Whether it ended before the run did.
+    pub ended: bool,
+}
+
+/// The faults active before, after, or ended in between: the same fault (name and start) is
+/// listed once, with what it affected between the snapshots.
+fn run_faults(before: &ServerStatus, after: &ServerStatus) -> Vec<RunFault> {
+    let same = |a: &ServerFault, b: &ServerFault| a.name == b.name && a.started_ms == b.started_ms;
+    let was_ended = |f: &ServerFault| before.faults_ended.iter().any(|b| same(b, f));
+    let mut out: Vec<(ServerFault, bool)> = Vec::new();
+    let candidates = before
+        .faults
+        .iter()
+        .map(|f| (f, false))
+        .chain(after.faults.iter().map(|f| (f, false)))
+        .chain(
+            after
+                .faults_ended
+                .iter()
+                .filter(|f| !was_ended(f))
+                .map(|f| (f, true)),
+        );
+    for (fault, ended) in candidates {
+        match out.iter_mut().find(|(known, _)| same(known, fault)) {
+            // The later view has the later count.
+            Some(known) => *known = (fault.clone(), ended || known.1),
+            None => out.push((fault.clone(), ended)),
+        }
+    }
+    out.into_iter()
+        .map(|(fault, ended)| {
+            let earlier = before
+                .faults
+                .iter()
+                .find(|b| same(b, &fault))
+                .map_or(0, |b| b.injected);
+            RunFault {
+                route: fault.route.clone().unwrap_or_else(|| "*".to_owned()),
+                affected: fault.injected.saturating_sub(earlier),
+                name: fault.name,
+                kind: fault.kind,
+                ended,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +204,7 @@ pub fn reconcile(
         other,
         own_status_calls,
         server_latency_source: after.latency_source.clone(),
+        faults: run_faults(before, after),
     }
 }
 
@@ -215,6 +274,21 @@ impl Reconciliation {
             "  (the reconciliation's own /status calls, {}, are left out)",
             self.own_status_calls
         );
+        for fault in &self.faults {
+            let _ = writeln!(
+                out,
+                "  fault during the run: {} ({} on {}), {} affected{}; its answers are counted above",
+                fault.name,
+                fault.kind,
+                fault.route,
+                fault.affected,
+                if fault.ended {
+                    ", ended"
+                } else {
+                    ", still active"
+                }
+            );
+        }
         for other in &self.other {
             let _ = writeln!(
                 out,
@@ -254,6 +328,7 @@ impl Reconciliation {
 mod tests {
     use super::*;
     use crate::recorder::Recorder;
+    use crate::status::ServerFault;
     use crate::status::ServerRoute;
 
     fn route(method: &str, path: &str, codes: &[(&str, u64)]) -> ServerRoute {
@@ -271,7 +346,46 @@ mod tests {
             requests_in_flight: 1,
             latency_source: "server".to_owned(),
             routes,
+            faults: Vec::new(),
+            faults_ended: Vec::new(),
         }
+    }
+
+    fn fault(name: &str, started_ms: u64, ended_ms: Option<u64>, injected: u64) -> ServerFault {
+        ServerFault {
+            name: name.to_owned(),
+            kind: "error".to_owned(),
+            route: Some("/".to_owned()),
+            started_ms,
+            ended_ms,
+            injected,
+        }
+    }
+
+    #[test]
+    fn the_faults_of_the_run_are_named_with_what_they_affected_during_it() {
+        let mut before = status(vec![]);
+        before.faults = vec![fault("old", 1, None, 10)];
+        before.faults_ended = vec![fault("gone", 0, Some(1), 99)];
+        let mut after = status(vec![]);
+        after.faults = vec![fault("old", 1, None, 25), fault("new", 5, None, 3)];
+        after.faults_ended = vec![fault("gone", 0, Some(1), 99), fault("brief", 2, Some(4), 7)];
+        let r = reconcile(&Recorder::new().snapshot(), &before, &after, 0);
+        let seen: Vec<(&str, u64, bool)> = r
+            .faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.affected, f.ended))
+            .collect();
+        assert_eq!(
+            seen,
+            [("old", 15, false), ("new", 3, false), ("brief", 7, true)]
+        );
+        assert!(
+            r.render()
+                .contains("fault during the run: brief (error on /), 7 affected, ended"),
+            "{}",
+            r.render()
+        );
     }
 
     #[test]

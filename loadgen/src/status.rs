@@ -18,6 +18,24 @@ pub struct ServerStatus {
     #[serde(default)]
     pub latency_source: String,
     pub routes: Vec<ServerRoute>,
+    /// Injected faults active now, and those that ended (older glassbox builds have neither).
+    #[serde(default)]
+    pub faults: Vec<ServerFault>,
+    #[serde(default)]
+    pub faults_ended: Vec<ServerFault>,
+}
+
+/// An injected fault as `/status` lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct ServerFault {
+    pub name: String,
+    pub kind: String,
+    pub route: Option<String>,
+    pub started_ms: u64,
+    #[serde(default)]
+    pub ended_ms: Option<u64>,
+    /// Requests (or store calls) it affected since it started.
+    pub injected: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

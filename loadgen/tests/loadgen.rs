@@ -212,3 +212,72 @@ async fn a_certificate_from_another_ca_is_refused() {
     assert_eq!(route["requests"], 3);
     assert_eq!(route["transport_errors"], 3, "{summary:#}");
 }
+
+/// Faults make answers the load generator counts like any other: the reconciliation stays
+/// exact, and the summary names each fault with what it affected during the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_under_injected_faults_reconciles_exactly_and_names_the_faults() {
+    let glassbox = InProcess::start(&[
+        "--work-sleep-max",
+        "200ms",
+        "--total-latency",
+        "50ms",
+        "--allow-faults",
+    ])
+    .await;
+    let put = |name: &'static str, body: Value| {
+        let request = glassbox
+            .client
+            .put(glassbox.url(&format!("/faults/{name}")))
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let flaky =
+        serde_json::json!({"kind": "error", "route": "/", "rate": 0.5, "status": 503, "seed": 1});
+    assert_eq!(put("flaky", flaky).await, 201);
+    let slow = serde_json::json!({"kind": "latency", "route": "*", "rate": 0.1, "latency_ms": 20});
+    assert_eq!(put("slow", slow).await, 201);
+    let out = tempfile::tempdir().unwrap();
+    let summary = out.path().join("summary.json");
+    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
+    let (code, _) = loadgen(&[
+        "--host",
+        &host,
+        "--ca-cert",
+        &ca,
+        "--users",
+        "6",
+        "--increase-rate",
+        "6",
+        "--run-time",
+        "4s",
+        "--think-time",
+        "20ms",
+        "--reconcile",
+        "--summary",
+        &summary.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, Some(0), "the loadgen failed or found a mismatch");
+    let summary = read_json(&summary);
+    let reconciliation = &summary["reconciliation"];
+    assert_eq!(reconciliation["matched"], true, "{reconciliation:#}");
+    // The fault is about the route, every method of it (the Deepgram scenario also sends
+    // DELETE /).
+    let injected: u64 = reconciliation["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["route"] == "/")
+        .map(|r| r["status_codes"]["503"][0].as_u64().unwrap_or(0))
+        .sum();
+    assert!(injected > 0, "{reconciliation:#}");
+    let faults = reconciliation["faults"].as_array().unwrap();
+    let named: Vec<&str> = faults.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(named, ["flaky", "slow"], "{faults:#?}");
+    assert_eq!(
+        faults[0]["affected"], injected,
+        "every 503 on / was the fault's"
+    );
+    assert!(faults[1]["affected"].as_u64().unwrap() > 0);
+}

@@ -70,7 +70,7 @@ fn panels(board: &Value) -> Vec<&Value> {
     board["panels"].as_array().unwrap().iter().collect()
 }
 
-/// (datasource uid, query) of every panel target and template variable.
+/// (datasource uid, query) of every panel target, template variable and annotation.
 fn queries(board: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for panel in panels(board) {
@@ -82,6 +82,10 @@ fn queries(board: &Value) -> Vec<(String, String)> {
     for variable in board["templating"]["list"].as_array().unwrap() {
         let uid = variable["datasource"]["uid"].as_str().unwrap().to_owned();
         out.push((uid, variable["query"]["query"].as_str().unwrap().to_owned()));
+    }
+    for annotation in board["annotations"]["list"].as_array().unwrap() {
+        let uid = annotation["datasource"]["uid"].as_str().unwrap().to_owned();
+        out.push((uid, annotation["expr"].as_str().unwrap().to_owned()));
     }
     out
 }
@@ -344,8 +348,23 @@ fn bundled_prometheus(glassbox: &str, ca: &Path, loadgen: &str, dir: &Path) -> P
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prometheus() {
-    let glassbox =
-        InProcess::start(&["--work-sleep-max", "200ms", "--total-latency", "50ms"]).await;
+    let glassbox = InProcess::start(&[
+        "--work-sleep-max",
+        "200ms",
+        "--total-latency",
+        "50ms",
+        "--allow-faults",
+    ])
+    .await;
+    // An active fault that affects nothing (rate 0), so the fault annotations have a series.
+    let fault = glassbox
+        .client
+        .put(glassbox.url("/faults/harmless"))
+        .json(&serde_json::json!({"kind": "latency", "route": "/", "rate": 0, "latency_ms": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fault.status(), 201);
     let loadgen_port = free_port();
     let prometheus_dir = tempfile::tempdir().unwrap();
     let prometheus = bundled_prometheus(

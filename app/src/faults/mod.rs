@@ -161,7 +161,7 @@ impl Faults {
             replaced
         };
         if let Some(old) = replaced {
-            self.ended(&old, EndReason::Replaced);
+            self.end(&old, EndReason::Replaced);
         }
         self.refresh();
         self.gauge(&fault, 1.0);
@@ -170,7 +170,8 @@ impl Faults {
             kind = fault.spec.kind.label(),
             route = %fault.spec.route_label(),
             rate = fault.spec.rate(),
-            status = fault.spec.status,
+            // Not `status`: that field is a request's HTTP status in every log query.
+            answer_status = fault.spec.status,
             latency_ms = fault.spec.latency_ms,
             duration_s = fault.spec.duration_s,
             seed = fault.seed,
@@ -199,7 +200,7 @@ impl Faults {
         match removed {
             Some(fault) => {
                 self.refresh();
-                self.ended(&fault, EndReason::Deleted);
+                self.end(&fault, EndReason::Deleted);
                 true
             }
             None => false,
@@ -216,7 +217,7 @@ impl Faults {
         };
         if let Some(fault) = removed {
             self.refresh();
-            self.ended(&fault, reason);
+            self.end(&fault, reason);
         }
     }
 
@@ -229,6 +230,12 @@ impl Faults {
             .iter()
             .map(|f| f.view(None))
             .collect()
+    }
+
+    /// The faults that ended (the last 32), oldest first.
+    pub(crate) fn ended(&self) -> Vec<FaultView> {
+        let ended = self.0.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.iter().cloned().collect()
     }
 
     /// The active faults and those that ended since `since_ms`, oldest first: what the
@@ -327,7 +334,7 @@ impl Faults {
         });
     }
 
-    fn ended(&self, fault: &Fault, reason: EndReason) {
+    fn end(&self, fault: &Fault, reason: EndReason) {
         self.gauge(fault, 0.0);
         let view = fault.view(Some(now_ms()));
         tracing::warn!(

@@ -40,6 +40,8 @@ pub(crate) struct StatusData<'a> {
     pub route_table: &'a [Route],
     /// The faults injected now (`/faults`, with `--allow-faults`), oldest first.
     pub faults: Vec<crate::faults::FaultView>,
+    /// The faults that ended (the last 32), oldest first, with `ended_ms`.
+    pub faults_ended: Vec<crate::faults::FaultView>,
     pub limits: LimitsSnapshot,
     pub connections: ConnectionSnapshot,
     /// Log lines each destination (`stdout`, `file`, `dashboard`) lost because it could not
@@ -75,6 +77,7 @@ async fn status(State(state): State<AppState>) -> Response {
         queue,
         route_table: state.routes.routes(),
         faults: state.faults.active(),
+        faults_ended: state.faults.ended(),
         limits: LimitsSnapshot {
             permits: state.config.max_concurrency,
             permits_in_use: state.limiter.in_use(),

@@ -166,7 +166,12 @@ function drawChart(id, series, opts) {
     band.dataset.fault = f.name;
     el("title", {}, band).textContent =
       `fault ${f.name}: ${f.kind} on ${f.route || "*"}, ${f.injected} of ${f.seen} affected`;
-    el("text", { x: (x0 + 3).toFixed(1), y: T + 10, class: "fault-label" }, svg).textContent = f.name;
+    // The name inside the band's left edge, or left of its right edge near the chart's end.
+    const nearEnd = x0 > W - R - 90;
+    el("text", {
+      x: (nearEnd ? x1 - 3 : x0 + 3).toFixed(1), y: T + 10, class: "fault-label",
+      "text-anchor": nearEnd ? "end" : "start",
+    }, svg).textContent = f.name;
   }
   for (const s of drawn) {
     let d = "";

@@ -16,7 +16,7 @@ fn screenshot_path() -> PathBuf {
 
 #[tokio::test]
 async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_just_sent() {
-    let app = Process::spawn(&["--dashboard-interval", "500ms"]).await;
+    let app = Process::spawn(&["--dashboard-interval", "500ms", "--allow-faults"]).await;
     let mut browser = Browser::start(&app.ca).await;
     // An empty service first: the page says so.
     browser.navigate(&app.url("/dashboard")).await;
@@ -86,6 +86,44 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
             r#"document.querySelector('#routes tr[data-route="GET /"] td:nth-child(7)')?.textContent === "10""#,
             Duration::from_secs(30),
         )
+        .await;
+    // An injected fault is a named band across every chart, and stays drawn after it ends.
+    let started = app
+        .client
+        .put(app.url("/faults/chromium-drill"))
+        .json(&serde_json::json!({"kind": "error", "route": "/fibonacci/{n}/", "rate": 0.5, "status": 503}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    for i in 0..6 {
+        get_with_id(&app, "/fibonacci/30/", &format!("during-fault-{i}")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let band = r##"(() => {
+        const charts = ["chart-rate", "chart-latency", "chart-errors"];
+        return charts.every((id) =>
+            document.querySelector(`#${id} rect.fault[data-fault="chromium-drill"]`) !== null)
+          && [...document.querySelectorAll("#chart-rate text.fault-label")]
+               .some((t) => t.textContent === "chromium-drill");
+    })()"##;
+    browser
+        .wait_for(
+            "the fault's band on the charts",
+            band,
+            Duration::from_secs(30),
+        )
+        .await;
+    let ended = app
+        .client
+        .delete(app.url("/faults/chromium-drill"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    browser
+        .wait_for("the ended fault's band", band, Duration::from_secs(10))
         .await;
     browser.screenshot(&screenshot_path()).await;
     assert!(
