@@ -74,6 +74,7 @@ if [ "${DEMO_PROMETHEUS:-1}" != 0 ] && command -v prometheus >/dev/null; then
     say "Starting Prometheus on http://localhost:$prometheus_port (scraping glassbox and the loadgen every 5s)"
     sed -e "s|../../certs/ca.crt|$PWD/certs/ca.crt|" \
         -e "s|rules/glassbox.rules.yml|$PWD/dashboards/prometheus/rules/glassbox.rules.yml|" \
+        -e "s|rules/demo.rules.yml|$PWD/dashboards/prometheus/rules/demo.rules.yml|" \
         -e "s|localhost:8443|localhost:$port|" \
         -e "s|localhost:9899|localhost:${loadgen_metrics##*:}|" \
         dashboards/prometheus/prometheus.yml >"$run/prometheus.yml"

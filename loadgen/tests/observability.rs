@@ -104,11 +104,13 @@ fn concrete(query: &str) -> String {
     }
 }
 
-/// The `expr` of every recording rule in the rules file.
+/// The `expr` of every recording rule in the rules files.
 fn recording_rules() -> Vec<(String, String)> {
-    let text =
-        std::fs::read_to_string(dashboards_dir().join("prometheus/rules/glassbox.rules.yml"))
-            .unwrap();
+    let text = ["glassbox.rules.yml", "demo.rules.yml"]
+        .map(|file| {
+            std::fs::read_to_string(dashboards_dir().join("prometheus/rules").join(file)).unwrap()
+        })
+        .join("\n");
     let mut out = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
@@ -142,24 +144,28 @@ fn recording_rules() -> Vec<(String, String)> {
 fn promtool_checks_the_rules_and_their_unit_tests() {
     let promtool = program("promtool");
     let rules = dashboards_dir().join("prometheus/rules");
-    run(
-        &promtool,
-        &[
-            "check",
-            "rules",
-            rules.join("glassbox.rules.yml").to_str().unwrap(),
-        ],
-    );
-    let out = run(
-        &promtool,
-        &["test", "rules", rules.join("tests.yml").to_str().unwrap()],
-    );
-    assert!(out.contains("SUCCESS"), "{out}");
+    for (file, tests) in [
+        ("glassbox.rules.yml", "tests.yml"),
+        ("demo.rules.yml", "demo.tests.yml"),
+    ] {
+        run(
+            &promtool,
+            &["check", "rules", rules.join(file).to_str().unwrap()],
+        );
+        let out = run(
+            &promtool,
+            &["test", "rules", rules.join(tests).to_str().unwrap()],
+        );
+        assert!(out.contains("SUCCESS"), "{out}");
+        every_rule_is_tested(&rules.join(file), &rules.join(tests));
+    }
+}
 
-    // promtool passes a file that tests nothing: every recording rule's series and every alert
-    // must be asked for by some test case.
-    let tests = std::fs::read_to_string(rules.join("tests.yml")).unwrap();
-    let bundled = std::fs::read_to_string(rules.join("glassbox.rules.yml")).unwrap();
+/// promtool passes a file that tests nothing: every recording rule's series and every alert
+/// of `rules` must be asked for by some case of `tests`.
+fn every_rule_is_tested(rules: &Path, tests: &Path) {
+    let tests = std::fs::read_to_string(tests).unwrap();
+    let bundled = std::fs::read_to_string(rules).unwrap();
     let untested: Vec<&str> = bundled
         .lines()
         .filter_map(|line| {
@@ -329,8 +335,10 @@ fn bundled_prometheus(glassbox: &str, ca: &Path, loadgen: &str, dir: &Path) -> P
     );
     let rules = dir.join("glassbox.rules.yml");
     std::fs::write(&rules, &fast_rules).unwrap();
+    let demo_rules = dashboards_dir().join("prometheus/rules/demo.rules.yml");
     let config = bundled
         .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("rules/demo.rules.yml", demo_rules.to_str().unwrap())
         .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
         .replace("../../certs/ca.crt", ca.to_str().unwrap())
         .replace("rules/glassbox.rules.yml", rules.to_str().unwrap())
@@ -504,9 +512,11 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
 /// a `runbook_url` that is a section of docs/RUNBOOK.md.
 #[test]
 fn every_alert_has_a_summary_a_description_and_a_runbook_section() {
-    let rules =
-        std::fs::read_to_string(dashboards_dir().join("prometheus/rules/glassbox.rules.yml"))
-            .unwrap();
+    let rules = ["glassbox.rules.yml", "demo.rules.yml"]
+        .map(|file| {
+            std::fs::read_to_string(dashboards_dir().join("prometheus/rules").join(file)).unwrap()
+        })
+        .join("\n");
     let runbook = std::fs::read_to_string(dashboards_dir().join("../docs/RUNBOOK.md")).unwrap();
     let anchors: Vec<String> = runbook
         .lines()
