@@ -455,6 +455,13 @@ pub struct Config {
     #[arg(help_heading = DASHBOARD, long, env = "GLASSBOX_DASHBOARD_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub dashboard_window: Duration,
 
+    /// A Prometheus whose firing alerts the dashboard page shows (`http://host:port`; the
+    /// browser reads its `/api/v1/alerts`, which Prometheus allows from any origin unless told
+    /// otherwise). Unset, or while it does not answer: the demo burn-rate alert, evaluated in
+    /// glassbox from the same samples the charts draw.
+    #[arg(help_heading = DASHBOARD, long, env = "GLASSBOX_DASHBOARD_PROMETHEUS", value_parser = parse_origin)]
+    pub dashboard_prometheus: Option<String>,
+
     /// Longest sleep `/sleep/{ms}` accepts; longer asks get 400 "sleep too long".
     #[arg(help_heading = ENDPOINTS, long, env = "GLASSBOX_MAX_SLEEP", default_value = "60s", value_parser = parse_duration)]
     pub max_sleep: Duration,
@@ -538,6 +545,8 @@ pub enum FlagError {
     BadWeight(f64),
     #[error("at least one weight must be above 0")]
     NoWeight,
+    #[error("`{0}` is not `http://host:port` (or https) with nothing after it")]
+    NotAnOrigin(String),
 }
 
 /// Flags that do not go together, or a value clap cannot judge alone.
@@ -592,6 +601,22 @@ fn parse_bytes(s: &str) -> Result<u64, FlagError> {
     number
         .checked_mul(scale)
         .ok_or_else(|| FlagError::NotASize(s.to_owned()))
+}
+
+/// `http(s)://host[:port]`, with nothing after it: an origin a page may connect to.
+fn parse_origin(s: &str) -> Result<String, FlagError> {
+    let uri: axum::http::Uri = s
+        .parse()
+        .map_err(|_| FlagError::NotAnOrigin(s.to_owned()))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
+    match (scheme_ok, uri.authority(), bare) {
+        (true, Some(authority), true) => Ok(format!(
+            "{}://{authority}",
+            uri.scheme_str().unwrap_or("http")
+        )),
+        _ => Err(FlagError::NotAnOrigin(s.to_owned())),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, FlagError> {

@@ -7,6 +7,7 @@
 //! memory — into a bounded [`Timeline`]. A poll returns only the points after the last one
 //! the page saw, so it costs the service a copy of a point or two and their serialisation.
 
+pub(crate) mod alerts;
 pub(crate) mod sampler;
 pub(crate) mod timeline;
 
@@ -35,6 +36,8 @@ pub(crate) struct Dashboard {
     /// Per route since start, refreshed by the sampler with each point.
     pub table: RwLock<Arc<Vec<TableRow>>>,
     pub logs: Arc<LogRing>,
+    /// The demo burn-rate alert, evaluated from the samples.
+    pub alerts: alerts::Alerts,
 }
 
 impl Dashboard {
@@ -47,6 +50,7 @@ impl Dashboard {
             timeline: Timeline::new(capacity),
             table: RwLock::new(Arc::new(Vec::new())),
             logs,
+            alerts: alerts::Alerts::default(),
         }
     }
 

@@ -71,6 +71,7 @@ pub(crate) fn start(state: &AppState) {
                 return;
             };
             let point = sample(&shared, &mut previous).await;
+            shared.dashboard.alerts.observe(&point);
             shared.dashboard.timeline.push(point);
         }
     });

@@ -35,16 +35,25 @@ pub(crate) fn routes() -> Routes {
         .route(routes!(logs), Policy::ADMIN.compressed())
 }
 
-/// Content Security Policy of the page: everything from glassbox itself, nothing else.
+/// Content Security Policy of the page: everything from glassbox itself, nothing else (but
+/// `--dashboard-prometheus`'s alerts, when set).
 const CSP: &str = "default-src 'self'; img-src 'self' data:; connect-src 'self'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// The live dashboard page.
 #[utoipa::path(get, path = "/dashboard", tag = "dashboard",
     responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
-async fn page() -> impl IntoResponse {
+async fn page(State(state): State<AppState>) -> impl IntoResponse {
+    // The page may also read the alerts of the Prometheus it is told about.
+    let csp = match &state.config.dashboard_prometheus {
+        Some(origin) => CSP.replace(
+            "connect-src 'self'",
+            &format!("connect-src 'self' {origin}"),
+        ),
+        None => CSP.to_owned(),
+    };
     (
-        [(header::CONTENT_SECURITY_POLICY, CSP)],
+        [(header::CONTENT_SECURITY_POLICY, csp)],
         asset("text/html; charset=utf-8", assets::INDEX_HTML),
     )
 }
@@ -97,6 +106,11 @@ pub(crate) struct DashboardData {
     /// Injected faults active now or ended within the window, oldest first: the page draws
     /// each as a band across its charts.
     pub faults: Vec<crate::faults::FaultView>,
+    /// The demo burn-rate alert when pending or firing, evaluated in glassbox from these
+    /// samples (the rule of `dashboards/prometheus/rules/demo.rules.yml`).
+    pub alerts: Vec<crate::dashboard::alerts::AlertView>,
+    /// `--dashboard-prometheus`: the page shows that Prometheus' alerts while it answers.
+    pub prometheus: Option<String>,
 }
 
 #[derive(Debug, IntoParams)]
@@ -135,6 +149,10 @@ async fn data(
         routes: dashboard.table(),
         route_table: since.is_none().then(|| state.routes.routes().to_vec()),
         faults: state.faults.since(window_start_ms(dashboard.window())),
+        alerts: dashboard
+            .alerts
+            .active(window_start_ms(std::time::Duration::ZERO)),
+        prometheus: state.config.dashboard_prometheus.clone(),
     }))
 }
 

@@ -25,7 +25,13 @@ const state = {
   families: new Map(),
   // Injected faults active now or ended within the window: a band on every chart.
   faults: [],
+  // The demo burn-rate alert as glassbox evaluates it, and the Prometheus to ask instead.
+  alerts: [],
+  prometheus: null,
+  // The Prometheus' pending and firing alerts while it answers; null when it does not.
+  promAlerts: null,
 };
+const ALERT_POLL_MS = 5000;
 
 function routeName(method, route) {
   return method + " " + route;
@@ -388,6 +394,7 @@ function setConnection(ok, text) {
 }
 
 function render() {
+  drawAlerts();
   const traffic = state.table.some((row) => !isOwn(row.route));
   document.getElementById("empty").hidden = traffic;
   drawCharts();
@@ -421,6 +428,11 @@ async function pollData() {
     state.since = data.last;
     state.table = data.routes;
     state.faults = data.faults || [];
+    state.alerts = data.alerts || [];
+    if (data.prometheus !== state.prometheus) {
+      state.prometheus = data.prometheus || null;
+      if (state.prometheus) pollAlerts();
+    }
     setConnection(true, "live");
     render();
   } catch (err) {
@@ -499,6 +511,51 @@ function drawLogs() {
       tr.appendChild(td);
     }
     body.appendChild(tr);
+  }
+}
+
+// Pending and firing alerts: Prometheus' own when it answers, else glassbox's in-process
+// evaluation of the demo burn-rate rule.
+async function pollAlerts() {
+  if (!state.prometheus) return;
+  try {
+    const response = await fetch(`${state.prometheus}/api/v1/alerts`, { cache: "no-store" });
+    if (!response.ok) throw new Error(`Prometheus answered ${response.status}`);
+    const body = await response.json();
+    state.promAlerts = body.data.alerts.map((a) => ({
+      name: a.labels.alertname,
+      state: a.state,
+      active_ms: Date.parse(a.activeAt),
+      value: Number(a.value),
+    }));
+  } catch (err) {
+    state.promAlerts = null;
+  }
+  drawAlerts();
+  setTimeout(pollAlerts, ALERT_POLL_MS);
+}
+
+function drawAlerts() {
+  const fromPrometheus = state.promAlerts !== null;
+  const alerts = fromPrometheus ? state.promAlerts : state.alerts;
+  const source = document.getElementById("alerts-source");
+  source.textContent = fromPrometheus
+    ? `alerts from Prometheus (${state.prometheus})`
+    : "alerts evaluated in glassbox (the demo burn-rate rule)";
+  source.dataset.source = fromPrometheus ? "prometheus" : "in-process";
+  const list = document.getElementById("alerts-list");
+  list.replaceChildren();
+  if (alerts.length === 0) {
+    list.textContent = "none pending or firing";
+    return;
+  }
+  for (const a of alerts) {
+    const item = document.createElement("span");
+    item.className = `alert ${a.state}`;
+    item.dataset.alert = a.name;
+    item.dataset.state = a.state;
+    item.textContent = `${a.name} ${a.state} since ${fmtTime(a.active_ms)}`;
+    list.appendChild(item);
   }
 }
 

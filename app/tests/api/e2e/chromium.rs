@@ -96,10 +96,46 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
         .await
         .unwrap();
     assert_eq!(started.status(), 201);
+    browser
+        .wait_for(
+            "no alert before the fault",
+            r#"document.getElementById("alerts-source").dataset.source === "in-process"
+               && document.getElementById("alerts-list").textContent === "none pending or firing""#,
+            Duration::from_secs(10),
+        )
+        .await;
+    // Half the Fibonacci answers are 503s: the demo burn-rate rule, evaluated in glassbox
+    // when no Prometheus is given, goes pending at once and fires after 10 s.
+    let alert = |state: &str| {
+        format!(
+            r#"document.querySelector('#alerts-list .alert[data-alert="GlassboxAvailabilityBudgetBurningDemo"][data-state="{state}"]') !== null"#
+        )
+    };
     for i in 0..6 {
         get_with_id(&app, "/fibonacci/30/", &format!("during-fault-{i}")).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    browser
+        .wait_for(
+            "the alert pending",
+            &alert("pending"),
+            Duration::from_secs(10),
+        )
+        .await;
+    let started_at = std::time::Instant::now();
+    let mut i = 6;
+    while started_at.elapsed() < Duration::from_secs(13) {
+        get_with_id(&app, "/fibonacci/30/", &format!("during-fault-{i}")).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        i += 1;
+    }
+    browser
+        .wait_for(
+            "the alert firing",
+            &alert("firing"),
+            Duration::from_secs(10),
+        )
+        .await;
     let band = r##"(() => {
         const charts = ["chart-rate", "chart-latency", "chart-errors"];
         return charts.every((id) =>
