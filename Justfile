@@ -10,6 +10,11 @@ default:
 demo:
     scripts/demo.sh
 
+# The demo's appliance, a short load, then an incident: steady requests, the message store failing
+# for INCIDENT_FAULT (40s), recovery; prints the timeline (fault, client and server 5xx, alerts).
+incident:
+    INCIDENT=1 DEMO_DURATION="${DEMO_DURATION:-10s}" DEMO_EXIT="${DEMO_EXIT:-1}" scripts/demo.sh
+
 # Steady load on a running glassbox: 20 users for 60 s; loadgen and goose options pass through.
 [positional-arguments]
 load *ARGS:
@@ -46,13 +51,15 @@ certs *ARGS:
 test: fmt-check lint test-tools
     cargo test --workspace --all-targets
 
-# The hostile-client drills (end-to-end tests that are part of `just test`), as a table: what
-# each tried, the bound it holds glassbox to, and what happened. Fails when a drill fails.
+# The hostile-client and fault drills (end-to-end tests that are part of `just test`), as a table:
+# what each tried, the bound it holds glassbox to, and what happened. Fails when a drill fails.
 drill:
     #!/usr/bin/env bash
     set -euo pipefail
     out=$(cargo test -q -p glassbox --test api -- --nocapture --test-threads 1 \
-        e2e::refusals e2e::slow_clients e2e::slowhttptest e2e::bounds e2e::disk_full e2e::long_numbers e2e::stalled_stdout e2e::nginx::no_post_is_lost)
+        e2e::refusals e2e::slow_clients e2e::slowhttptest e2e::bounds e2e::disk_full e2e::long_numbers e2e::stalled_stdout e2e::nginx::no_post_is_lost \
+        e2e::faults contract::faults::a_latency_fault contract::faults::a_store_fault &&
+        cargo test -q -p loadgen --test incident -- --nocapture)
     echo "| drill | bound | observed |"
     echo "|---|---|---|"
     # libtest's progress dots share the line a row starts on.

@@ -3,10 +3,13 @@
 # queue) and Prometheus if it is installed, drive every endpoint with the load generator for
 # DEMO_DURATION (default 60s), print the reconciliation and where to look next, then keep
 # glassbox running until Ctrl-C. With DEMO_EXIT=1 it stops after the report instead.
+# With INCIDENT=1 (`just incident`) an incident act follows the load: steady requests, a store
+# fault for INCIDENT_FAULT (default 40s), recovery, and the timeline every view gave of it.
 #
 # Knobs (environment): DEMO_DURATION, DEMO_USERS (default 20), DEMO_EXIT, GLASSBOX_BIND
 # (default 127.0.0.1:8443), LOADGEN_METRICS_BIND (default 127.0.0.1:9899),
-# DEMO_PROMETHEUS_PORT (default 9090), DEMO_PROMETHEUS=0 to leave Prometheus out.
+# DEMO_PROMETHEUS_PORT (default 9090), DEMO_PROMETHEUS=0 to leave Prometheus out, INCIDENT,
+# INCIDENT_FAULT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +57,16 @@ trap 'exit 130' INT TERM
 
 say "Starting glassbox on $base (embedded store and queue; data in ./data, logs in ./logs)"
 # --allow-faults: the /faults API, so a fault can be injected while the demo runs (README).
-GLASSBOX_BIND=$bind ./target/release/glassbox serve --allow-faults >"$run/glassbox.stdout.log" 2>&1 &
+# --dashboard-prometheus: the dashboard shows the alerts of the Prometheus started below.
+with_prometheus=0
+if [ "${DEMO_PROMETHEUS:-1}" != 0 ] && command -v prometheus >/dev/null; then
+    with_prometheus=1
+fi
+glassbox_flags=(--allow-faults)
+if [ "$with_prometheus" = 1 ]; then
+    glassbox_flags+=(--dashboard-prometheus "http://localhost:$prometheus_port")
+fi
+GLASSBOX_BIND=$bind ./target/release/glassbox serve "${glassbox_flags[@]}" >"$run/glassbox.stdout.log" 2>&1 &
 pids+=($!)
 # Ready when our process says it listens and answers; if it exits first, its own words say why.
 for _ in $(seq 100); do
@@ -70,7 +82,7 @@ done
 curl -sf --cacert certs/ca.crt "$base/health" >/dev/null
 
 prometheus_url=""
-if [ "${DEMO_PROMETHEUS:-1}" != 0 ] && command -v prometheus >/dev/null; then
+if [ "$with_prometheus" = 1 ]; then
     say "Starting Prometheus on http://localhost:$prometheus_port (scraping glassbox and the loadgen every 5s)"
     sed -e "s|../../certs/ca.crt|$PWD/certs/ca.crt|" \
         -e "s|rules/glassbox.rules.yml|$PWD/dashboards/prometheus/rules/glassbox.rules.yml|" \
@@ -102,6 +114,16 @@ status=0
     --report-file "$run/report.html" --report-file "$run/report.json" \
     --report-file "$run/report.md" --no-print-metrics --quiet || status=$?
 
+if [ "${INCIDENT:-0}" = 1 ]; then
+    fault=${INCIDENT_FAULT:-40s}
+    say "The incident: 20 s of steady load, the message store failing for $fault, then recovery (watch $base/dashboard)"
+    incident_flags=(--host "$base" --ca-cert certs/ca.crt --fault "$fault" --report "$run/incident.json")
+    if [ -n "$prometheus_url" ]; then
+        incident_flags+=(--prometheus "http://127.0.0.1:$prometheus_port")
+    fi
+    ./target/release/incident "${incident_flags[@]}" || status=$?
+fi
+
 log_file=$(ls -t logs/glassbox.*.log 2>/dev/null | head -1 || true)
 say "Where to look next"
 cat <<MSG
@@ -122,7 +144,7 @@ MSG
 fi
 
 if [ "$status" -ne 0 ]; then
-    echo "The load generator exited with status $status (3: the server's counts differ from the requests made)." >&2
+    echo "The load generator or the incident exited with status $status (loadgen 3: the server's counts differ from the requests made; incident 1: the timeline is out of order or incomplete)." >&2
 fi
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
     exit "$status"

@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod context;
 pub mod exporter;
+pub mod incident;
 pub mod payloads;
 pub mod progress;
 pub mod reconcile;

@@ -211,6 +211,11 @@ async fn a_latency_fault_moves_the_routes_server_p50_by_its_latency() {
         "p50 {p50_us} µs for a 200 ms fault"
     );
     assert_eq!(status["faults"][0]["injected"], 40);
+    testkit::drill(
+        "latency fault, 200 ms, on /fibonacci/{n}/: 40 requests",
+        "the route's server p50 moves by 200 ms (HDR, ±5 %); other routes untouched",
+        &format!("p50 {:.1} ms", p50_us / 1000.0),
+    );
     let scrape = app.scrape().await;
     let labels = [
         ("fault", "slow"),
@@ -265,6 +270,11 @@ async fn a_store_fault_fails_writes_and_health_until_it_ends() {
     let scrape = app.scrape().await;
     let labels = [("fault", "store-down"), ("kind", "store"), ("route", "*")];
     assert_eq!(scrape.get("glassbox_fault_active", &labels), Some(0.0));
+    testkit::drill(
+        "store fault: every message store call fails",
+        "POST /messages 503 store unavailable, /health 503; both heal when it ends",
+        "503 and unhealthy during it; 201 and healthy after",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

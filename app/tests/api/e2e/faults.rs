@@ -117,4 +117,9 @@ async fn an_error_fault_injects_its_rate_reproducibly_and_every_view_counts_the_
     assert_eq!(run_fault(&app, "flaky", 42, 1000).await, first);
     let other = run_fault(&app, "other", 43, 1000).await;
     assert!((253..=347).contains(&other), "{other}");
+    testkit::drill(
+        "error fault, rate 0.3, seed 42, on /fibonacci/{n}/: 1,000 requests, twice",
+        "injected within binomial 99.9 % (253..=347); /status, /metrics, /faults and the log agree; same seed, same count",
+        &format!("{first} injected, every view {first}; again {first}; seed 43: {other}"),
+    );
 }
