@@ -258,7 +258,11 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(config: &Path, dir: &Path) -> Self {
-        let port = free_port();
+        Self::start_on(config, dir, free_port())
+    }
+
+    /// As [`Prometheus::start`], on `port` (chosen before, so a glassbox can be told of it).
+    pub fn start_on(config: &Path, dir: &Path, port: u16) -> Self {
         let child = Command::new(find_program("prometheus"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

@@ -168,3 +168,52 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
         browser.errors
     );
 }
+
+/// With `--dashboard-prometheus`, the alert strip shows that Prometheus' alerts, read by the
+/// page itself (Prometheus allows any origin; the page's CSP allows that one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_strip_shows_the_alerts_of_the_prometheus_it_is_told_about() {
+    testkit::need(
+        "prometheus",
+        ".ci/run installs it (apt-get install prometheus)",
+    );
+    let port = testkit::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let app = Process::spawn(&["--dashboard-prometheus", &origin]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: t\n    rules:\n      - alert: AlwaysFiringForTheTest\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        "global:\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n",
+    )
+    .unwrap();
+    let _prometheus = testkit::servers::Prometheus::start_on(
+        &dir.path().join("prometheus.yml"),
+        dir.path(),
+        port,
+    );
+    let ready = format!("{origin}/-/ready");
+    testkit::eventually("Prometheus to be ready", || async {
+        reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let mut browser = Browser::start(&app.ca).await;
+    browser.navigate(&app.url("/dashboard")).await;
+    browser
+        .wait_for(
+            "Prometheus' firing alert in the strip",
+            r#"document.getElementById("alerts-source").dataset.source === "prometheus"
+               && document.querySelector('#alerts-list .alert[data-alert="AlwaysFiringForTheTest"][data-state="firing"]') !== null"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        browser.errors.is_empty(),
+        "the page logged errors: {:#?}",
+        browser.errors
+    );
+}

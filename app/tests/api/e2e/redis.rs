@@ -145,6 +145,96 @@ async fn redis_going_away_is_a_503_and_the_service_heals_when_it_returns() {
     );
 }
 
+/// A store fault on the Redis store is the outage above as every view sees it: the same 503
+/// and body, the same failing health check, the same error metric and access line (with the
+/// fault's name where Redis' own error was), and the same healing when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_fault_on_redis_looks_like_redis_going_away() {
+    let redis = Redis::start();
+    let mut app = Process::spawn(&["--store", &redis.url(), "--allow-faults"]).await;
+    let target = Target::direct(&app);
+    assert_eq!(target.post_json(&json!({"message": "before"})).await.0, 201);
+    let started = app
+        .client
+        .put(app.url("/faults/redis-down"))
+        .json(&json!({"kind": "store"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    assert_eq!(
+        target.post_json(&json!({"message": "during"})).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "store unavailable"})
+        )
+    );
+    let response = app
+        .client
+        .get(app.url(&format!("/messages/{}", sha256_hex("before"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let refused_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    eventually("/health to fail on the store", || async {
+        let (code, health) = app.get_json("/health").await;
+        code == 503
+            && health["data"]["checks"]["store"]["status"] == "fail"
+            && health["data"]["checks"]["certificate"]["status"] == "pass"
+    })
+    .await;
+    let scrape = app.scrape().await;
+    assert!(
+        scrape.sum(
+            "glassbox_store_errors_total",
+            &[
+                ("backend", "redis"),
+                ("operation", "put"),
+                ("kind", "connection")
+            ]
+        ) >= 1.0
+    );
+    assert_eq!(
+        app.get("/").await.status(),
+        200,
+        "the rest is fine meanwhile"
+    );
+
+    let ended = app
+        .client
+        .delete(app.url("/faults/redis-down"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    assert_eq!(target.post_json(&json!({"message": "after"})).await.0, 201);
+    eventually("/health to pass again", || async {
+        app.get_json("/health").await.0 == 200
+    })
+    .await;
+    assert_eq!(
+        target.get(&sha256_hex("during")).await.0,
+        404,
+        "the refused write was not kept"
+    );
+    let lines = app.stop_and_read_logs();
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l["request_id"] == refused_id.as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["status"], 503);
+    assert_eq!(
+        refused[0]["error"], "store unavailable: redis get: connection: injected fault redis-down",
+        "the outage's line, with the fault where Redis' error was"
+    );
+}
+
 #[tokio::test]
 async fn randomize_on_redis_with_worker_processes() {
     let redis = Redis::start();
