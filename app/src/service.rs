@@ -241,6 +241,7 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
         }
         (Backend::Redis(url), Role::Serve) => {
             let queue = RedisQueue::new(url, redis_settings(config), files.clone())?;
+            mirror_queue_pauses(&prepared.faults, queue.clone());
             let tasks = Tasks::start(queue, files, &prepared.telemetry, 0, ttl);
             (tasks, Background::none())
         }
@@ -271,6 +272,30 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
             .into());
         }
     })
+}
+
+/// Tells the `glassbox worker` processes on a Redis queue about this service's queue faults:
+/// the pause is set in Redis, refreshed well within its expiry while the fault lasts, and
+/// removed when it ends.
+fn mirror_queue_pauses(faults: &Faults, queue: Arc<RedisQueue>) {
+    use crate::tasks::TaskQueue as _;
+    let mut pauses = faults.queue_pauses();
+    tokio::spawn(async move {
+        loop {
+            let paused = *pauses.borrow_and_update();
+            if let Err(err) = queue.set_paused(paused).await {
+                tracing::warn!(error = %err, paused, "could not tell the workers about a queue fault");
+            }
+            let refresh = crate::tasks::redis::PAUSED_TTL / 3;
+            let changed = match paused {
+                true => tokio::time::timeout(refresh, pauses.changed()).await,
+                false => Ok(pauses.changed().await),
+            };
+            if let Ok(Err(_)) = changed {
+                return;
+            }
+        }
+    });
 }
 
 /// The Redis queue's settings from the configuration.

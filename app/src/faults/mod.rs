@@ -312,6 +312,16 @@ impl Faults {
         }
     }
 
+    /// Whether a queue fault holds the task workers now.
+    pub(crate) fn queue_paused(&self) -> bool {
+        *self.0.queue_paused.0.borrow()
+    }
+
+    /// Changes of [`Faults::queue_paused`], for telling other processes' workers.
+    pub(crate) fn queue_pauses(&self) -> watch::Receiver<bool> {
+        self.0.queue_paused.0.subscribe()
+    }
+
     fn injected(&self, fault: &Fault) {
         fault.injected.fetch_add(1, Ordering::Relaxed);
         if let Some(telemetry) = &self.0.telemetry {

@@ -486,7 +486,7 @@ mod tests {
     #[test]
     fn every_template_is_routed() {
         let templates = templates();
-        assert_eq!(templates.len(), 25, "{templates:?}");
+        assert_eq!(templates.len(), 27, "{templates:?}");
         for (template, _) in &templates {
             let concrete = template
                 .split('/')

@@ -212,7 +212,7 @@ impl Registration {
 
 /// The families, as the OpenAPI document tags them; a tag that is not one is a bug the tests
 /// catch (`every_route_has_a_known_family`).
-pub(crate) const FAMILIES: [&str; 7] = [
+pub(crate) const FAMILIES: [&str; 8] = [
     "deepgram",
     "math",
     "total",
@@ -220,6 +220,7 @@ pub(crate) const FAMILIES: [&str; 7] = [
     "tasks",
     "observability",
     "dashboard",
+    "faults",
 ];
 
 fn family_name(tag: &str) -> &'static str {

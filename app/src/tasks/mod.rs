@@ -235,6 +235,12 @@ pub(crate) trait TaskQueue: Send + Sync + fmt::Debug {
     /// A small durable write where task records are written, for `/health`: it fails while
     /// submissions would.
     fn probe(&self) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Tells the task workers of every process (a queue fault) to take no task while `paused`
+    /// is true; the embedded queue's workers are this process's and need no telling.
+    fn set_paused(&self, paused: bool) -> BoxFuture<'_, Result<(), QueueError>> {
+        let _ = paused;
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A temporary task file not written to for this long is a leftover (an upload in progress
@@ -278,6 +284,10 @@ pub(crate) trait TaskSource: Send + Sync + fmt::Debug {
     fn complete(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
     /// Records how far a running task is (its `bytes_done`).
     fn progress(&self, task: &TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Whether another process's queue fault holds the workers ([`TaskQueue::set_paused`]).
+    fn paused(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
 }
 
 /// The queue as the routes see it: the backend, where payloads and results are, telemetry.

@@ -34,6 +34,10 @@ const PENDING: &str = "glassbox:tasks:pending";
 const PROCESSING: &str = "glassbox:tasks:processing";
 const FINISHED: &str = "glassbox:tasks:finished";
 const ERRORED: &str = "glassbox:tasks:errored";
+/// Set while a queue fault holds every process's workers; it expires unless the service that
+/// set it refreshes it, so a service that dies mid-fault does not hold them for ever.
+const PAUSED_KEY: &str = "glassbox:tasks:paused";
+pub(crate) const PAUSED_TTL: Duration = Duration::from_secs(15);
 /// How long a `take` blocks waiting for a task before it returns to check for shutdown.
 const BLOCK: Duration = Duration::from_secs(1);
 
@@ -339,6 +343,36 @@ static REQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
 });
 
 impl TaskQueue for RedisQueue {
+    fn set_paused(&self, paused: bool) -> BoxFuture<'_, Result<(), QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let ttl = PAUSED_TTL.as_millis() as u64;
+            match paused {
+                true => {
+                    self.deadline(
+                        self.settings.timeout,
+                        redis::cmd("SET")
+                            .arg(PAUSED_KEY)
+                            .arg(1)
+                            .arg("PX")
+                            .arg(ttl)
+                            .query_async::<()>(&mut conn),
+                    )
+                    .await
+                }
+                false => {
+                    self.deadline(
+                        self.settings.timeout,
+                        redis::cmd("DEL")
+                            .arg(PAUSED_KEY)
+                            .query_async::<()>(&mut conn),
+                    )
+                    .await
+                }
+            }
+        })
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }
@@ -433,6 +467,21 @@ impl TaskQueue for RedisQueue {
 }
 
 impl TaskSource for RedisQueue {
+    fn paused(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            // A Redis that does not answer pauses nothing: taking a task fails on its own.
+            self.deadline(
+                self.settings.timeout,
+                redis::cmd("EXISTS")
+                    .arg(PAUSED_KEY)
+                    .query_async::<u64>(&mut conn),
+            )
+            .await
+            .is_ok_and(|n| n > 0)
+        })
+    }
+
     fn take(&self) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
         Box::pin(async move {
             let mut blocking = self.blocking_connection()?;

@@ -13,6 +13,8 @@ use super::telemetry::TaskTelemetry;
 use super::{QueueError, TaskSource, TaskState, now_ms};
 use crate::faults::Faults;
 
+/// How often a worker held by a queue fault looks again.
+const PAUSE_POLL: Duration = Duration::from_millis(500);
 /// How often a running task's progress is recorded.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -39,8 +41,15 @@ impl Workers {
 
     async fn work(self, mut stop: watch::Receiver<bool>) {
         loop {
-            // While a queue fault lasts no worker starts waiting for a task.
+            // While a queue fault lasts (this process's, or one another process set on the
+            // shared queue) no worker starts waiting for a task.
             self.faults.queue_open(&mut stop).await;
+            while self.source.paused().await {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(PAUSE_POLL) => {}
+                }
+            }
             if *stop.borrow() {
                 return;
             }
@@ -50,9 +59,7 @@ impl Workers {
             };
             match taken {
                 Ok(Some(task)) => {
-                    // A worker already waiting when the fault started holds what it received
-                    // until the fault ends: at most one task per worker.
-                    self.faults.queue_open(&mut stop).await;
+                    self.hold_while_paused(&task, &mut stop).await;
                     self.run(task).await;
                 }
                 Ok(None) => {}
@@ -63,6 +70,22 @@ impl Workers {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// A worker already waiting when a queue fault started holds what it received, unstarted,
+    /// until the fault ends (at most one task per worker), keeping its claim on it meanwhile.
+    async fn hold_while_paused(&self, task: &super::TaskRecord, stop: &mut watch::Receiver<bool>) {
+        while !*stop.borrow() && (self.faults.queue_paused() || self.source.paused().await) {
+            if self.renew_every.is_some()
+                && let Err(err) = self.source.renew(task.id).await
+            {
+                tracing::warn!(token = %task.id.logged(), error = %err, "could not renew a held task's lease");
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(PAUSE_POLL) => {}
             }
         }
     }

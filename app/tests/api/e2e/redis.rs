@@ -370,3 +370,69 @@ async fn sums_run_on_redis_workers_too() {
     api.check(generated(3 * MIB, 4)).await;
     api.errors_at(b"2 4 x", 4).await;
 }
+
+/// A queue fault set on the service holds the `glassbox worker` processes sharing its Redis
+/// queue: the pause travels through Redis, and ends when the fault does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_fault_holds_the_worker_processes_on_redis() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = Process::spawn(&["--queue", &queue, "--allow-faults"]).await;
+    let _worker =
+        Process::spawn_worker(&app.data_dir(), &["--queue", &queue, "--workers", "1"]).await;
+    let started = app
+        .client
+        .put(app.url("/faults/stalled"))
+        .json(&json!({"kind": "queue"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let mut paths = Vec::new();
+    for numbers in ["2 4", "6 8", "10 12"] {
+        let response = app
+            .client
+            .post(app.url("/sum-evens"))
+            .header("content-type", "text/plain")
+            .body(numbers)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        paths.push(format!(
+            "/sum-evens/{}/status",
+            body["token"].as_str().unwrap()
+        ));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut states = Vec::new();
+    for path in &paths {
+        states.push(
+            app.get_json(path).await.1["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // The one worker may have been waiting in Redis when the fault began: it holds at most
+    // one task, unstarted; nothing finishes.
+    assert!(
+        states.iter().filter(|s| *s == "requested").count() >= 2
+            && states.iter().all(|s| s == "requested" || s == "received"),
+        "{states:?}"
+    );
+    let ended = app
+        .client
+        .delete(app.url("/faults/stalled"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    for path in &paths {
+        eventually("the tasks to finish once the fault ended", || async {
+            app.get_json(path).await.1["status"] == "finished"
+        })
+        .await;
+    }
+}
