@@ -281,6 +281,17 @@ pub struct Config {
     )]
     pub max_streams: u32,
 
+    /// HTTP/2 flow control: how many bytes of one request body a client may send before the
+    /// service has read them (the stream's receive window). At most this much of an upload
+    /// waits in memory per stream.
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_H2_STREAM_WINDOW", default_value = "1MiB", value_parser = parse_bytes)]
+    pub h2_stream_window: u64,
+
+    /// HTTP/2 flow control: the same for all of one connection's streams together; at most
+    /// this much of a connection's request bodies waits in memory.
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_H2_CONNECTION_WINDOW", default_value = "1MiB", value_parser = parse_bytes)]
+    pub h2_connection_window: u64,
+
     /// The share of --max-concurrency one client may hold (0 to 1]; beyond it its requests get
     /// 503. A client is its address, or the forwarded one behind a trusted proxy.
     #[arg(
@@ -558,6 +569,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("{flag} must be at least {least:?}")]
     TooShort { flag: &'static str, least: Duration },
+    #[error("{flag} must be 64KiB to 2GiB - 1 byte (an HTTP/2 window), not {bytes}")]
+    Window { flag: &'static str, bytes: u64 },
     #[error("--client-share must be above 0 and at most 1, not {0}")]
     Share(String),
 }
@@ -569,6 +582,7 @@ impl ConfigError {
             Self::EmptyWorkRange { .. } => "--work-sleep-min",
             Self::Zero(flag) | Self::TooShort { flag, .. } => flag,
             Self::Share(_) => "--client-share",
+            Self::Window { flag, .. } => flag,
         }
     }
 }
@@ -726,6 +740,14 @@ impl Config {
         if self.max_streams == 0 {
             return Err(ConfigError::Zero("--max-streams"));
         }
+        for (flag, bytes) in [
+            ("--h2-stream-window", self.h2_stream_window),
+            ("--h2-connection-window", self.h2_connection_window),
+        ] {
+            if !(65_535..(1 << 31)).contains(&bytes) {
+                return Err(ConfigError::Window { flag, bytes });
+            }
+        }
         if !(self.client_share > 0.0 && self.client_share <= 1.0) {
             return Err(ConfigError::Share(self.client_share.to_string()));
         }
@@ -755,6 +777,29 @@ mod tests {
         assert_eq!(parse_bytes("2 GB").unwrap(), 2_000_000_000);
         for bad in ["", "MiB", "1.5GiB", "1 parsec", "-1", "99999999999TiB"] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn http2_windows_are_held_to_what_the_protocol_allows() {
+        let config = parse([
+            "glassbox",
+            "--h2-stream-window",
+            "4MiB",
+            "--h2-connection-window",
+            "8MiB",
+        ]);
+        assert_eq!(
+            (config.h2_stream_window, config.h2_connection_window),
+            (4 << 20, 8 << 20)
+        );
+        assert_eq!(config.validate(), Ok(()));
+        for (flag, value) in [
+            ("--h2-stream-window", "1KiB"),
+            ("--h2-connection-window", "2GiB"),
+        ] {
+            let err = parse(["glassbox", flag, value]).validate().unwrap_err();
+            assert_eq!(err.flag(), flag, "{err}");
         }
     }
 

@@ -89,6 +89,8 @@ where
     http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.max_streams)
+        .initial_stream_window_size(window(config.h2_stream_window))
+        .initial_connection_window_size(window(config.h2_connection_window))
         .max_send_buf_size(H2_SEND_BUFFER)
         .keep_alive_interval(Some(config.idle_timeout / 2))
         .keep_alive_timeout(H2_PING_TIMEOUT);
@@ -364,4 +366,10 @@ impl Watchdog {
             }
         }
     }
+}
+
+/// An HTTP/2 window size: at most 2^31 - 1 bytes (the protocol's limit; the configuration
+/// checks the range).
+fn window(bytes: u64) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX).min((1 << 31) - 1)
 }

@@ -7,6 +7,7 @@ mod chromium;
 mod curl;
 mod disk_full;
 mod faults;
+mod h2_windows;
 mod logql;
 mod logs;
 mod long_numbers;
