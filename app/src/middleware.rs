@@ -131,30 +131,23 @@ where
                     limit,
                     body_timeout,
                 ))),
-                None => {
-                    let injected = route.and_then(|r| state.faults.on_request(r));
-                    let delay = match injected {
-                        Some(Injection::Error { status, fault }) => {
-                            return Box::pin(answer(
-                                state,
-                                info,
-                                Work::<S::Future>::Inject(
-                                    injected_error(status, &fault),
-                                    req.into_body(),
-                                ),
-                                leftover,
-                                body_timeout,
-                                is_head,
-                            ));
-                        }
-                        Some(Injection::Delay(delay)) => Some(delay),
-                        None => None,
-                    };
-                    match admit(&state, route, info.client()) {
-                        Ok(permit) => Work::Run(self.inner.call(req), permit, delay),
-                        Err(overloaded) => Work::Shed(overloaded.into_response(), req.into_body()),
+                None => match route.and_then(|r| state.faults.on_request(r)) {
+                    Some(Injection::Error { status, fault }) => {
+                        Work::Inject(injected_error(status, &fault), req.into_body())
                     }
-                }
+                    injected => {
+                        let delay = match injected {
+                            Some(Injection::Delay(delay)) => Some(delay),
+                            _ => None,
+                        };
+                        match admit(&state, route, info.client()) {
+                            Ok(permit) => Work::Run(self.inner.call(req), permit, delay),
+                            Err(overloaded) => {
+                                Work::Shed(overloaded.into_response(), req.into_body())
+                            }
+                        }
+                    }
+                },
             }
         };
         Box::pin(answer(state, info, work, leftover, body_timeout, is_head))

@@ -182,7 +182,7 @@ impl Faults {
             let wait = Duration::from_millis(ends.saturating_sub(now));
             tokio::spawn(async move {
                 tokio::time::sleep(wait).await;
-                faults.end_instance(id, EndReason::Expired);
+                faults.end_where(|f| f.id == id, EndReason::Expired);
             });
         }
         fault.view(None)
@@ -190,34 +190,25 @@ impl Faults {
 
     /// Ends the fault `name`; false when there is none.
     pub(crate) fn delete(&self, name: &str) -> bool {
+        self.end_where(|f| f.name == name, EndReason::Deleted)
+    }
+
+    /// Ends the active fault that `which` picks, if there is one.
+    fn end_where(&self, which: impl Fn(&Fault) -> bool, reason: EndReason) -> bool {
         let removed = {
             let mut active = self.0.active.write().unwrap_or_else(|e| e.into_inner());
             active
                 .iter()
-                .position(|f| f.name == name)
+                .position(|f| which(f))
                 .map(|i| active.remove(i))
         };
         match removed {
             Some(fault) => {
                 self.refresh();
-                self.end(&fault, EndReason::Deleted);
+                self.end(&fault, reason);
                 true
             }
             None => false,
-        }
-    }
-
-    fn end_instance(&self, id: u64, reason: EndReason) {
-        let removed = {
-            let mut active = self.0.active.write().unwrap_or_else(|e| e.into_inner());
-            active
-                .iter()
-                .position(|f| f.id == id)
-                .map(|i| active.remove(i))
-        };
-        if let Some(fault) = removed {
-            self.refresh();
-            self.end(&fault, reason);
         }
     }
 
@@ -241,15 +232,8 @@ impl Faults {
     /// The active faults and those that ended since `since_ms`, oldest first: what the
     /// dashboard draws as bands.
     pub(crate) fn since(&self, since_ms: u64) -> Vec<FaultView> {
-        let mut out: Vec<FaultView> = self
-            .0
-            .ended
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|f| f.ended_ms.is_some_and(|end| end >= since_ms))
-            .cloned()
-            .collect();
+        let mut out = self.ended();
+        out.retain(|f| f.ended_ms.is_some_and(|end| end >= since_ms));
         out.extend(self.active());
         out.sort_by_key(|f| f.started_ms);
         out

@@ -92,8 +92,9 @@ pub async fn run(cli: &Cli) -> Result<Timeline> {
     )
     .await?;
     let load = watch::Load::start(client.clone(), &host, cli.rate, timeline.clone());
-    record(
+    watch::push(
         &timeline,
+        now_ms(),
         Kind::LoadStarted,
         format!(
             "steady load: {} requests/s, POST /messages and GET / in turn",
@@ -117,14 +118,12 @@ pub async fn run(cli: &Cli) -> Result<Timeline> {
         );
     }
     let started = body["fault"]["started_ms"].as_u64().unwrap_or_else(now_ms);
-    timeline
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Event {
-            at_ms: started,
-            kind: Kind::FaultStarted,
-            what: format!("fault {FAULT} started: every store call fails, for {seconds} s"),
-        });
+    watch::push(
+        &timeline,
+        started,
+        Kind::FaultStarted,
+        format!("fault {FAULT} started: every store call fails, for {seconds} s"),
+    );
 
     // Until the fault has ended (10 s ago at least: a recovery that holds), the service is
     // healthy, the client is served, and the alert (when there is an alert source) has
@@ -148,15 +147,4 @@ pub async fn run(cli: &Cli) -> Result<Timeline> {
     watcher.stop().await;
     let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(timeline)
-}
-
-fn record(timeline: &Mutex<Timeline>, kind: Kind, what: String) {
-    timeline
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Event {
-            at_ms: now_ms(),
-            kind,
-            what,
-        });
 }

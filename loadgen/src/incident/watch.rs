@@ -16,7 +16,8 @@ use super::{ALERT, Event, FAULT, Kind, Timeline, now_ms};
 /// Requests of the steady load in flight at most.
 const IN_FLIGHT: u32 = 64;
 
-fn push(timeline: &Mutex<Timeline>, at_ms: u64, kind: Kind, what: String) {
+/// Adds an event to the shared timeline.
+pub(super) fn push(timeline: &Mutex<Timeline>, at_ms: u64, kind: Kind, what: String) {
     timeline
         .lock()
         .unwrap_or_else(|e| e.into_inner())
