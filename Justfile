@@ -35,6 +35,12 @@ load-spike *ARGS:
 load-soak *ARGS:
     scripts/load.sh soak "$@"
 
+# The open model: 200 transactions a second (Poisson arrivals) for 60 s, whatever the latency,
+# with latency also from the due time and the reconciliation; --rate, --arrival pass through.
+[positional-arguments]
+load-rate *ARGS:
+    scripts/load.sh rate "$@"
+
 # Run the service from source (release build); extra flags pass through: `just run --bind 0.0.0.0:8443`.
 run *ARGS:
     cargo run --release -p glassbox -- serve {{ARGS}}

@@ -6,7 +6,11 @@
 # With INCIDENT=1 (`just incident`) an incident act follows the load: steady requests, a store
 # fault for INCIDENT_FAULT (default 40s), recovery, and the timeline every view gave of it.
 #
-# Knobs (environment): DEMO_DURATION, DEMO_USERS (default 20), DEMO_EXIT, GLASSBOX_BIND
+# The load is the open model (DEMO_RATE transactions a second, default 100, on a Poisson
+# schedule), so the latency table has the client's raw and corrected latency next to the
+# server's; DEMO_USERS=N runs goose's closed loop of N users instead, with goose's reports.
+#
+# Knobs (environment): DEMO_DURATION, DEMO_RATE, DEMO_USERS, DEMO_EXIT, GLASSBOX_BIND
 # (default 127.0.0.1:8443), LOADGEN_METRICS_BIND (default 127.0.0.1:9899),
 # DEMO_PROMETHEUS_PORT (default 9090), DEMO_PROMETHEUS=0 to leave Prometheus out, INCIDENT,
 # INCIDENT_FAULT.
@@ -14,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=${DEMO_DURATION:-60s}
-users=${DEMO_USERS:-20}
+users=${DEMO_USERS:-}
+rate=${DEMO_RATE:-100}
 bind=${GLASSBOX_BIND:-127.0.0.1:8443}
 port=${bind##*:}
 base="https://localhost:$port"
@@ -106,13 +111,22 @@ else
     say "Prometheus is not installed: skipping it (the built-in /status and /metrics still work)"
 fi
 
-say "Driving every endpoint with $users goose users for $duration (watch it live: $base/dashboard)"
 status=0
-./target/release/loadgen --host "$base" --ca-cert certs/ca.crt \
-    --users "$users" --increase-rate "$users" --run-time "$duration" --no-reset-metrics \
-    --metrics-bind "$loadgen_metrics" --reconcile --summary "$run/loadgen.json" \
-    --report-file "$run/report.html" --report-file "$run/report.json" \
-    --report-file "$run/report.md" --no-print-metrics --quiet || status=$?
+common=(--host "$base" --ca-cert certs/ca.crt --run-time "$duration" \
+    --metrics-bind "$loadgen_metrics" --reconcile --summary "$run/loadgen.json")
+if [ -n "$users" ]; then
+    say "Driving every endpoint with $users goose users for $duration (watch it live: $base/dashboard)"
+    ./target/release/loadgen "${common[@]}" \
+        --users "$users" --increase-rate "$users" --no-reset-metrics \
+        --report-file "$run/report.html" --report-file "$run/report.json" \
+        --report-file "$run/report.md" --no-print-metrics --quiet || status=$?
+    reports="$run/report.html   goose: requests, time to first byte (ms), graphs
+              $run/report.md, $run/report.json, and $run/loadgen.json (the tables above)"
+else
+    say "Driving every endpoint at $rate transactions a second (open model, Poisson arrivals) for $duration (watch it live: $base/dashboard)"
+    ./target/release/loadgen "${common[@]}" --rate "$rate" --arrival poisson || status=$?
+    reports="$run/loadgen.json   the tables above as JSON, with the schedule's report"
+fi
 
 if [ "${INCIDENT:-0}" = 1 ]; then
     fault=${INCIDENT_FAULT:-40s}
@@ -127,8 +141,7 @@ fi
 log_file=$(ls -t logs/glassbox.*.log 2>/dev/null | head -1 || true)
 say "Where to look next"
 cat <<MSG
-  reports     $run/report.html   goose: requests, time to first byte (ms), graphs
-              $run/report.md, $run/report.json, and $run/loadgen.json (the tables above)
+  reports     $reports
   dashboard   $base/dashboard    live charts, the route table and recent log lines (open it in a browser)
   glassbox    $base/status       counts and HDR percentiles per route, store, queue
               $base/metrics      Prometheus text: http_server_request_duration_seconds, ...
@@ -139,7 +152,7 @@ MSG
 if [ -n "$prometheus_url" ]; then
     cat <<MSG
   Prometheus  $prometheus_url/graph?g0.expr=sum+by+(route)+(rate(http_server_request_duration_seconds_count[1m]))
-              client next to server: loadgen_request_duration_seconds (scraped while the loadgen ran)
+              client next to server: loadgen_request_duration_seconds, loadgen_request_corrected_duration_seconds (scraped while the loadgen ran)
 MSG
 fi
 

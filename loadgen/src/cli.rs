@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser};
 use goose::config::GooseConfiguration;
 
+use crate::open::Arrival;
+
 /// The service `--host` defaults to: glassbox as `just demo` and `just run` start it.
 pub const DEFAULT_HOST: &str = "https://localhost:8443";
 
@@ -17,8 +19,10 @@ pub const DEFAULT_HOST: &str = "https://localhost:8443";
     about = "Drives every glassbox endpoint with goose, records the client's own latency, and \
              reconciles what it sent with what the server counted.",
     after_help = "Every goose option above passes through unchanged; --host defaults to \
-                  https://localhost:8443. Presets: just load, just load-ramp, just load-spike, \
-                  just load-soak."
+                  https://localhost:8443. With --rate, the open model replaces goose's users \
+                  (--run-time still sets the length; goose's reports are not written). \
+                  Presets: just load, just load-ramp, just load-spike, just load-soak, \
+                  just load-rate."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -70,6 +74,47 @@ pub struct Options {
     /// Do not print the progress line.
     #[arg(long, env = "LOADGEN_NO_PROGRESS")]
     pub no_progress: bool,
+
+    #[command(flatten)]
+    pub open: OpenOptions,
+}
+
+/// The open model's options.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Open model (instead of goose's users)")]
+pub struct OpenOptions {
+    /// Start R transactions a second whatever the answers' latency, with latency recorded
+    /// from the send and from the due time (corrected for coordinated omission).
+    #[arg(long, env = "LOADGEN_RATE", value_name = "R", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// How starts are spaced: exactly 1/R apart, or as a Poisson process with mean 1/R.
+    #[arg(
+        long,
+        env = "LOADGEN_ARRIVAL",
+        value_enum,
+        default_value = "constant",
+        requires = "rate"
+    )]
+    pub arrival: Arrival,
+
+    /// Transactions running at once, at most (a client's connections); a start that finds
+    /// them all busy waits and goes out late.
+    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), requires = "rate")]
+    pub max_in_flight: u32,
+
+    /// Seed for the Poisson gaps and the choice of transactions: the same seed, the same run.
+    #[arg(long, env = "LOADGEN_SEED", default_value_t = 1, requires = "rate")]
+    pub seed: u64,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
+        _ => Err(format!(
+            "{text} is not a rate: give transactions per second, more than 0 and at most 1000000"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +153,25 @@ mod tests {
         assert_eq!(cli.goose.host.as_deref(), Some("https://localhost:9443"));
         assert!(cli.options.reconcile);
         assert_eq!(cli.options.think_time, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_open_model_takes_a_rate_and_refuses_a_bad_one() {
+        let cli =
+            Cli::try_parse_from(["loadgen", "--rate", "300", "--arrival", "poisson"]).unwrap();
+        assert_eq!(cli.options.open.rate, Some(300.0));
+        assert_eq!(cli.options.open.arrival, Arrival::Poisson);
+        assert_eq!(cli.options.open.max_in_flight, 1000);
+        for bad in ["0", "-1", "NaN", "inf", "fast"] {
+            let err =
+                Cli::try_parse_from(["loadgen".to_owned(), format!("--rate={bad}")]).unwrap_err();
+            assert!(err.to_string().contains("is not a rate"), "{bad}: {err}");
+        }
+        let err = Cli::try_parse_from(["loadgen", "--arrival", "poisson"]).unwrap_err();
+        assert!(err.to_string().contains("--rate"), "{err}");
+        let err =
+            Cli::try_parse_from(["loadgen", "--rate", "5", "--max-in-flight", "0"]).unwrap_err();
+        assert!(err.to_string().contains("max-in-flight"), "{err}");
     }
 
     #[test]

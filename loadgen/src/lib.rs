@@ -6,6 +6,7 @@
 //!
 //! - [`cli`]: the command line, glassbox's options plus every goose option.
 //! - [`scenarios`]: one module per seed family; request names are route templates.
+//! - [`open`]: the open model (`--rate`): starts on a schedule, latency also from the due time.
 //! - [`request`]: sends one request through goose and records it.
 //! - [`recorder`]: per-route counts and full-latency HDR histograms, and their Prometheus series.
 //! - [`exporter`]: serves those series at `/metrics`.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod context;
 pub mod exporter;
 pub mod incident;
+pub mod open;
 pub mod payloads;
 pub mod progress;
 pub mod reconcile;
@@ -57,13 +59,28 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
     let settings = ClientSettings::new(&cli.goose, &host, &cli.options.ca_cert)?;
     let context = context::init(Context::new(settings, cli.options.think_time));
 
-    let mut attack = GooseAttack::initialize_with_config(cli.goose.clone())?;
-    if cli.options.hello_only {
-        attack = attack.register_scenario(scenarios::hello_only()?);
+    let scenarios = if cli.options.hello_only {
+        vec![scenarios::hello_only()?]
     } else {
-        for scenario in scenarios::all(cli.options.think_time)? {
-            attack = attack.register_scenario(scenario);
-        }
+        scenarios::all(cli.options.think_time)?
+    };
+    let open_plan = cli.options.open.rate.map(|rate| open::Plan {
+        rate,
+        arrival: cli.options.open.arrival,
+        run_for: run_time(&cli.goose),
+        max_in_flight: cli.options.open.max_in_flight as usize,
+        seed: cli.options.open.seed,
+    });
+    if open_plan.is_some() && cli.goose.users.is_some() {
+        anyhow::bail!(
+            "--rate starts transactions on a schedule instead of running goose users: leave out \
+             --users"
+        );
+    }
+    let mix = open::Mix::new(&scenarios);
+    let mut attack = GooseAttack::initialize_with_config(cli.goose.clone())?;
+    for scenario in scenarios {
+        attack = attack.register_scenario(scenario);
     }
     if informational {
         attack.execute().await?;
@@ -87,18 +104,24 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         None
     };
 
-    let run_for = cli
-        .goose
-        .run_time
-        .as_deref()
-        .and_then(goose::util::parse_timespan)
-        .map(|s| Duration::from_secs(s as u64));
-    let progress = (!cli.options.no_progress).then(|| Progress::start(run_for));
-    let result = attack.execute().await;
+    let progress = (!cli.options.no_progress).then(|| Progress::start(run_time(&cli.goose)));
+    let result = match &open_plan {
+        Some(plan) => {
+            eprintln!(
+                "loadgen: open model, {} transactions a second ({:?} arrivals), at most {} at once",
+                plan.rate, plan.arrival, plan.max_in_flight
+            );
+            open::run(plan, &mix, &host, &cli.goose).await.map(Some)
+        }
+        None => attack.execute().await.map(|_| None).map_err(Into::into),
+    };
     if let Some(progress) = progress {
         progress.stop();
     }
-    result?;
+    let open_report = result?;
+    if let Some(report) = &open_report {
+        println!("\n{}", report.render());
+    }
 
     let records = context.recorder.snapshot();
     let reconciliation = match server.as_mut() {
@@ -120,7 +143,16 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         _ => Outcome::Done,
     };
     if let Some(path) = &cli.options.summary {
-        Summary::new(&host, &records, reconciliation).write(path)?;
+        Summary::new(&host, &records, reconciliation, open_report).write(path)?;
     }
     Ok(outcome)
+}
+
+/// goose's `--run-time`, when given.
+fn run_time(goose: &goose::config::GooseConfiguration) -> Option<Duration> {
+    goose
+        .run_time
+        .as_deref()
+        .and_then(goose::util::parse_timespan)
+        .map(|s| Duration::from_secs(s as u64))
 }

@@ -93,6 +93,8 @@ pub struct Row {
     pub status_codes: BTreeMap<String, (u64, u64)>,
     pub matched: bool,
     pub client_latency_us: Percentiles,
+    /// In the open model: the client's latency from the time the request was due.
+    pub client_corrected_latency_us: Option<Percentiles>,
     pub server_p50_us: u64,
     pub server_p99_us: u64,
 }
@@ -184,6 +186,7 @@ pub fn reconcile(
             status_codes: codes,
             matched,
             client_latency_us: record.percentiles(),
+            client_corrected_latency_us: record.corrected_percentiles(),
             server_p50_us: latency.map_or(0, |l| l.p50),
             server_p99_us: latency.map_or(0, |l| l.p99),
         });
@@ -212,11 +215,73 @@ fn ms(micros: u64) -> String {
     format!("{:.2}", micros as f64 / 1000.0)
 }
 
+/// A corrected percentile, or `-` for a row without one.
+fn ms_or_dash(micros: Option<u64>) -> String {
+    micros.map_or_else(|| "-".to_owned(), ms)
+}
+
 fn gap(client: u64, server: u64) -> String {
     format!("{:+.2}", (client as f64 - server as f64) / 1000.0)
 }
 
 impl Reconciliation {
+    fn render_closed_latency(&self, out: &mut String, width: usize) {
+        let _ = writeln!(
+            out,
+            "\nLatency per route, milliseconds: client = full request to last body byte (loadgen HDR); \
+             server = arrival to response head, since glassbox started (glassbox HDR); gap = client - server"
+        );
+        let _ = writeln!(
+            out,
+            "  {:width$}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
+            "route", "client p50", "server p50", "gap", "client p99", "server p99", "gap"
+        );
+        for row in &self.routes {
+            let c = row.client_latency_us;
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
+                format!("{} {}", row.method, row.route),
+                ms(c.p50),
+                ms(row.server_p50_us),
+                gap(c.p50, row.server_p50_us),
+                ms(c.p99),
+                ms(row.server_p99_us),
+                gap(c.p99, row.server_p99_us),
+            );
+        }
+    }
+
+    /// The open model's table: the client's raw and corrected latency next to the server's.
+    fn render_open_latency(&self, out: &mut String, width: usize) {
+        let _ = writeln!(
+            out,
+            "\nLatency per route, milliseconds: raw = from the send to the last body byte, \
+             corrected = from the time the schedule said it was due (loadgen HDR, open model); \
+             server = arrival to response head, since glassbox started (glassbox HDR)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:width$}  {:>9}  {:>9}  {:>10}  {:>9}  {:>9}  {:>10}",
+            "route", "raw p50", "corr p50", "server p50", "raw p99", "corr p99", "server p99"
+        );
+        for row in &self.routes {
+            let c = row.client_latency_us;
+            let corrected = row.client_corrected_latency_us;
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:>9}  {:>9}  {:>10}  {:>9}  {:>9}  {:>10}",
+                format!("{} {}", row.method, row.route),
+                ms(c.p50),
+                ms_or_dash(corrected.map(|p| p.p50)),
+                ms(row.server_p50_us),
+                ms(c.p99),
+                ms_or_dash(corrected.map(|p| p.p99)),
+                ms(row.server_p99_us),
+            );
+        }
+    }
+
     /// The two tables `just demo` prints.
     pub fn render(&self) -> String {
         let width = self
@@ -296,29 +361,14 @@ impl Reconciliation {
                 other.method, other.route, other.server
             );
         }
-        let _ = writeln!(
-            out,
-            "\nLatency per route, milliseconds: client = full request to last body byte (loadgen HDR); \
-             server = arrival to response head, since glassbox started (glassbox HDR); gap = client - server"
-        );
-        let _ = writeln!(
-            out,
-            "  {:width$}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
-            "route", "client p50", "server p50", "gap", "client p99", "server p99", "gap"
-        );
-        for row in &self.routes {
-            let c = row.client_latency_us;
-            let _ = writeln!(
-                out,
-                "  {:width$}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
-                format!("{} {}", row.method, row.route),
-                ms(c.p50),
-                ms(row.server_p50_us),
-                gap(c.p50, row.server_p50_us),
-                ms(c.p99),
-                ms(row.server_p99_us),
-                gap(c.p99, row.server_p99_us),
-            );
+        if self
+            .routes
+            .iter()
+            .any(|r| r.client_corrected_latency_us.is_some())
+        {
+            self.render_open_latency(&mut out, width);
+        } else {
+            self.render_closed_latency(&mut out, width);
         }
         out
     }
@@ -392,9 +442,9 @@ mod tests {
     fn equal_counts_match_and_the_reconciliations_own_calls_are_taken_off() {
         let recorder = Recorder::new();
         for _ in 0..5 {
-            recorder.record(&RouteKey::new("GET", "/"), Some(200), 300);
+            recorder.record(&RouteKey::new("GET", "/"), Some(200), 300, None);
         }
-        recorder.record(&RouteKey::new("GET", "/status"), Some(200), 300);
+        recorder.record(&RouteKey::new("GET", "/status"), Some(200), 300, None);
         let before = status(vec![
             route("GET", "/", &[("200", 2)]),
             route("GET", "/metrics", &[("200", 1)]),
@@ -423,9 +473,9 @@ mod tests {
     fn a_missing_request_or_a_different_status_is_a_mismatch() {
         let recorder = Recorder::new();
         let key = RouteKey::new("POST", "/work");
-        recorder.record(&key, Some(200), 300);
-        recorder.record(&key, Some(500), 300);
-        recorder.record(&key, None, 300);
+        recorder.record(&key, Some(200), 300, None);
+        recorder.record(&key, Some(500), 300, None);
+        recorder.record(&key, None, 300, None);
         let before = status(vec![]);
         let same_total = status(vec![route("POST", "/work", &[("200", 2), ("500", 1)])]);
         let r = reconcile(&recorder.snapshot(), &before, &same_total, 0);
@@ -442,5 +492,32 @@ mod tests {
 
         let fewer = status(vec![route("POST", "/work", &[("200", 1)])]);
         assert!(!reconcile(&recorder.snapshot(), &before, &fewer, 0).matched);
+    }
+
+    #[test]
+    fn the_open_model_table_puts_raw_corrected_and_server_latency_side_by_side() {
+        let recorder = Recorder::new();
+        let key = RouteKey::new("GET", "/");
+        recorder.record(&key, Some(200), 1_000, Some(1_900));
+        let after = status(vec![route("GET", "/", &[("200", 1)])]);
+        let r = reconcile(&recorder.snapshot(), &status(vec![]), &after, 0);
+        let text = r.render();
+        assert!(text.contains("corr p99"), "{text}");
+        let row = text
+            .lines()
+            .rfind(|l| l.trim_start().starts_with("GET /"))
+            .unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // route (two words), raw p50, corr p50, server p50, raw p99, corr p99, server p99
+        assert_eq!(
+            cells[2..],
+            ["1.00", "1.90", "0.10", "1.00", "1.90", "0.90"],
+            "{text}"
+        );
+
+        let closed = Recorder::new();
+        closed.record(&key, Some(200), 2_000, None);
+        let text = reconcile(&closed.snapshot(), &status(vec![]), &after, 0).render();
+        assert!(!text.contains("corr"), "{text}");
     }
 }

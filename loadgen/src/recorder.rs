@@ -2,6 +2,9 @@
 //! (microseconds, from the request leaving goose to the last byte of the body), and the same
 //! numbers as Prometheus series for dashboards that put the client next to the server.
 //!
+//! In the open model ([`crate::open`]) each request has a second latency, from the moment its
+//! transaction was due to start: the latency corrected for coordinated omission.
+//!
 //! goose's own reports time to first byte in whole milliseconds and restart after the ramp-up;
 //! these never restart, so they count exactly the requests that were made.
 
@@ -19,6 +22,10 @@ use metrics_exporter_prometheus::{
 use serde::Serialize;
 
 pub const REQUEST_DURATION: &str = "loadgen_request_duration_seconds";
+pub const CORRECTED_DURATION: &str = "loadgen_request_corrected_duration_seconds";
+pub const STARTS: &str = "loadgen_starts_total";
+pub const LATE_STARTS: &str = "loadgen_late_starts_total";
+pub const TARGET_RATE: &str = "loadgen_target_rate";
 pub const REQUESTS_IN_FLIGHT: &str = "loadgen_requests_in_flight";
 pub const TRANSPORT_ERRORS: &str = "loadgen_transport_errors_total";
 pub const USERS: &str = "loadgen_users";
@@ -33,6 +40,11 @@ const DURATION_BUCKETS: &[f64] = &[
 /// Where the latency numbers come from, written next to them in every output.
 pub const LATENCY_SOURCE: &str = "loadgen HDR histogram per method and route, microseconds, \
     from the request leaving goose (after any throttle) to the last byte of the response body";
+
+/// Where the corrected latency comes from.
+pub const CORRECTED_SOURCE: &str = "loadgen HDR histogram per method and route, microseconds, \
+    from the time the open model's schedule said the request's transaction was due to the last \
+    byte of the response body (equal to the raw latency for a transaction's follow-up requests)";
 
 /// A method and the route template glassbox labels the request with (`unmatched` for paths
 /// it has no route for).
@@ -70,6 +82,8 @@ pub struct RouteRecord {
     pub status_codes: BTreeMap<u16, u64>,
     /// Full latency of answered requests, microseconds.
     pub latency: Histogram<u64>,
+    /// In the open model: the latency of answered requests from the time they were due.
+    pub corrected: Option<Histogram<u64>>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +91,7 @@ struct Series {
     in_flight: metrics::Gauge,
     transport_errors: metrics::Counter,
     duration: Vec<(u16, metrics::Histogram)>,
+    corrected: Vec<(u16, metrics::Histogram)>,
 }
 
 impl RouteRecord {
@@ -86,13 +101,24 @@ impl RouteRecord {
             requests: 0,
             transport_errors: 0,
             status_codes: BTreeMap::new(),
-            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid"),
+            latency: latency_histogram(),
+            corrected: None,
         }
     }
 
     pub fn percentiles(&self) -> Percentiles {
         Percentiles::of(&self.latency)
     }
+
+    /// Percentiles of the corrected latency, in the open model.
+    pub fn corrected_percentiles(&self) -> Option<Percentiles> {
+        self.corrected.as_ref().map(Percentiles::of)
+    }
+}
+
+/// Microseconds, from 1 µs to an hour, three significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid")
 }
 
 /// Latency percentiles in microseconds.
@@ -141,7 +167,10 @@ impl Recorder {
     pub fn new() -> Self {
         let prometheus = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS)
-            .expect("the bucket list is not empty")
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(CORRECTED_DURATION.into()), DURATION_BUCKETS)
+            })
+            .expect("the bucket lists are not empty")
             .build_recorder();
         let handle = prometheus.handle();
         let recorder = Self {
@@ -164,6 +193,17 @@ impl Recorder {
                 "Load generator requests that got no HTTP response (refused, reset, timed out)."
             );
             describe_gauge!(USERS, "goose users running.");
+            describe_histogram!(
+                CORRECTED_DURATION,
+                Unit::Seconds,
+                "Open model: latency of the load generator's requests from the time their transaction was due (corrected for coordinated omission)."
+            );
+            describe_counter!(STARTS, "Open model: transactions started on the schedule.");
+            describe_counter!(
+                LATE_STARTS,
+                "Open model: transactions that went out 5 ms or more after they were due."
+            );
+            describe_gauge!(TARGET_RATE, "Open model: transactions the schedule starts per second.");
             gauge!(USERS).set(0.0);
         });
         recorder
@@ -195,14 +235,16 @@ impl Recorder {
             in_flight: gauge!(REQUESTS_IN_FLIGHT, "method" => key.method.clone(), "route" => key.route.clone()),
             transport_errors: counter!(TRANSPORT_ERRORS, "method" => key.method.clone(), "route" => key.route.clone()),
             duration: Vec::new(),
+            corrected: Vec::new(),
         });
         f(routes
             .entry(key.clone())
             .or_insert_with(|| RouteRecord::new(series)))
     }
 
-    /// Records one request: its status, or `None` when no response came, and its latency.
-    pub fn record(&self, key: &RouteKey, status: Option<u16>, micros: u64) {
+    /// Records one request: its status, or `None` when no response came, and its latency; in
+    /// the open model also its latency from the time it was due (`corrected`).
+    pub fn record(&self, key: &RouteKey, status: Option<u16>, micros: u64, corrected: Option<u64>) {
         self.total.fetch_add(1, Ordering::Relaxed);
         match status {
             Some(status) if status >= 500 => {
@@ -222,20 +264,61 @@ impl Recorder {
             };
             *record.status_codes.entry(status).or_default() += 1;
             record.latency.saturating_record(micros.max(1));
-            let histogram = match record.series.duration.iter().find(|(s, _)| *s == status) {
-                Some((_, histogram)) => histogram.clone(),
-                None => {
-                    let histogram = self.with(|| {
-                        histogram!(REQUEST_DURATION,
-                            "method" => key.method.clone(),
-                            "route" => key.route.clone(),
-                            "status_code" => status.to_string())
-                    });
-                    record.series.duration.push((status, histogram.clone()));
-                    histogram
-                }
-            };
-            histogram.record(micros as f64 / 1e6);
+            self.series(&mut record.series.duration, REQUEST_DURATION, key, status)
+                .record(micros as f64 / 1e6);
+            if let Some(corrected) = corrected {
+                record
+                    .corrected
+                    .get_or_insert_with(latency_histogram)
+                    .saturating_record(corrected.max(1));
+                self.series(
+                    &mut record.series.corrected,
+                    CORRECTED_DURATION,
+                    key,
+                    status,
+                )
+                .record(corrected as f64 / 1e6);
+            }
+        });
+    }
+
+    /// `name`'s histogram for `key` and `status`, registered on first use.
+    fn series(
+        &self,
+        known: &mut Vec<(u16, metrics::Histogram)>,
+        name: &'static str,
+        key: &RouteKey,
+        status: u16,
+    ) -> metrics::Histogram {
+        if let Some((_, histogram)) = known.iter().find(|(s, _)| *s == status) {
+            return histogram.clone();
+        }
+        let histogram = self.with(|| {
+            histogram!(name,
+                "method" => key.method.clone(),
+                "route" => key.route.clone(),
+                "status_code" => status.to_string())
+        });
+        known.push((status, histogram.clone()));
+        histogram
+    }
+
+    /// The open model is running at `rate` transactions a second.
+    pub fn open_model(&self, rate: f64) {
+        self.with(|| {
+            gauge!(TARGET_RATE).set(rate);
+            counter!(STARTS).absolute(0);
+            counter!(LATE_STARTS).absolute(0);
+        });
+    }
+
+    /// The open model started a transaction, on time or late.
+    pub fn started(&self, late: bool) {
+        self.with(|| {
+            counter!(STARTS).increment(1);
+            if late {
+                counter!(LATE_STARTS).increment(1);
+            }
         });
     }
 
@@ -284,10 +367,10 @@ mod tests {
         let root = RouteKey::new("GET", "/");
         let code = RouteKey::new("GET", "/code/{code}");
         for micros in [100, 200, 300, 400] {
-            recorder.record(&root, Some(200), micros);
+            recorder.record(&root, Some(200), micros, None);
         }
-        recorder.record(&code, Some(503), 50);
-        recorder.record(&code, None, 60_000_000);
+        recorder.record(&code, Some(503), 50, None);
+        recorder.record(&code, None, 60_000_000, None);
 
         let snapshot = recorder.snapshot();
         let r = &snapshot[&root];
@@ -317,9 +400,9 @@ mod tests {
                     .contains(r#"loadgen_requests_in_flight{method="POST",route="/messages"} 1"#)
             );
         }
-        recorder.record(&key, Some(201), 1500);
-        recorder.record(&key, Some(201), 2600);
-        recorder.record(&key, None, 10);
+        recorder.record(&key, Some(201), 1500, None);
+        recorder.record(&key, Some(201), 2600, None);
+        recorder.record(&key, None, 10, None);
         recorder.user_started();
         let text = recorder.render();
         assert!(text.contains(
@@ -334,5 +417,36 @@ mod tests {
         );
         assert!(text.contains(r#"loadgen_requests_in_flight{method="POST",route="/messages"} 0"#));
         assert!(text.contains("loadgen_users 1"), "{text}");
+        assert!(
+            !text.contains(CORRECTED_DURATION),
+            "the closed model has no corrected latency: {text}"
+        );
+    }
+
+    #[test]
+    fn the_open_model_records_both_latencies_and_its_starts() {
+        let recorder = Recorder::new();
+        let key = RouteKey::new("GET", "/");
+        recorder.open_model(300.0);
+        recorder.started(false);
+        recorder.started(true);
+        // Sent 1 ms after it was due, answered 1 ms later; then a follow-up, on its own time.
+        recorder.record(&key, Some(200), 1_000, Some(2_000));
+        recorder.record(&key, Some(200), 400, Some(400));
+        let r = &recorder.snapshot()[&key];
+        assert_eq!(r.percentiles().max, 1_000);
+        let corrected = r.corrected_percentiles().unwrap();
+        assert_eq!((corrected.p50, corrected.max), (400, 2_000));
+        let text = recorder.render();
+        for line in [
+            r#"loadgen_request_corrected_duration_seconds_bucket{method="GET",route="/",status_code="200",le="0.001"} 1"#,
+            r#"loadgen_request_corrected_duration_seconds_bucket{method="GET",route="/",status_code="200",le="0.0025"} 2"#,
+            r#"loadgen_request_duration_seconds_bucket{method="GET",route="/",status_code="200",le="0.001"} 2"#,
+            "loadgen_starts_total 2",
+            "loadgen_late_starts_total 1",
+            "loadgen_target_rate 300",
+        ] {
+            assert!(text.contains(line), "no {line} in {text}");
+        }
     }
 }

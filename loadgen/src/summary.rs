@@ -7,13 +7,20 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::open;
 use crate::reconcile::Reconciliation;
-use crate::recorder::{LATENCY_SOURCE, Percentiles, RouteKey, RouteRecord};
+use crate::recorder::{CORRECTED_SOURCE, LATENCY_SOURCE, Percentiles, RouteKey, RouteRecord};
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub host: String,
     pub latency_source: &'static str,
+    /// `closed` (goose's users) or `open` (`--rate`).
+    pub model: &'static str,
+    /// In the open model: what the schedule asked for and did.
+    pub open: Option<open::Report>,
+    /// In the open model: where `corrected_latency_us` comes from.
+    pub corrected_latency_source: Option<&'static str>,
     pub requests: u64,
     pub routes: Vec<RouteSummary>,
     pub reconciliation: Option<Reconciliation>,
@@ -27,6 +34,8 @@ pub struct RouteSummary {
     pub transport_errors: u64,
     pub status_codes: BTreeMap<String, u64>,
     pub latency_us: Percentiles,
+    /// In the open model: latency from the time the request was due.
+    pub corrected_latency_us: Option<Percentiles>,
 }
 
 impl Summary {
@@ -34,6 +43,7 @@ impl Summary {
         host: &str,
         records: &BTreeMap<RouteKey, RouteRecord>,
         reconciliation: Option<Reconciliation>,
+        open: Option<open::Report>,
     ) -> Self {
         let routes: Vec<RouteSummary> = records
             .iter()
@@ -48,11 +58,15 @@ impl Summary {
                     .map(|(code, n)| (code.to_string(), *n))
                     .collect(),
                 latency_us: record.percentiles(),
+                corrected_latency_us: record.corrected_percentiles(),
             })
             .collect();
         Self {
             host: host.to_owned(),
             latency_source: LATENCY_SOURCE,
+            model: if open.is_some() { "open" } else { "closed" },
+            corrected_latency_source: open.as_ref().map(|_| CORRECTED_SOURCE),
+            open,
             requests: routes.iter().map(|r| r.requests).sum(),
             routes,
             reconciliation,

@@ -281,3 +281,161 @@ async fn a_run_under_injected_faults_reconciles_exactly_and_names_the_faults() {
     );
     assert!(faults[1]["affected"].as_u64().unwrap() > 0);
 }
+
+/// The value of the unlabelled series `name` in a Prometheus text scrape.
+fn scalar(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The open model at 300 transactions a second for 10 s over every scenario: it holds the
+/// rate, the server counts exactly what was sent, and both latencies are in the summary and
+/// on the metrics endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_holds_its_rate_and_reconciles_exactly() {
+    let glassbox = glassbox().await;
+    let out = tempfile::tempdir().unwrap();
+    let summary = out.path().join("summary.json");
+    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
+    let (code, scrapes) = loadgen(&[
+        "--host",
+        &host,
+        "--ca-cert",
+        &ca,
+        "--rate",
+        "300",
+        "--arrival",
+        "constant",
+        "--run-time",
+        "10s",
+        "--reconcile",
+        "--summary",
+        &summary.display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, Some(0), "the loadgen failed or found a mismatch");
+    let summary = read_json(&summary);
+    assert_eq!(summary["model"], "open");
+    let open = &summary["open"];
+    let achieved = open["achieved_rate"].as_f64().unwrap();
+    assert!(
+        (achieved - 300.0).abs() <= 3.0,
+        "achieved {achieved} a second, asked 300: {open:#}"
+    );
+    assert_eq!(open["starts"], 3000, "{open:#}");
+    let reconciliation = &summary["reconciliation"];
+    assert_eq!(reconciliation["matched"], true, "{reconciliation:#}");
+    let routes = summary["routes"].as_array().unwrap();
+    let made: u64 = routes.iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    assert!(
+        made >= 3000,
+        "every start sends at least one request: {made}"
+    );
+    for route in [
+        "/",
+        "/fibonacci/{n}/",
+        "/messages",
+        "/randomize",
+        "/sum-evens",
+    ] {
+        assert!(
+            routes.iter().any(|r| r["route"] == route),
+            "no {route} in the mix: {routes:#?}"
+        );
+    }
+    for row in routes
+        .iter()
+        .filter(|r| !r["status_codes"].as_object().unwrap().is_empty())
+    {
+        let (raw, corrected) = (&row["latency_us"], &row["corrected_latency_us"]);
+        assert!(
+            corrected["max"].as_u64().unwrap() >= raw["max"].as_u64().unwrap(),
+            "a request is never due after it was sent: {row:#}"
+        );
+    }
+    let last = scrapes.last().expect("the metrics endpoint was scraped");
+    assert_eq!(scalar(last, "loadgen_target_rate"), Some(300.0), "{last}");
+    assert!(
+        scalar(last, "loadgen_starts_total").unwrap_or(0.0) > 0.0,
+        "{last}"
+    );
+    assert!(
+        last.contains("loadgen_request_corrected_duration_seconds_bucket{"),
+        "{last}"
+    );
+}
+
+/// A stall the closed model would hide: GET / at 300 a second through 4 connections while a
+/// latency fault holds every answer for 1 s (for 2 s). The few requests that were out during
+/// it took 1 s; the hundreds due meanwhile waited for a connection, went out late and were
+/// quick. Raw latency hides the stall, corrected latency shows it, late starts count it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrected_latency_shows_a_stall_that_raw_latency_hides() {
+    let glassbox = InProcess::start(&["--allow-faults"]).await;
+    let out = tempfile::tempdir().unwrap();
+    let summary = out.path().join("summary.json");
+    let summary_arg = summary.display().to_string();
+    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
+    let stall = {
+        let request = glassbox.client.put(glassbox.url("/faults/stall")).json(
+            &serde_json::json!({"kind": "latency", "route": "/", "rate": 1.0,
+                "latency_ms": 1000, "duration_s": 2}),
+        );
+        async move {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    let args = [
+        "--host",
+        &host,
+        "--ca-cert",
+        &ca,
+        "--hello-only",
+        "--rate",
+        "300",
+        "--max-in-flight",
+        "4",
+        "--run-time",
+        "10s",
+        "--summary",
+        &summary_arg,
+    ];
+    let (stalled, (code, scrapes)) = tokio::join!(stall, loadgen(&args));
+    assert_eq!(stalled, 201);
+    assert_eq!(code, Some(0));
+    let summary = read_json(&summary);
+    let row = summary["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "/")
+        .unwrap()
+        .clone();
+    let raw_p99 = row["latency_us"]["p99"].as_u64().unwrap();
+    let corrected_p99 = row["corrected_latency_us"]["p99"].as_u64().unwrap();
+    assert!(
+        corrected_p99 >= 1_000_000,
+        "the corrected p99 ({corrected_p99} µs) is at least the 1 s stall: {row:#}"
+    );
+    assert!(
+        raw_p99 < 500_000,
+        "the raw p99 ({raw_p99} µs) hides the stall: {row:#}"
+    );
+    assert!(
+        row["latency_us"]["max"].as_u64().unwrap() >= 1_000_000,
+        "the requests out during the stall took 1 s: {row:#}"
+    );
+    let late = summary["open"]["late_starts"].as_u64().unwrap();
+    // 2 s of starts at 300 a second waited for a connection.
+    assert!(late >= 300, "{late} late starts: {:#}", summary["open"]);
+    let scraped = scrapes
+        .iter()
+        .filter_map(|s| scalar(s, "loadgen_late_starts_total"))
+        .fold(0.0, f64::max);
+    assert!(
+        scraped >= 300.0,
+        "the metrics endpoint counts the late starts too ({scraped})"
+    );
+}
