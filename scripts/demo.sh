@@ -151,7 +151,7 @@ cat <<MSG
 MSG
 if [ -n "$prometheus_url" ]; then
     cat <<MSG
-  Prometheus  $prometheus_url/graph?g0.expr=sum+by+(route)+(rate(http_server_request_duration_seconds_count[1m]))
+  Prometheus  $prometheus_url/graph?g0.expr=sum+by+(http_route)+(rate(http_server_request_duration_seconds_count[1m]))
               client next to server: loadgen_request_duration_seconds, loadgen_request_corrected_duration_seconds (scraped while the loadgen ran)
 MSG
 fi

@@ -13,7 +13,9 @@ PROM = {"type": "prometheus", "uid": "glassbox-prometheus"}
 LOKI = {"type": "loki", "uid": "glassbox-loki"}
 HERE = Path(__file__).resolve().parent / "dashboards"
 
-SEL = 'instance=~"$instance", route=~"$route"'
+# OpenTelemetry's label names on the http_server_* and loadgen_* series; $route is the
+# dashboards' route variable.
+SEL = 'instance=~"$instance", http_route=~"$route"'
 RATE = "[$__rate_interval]"
 
 
@@ -75,7 +77,7 @@ def variables(*names):
     out = []
     queries = {
         "instance": 'label_values(up{job="glassbox"}, instance)',
-        "route": 'label_values(http_server_request_duration_seconds_count{instance=~"$instance"}, route)',
+        "route": 'label_values(http_server_request_duration_seconds_count{instance=~"$instance"}, http_route)',
         "kind": "label_values(glassbox_tasks_submitted_total, kind)",
     }
     for name in names:
@@ -133,16 +135,9 @@ def dashboard(uid, title, description, panels, templating, refresh="10s"):
     }
 
 
-def quantiles(metric, by, selector, unit_note):
-    return [
-        (f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{selector}}}{RATE})))",
-         f"p{int(q * 100)} {{{{{by}}}}}")
-        for q in (0.5, 0.9, 0.99)
-    ]
-
-
 SERVER = "http_server_request_duration_seconds"
 CLIENT = "loadgen_request_duration_seconds"
+CORRECTED = "loadgen_request_corrected_duration_seconds"
 
 overview = dashboard(
     "glassbox-overview",
@@ -151,8 +146,8 @@ overview = dashboard(
     [
         stat("Requests/s", f"All requests per second: rate of {SERVER}_count.",
              f'sum(rate({SERVER}_count{{{SEL}}}{RATE}))', "reqps"),
-        stat("5xx ratio", f"Share of answers with a 5xx status ({SERVER}_count by status_code).",
-             f'(sum(rate({SERVER}_count{{{SEL}, status_code=~"5.."}}{RATE})) or vector(0)) / sum(rate({SERVER}_count{{{SEL}}}{RATE}))',
+        stat("5xx ratio", f"Share of answers with a 5xx status ({SERVER}_count by http_response_status_code).",
+             f'(sum(rate({SERVER}_count{{{SEL}, http_response_status_code=~"5.."}}{RATE})) or vector(0)) / sum(rate({SERVER}_count{{{SEL}}}{RATE}))',
              "percentunit", [(0.01, "orange"), (0.05, "red")]),
         stat("Availability budget burn (1h)",
              "5xx ratio over the last hour outside /code and /work (recording rule "
@@ -164,19 +159,19 @@ overview = dashboard(
              f'min(glassbox_certificate_expiry_timestamp_seconds{{instance=~"$instance"}}) - time()', "s",
              ),
         timeseries("Requests/s by route", f"rate({SERVER}_count) by route template; unmatched paths are one route.",
-                   [(f"sum by (route) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{route}}")], "reqps"),
-        timeseries("5xx answers/s by route", f"rate({SERVER}_count{{status_code=~\"5..\"}}) by route.",
-                   [(f'sum by (route) (rate({SERVER}_count{{{SEL}, status_code=~"5.."}}{RATE}))', "{{route}}")], "reqps"),
+                   [(f"sum by (http_route) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{http_route}}")], "reqps"),
+        timeseries("5xx answers/s by route", f"rate({SERVER}_count{{http_response_status_code=~\"5..\"}}) by route.",
+                   [(f'sum by (http_route) (rate({SERVER}_count{{{SEL}, http_response_status_code=~"5.."}}{RATE}))', "{{http_route}}")], "reqps"),
         timeseries("p99 latency by route",
                    f"histogram_quantile(0.99) of {SERVER} (server side: arrival in the service to response head), by route.",
-                   [(f"histogram_quantile(0.99, sum by (route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", "{{route}}")],
+                   [(f"histogram_quantile(0.99, sum by (http_route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", "{{http_route}}")],
                    "s", log=True),
         timeseries("p50, p90, p99 latency, all selected routes",
                    f"Quantiles of the {SERVER} histogram (buckets 100 µs to 60 s) over the selected routes.",
                    [(f"histogram_quantile({q}, sum by (le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", f"p{int(q * 100)}")
                     for q in (0.5, 0.9, 0.99)], "s", log=True),
-        timeseries("Answers/s by status code", f"rate({SERVER}_count) by status_code.",
-                   [(f"sum by (status_code) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{status_code}}")], "reqps", stack=True),
+        timeseries("Answers/s by status code", f"rate({SERVER}_count) by http_response_status_code.",
+                   [(f"sum by (http_response_status_code) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{http_response_status_code}}")], "reqps", stack=True),
         timeseries("In flight and shed",
                    "http_server_active_requests (gauge, now) and the rate of glassbox_requests_shed_total (503 at the concurrency limit).",
                    [(f'sum(http_server_active_requests{{instance=~"$instance"}})', "in flight"),
@@ -217,27 +212,39 @@ loadtest = dashboard(
     [
         timeseries("Requests/s by route: client and server",
                    f"Client: rate({CLIENT}_count) (answered requests); server: rate({SERVER}_count).",
-                   [(f'sum by (route) (rate({CLIENT}_count{{route=~"$route"}}{RATE}))', "client {{route}}"),
-                    (f'sum by (route) (rate({SERVER}_count{{{SEL}}}{RATE}))', "server {{route}}")], "reqps"),
-        timeseries("p99 by route: client and server",
-                   f"histogram_quantile(0.99) of {CLIENT} (client) and {SERVER} (server), same buckets.",
-                   [(f'histogram_quantile(0.99, sum by (route, le) (rate({CLIENT}_bucket{{route=~"$route"}}{RATE})))', "client {{route}}"),
-                    (f"histogram_quantile(0.99, sum by (route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", "server {{route}}")],
+                   [(f'sum by (http_route) (rate({CLIENT}_count{{http_route=~"$route"}}{RATE}))', "client {{http_route}}"),
+                    (f'sum by (http_route) (rate({SERVER}_count{{{SEL}}}{RATE}))', "server {{http_route}}")], "reqps"),
+        timeseries("p99 by route: client (raw and corrected) and server",
+                   f"histogram_quantile(0.99) of {CLIENT} (client, from the send), {CORRECTED} (client, from the "
+                   f"time the open model's schedule said the request was due; only with --rate) and {SERVER} "
+                   "(server), same buckets. Corrected above raw is time the request spent waiting to go out: "
+                   "a stall the raw latency hides.",
+                   [(f'histogram_quantile(0.99, sum by (http_route, le) (rate({CLIENT}_bucket{{http_route=~"$route"}}{RATE})))', "client {{http_route}}"),
+                    (f'histogram_quantile(0.99, sum by (http_route, le) (rate({CORRECTED}_bucket{{http_route=~"$route"}}{RATE})))', "corrected {{http_route}}"),
+                    (f"histogram_quantile(0.99, sum by (http_route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))", "server {{http_route}}")],
                    "s", log=True),
+        timeseries("Open model: starts on schedule and late",
+                   "With --rate: loadgen_target_rate (asked), the rate of loadgen_starts_total (started) and of "
+                   "loadgen_late_starts_total (sent 5 ms or more after they were due, because every connection "
+                   "was busy or the client could not keep up).",
+                   [("sum(loadgen_target_rate)", "asked/s"),
+                    (f"sum(rate(loadgen_starts_total{RATE}))", "started/s"),
+                    (f"sum(rate(loadgen_late_starts_total{RATE}))", "late/s")], "ops"),
         timeseries("The gap at p50 and p99: client minus server",
                    "What the client waited beyond the server's own measure: TLS, the network, the kernel, "
                    "nginx if in between, and the client's queueing. Differences of histogram quantiles, per route.",
-                   [(f'histogram_quantile({q}, sum by (route, le) (rate({CLIENT}_bucket{{route=~"$route"}}{RATE}))) '
-                     f"- on (route) histogram_quantile({q}, sum by (route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))",
-                     f"p{int(q * 100)} gap {{{{route}}}}") for q in (0.5, 0.99)], "s"),
+                   [(f'histogram_quantile({q}, sum by (http_route, le) (rate({CLIENT}_bucket{{http_route=~"$route"}}{RATE}))) '
+                     f"- on (http_route) histogram_quantile({q}, sum by (http_route, le) (rate({SERVER}_bucket{{{SEL}}}{RATE})))",
+                     f"p{int(q * 100)} gap {{{{http_route}}}}") for q in (0.5, 0.99)], "s"),
         timeseries("Users, requests in flight, requests without an answer",
-                   "loadgen_users, loadgen_requests_in_flight, and the rate of loadgen_transport_errors_total "
+                   "loadgen_users (goose's closed model; 0 with --rate), loadgen_requests_in_flight, and the rate of "
+                   "loadgen_transport_errors_total "
                    "(refused, reset, timed out, untrusted certificate).",
                    [("sum(loadgen_users)", "users"),
-                    ('sum(loadgen_requests_in_flight{route=~"$route"})', "in flight"),
-                    (f'sum(rate(loadgen_transport_errors_total{{route=~"$route"}}{RATE}))', "no answer/s")], "short"),
-        timeseries("Client answers/s by status code", f"rate({CLIENT}_count) by status_code.",
-                   [(f'sum by (status_code) (rate({CLIENT}_count{{route=~"$route"}}{RATE}))', "{{status_code}}")],
+                    ('sum(loadgen_requests_in_flight{http_route=~"$route"})', "in flight"),
+                    (f'sum(rate(loadgen_transport_errors_total{{http_route=~"$route"}}{RATE}))', "no answer/s")], "short"),
+        timeseries("Client answers/s by status code", f"rate({CLIENT}_count) by http_response_status_code.",
+                   [(f'sum by (http_response_status_code) (rate({CLIENT}_count{{http_route=~"$route"}}{RATE}))', "{{http_response_status_code}}")],
                    "reqps", stack=True),
     ],
     variables("instance", "route"),

@@ -30,6 +30,12 @@ pub const REQUESTS_IN_FLIGHT: &str = "loadgen_requests_in_flight";
 pub const TRANSPORT_ERRORS: &str = "loadgen_transport_errors_total";
 pub const USERS: &str = "loadgen_users";
 
+/// Label names: OpenTelemetry's HTTP attribute names as Prometheus spells them, the same as
+/// glassbox's `http_server_*` series, so a query can join client and server on them.
+pub const METHOD_LABEL: &str = "http_request_method";
+pub const ROUTE_LABEL: &str = "http_route";
+pub const STATUS_LABEL: &str = "http_response_status_code";
+
 /// The same buckets as glassbox's `http_server_request_duration_seconds`, so a dashboard can
 /// put the two side by side bucket for bucket.
 const DURATION_BUCKETS: &[f64] = &[
@@ -232,8 +238,8 @@ impl Recorder {
             return f(record);
         }
         let series = self.with(|| Series {
-            in_flight: gauge!(REQUESTS_IN_FLIGHT, "method" => key.method.clone(), "route" => key.route.clone()),
-            transport_errors: counter!(TRANSPORT_ERRORS, "method" => key.method.clone(), "route" => key.route.clone()),
+            in_flight: gauge!(REQUESTS_IN_FLIGHT, METHOD_LABEL => key.method.clone(), ROUTE_LABEL => key.route.clone()),
+            transport_errors: counter!(TRANSPORT_ERRORS, METHOD_LABEL => key.method.clone(), ROUTE_LABEL => key.route.clone()),
             duration: Vec::new(),
             corrected: Vec::new(),
         });
@@ -295,9 +301,9 @@ impl Recorder {
         }
         let histogram = self.with(|| {
             histogram!(name,
-                "method" => key.method.clone(),
-                "route" => key.route.clone(),
-                "status_code" => status.to_string())
+                METHOD_LABEL => key.method.clone(),
+                ROUTE_LABEL => key.route.clone(),
+                STATUS_LABEL => status.to_string())
         });
         known.push((status, histogram.clone()));
         histogram
@@ -394,11 +400,9 @@ mod tests {
         let key = RouteKey::new("POST", "/messages");
         {
             let _in_flight = recorder.start(&key);
-            assert!(
-                recorder
-                    .render()
-                    .contains(r#"loadgen_requests_in_flight{method="POST",route="/messages"} 1"#)
-            );
+            assert!(recorder.render().contains(
+                r#"loadgen_requests_in_flight{http_request_method="POST",http_route="/messages"} 1"#
+            ));
         }
         recorder.record(&key, Some(201), 1500, None);
         recorder.record(&key, Some(201), 2600, None);
@@ -406,16 +410,18 @@ mod tests {
         recorder.user_started();
         let text = recorder.render();
         assert!(text.contains(
-            r#"loadgen_request_duration_seconds_count{method="POST",route="/messages",status_code="201"} 2"#
+            r#"loadgen_request_duration_seconds_count{http_request_method="POST",http_route="/messages",http_response_status_code="201"} 2"#
         ), "{text}");
         assert!(text.contains(
-            r#"loadgen_request_duration_seconds_bucket{method="POST",route="/messages",status_code="201",le="0.001"} 0"#
+            r#"loadgen_request_duration_seconds_bucket{http_request_method="POST",http_route="/messages",http_response_status_code="201",le="0.001"} 0"#
         ), "{text}");
         assert!(
-            text.contains(r#"loadgen_transport_errors_total{method="POST",route="/messages"} 1"#),
+            text.contains(r#"loadgen_transport_errors_total{http_request_method="POST",http_route="/messages"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"loadgen_requests_in_flight{method="POST",route="/messages"} 0"#));
+        assert!(text.contains(
+            r#"loadgen_requests_in_flight{http_request_method="POST",http_route="/messages"} 0"#
+        ));
         assert!(text.contains("loadgen_users 1"), "{text}");
         assert!(
             !text.contains(CORRECTED_DURATION),
@@ -439,9 +445,9 @@ mod tests {
         assert_eq!((corrected.p50, corrected.max), (400, 2_000));
         let text = recorder.render();
         for line in [
-            r#"loadgen_request_corrected_duration_seconds_bucket{method="GET",route="/",status_code="200",le="0.001"} 1"#,
-            r#"loadgen_request_corrected_duration_seconds_bucket{method="GET",route="/",status_code="200",le="0.0025"} 2"#,
-            r#"loadgen_request_duration_seconds_bucket{method="GET",route="/",status_code="200",le="0.001"} 2"#,
+            r#"loadgen_request_corrected_duration_seconds_bucket{http_request_method="GET",http_route="/",http_response_status_code="200",le="0.001"} 1"#,
+            r#"loadgen_request_corrected_duration_seconds_bucket{http_request_method="GET",http_route="/",http_response_status_code="200",le="0.0025"} 2"#,
+            r#"loadgen_request_duration_seconds_bucket{http_request_method="GET",http_route="/",http_response_status_code="200",le="0.001"} 2"#,
             "loadgen_starts_total 2",
             "loadgen_late_starts_total 1",
             "loadgen_target_rate 300",

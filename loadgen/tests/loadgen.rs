@@ -177,7 +177,7 @@ async fn a_run_drives_every_scenario_and_the_server_counts_every_request() {
     // The metrics endpoint served the client-side histograms while the test ran.
     assert!(
         scrapes.iter().any(|s| s.contains(
-            r#"loadgen_request_duration_seconds_bucket{method="GET",route="/",status_code="200",le="#
+            r#"loadgen_request_duration_seconds_bucket{http_request_method="GET",http_route="/",http_response_status_code="200",le="#
         ) && s.contains("loadgen_users 8")),
         "{} scrapes, none with the histograms and 8 users",
         scrapes.len()

@@ -388,16 +388,9 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
             "--ca-cert",
             glassbox.ca.to_str().unwrap(),
         ])
-        .args([
-            "--users",
-            "8",
-            "--increase-rate",
-            "8",
-            "--run-time",
-            "90s",
-            "--think-time",
-            "20ms",
-        ])
+        // The open model: it fills every client series the closed one does (loadgen_users is
+        // there, at 0) and the corrected latency and the schedule's counters besides.
+        .args(["--rate", "40", "--run-time", "90s"])
         .args(["--metrics-bind", &format!("127.0.0.1:{loadgen_port}")])
         .args(["--no-print-metrics", "--no-progress", "--quiet"])
         .stdout(Stdio::null())
@@ -432,11 +425,14 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
     loop {
         let ready = async {
             let up = prometheus.query(&client, "sum(up)").await.ok()?;
-            let users = prometheus.query(&client, "sum(loadgen_users)").await.ok()?;
+            let rate = prometheus
+                .query(&client, "sum(loadgen_target_rate)")
+                .await
+                .ok()?;
             let rule = prometheus
                 .query(
                     &client,
-                    "count(route_method:http_server_request_duration_seconds:p99_1m)",
+                    "count(http_route_method:http_server_request_duration_seconds:p99_1m)",
                 )
                 .await
                 .ok()?;
@@ -457,7 +453,7 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
             };
             Some(
                 value(&up) == Some(2.0)
-                    && value(&users) == Some(8.0)
+                    && value(&rate) == Some(40.0)
                     && value(&rule).is_some_and(|n| n >= 10.0)
                     && value(&tasks).is_some_and(|n| n >= 2.0)
                     && value(&budget) == Some(1.0),

@@ -33,6 +33,13 @@ pub(crate) const STORE_COMMIT_BATCH: &str = "glassbox_store_commit_batch_size";
 pub(crate) const FAULT_ACTIVE: &str = "glassbox_fault_active";
 pub(crate) const FAULT_INJECTIONS: &str = "glassbox_fault_injections_total";
 
+/// The request series' labels, with OpenTelemetry's names for HTTP server metrics as
+/// Prometheus spells them (`http.request.method`, `http.route`, `http.response.status_code`).
+/// The access log's `method`, `route` and `status` fields carry the same values.
+pub(crate) const METHOD_LABEL: &str = "http_request_method";
+pub(crate) const ROUTE_LABEL: &str = "http_route";
+pub(crate) const STATUS_LABEL: &str = "http_response_status_code";
+
 /// Seconds; fine at the low end, where a TLS hello world lives, up to the longest `/sleep`.
 const DURATION_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -54,7 +61,7 @@ const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
-/// Status codes that keep their own `status_code` label: every code a glassbox route answers
+/// Status codes that keep their own `http_response_status_code` label: every code a glassbox route answers
 /// besides `/code/{code}`, and the ones clients commonly meet. Any other code is labelled by
 /// its class (`2xx` .. `5xx`), so `/code/{code}`'s 400 possible codes make at most
 /// `OWN_STATUS_LABELS.len() + 4` label values per method (about 34 series each, over the two
@@ -72,7 +79,7 @@ fn status_key(status: u16) -> u16 {
     }
 }
 
-/// The `status_code` label of a series key.
+/// The `http_response_status_code` label of a series key.
 fn status_label(key: u16) -> String {
     match key {
         0..=9 => format!("{key}xx"),
@@ -223,9 +230,9 @@ impl Metrics {
     fn register(&self, method: &'static str, route: &str, status: u16) -> RequestSeries {
         let created = self.with(|| {
             let labels = [
-                ("method", method.to_string()),
-                ("route", route.to_string()),
-                ("status_code", status_label(status)),
+                (METHOD_LABEL, method.to_string()),
+                (ROUTE_LABEL, route.to_string()),
+                (STATUS_LABEL, status_label(status)),
             ];
             RequestSeries {
                 method,

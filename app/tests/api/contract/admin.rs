@@ -42,7 +42,7 @@ async fn the_operators_routes_are_on_the_admin_listener_only() {
         metrics
             .lines()
             .filter(|l| l.starts_with("http_server_request_duration_seconds_count"))
-            .filter(|l| l.contains(&format!("route=\"{route}\"")) && l.contains("\"404\""))
+            .filter(|l| l.contains(&format!("http_route=\"{route}\"")) && l.contains("\"404\""))
             .count()
     };
     assert_eq!(series("/metrics"), 0, "{metrics}");

@@ -176,7 +176,7 @@ async fn math_routes_are_labelled_by_template() {
         sample(
             &metrics,
             &format!(
-                r#"http_server_request_duration_seconds_count{{method="GET",route="{route}",status_code="{status}"}}"#
+                r#"http_server_request_duration_seconds_count{{http_request_method="GET",http_route="{route}",http_response_status_code="{status}"}}"#
             ),
         )
     };

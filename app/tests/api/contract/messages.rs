@@ -274,7 +274,10 @@ async fn the_embedded_store_keeps_the_contract() {
     assert_eq!(
         scrape.sum(
             "http_server_request_duration_seconds_count",
-            &[("route", "/messages"), ("status_code", "201")]
+            &[
+                ("http_route", "/messages"),
+                ("http_response_status_code", "201")
+            ]
         ),
         15.0
     );

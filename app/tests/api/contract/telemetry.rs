@@ -9,7 +9,7 @@ use testkit::exposition::sample;
 
 fn duration_count(method: &str, route: &str, status: u16) -> String {
     format!(
-        r#"http_server_request_duration_seconds_count{{method="{method}",route="{route}",status_code="{status}"}}"#
+        r#"http_server_request_duration_seconds_count{{http_request_method="{method}",http_route="{route}",http_response_status_code="{status}"}}"#
     )
 }
 
@@ -49,19 +49,19 @@ async fn metrics_count_every_request_by_route_template() {
     );
     assert!(metrics.contains("# TYPE http_server_request_duration_seconds histogram"));
     assert!(metrics.contains(
-        r#"http_server_request_duration_seconds_bucket{method="GET",route="/",status_code="200",le="+Inf"} 37"#
+        r#"http_server_request_duration_seconds_bucket{http_request_method="GET",http_route="/",http_response_status_code="200",le="+Inf"} 37"#
     ));
     assert_eq!(
         sample(
             &metrics,
-            r#"http_server_response_body_size_bytes_count{method="GET",route="/",status_code="200"}"#
+            r#"http_server_response_body_size_bytes_count{http_request_method="GET",http_route="/",http_response_status_code="200"}"#
         ),
         Some(37.0)
     );
     assert_eq!(
         sample(
             &metrics,
-            r#"http_server_response_body_size_bytes_sum{method="GET",route="/",status_code="200"}"#
+            r#"http_server_response_body_size_bytes_sum{http_request_method="GET",http_route="/",http_response_status_code="200"}"#
         ),
         Some(37.0 * 55.0),
         "the hello body is 55 bytes"
@@ -173,7 +173,7 @@ async fn every_status_code_keeps_the_code_series_bounded_and_the_counts_exact() 
         );
     }
     let metrics = app.metrics().await;
-    let prefix = r#"http_server_request_duration_seconds_count{method="GET",route="/code/{code}",status_code=""#;
+    let prefix = r#"http_server_request_duration_seconds_count{http_request_method="GET",http_route="/code/{code}",http_response_status_code=""#;
     let labels: HashMap<String, f64> = metrics
         .lines()
         .filter_map(|l| l.strip_prefix(prefix))

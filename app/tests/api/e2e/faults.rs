@@ -74,7 +74,7 @@ async fn an_error_fault_injects_its_rate_reproducibly_and_every_view_counts_the_
     assert_eq!(
         scrape.sum(
             "http_server_request_duration_seconds_count",
-            &[("route", ROUTE), ("status_code", "503")]
+            &[("http_route", ROUTE), ("http_response_status_code", "503")]
         ),
         first as f64
     );
