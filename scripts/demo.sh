@@ -96,6 +96,7 @@ if [ "$with_prometheus" = 1 ]; then
         -e "s|localhost:9899|localhost:${loadgen_metrics##*:}|" \
         dashboards/prometheus/prometheus.yml >"$run/prometheus.yml"
     prometheus --config.file="$run/prometheus.yml" --storage.tsdb.path=data/prometheus \
+        --enable-feature=exemplar-storage \
         --web.listen-address="127.0.0.1:$prometheus_port" >"$run/prometheus.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do

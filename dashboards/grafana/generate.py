@@ -43,7 +43,10 @@ def timeseries(title, description, targets, unit, log=False, stack=False):
         "description": description,
         "datasource": PROM,
         "targets": [
-            {"refId": chr(65 + i), "datasource": PROM, "expr": expr, "legendFormat": legend}
+            {"refId": chr(65 + i), "datasource": PROM, "expr": expr, "legendFormat": legend,
+             # glassbox's request-duration buckets carry request_id exemplars (OpenMetrics
+             # scrape): a latency query over them shows them, each linking to its log lines.
+             "exemplar": f"{SERVER}_bucket" in expr}
             for i, (expr, legend) in enumerate(targets)
         ],
         "fieldConfig": {"defaults": {"unit": unit, "custom": custom}, "overrides": []},

@@ -261,6 +261,43 @@ fn grafana_provisioning_keeps_its_template_variables_through_env_expansion() {
         datasources.contains(r#"request_id="${__value.raw}""#),
         "the derived field's link lost its value: {datasources}"
     );
+    // The exemplar link: Explore with a Loki pane whose query finds the exemplar's request.
+    let url = datasources
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url: '/explore?"))
+        .expect("an exemplar link to Explore")
+        .trim_end_matches('\'');
+    let panes = url
+        .split('&')
+        .find_map(|p| p.strip_prefix("panes="))
+        .expect("a panes parameter");
+    assert!(panes.contains("${__value.raw}"), "{panes}");
+    let panes: Value =
+        serde_json::from_str(&percent_decode(&panes.replace("${__value.raw}", "abc123"))).unwrap();
+    let pane = &panes["req"];
+    assert_eq!(pane["datasource"], "glassbox-loki");
+    assert_eq!(
+        pane["queries"][0]["expr"],
+        r#"{service="glassbox"} | request_id="abc123""#
+    );
+}
+
+/// `%XX` escapes decoded (the exemplar link's Explore pane).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
 }
 
 #[test]
@@ -492,6 +529,39 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
             Err(error) => failures.push(format!("{what}\n    {error}: {expr}")),
         }
     }
+
+    // Prometheus scraped glassbox in OpenMetrics and kept its exemplars: each is a request id
+    // on a request-duration bucket, with a latency inside that bucket.
+    let exemplars = prometheus
+        .query_exemplars(&client, "http_server_request_duration_seconds_bucket", 300)
+        .await
+        .expect("query_exemplars answers");
+    let mut seen = 0;
+    for series in &exemplars {
+        let labels = &series["seriesLabels"];
+        assert!(labels["http_route"].is_string(), "{series:#}");
+        let le: f64 = match labels["le"].as_str().unwrap() {
+            "+Inf" => f64::INFINITY,
+            le => le.parse().unwrap(),
+        };
+        for exemplar in series["exemplars"].as_array().unwrap() {
+            let id = exemplar["labels"]["request_id"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "a glassbox request id: {exemplar:#}"
+            );
+            let value: f64 = exemplar["value"].as_str().unwrap().parse().unwrap();
+            assert!(value <= le, "{value} is inside le={le}: {series:#}");
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 10,
+        "Prometheus kept only {seen} exemplars: {exemplars:#?}"
+    );
+
     let _ = loadgen.kill();
     let _ = loadgen.wait();
     assert!(

@@ -270,6 +270,8 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // As the bundled configurations run it: glassbox's exemplars are kept.
+            .arg("--enable-feature=exemplar-storage")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("a log file"))
             .spawn()
@@ -296,6 +298,35 @@ impl Prometheus {
             .as_array()
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// The exemplars of `expr`'s series over the last `seconds` (`/api/v1/query_exemplars`):
+    /// one entry per series, each with its `seriesLabels` and `exemplars`.
+    pub async fn query_exemplars(
+        &self,
+        client: &reqwest::Client,
+        expr: &str,
+        seconds: u64,
+    ) -> Result<Vec<Value>, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query_exemplars", self.url),
+            [
+                ("query", expr.to_owned()),
+                ("start", (now - seconds).to_string()),
+                ("end", (now + 1).to_string()),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        Ok(body["data"].as_array().cloned().unwrap_or_default())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -137,23 +137,22 @@ pub(crate) async fn run_health(checks: &Health) -> Response {
     response
 }
 
-/// Prometheus text exposition: histograms with explicit buckets, counters and gauges.
+/// Prometheus exposition: histograms with explicit buckets, counters and gauges; OpenMetrics
+/// with exemplars (the `request_id` of a recent request in each request-duration bucket) when
+/// the scraper's `Accept` asks for `application/openmetrics-text`.
 #[utoipa::path(get, path = "/metrics", tag = "observability",
-    responses((status = 200, description = "Prometheus text format 0.0.4",
-        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    responses((status = 200, description = "Prometheus text format 0.0.4, or OpenMetrics 1.0.0 with exemplars when asked for",
+        content((String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8")))))]
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     // Refreshes the message-count gauge; a store that cannot answer keeps its last value and
     // counts the failure in the store's error metrics.
     let _ = tokio::join!(state.store.count(), state.tasks.counts());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state
-            .telemetry
-            .render_metrics(state.telemetry.stats.in_flight()),
-    )
+    let (content_type, text) = state.telemetry.render_metrics_for(
+        headers.get(header::ACCEPT),
+        state.telemetry.stats.in_flight(),
+    );
+    ([(header::CONTENT_TYPE, content_type)], text)
 }
 
 /// This document: OpenAPI 3.1, generated from the code.

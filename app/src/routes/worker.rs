@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -55,13 +55,10 @@ async fn health(State(state): State<WorkerState>) -> impl IntoResponse {
     run_health(&state.health).await
 }
 
-async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
+async fn metrics(State(state): State<WorkerState>, headers: HeaderMap) -> impl IntoResponse {
     let _ = state.tasks.counts().await;
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.telemetry.render_metrics(0),
-    )
+    let (content_type, text) = state
+        .telemetry
+        .render_metrics_for(headers.get(header::ACCEPT), 0);
+    ([(header::CONTENT_TYPE, content_type)], text)
 }

@@ -4,7 +4,9 @@
 //! buckets (never summaries), so Prometheus can aggregate and compute quantiles over them.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use axum::http::HeaderValue;
 
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
@@ -14,6 +16,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+use super::openmetrics::{Exemplar, Exemplars};
 use super::process;
 use crate::store::{ErrorKind, Operation};
 
@@ -105,6 +108,8 @@ struct RequestSeries {
     status: u16,
     duration: Histogram,
     size: Histogram,
+    /// The duration histogram's exemplars, one per bucket, for OpenMetrics scrapes.
+    exemplars: Arc<Exemplars>,
 }
 
 impl RequestSeries {
@@ -200,7 +205,7 @@ impl Metrics {
         metrics::with_local_recorder(&self.recorder, f)
     }
 
-    /// Records one finished request.
+    /// Records one finished request; `request_id` becomes the exemplar of its duration bucket.
     pub fn request(
         &self,
         method: &'static str,
@@ -208,10 +213,12 @@ impl Metrics {
         status: u16,
         seconds: f64,
         bytes: u64,
+        request_id: &HeaderValue,
     ) {
         let record = |series: &RequestSeries| {
             series.duration.record(seconds);
             series.size.record(bytes as f64);
+            series.exemplars.record(seconds, request_id);
         };
         let status = status_key(status);
         // Recorded under the read guard: a known series costs no reference-count traffic.
@@ -239,6 +246,7 @@ impl Metrics {
                 status,
                 duration: histogram!(REQUEST_DURATION, &labels),
                 size: histogram!(RESPONSE_SIZE, &labels),
+                exemplars: Arc::new(Exemplars::new(DURATION_BUCKETS)),
             }
         });
         let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
@@ -248,6 +256,21 @@ impl Metrics {
         }
         list.push(created.clone());
         created
+    }
+
+    /// The exemplar of the request-duration bucket a sample line's `labels` name.
+    pub fn exemplar(&self, labels: &[(&str, String)]) -> Option<Exemplar> {
+        let label = |name: &str| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        let status = label(STATUS_LABEL)?;
+        let status = match status.strip_suffix("xx") {
+            Some(class) => class.parse().ok()?,
+            None => status.parse().ok()?,
+        };
+        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+        let list = series.get(label(ROUTE_LABEL)?.as_str())?;
+        RequestSeries::find(list, label(METHOD_LABEL)?, status)?
+            .exemplars
+            .get(label("le")?)
     }
 
     /// The store's series for `backend`, registered once.

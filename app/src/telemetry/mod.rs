@@ -9,6 +9,7 @@ pub(crate) mod log_ring;
 pub(crate) mod log_writer;
 pub mod logging;
 pub(crate) mod metrics;
+pub mod openmetrics;
 pub(crate) mod process;
 pub(crate) mod redact;
 pub(crate) mod stats;
@@ -56,6 +57,24 @@ impl Telemetry {
             );
         }
         out
+    }
+
+    /// The exposition in the format the scraper's `Accept` header asks for: OpenMetrics, with
+    /// exemplars on the request-duration buckets, or the classic text. Returns its content
+    /// type and the text.
+    pub fn render_metrics_for(
+        &self,
+        accept: Option<&HeaderValue>,
+        active_requests: u64,
+    ) -> (&'static str, String) {
+        let classic = self.render_metrics(active_requests);
+        if !openmetrics::wanted(accept) {
+            return (openmetrics::CLASSIC_CONTENT_TYPE, classic);
+        }
+        let text = openmetrics::from_classic(&classic, metrics::REQUEST_DURATION, |labels| {
+            self.metrics.exemplar(labels)
+        });
+        (openmetrics::CONTENT_TYPE, text)
     }
 }
 
@@ -150,6 +169,7 @@ impl<'a> InFlight<'a> {
             status,
             elapsed.as_secs_f64(),
             bytes,
+            &info.request_id,
         );
         access_log::write(info, status, micros, bytes, cause);
     }

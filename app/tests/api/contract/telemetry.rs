@@ -205,3 +205,106 @@ async fn every_status_code_keeps_the_code_series_bounded_and_the_counts_exact() 
         "{route}"
     );
 }
+
+/// An OpenMetrics scrape, as Prometheus asks for one: the same families in OpenMetrics' form,
+/// and on the request-duration buckets exemplars whose `request_id` is a request in the log
+/// with that route and a latency inside the bucket. The classic scrape is unchanged.
+#[tokio::test]
+async fn an_openmetrics_scrape_carries_exemplars_that_lead_to_the_log_line() {
+    let mut app = testkit::Process::spawn(&[]).await;
+    for ms in (0..=40).step_by(2) {
+        let response = app
+            .client
+            .get(app.url(&format!("/sleep/{ms}")))
+            .header("x-request-id", format!("exemplar-sleep-{ms}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    app.get("/").await;
+
+    let classic = app.metrics().await;
+    assert!(classic.contains("# TYPE glassbox_tls_handshakes_total counter"));
+    assert!(
+        !classic.contains("# {"),
+        "no exemplars in the classic format"
+    );
+    assert!(!classic.contains("# EOF"));
+
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(!text.contains("\n\n"), "no blank lines in OpenMetrics");
+    assert!(
+        text.contains("# TYPE glassbox_tls_handshakes counter\n"),
+        "a counter family is named without _total: {text}"
+    );
+    assert!(text.contains("\nglassbox_tls_handshakes_total{"), "{text}");
+
+    let logs = app.stop_and_read_logs();
+    let mut checked = 0;
+    let mut previous_le = 0.0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("http_server_request_duration_seconds_bucket{") else {
+            continue;
+        };
+        let labels = &rest[..rest.find("} ").unwrap()];
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            labels[start..start + labels[start..].find('"').unwrap()].to_owned()
+        };
+        let le: f64 = match label("le").as_str() {
+            "+Inf" => f64::INFINITY,
+            le => le.parse().unwrap(),
+        };
+        let low = std::mem::replace(&mut previous_le, if le.is_infinite() { 0.0 } else { le });
+        let Some((_, exemplar)) = line.split_once(" # ") else {
+            continue;
+        };
+        // {request_id="…"} value timestamp
+        let (id, rest) = exemplar
+            .strip_prefix("{request_id=\"")
+            .and_then(|e| e.split_once("\"} "))
+            .unwrap_or_else(|| panic!("exemplar {exemplar}"));
+        let value: f64 = rest.split(' ').next().unwrap().parse().unwrap();
+        assert!(
+            low < value && value <= le,
+            "{value} s is inside ({low}, {le}]: {line}"
+        );
+        let logged = logs
+            .iter()
+            .find(|l| l["request_id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not in the log"));
+        assert_eq!(logged["route"], label("http_route"), "{logged}");
+        assert_eq!(logged["method"], label("http_request_method"), "{logged}");
+        assert_eq!(
+            logged["status"].to_string(),
+            label("http_response_status_code"),
+            "{logged}"
+        );
+        let latency = logged["latency_ms"].as_f64().unwrap() / 1000.0;
+        assert!(
+            low < latency + 1e-6 && latency <= le + 1e-6,
+            "the logged {latency} s is inside ({low}, {le}]"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "the sleeps fill at least four buckets with exemplars ({checked}): {text}"
+    );
+}
