@@ -127,6 +127,7 @@ mod tests {
                 p90: 0,
                 p99: 0,
                 max: 0,
+                slowest_request_id: None,
             }],
             in_flight: 0,
             shed: 0,

@@ -196,6 +196,9 @@ struct LogsParams {
     /// Only lines with this status (`404`) or status class (`5xx`).
     #[param(pattern = "^([1-5][0-9]{2}|[1-5][xX]{2})$")]
     status: Option<String>,
+    /// Only the lines of this request: its access line and any it logged on the way.
+    #[param(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    request_id: Option<String>,
     /// At most this many lines, the newest (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -246,11 +249,12 @@ async fn logs(
     }))
 }
 
-const LOGS_PARAMS: &str = "level, route, status, limit, since";
+const LOGS_PARAMS: &str = "level, route, status, request_id, limit, since";
 
 /// Parses `/logs`'s query string; every mistake is a 400 saying what was wrong.
 pub(crate) fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
     let (mut level, mut route, mut status, mut limit, mut since) = (None, None, None, None, None);
+    let mut request_id = None;
     for (key, value) in pairs(query) {
         match key.as_str() {
             "level" => {
@@ -273,6 +277,18 @@ pub(crate) fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
                 })?;
                 set_once(&mut status, "status", parsed)?;
             }
+            "request_id" => {
+                let sane = (1..=128).contains(&value.len())
+                    && value.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
+                    });
+                if !sane {
+                    return Err(bad(format!(
+                        "invalid request_id: {value} (1 to 128 letters, digits and -_.:)"
+                    )));
+                }
+                set_once(&mut request_id, "request_id", value)?;
+            }
             "limit" => {
                 let n = value
                     .parse::<usize>()
@@ -289,6 +305,7 @@ pub(crate) fn logs_query(query: Option<&str>) -> Result<Query, ApiError> {
         level,
         route,
         status,
+        request_id,
         since,
         limit: limit.unwrap_or(DEFAULT_LIMIT),
     })
@@ -378,10 +395,25 @@ mod tests {
             "invalid since: -1 (a sequence number, 0 or more)"
         );
         assert_eq!(error("route="), "invalid route: empty");
+        assert_eq!(
+            error("request_id=a%20b"),
+            "invalid request_id: a b (1 to 128 letters, digits and -_.:)"
+        );
+        assert_eq!(
+            error("request_id="),
+            "invalid request_id:  (1 to 128 letters, digits and -_.:)"
+        );
+        assert_eq!(
+            logs_query(Some("request_id=abc-1.x:y_z"))
+                .unwrap()
+                .request_id
+                .as_deref(),
+            Some("abc-1.x:y_z")
+        );
         assert_eq!(error("level=info&level=warn"), "level given more than once");
         assert_eq!(
             error("colour=red"),
-            "unknown parameter: colour (known: level, route, status, limit, since)"
+            "unknown parameter: colour (known: level, route, status, request_id, limit, since)"
         );
     }
 }

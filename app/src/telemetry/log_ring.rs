@@ -117,6 +117,8 @@ pub(crate) struct Query {
     /// Exactly this route template (`unmatched` included).
     pub route: Option<String>,
     pub status: Option<StatusFilter>,
+    /// Only the lines of this request (`request_id`).
+    pub request_id: Option<String>,
     /// Only lines after this sequence number.
     pub since: Option<u64>,
     /// At most this many, the newest.
@@ -134,6 +136,10 @@ impl Query {
             && self
                 .status
                 .is_none_or(|filter| entry.status.is_some_and(|s| filter.matches(s)))
+            && self.request_id.as_deref().is_none_or(|id| {
+                string_field(&entry.line, &REQUEST_ID)
+                    .is_some_and(|(start, len)| &entry.line[start..start + len] == id)
+            })
     }
 }
 
@@ -156,6 +162,7 @@ pub(crate) struct LogRing {
 static LEVEL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""level":""#));
 static ROUTE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""route":""#));
 static STATUS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""status":"#));
+static REQUEST_ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""request_id":""#));
 
 /// Where a string field's value is in a line of glassbox's JSON: after `key` (the quoted key,
 /// its colon and the opening quote) up to the closing quote. glassbox's levels and route
@@ -331,6 +338,20 @@ mod tests {
             limit,
             ..Query::default()
         }
+    }
+
+    #[test]
+    fn a_request_id_finds_exactly_that_request_s_lines() {
+        let ring = LogRing::new(10);
+        for id in ["abc", "abcd", "xabc", "abc"] {
+            ring.push_line(access("INFO", "/", 200, id).as_bytes());
+        }
+        let query = Query {
+            request_id: Some("abc".to_owned()),
+            ..all(10)
+        };
+        let (entries, _) = ring.query(&query);
+        assert_eq!(entries.len(), 2, "not abcd, not xabc");
     }
 
     #[test]

@@ -162,7 +162,7 @@ impl<'a> InFlight<'a> {
         let t = self.telemetry;
         let info = &self.info;
         t.stats
-            .request_finished(info.method, info.route(), status, micros);
+            .request_finished(info.method, info.route(), status, micros, &info.request_id);
         t.metrics.request(
             info.method,
             info.route(),

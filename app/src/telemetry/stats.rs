@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use axum::http::HeaderValue;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -51,6 +52,8 @@ struct Interval {
     count: u64,
     by_class: [u64; 5],
     latency_us: Histogram<u64>,
+    /// The interval's slowest request: its latency (µs, exact) and id.
+    slowest: Option<(u64, HeaderValue)>,
 }
 
 impl RouteStats {
@@ -64,6 +67,7 @@ impl RouteStats {
                 count: 0,
                 by_class: [0; 5],
                 latency_us: latency_histogram(),
+                slowest: None,
             },
         }
     }
@@ -82,6 +86,9 @@ pub struct IntervalRoute {
     pub p90: u64,
     pub p99: u64,
     pub max: u64,
+    /// The `request_id` of the interval's slowest request on this route: its log lines are
+    /// `/logs?request_id=…`.
+    pub slowest_request_id: Option<String>,
 }
 
 /// An empty latency histogram: microseconds, 1 µs to one hour, 3 significant figures.
@@ -117,7 +124,14 @@ impl Stats {
     }
 
     /// Records a finished request (which must have been started).
-    pub fn request_finished(&self, method: &'static str, route: &str, status: u16, micros: u64) {
+    pub fn request_finished(
+        &self,
+        method: &'static str,
+        route: &str,
+        status: u16,
+        micros: u64,
+        request_id: &HeaderValue,
+    ) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.total.fetch_add(1, Ordering::Relaxed);
         let record = |entry: &Mutex<RouteMethods>| {
@@ -138,6 +152,14 @@ impl Stats {
             stats.interval.count += 1;
             stats.interval.by_class[usize::from((status / 100).clamp(1, 5) - 1)] += 1;
             record_latency(&mut stats.interval.latency_us, micros);
+            if stats
+                .interval
+                .slowest
+                .as_ref()
+                .is_none_or(|(slowest, _)| micros > *slowest)
+            {
+                stats.interval.slowest = Some((micros, request_id.clone()));
+            }
         };
         // Recorded under the read guard: a known route costs no reference-count traffic.
         if let Some(entry) = self
@@ -185,6 +207,10 @@ impl Stats {
                     p90: h.value_at_quantile(0.9),
                     p99: h.value_at_quantile(0.99),
                     max: h.max(),
+                    slowest_request_id: interval
+                        .slowest
+                        .take()
+                        .and_then(|(_, id)| id.to_str().ok().map(str::to_owned)),
                 });
                 interval.count = 0;
                 interval.by_class = [0; 5];
@@ -299,16 +325,18 @@ impl LatencySnapshot {
 mod tests {
     use super::*;
 
+    const ID: HeaderValue = HeaderValue::from_static("test-id");
+
     #[test]
     fn counts_and_percentiles() {
         let stats = Stats::new();
         for us in 1..=1000u64 {
             stats.request_started();
             let status = if us % 100 == 0 { 500 } else { 200 };
-            stats.request_finished("GET", "/sleep/{ms}", status, us * 1000);
+            stats.request_finished("GET", "/sleep/{ms}", status, us * 1000, &ID);
         }
         stats.request_started();
-        stats.request_finished("POST", "/sleep/{ms}", 405, 10);
+        stats.request_finished("POST", "/sleep/{ms}", 405, 10, &ID);
         let snap = stats.snapshot();
         assert_eq!(snap.requests_total, 1001);
         assert_eq!(snap.requests_in_flight, 0);
@@ -334,7 +362,7 @@ mod tests {
         let stats = Stats::new();
         let finish = |route: &str, status: u16, us: u64| {
             stats.request_started();
-            stats.request_finished("GET", route, status, us);
+            stats.request_finished("GET", route, status, us, &ID);
         };
         assert!(stats.take_interval().is_empty());
         for us in 1..=100 {
@@ -349,6 +377,19 @@ mod tests {
         assert_eq!((first[0].p50, first[0].max), (500, 1000));
         assert_eq!(first[1].by_class, [0, 0, 0, 1, 1]);
 
+        assert_eq!(first[0].slowest_request_id.as_deref(), Some("test-id"));
+
+        stats.request_started();
+        stats.request_finished("GET", "/", 200, 9, &HeaderValue::from_static("slow"));
+        stats.request_started();
+        stats.request_finished("GET", "/", 200, 3, &HeaderValue::from_static("quick"));
+        let slowest = stats.take_interval();
+        assert_eq!(
+            slowest[0].slowest_request_id.as_deref(),
+            Some("slow"),
+            "the interval's slowest request is named"
+        );
+
         finish("/", 200, 7);
         let second = stats.take_interval();
         assert_eq!(second.len(), 1, "a route without requests is left out");
@@ -356,16 +397,16 @@ mod tests {
             (second[0].requests, second[0].p50, second[0].max),
             (1, 7, 7)
         );
-        assert_eq!(stats.snapshot().routes[0].count, 101, "the totals go on");
+        assert_eq!(stats.snapshot().routes[0].count, 103, "the totals go on");
     }
 
     #[test]
     fn extreme_latencies_are_kept_within_bounds() {
         let stats = Stats::new();
         stats.request_started();
-        stats.request_finished("GET", "/", 200, 0);
+        stats.request_finished("GET", "/", 200, 0, &ID);
         stats.request_started();
-        stats.request_finished("GET", "/", 200, u64::MAX);
+        stats.request_finished("GET", "/", 200, u64::MAX, &ID);
         let snap = stats.snapshot();
         assert_eq!(snap.routes[0].count, 2);
         assert!(snap.routes[0].latency_us.max >= MAX_TRACKED_US);

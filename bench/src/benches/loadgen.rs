@@ -1,6 +1,9 @@
 //! The load generator must not be what limits a demo: goose (`loadgen --hello-only`, GET / with
 //! no pause) against wrk, both on the reference hello world over TLS, alternating, a fresh
 //! reference each round: requests/s, their ratio, and CPU per 1,000 requests of each client.
+//! Then the open model (`--rate`): doubling rates until one is not held on schedule (achieved
+//! below 99 % of the rate, or more than 1 % of the starts late), with its CPU per 1,000
+//! requests at each rate.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -87,5 +90,69 @@ pub(crate) fn run() -> Result<()> {
         settings.rounds,
         median(&ratios)
     );
+    open_model(&run)
+}
+
+/// Seconds each open-model rate runs.
+const OPEN_SECONDS: u32 = 5;
+
+/// The open model on the reference: rates 500, 1,000, 2,000, … until one is not held.
+fn open_model(run: &Run) -> Result<()> {
+    let connections = run.settings.connections.to_string();
+    println!(
+        "open model, GET / on the reference, --max-in-flight {connections}, {OPEN_SECONDS}s per rate: \
+         held = achieved >= 99% of the rate and at most 1% of the starts late (5 ms or more)"
+    );
+    let reference = run.reference("reference")?;
+    let url = reference.url("/");
+    let mut highest = None;
+    let mut rate = 500u32;
+    loop {
+        let summary = run.path(&format!("open-{rate}.json"));
+        let mut loadgen = Command::new(run.release("loadgen"));
+        loadgen
+            .args(["--host", &url, "--ca-cert"])
+            .arg(run.ca())
+            .args(["--hello-only", "--rate", &rate.to_string()])
+            .args(["--max-in-flight", &connections])
+            .args(["--run-time", &format!("{OPEN_SECONDS}s")])
+            .args([
+                "--metrics-bind",
+                "127.0.0.1:0",
+                "--no-progress",
+                "--summary",
+            ])
+            .arg(&summary)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let cpu = timed(loadgen)?;
+        let summary: Value = serde_json::from_slice(&std::fs::read(&summary)?)?;
+        let open = &summary["open"];
+        let achieved = open["achieved_rate"]
+            .as_f64()
+            .context("the open model's report")?;
+        let starts = open["starts"].as_f64().unwrap_or(0.0);
+        let late = open["late_starts"].as_f64().unwrap_or(0.0);
+        let lag_p99 = open["start_lag_us"]["p99"].as_f64().unwrap_or(0.0) / 1000.0;
+        let held = achieved >= 0.99 * f64::from(rate) && late <= 0.01 * starts;
+        println!(
+            "  rate {rate:6}: achieved {achieved:8.0}/s, {late:6.0} of {starts:6.0} starts late, start lag p99 {lag_p99:6.2} ms, \
+             {:.1} ms CPU per 1k  {}",
+            per_thousand(cpu, summary["requests"].as_f64().unwrap_or(starts)),
+            if held { "held" } else { "NOT held" }
+        );
+        if held {
+            highest = Some(rate);
+        }
+        if !held || rate >= 64_000 {
+            break;
+        }
+        rate *= 2;
+    }
+    reference.stop()?;
+    match highest {
+        Some(rate) => println!("highest rate held on schedule: {rate}/s"),
+        None => println!("highest rate held on schedule: below 500/s"),
+    }
     Ok(())
 }

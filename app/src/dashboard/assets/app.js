@@ -32,6 +32,8 @@ const state = {
   promAlerts: null,
 };
 const ALERT_POLL_MS = 5000;
+// A chart's drawing box (SVG units) and its margins.
+const CHART = { W: 560, H: 190, L: 52, R: 8, T: 8, B: 20 };
 
 function routeName(method, route) {
   return method + " " + route;
@@ -110,7 +112,7 @@ function fmtAgo(ms) {
 // opts: {log: bool, format: fn(value) -> text}
 function drawChart(id, series, opts) {
   const fig = document.getElementById(id);
-  const W = 560, H = 190, L = 52, R = 8, T = 8, B = 20;
+  const { W, H, L, R, T, B } = CHART;
   let svg = fig.querySelector("svg");
   if (!svg) {
     svg = el("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img" });
@@ -127,6 +129,8 @@ function drawChart(id, series, opts) {
   const span = spanMs();
   const t0 = now - span;
   const x = (t) => L + ((t - t0) / span) * (W - L - R);
+  fig.dataset.t0 = String(t0);
+  fig.dataset.span = String(span);
 
   const values = series.flatMap((s) => s.values.map((p) => p[1])).filter((v) => v != null);
   const drawn = series.filter((s) => s.values.length > 0);
@@ -488,29 +492,77 @@ async function pollLogs() {
 
 function drawLogs() {
   const body = document.querySelector("#logs tbody");
+  body.replaceChildren(...state.logs.map(logRow));
+}
+
+// One log line as a table row.
+function logRow({ seq, line }) {
+  const tr = document.createElement("tr");
+  tr.dataset.seq = String(seq);
+  const what =
+    line.message === "request"
+      ? `${line.method} ${line.path}` + (line.route && line.route !== line.path ? `  (${line.route})` : "")
+      : line.message + (line.kind ? ` ${line.kind} ${line.outcome || ""}` : "") + (line.error ? `: ${line.error}` : "");
+  const cells = [
+    [line.timestamp ? line.timestamp.slice(11, 23) : "", ""],
+    [line.level || "", "level-" + (line.level || "")],
+    [line.status != null ? String(line.status) : "", ""],
+    [what, "what"],
+    [line.latency_ms != null ? line.latency_ms.toFixed(3) : "", "num"],
+    [line.request_id || "", "id"],
+  ];
+  for (const [text, cls] of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+// A click on the latency chart: the sample nearest the click, its slowest request (of the
+// routes shown) and that request's log lines from /logs?request_id=.
+async function showSlowest(event) {
+  const fig = document.getElementById("chart-latency");
+  const svg = fig.querySelector("svg");
+  if (!svg || !svg.contains(event.target) || state.points.length === 0) return;
+  const { W, L, R } = CHART;
+  const box = svg.getBoundingClientRect();
+  const sx = ((event.clientX - box.left) / box.width) * W;
+  const t = Number(fig.dataset.t0) + ((sx - L) / (W - L - R)) * Number(fig.dataset.span);
+  const nearest = state.points.reduce((a, b) => (Math.abs(b.t - t) < Math.abs(a.t - t) ? b : a));
+  const routes = nearest.routes.filter(
+    (r) => r.slowest_request_id && (showOwn() || !isOwn(r.route)),
+  );
+  const panel = document.getElementById("slowest");
+  const summary = panel.querySelector(".summary");
+  const body = panel.querySelector("tbody");
+  panel.hidden = false;
   body.replaceChildren();
-  for (const { seq, line } of state.logs) {
-    const tr = document.createElement("tr");
-    tr.dataset.seq = String(seq);
-    const what =
-      line.message === "request"
-        ? `${line.method} ${line.path}` + (line.route && line.route !== line.path ? `  (${line.route})` : "")
-        : line.message + (line.kind ? ` ${line.kind} ${line.outcome || ""}` : "") + (line.error ? `: ${line.error}` : "");
-    const cells = [
-      [line.timestamp ? line.timestamp.slice(11, 23) : "", ""],
-      [line.level || "", "level-" + (line.level || "")],
-      [line.status != null ? String(line.status) : "", ""],
-      [what, "what"],
-      [line.latency_ms != null ? line.latency_ms.toFixed(3) : "", "num"],
-      [line.request_id || "", "id"],
-    ];
-    for (const [text, cls] of cells) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      if (cls) td.className = cls;
-      tr.appendChild(td);
+  if (routes.length === 0) {
+    panel.dataset.requestId = "";
+    summary.textContent = `No request ended in the interval before ${fmtTime(nearest.t)}.`;
+    return;
+  }
+  const slowest = routes.reduce((a, b) => (b.max > a.max ? b : a));
+  const id = slowest.slowest_request_id;
+  panel.dataset.requestId = id;
+  summary.textContent =
+    `The interval before ${fmtTime(nearest.t)}: slowest was ${slowest.method} ${slowest.route}, ` +
+    `${fmtMicros(slowest.max)}, request id ${id}.`;
+  try {
+    const params = new URLSearchParams({ request_id: id, limit: "50" });
+    const response = await fetch("/logs?" + params.toString(), { cache: "no-store" });
+    if (!response.ok) throw new Error(`/logs answered ${response.status}`);
+    const data = await response.json();
+    if (panel.dataset.requestId !== id) return;
+    body.replaceChildren(...data.lines.map(logRow));
+    if (data.lines.length === 0) {
+      summary.textContent += ` Its lines are no longer among the ${data.capacity} kept here: ` +
+        `search the log file for ${id}.`;
     }
-    body.appendChild(tr);
+  } catch (err) {
+    console.warn(err);
   }
 }
 
@@ -568,6 +620,7 @@ function init() {
     });
   }
   document.getElementById("percentile").addEventListener("change", drawCharts);
+  document.getElementById("chart-latency").addEventListener("click", showSlowest);
   document.getElementById("own").addEventListener("change", render);
   document.getElementById("log-filters").addEventListener("submit", (e) => e.preventDefault());
   for (const input of document.querySelectorAll("#log-filters select, #log-filters input")) {

@@ -87,6 +87,56 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
             Duration::from_secs(30),
         )
         .await;
+    // A click on the latency chart at a second with a slow request names that request and
+    // shows its log lines.
+    assert_eq!(
+        get_with_id(&app, "/sleep/300", "chromium-slowest").await,
+        200
+    );
+    let holds_it = r#"state.points.some((p) =>
+        p.routes.some((r) => r.slowest_request_id === "chromium-slowest"))"#;
+    browser
+        .wait_for(
+            "a sample naming the slow request",
+            holds_it,
+            Duration::from_secs(30),
+        )
+        .await;
+    let click = r#"(() => {
+        const fig = document.getElementById("chart-latency");
+        const svg = fig.querySelector("svg");
+        const p = state.points.find((p) =>
+            p.routes.some((r) => r.slowest_request_id === "chromium-slowest"));
+        const box = svg.getBoundingClientRect();
+        const { W, L, R } = CHART;
+        const sx = L + ((p.t - Number(fig.dataset.t0)) / Number(fig.dataset.span)) * (W - L - R);
+        svg.dispatchEvent(new MouseEvent("click", {
+            bubbles: true, clientX: box.left + (sx / W) * box.width,
+            clientY: box.top + box.height / 2 }));
+        return true;
+    })()"#;
+    browser
+        .wait_for(
+            "a click on the latency chart",
+            click,
+            Duration::from_secs(5),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the slowest request and its log line",
+            r#"(() => {
+                const panel = document.getElementById("slowest");
+                return !panel.hidden && panel.dataset.requestId === "chromium-slowest"
+                    && panel.querySelector(".summary").textContent.includes("GET /sleep/{ms}")
+                    && [...panel.querySelectorAll("tbody tr")].some((tr) =>
+                        tr.textContent.includes("chromium-slowest")
+                        && tr.textContent.includes("/sleep/300"));
+            })()"#,
+            Duration::from_secs(10),
+        )
+        .await;
+
     // An injected fault is a named band across every chart, and stays drawn after it ends.
     let started = app
         .client

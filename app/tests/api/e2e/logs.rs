@@ -230,7 +230,7 @@ async fn logs_filter_by_level_route_and_status_with_limits() {
         ("?level=info&level=warn", "level given more than once"),
         (
             "?verbose=1",
-            "unknown parameter: verbose (known: level, route, status, limit, since)",
+            "unknown parameter: verbose (known: level, route, status, request_id, limit, since)",
         ),
     ] {
         let (status, body) = logs(&app, query).await;
