@@ -16,6 +16,7 @@
 //! the same.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -243,20 +244,24 @@ impl Users {
     }
 }
 
-/// Waits for `due`. tokio's timer wakes on millisecond ticks, so a plain sleep goes out up to
-/// a millisecond late (about 1 ms at the median, measured): sleep to the tick before, then
-/// yield until the moment itself.
-async fn wait_until(due: Instant) {
-    if let Some(early) = due.checked_sub(Duration::from_millis(1)) {
-        tokio::time::sleep_until(early.into()).await;
-    }
-    while Instant::now() < due {
-        tokio::task::yield_now().await;
-    }
+/// How long the dispatcher sleeps at most before looking whether Ctrl-C came.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// What the dispatcher did.
+struct Dispatched {
+    began: Instant,
+    starts: u64,
+    late: u64,
+    lag: Histogram<u64>,
+    last_start: Instant,
 }
 
 /// Runs the open model: starts `mix`'s transactions on `plan`'s schedule against `host` until
 /// the run time is over (or Ctrl-C), then waits for every transaction to finish.
+///
+/// The schedule is kept by a thread of its own, sleeping with the operating system's timer:
+/// tokio's timer wakes on millisecond ticks, up to a millisecond late, and spinning to do
+/// better costs a core. The transactions run on the runtime.
 pub async fn run(
     plan: &Plan,
     mix: &Mix,
@@ -271,79 +276,130 @@ pub async fn run(
         client: context.client.builder().build()?,
     });
     let slots = Arc::new(Semaphore::new(plan.max_in_flight));
-    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut lag = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
-    let mut rng = SmallRng::seed_from_u64(plan.seed ^ 0x9e37_79b9_7f4a_7c15);
-    let recorder = &context.recorder;
-    recorder.open_model(plan.rate);
-
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
-    let began = Instant::now();
-    let mut last_start = began;
-    let (mut starts, mut late) = (0u64, 0u64);
-    for offset in Schedule::new(plan.arrival, plan.rate, plan.seed) {
-        if plan.run_for.is_some_and(|run_for| offset >= run_for) {
-            break;
+    let errors = Arc::new(AtomicU64::new(0));
+    context.recorder.open_model(plan.rate);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
         }
-        let due = began + offset;
-        let slot = tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            slot = async {
-                wait_until(due).await;
-                slots.clone().acquire_owned().await
-            } => slot?,
-        };
-        let sent = Instant::now();
-        let behind = sent.saturating_duration_since(due);
-        lag.saturating_record((behind.as_micros() as u64).max(1));
-        let is_late = behind >= LATE_AFTER;
-        starts += 1;
-        late += u64::from(is_late);
-        recorder.started(is_late);
-        last_start = sent;
+    });
 
-        let function = mix.pick(&mut rng).clone();
-        let users = users.clone();
-        let errors = errors.clone();
-        tokio::spawn(DUE.scope(Cell::new(Some(due)), async move {
-            let _slot = slot;
-            let mut user = match users.take() {
-                Ok(user) => user,
-                Err(err) => {
-                    eprintln!("loadgen: creating a user: {err:#}");
-                    errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
-            };
-            if function(&mut user).await.is_err() {
-                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            users.give_back(user);
-        }));
-    }
+    let dispatcher = {
+        let (plan, mix, slots, errors) = (plan.clone(), mix.clone(), slots.clone(), errors.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            dispatch(&plan, &mix, &runtime, &slots, &users, &errors, &stop)
+        })
+    };
+    let dispatched = dispatcher.await?;
+    ctrl_c.abort();
     // Every slot back: every transaction has finished.
     let _all = slots.acquire_many(plan.max_in_flight as u32).await?;
 
-    let span = last_start
-        .duration_since(began)
+    let span = dispatched
+        .last_start
+        .saturating_duration_since(dispatched.began)
         .max(plan.run_for.unwrap_or_default());
     let achieved_rate = if span.is_zero() {
         0.0
     } else {
-        starts as f64 / span.as_secs_f64()
+        dispatched.starts as f64 / span.as_secs_f64()
     };
     Ok(Report {
         rate: plan.rate,
         arrival: plan.arrival,
         max_in_flight: plan.max_in_flight,
-        starts,
-        late_starts: late,
+        starts: dispatched.starts,
+        late_starts: dispatched.late,
         achieved_rate,
-        start_lag_us: Percentiles::of(&lag),
-        transaction_errors: errors.load(std::sync::atomic::Ordering::Relaxed),
+        start_lag_us: Percentiles::of(&dispatched.lag),
+        transaction_errors: errors.load(Ordering::Relaxed),
     })
+}
+
+/// The schedule, on a blocking thread: sleeps to each due time, waits for a free slot, and
+/// spawns the transaction on `runtime`.
+fn dispatch(
+    plan: &Plan,
+    mix: &Mix,
+    runtime: &tokio::runtime::Handle,
+    slots: &Arc<Semaphore>,
+    users: &Arc<Users>,
+    errors: &Arc<AtomicU64>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Dispatched {
+    let recorder = &context::get().recorder;
+    let mut rng = SmallRng::seed_from_u64(plan.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let began = Instant::now();
+    let mut out = Dispatched {
+        began,
+        starts: 0,
+        late: 0,
+        lag: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds"),
+        last_start: began,
+    };
+    'schedule: for offset in Schedule::new(plan.arrival, plan.rate, plan.seed) {
+        if plan.run_for.is_some_and(|run_for| offset >= run_for) {
+            break;
+        }
+        let due = began + offset;
+        loop {
+            if *stop.borrow() {
+                break 'schedule;
+            }
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(STOP_CHECK));
+        }
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let mut stop = stop.clone();
+                let waited = runtime.block_on(async {
+                    tokio::select! {
+                        slot = slots.clone().acquire_owned() => slot.ok(),
+                        _ = stop.wait_for(|stopped| *stopped) => None,
+                    }
+                });
+                match waited {
+                    Some(slot) => slot,
+                    None => break,
+                }
+            }
+        };
+        let sent = Instant::now();
+        let behind = sent.saturating_duration_since(due);
+        out.lag
+            .saturating_record((behind.as_micros() as u64).max(1));
+        let is_late = behind >= LATE_AFTER;
+        out.starts += 1;
+        out.late += u64::from(is_late);
+        recorder.started(is_late);
+        out.last_start = sent;
+
+        let function = mix.pick(&mut rng).clone();
+        let users = users.clone();
+        let errors = errors.clone();
+        runtime.spawn(DUE.scope(Cell::new(Some(due)), async move {
+            let _slot = slot;
+            let mut user = match users.take() {
+                Ok(user) => user,
+                Err(err) => {
+                    eprintln!("loadgen: creating a user: {err:#}");
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            if function(&mut user).await.is_err() {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            users.give_back(user);
+        }));
+    }
+    out
 }
 
 #[cfg(test)]
