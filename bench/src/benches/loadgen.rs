@@ -107,6 +107,9 @@ fn open_model(run: &Run) -> Result<()> {
     let url = reference.url("/");
     let mut highest = None;
     let mut rate = 500u32;
+    // The CPU and requests of the previous rate: the difference is the cost of the extra
+    // requests alone, without the process's start-up.
+    let mut previous: Option<(Duration, f64)> = None;
     loop {
         let summary = run.path(&format!("open-{rate}.json"));
         let mut loadgen = Command::new(run.release("loadgen"));
@@ -135,10 +138,18 @@ fn open_model(run: &Run) -> Result<()> {
         let late = open["late_starts"].as_f64().unwrap_or(0.0);
         let lag_p99 = open["start_lag_us"]["p99"].as_f64().unwrap_or(0.0) / 1000.0;
         let held = achieved >= 0.99 * f64::from(rate) && late <= 0.01 * starts;
+        let requests = summary["requests"].as_f64().unwrap_or(starts);
+        let marginal = previous
+            .filter(|(before, n)| cpu > *before && requests > *n)
+            .map_or_else(
+                || "-".to_owned(),
+                |(before, n)| format!("{:.1}", per_thousand(cpu - before, requests - n)),
+            );
+        previous = Some((cpu, requests));
         println!(
             "  rate {rate:6}: achieved {achieved:8.0}/s, {late:6.0} of {starts:6.0} starts late, start lag p99 {lag_p99:6.2} ms, \
-             {:.1} ms CPU per 1k  {}",
-            per_thousand(cpu, summary["requests"].as_f64().unwrap_or(starts)),
+             {:.1} ms CPU per 1k (whole process; {marginal} for the requests added since the previous rate)  {}",
+            per_thousand(cpu, requests),
             if held { "held" } else { "NOT held" }
         );
         if held {
