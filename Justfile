@@ -148,7 +148,8 @@ bench-randomize:
 bench-sum-evens:
     cargo run --release -q -p glassbox-bench -- sum-evens
 
-# The load generator's ceiling: goose (GET /, no pause) against wrk on the reference hello world, and CPU per 1,000 requests.
+# The load generator's ceiling: goose (GET /, no pause) against wrk on the reference hello world, then the
+# open model's highest rate held on schedule; CPU per 1,000 requests in both models.
 bench-loadgen:
     cargo run --release -q -p glassbox-bench -- loadgen
 
