@@ -31,7 +31,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::context;
-use crate::recorder::Percentiles;
+use crate::recorder::{Percentiles, latency_histogram};
 
 /// A start that goes out this long after its due time or later is late.
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
@@ -336,7 +336,7 @@ fn dispatch(
         began,
         starts: 0,
         late: 0,
-        lag: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("bounds"),
+        lag: latency_histogram(),
         last_start: began,
     };
     'schedule: for offset in Schedule::new(plan.arrival, plan.rate, plan.seed) {

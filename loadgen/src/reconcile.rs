@@ -226,58 +226,91 @@ fn gap(client: u64, server: u64) -> String {
 
 impl Reconciliation {
     fn render_closed_latency(&self, out: &mut String, width: usize) {
-        let _ = writeln!(
+        self.latency_table(
             out,
-            "\nLatency per route, milliseconds: client = full request to last body byte (loadgen HDR); \
-             server = arrival to response head, since glassbox started (glassbox HDR); gap = client - server"
+            width,
+            "client = full request to last body byte (loadgen HDR); server = arrival to response \
+             head, since glassbox started (glassbox HDR); gap = client - server",
+            &[
+                ("client p50", 10),
+                ("server p50", 10),
+                ("gap", 8),
+                ("client p99", 10),
+                ("server p99", 10),
+                ("gap", 8),
+            ],
+            |row| {
+                let c = row.client_latency_us;
+                vec![
+                    ms(c.p50),
+                    ms(row.server_p50_us),
+                    gap(c.p50, row.server_p50_us),
+                    ms(c.p99),
+                    ms(row.server_p99_us),
+                    gap(c.p99, row.server_p99_us),
+                ]
+            },
         );
-        let _ = writeln!(
-            out,
-            "  {:width$}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
-            "route", "client p50", "server p50", "gap", "client p99", "server p99", "gap"
-        );
-        for row in &self.routes {
-            let c = row.client_latency_us;
-            let _ = writeln!(
-                out,
-                "  {:width$}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>8}",
-                format!("{} {}", row.method, row.route),
-                ms(c.p50),
-                ms(row.server_p50_us),
-                gap(c.p50, row.server_p50_us),
-                ms(c.p99),
-                ms(row.server_p99_us),
-                gap(c.p99, row.server_p99_us),
-            );
-        }
     }
 
     /// The open model's table: the client's raw and corrected latency next to the server's.
     fn render_open_latency(&self, out: &mut String, width: usize) {
-        let _ = writeln!(
+        self.latency_table(
             out,
-            "\nLatency per route, milliseconds: raw = from the send to the last body byte, \
-             corrected = from the time the schedule said it was due (loadgen HDR, open model); \
-             server = arrival to response head, since glassbox started (glassbox HDR)"
+            width,
+            "raw = from the send to the last body byte, corrected = from the time the schedule \
+             said it was due (loadgen HDR, open model); server = arrival to response head, since \
+             glassbox started (glassbox HDR)",
+            &[
+                ("raw p50", 9),
+                ("corr p50", 9),
+                ("server p50", 10),
+                ("raw p99", 9),
+                ("corr p99", 9),
+                ("server p99", 10),
+            ],
+            |row| {
+                let (c, corrected) = (row.client_latency_us, row.client_corrected_latency_us);
+                vec![
+                    ms(c.p50),
+                    ms_or_dash(corrected.map(|p| p.p50)),
+                    ms(row.server_p50_us),
+                    ms(c.p99),
+                    ms_or_dash(corrected.map(|p| p.p99)),
+                    ms(row.server_p99_us),
+                ]
+            },
         );
-        let _ = writeln!(
+    }
+
+    /// A latency table: what its columns mean, their headings and widths, and a row of cells
+    /// per route.
+    fn latency_table(
+        &self,
+        out: &mut String,
+        width: usize,
+        legend: &str,
+        columns: &[(&str, usize)],
+        cells: impl Fn(&Row) -> Vec<String>,
+    ) {
+        let _ = writeln!(out, "\nLatency per route, milliseconds: {legend}");
+        let line = |out: &mut String, first: &str, rest: &mut dyn Iterator<Item = String>| {
+            let _ = write!(out, "  {first:width$}");
+            for ((_, w), cell) in columns.iter().zip(rest) {
+                let _ = write!(out, "  {cell:>w$}");
+            }
+            out.push('\n');
+        };
+        line(
             out,
-            "  {:width$}  {:>9}  {:>9}  {:>10}  {:>9}  {:>9}  {:>10}",
-            "route", "raw p50", "corr p50", "server p50", "raw p99", "corr p99", "server p99"
+            "route",
+            &mut columns.iter().map(|(heading, _)| (*heading).to_owned()),
         );
         for row in &self.routes {
-            let c = row.client_latency_us;
-            let corrected = row.client_corrected_latency_us;
-            let _ = writeln!(
+            line(
                 out,
-                "  {:width$}  {:>9}  {:>9}  {:>10}  {:>9}  {:>9}  {:>10}",
-                format!("{} {}", row.method, row.route),
-                ms(c.p50),
-                ms_or_dash(corrected.map(|p| p.p50)),
-                ms(row.server_p50_us),
-                ms(c.p99),
-                ms_or_dash(corrected.map(|p| p.p99)),
-                ms(row.server_p99_us),
+                &format!("{} {}", row.method, row.route),
+                &mut cells(row).into_iter(),
             );
         }
     }

@@ -71,6 +71,36 @@ async fn loadgen(args: &[&str]) -> (Option<i32>, Vec<String>) {
     (status.code(), scrapes)
 }
 
+/// What a run against a glassbox left: the exit code, the metrics scrapes taken while it ran,
+/// and its summary (`null` when it wrote none).
+struct Run {
+    code: Option<i32>,
+    scrapes: Vec<String>,
+    summary: Value,
+}
+
+/// Runs the loadgen against `glassbox` (its URL, trusting its CA) with `args`, writing its
+/// summary to a file of its own.
+async fn run_against(glassbox: &InProcess, args: &[&str]) -> Run {
+    let out = tempfile::tempdir().unwrap();
+    let summary = out.path().join("summary.json");
+    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
+    let file = summary.display().to_string();
+    let mut all = vec!["--host", &host, "--ca-cert", &ca, "--summary", &file];
+    all.extend_from_slice(args);
+    let (code, scrapes) = loadgen(&all).await;
+    let summary = if summary.exists() {
+        read_json(&summary)
+    } else {
+        Value::Null
+    };
+    Run {
+        code,
+        scrapes,
+        summary,
+    }
+}
+
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
@@ -237,30 +267,23 @@ async fn a_run_under_injected_faults_reconciles_exactly_and_names_the_faults() {
     assert_eq!(put("flaky", flaky).await, 201);
     let slow = serde_json::json!({"kind": "latency", "route": "*", "rate": 0.1, "latency_ms": 20});
     assert_eq!(put("slow", slow).await, 201);
-    let out = tempfile::tempdir().unwrap();
-    let summary = out.path().join("summary.json");
-    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
-    let (code, _) = loadgen(&[
-        "--host",
-        &host,
-        "--ca-cert",
-        &ca,
-        "--users",
-        "6",
-        "--increase-rate",
-        "6",
-        "--run-time",
-        "4s",
-        "--think-time",
-        "20ms",
-        "--reconcile",
-        "--summary",
-        &summary.display().to_string(),
-    ])
+    let run = run_against(
+        &glassbox,
+        &[
+            "--users",
+            "6",
+            "--increase-rate",
+            "6",
+            "--run-time",
+            "4s",
+            "--think-time",
+            "20ms",
+            "--reconcile",
+        ],
+    )
     .await;
-    assert_eq!(code, Some(0), "the loadgen failed or found a mismatch");
-    let summary = read_json(&summary);
-    let reconciliation = &summary["reconciliation"];
+    assert_eq!(run.code, Some(0), "the loadgen failed or found a mismatch");
+    let reconciliation = &run.summary["reconciliation"];
     assert_eq!(reconciliation["matched"], true, "{reconciliation:#}");
     // The fault is about the route, every method of it (the Deepgram scenario also sends
     // DELETE /).
@@ -295,27 +318,24 @@ fn scalar(scrape: &str, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_model_holds_its_rate_and_reconciles_exactly() {
     let glassbox = glassbox().await;
-    let out = tempfile::tempdir().unwrap();
-    let summary = out.path().join("summary.json");
-    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
-    let (code, scrapes) = loadgen(&[
-        "--host",
-        &host,
-        "--ca-cert",
-        &ca,
-        "--rate",
-        "300",
-        "--arrival",
-        "constant",
-        "--run-time",
-        "10s",
-        "--reconcile",
-        "--summary",
-        &summary.display().to_string(),
-    ])
+    let Run {
+        code,
+        scrapes,
+        summary,
+    } = run_against(
+        &glassbox,
+        &[
+            "--rate",
+            "300",
+            "--arrival",
+            "constant",
+            "--run-time",
+            "10s",
+            "--reconcile",
+        ],
+    )
     .await;
     assert_eq!(code, Some(0), "the loadgen failed or found a mismatch");
-    let summary = read_json(&summary);
     assert_eq!(summary["model"], "open");
     let open = &summary["open"];
     let achieved = open["achieved_rate"].as_f64().unwrap();
@@ -373,10 +393,6 @@ async fn the_open_model_holds_its_rate_and_reconciles_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrected_latency_shows_a_stall_that_raw_latency_hides() {
     let glassbox = InProcess::start(&["--allow-faults"]).await;
-    let out = tempfile::tempdir().unwrap();
-    let summary = out.path().join("summary.json");
-    let summary_arg = summary.display().to_string();
-    let (host, ca) = (glassbox.url(""), glassbox.ca.display().to_string());
     let stall = {
         let request = glassbox.client.put(glassbox.url("/faults/stall")).json(
             &serde_json::json!({"kind": "latency", "route": "/", "rate": 1.0,
@@ -387,25 +403,28 @@ async fn corrected_latency_shows_a_stall_that_raw_latency_hides() {
             request.send().await.unwrap().status().as_u16()
         }
     };
-    let args = [
-        "--host",
-        &host,
-        "--ca-cert",
-        &ca,
-        "--hello-only",
-        "--rate",
-        "300",
-        "--max-in-flight",
-        "4",
-        "--run-time",
-        "10s",
-        "--summary",
-        &summary_arg,
-    ];
-    let (stalled, (code, scrapes)) = tokio::join!(stall, loadgen(&args));
+    let run = run_against(
+        &glassbox,
+        &[
+            "--hello-only",
+            "--rate",
+            "300",
+            "--max-in-flight",
+            "4",
+            "--run-time",
+            "10s",
+        ],
+    );
+    let (
+        stalled,
+        Run {
+            code,
+            scrapes,
+            summary,
+        },
+    ) = tokio::join!(stall, run);
     assert_eq!(stalled, 201);
     assert_eq!(code, Some(0));
-    let summary = read_json(&summary);
     let row = summary["routes"]
         .as_array()
         .unwrap()

@@ -90,6 +90,14 @@ fn status_label(key: u16) -> String {
     }
 }
 
+/// The series key a `http_response_status_code` label stands for: [`status_label`] undone.
+fn status_key_of_label(label: &str) -> Option<u16> {
+    match label.strip_suffix("xx") {
+        Some(class) => class.parse().ok(),
+        None => label.parse().ok(),
+    }
+}
+
 /// The recorder, its render handle, and the handles of the per-request series, registered
 /// once per label set so the hot path does no registry lookup.
 #[derive(Debug)]
@@ -261,11 +269,7 @@ impl Metrics {
     /// The exemplar of the request-duration bucket a sample line's `labels` name.
     pub fn exemplar(&self, labels: &[(&str, String)]) -> Option<Exemplar> {
         let label = |name: &str| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
-        let status = label(STATUS_LABEL)?;
-        let status = match status.strip_suffix("xx") {
-            Some(class) => class.parse().ok()?,
-            None => status.parse().ok()?,
-        };
+        let status = status_key_of_label(label(STATUS_LABEL)?)?;
         let series = self.series.read().unwrap_or_else(|e| e.into_inner());
         let list = series.get(label(ROUTE_LABEL)?.as_str())?;
         RequestSeries::find(list, label(METHOD_LABEL)?, status)?
@@ -393,5 +397,14 @@ mod tests {
         assert!(OWN_STATUS_LABELS.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(status_label(status_key(418)), "418");
         assert_eq!(status_label(status_key(419)), "4xx");
+    }
+
+    #[test]
+    fn a_status_label_leads_back_to_its_series_key() {
+        for status in [200, 418, 419, 599] {
+            let key = status_key(status);
+            assert_eq!(status_key_of_label(&status_label(key)), Some(key));
+        }
+        assert_eq!(status_key_of_label("teapot"), None);
     }
 }
