@@ -92,7 +92,7 @@ fn whole_file(path: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let bytes = std::fs::metadata(path).unwrap().len();
     let seconds = runtime.block_on(async {
-        let scheduler = FairScheduler::start(cores, ComputePool::new(cores));
+        let scheduler = FairScheduler::start(cores, ComputePool::new(cores), Default::default());
         let started = Instant::now();
         let partial = scheduler
             .sum("bench", path.as_ref(), Arc::new(AtomicU64::new(0)))

@@ -366,6 +366,19 @@ pub struct Config {
     #[arg(help_heading = TASKS, long, env = "GLASSBOX_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Sum a `/sum-evens` upload while it arrives: each chunk goes to the fair scheduler once
+    /// it is in the spooled file, so the result is ready about a chunk's parse time after the
+    /// last byte. Only where this process's workers run the task (the embedded queue).
+    /// `false`: a worker sums the payload file when it takes the task, as after a restart.
+    #[arg(
+        help_heading = TASKS,
+        long,
+        env = "GLASSBOX_SUM_WHILE_RECEIVING",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+    )]
+    pub sum_while_receiving: bool,
+
     /// Tasks that may wait in the queue; beyond it submissions get 503 with `Retry-After`.
     #[arg(
         help_heading = TASKS,

@@ -222,7 +222,14 @@ impl Role {
 fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
     let config = &prepared.config;
     let files = prepared.files.clone();
-    let runner = || Runner::new(config, prepared.files.clone(), prepared.compute.clone());
+    let runner = || {
+        Runner::new(
+            config,
+            prepared.files.clone(),
+            prepared.compute.clone(),
+            &prepared.telemetry,
+        )
+    };
     let ttl = config.task_ttl;
     Ok(match (&config.queue, role) {
         (Backend::Embedded, Role::Serve) => {
@@ -234,8 +241,14 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
                 files.clone(),
             )?;
             let count = config.workers();
-            let tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
-            let workers = tasks.workers(queue, runner(), None, prepared.faults.clone());
+            let mut tasks = Tasks::start(queue.clone(), files, &prepared.telemetry, count, ttl);
+            let runner = runner();
+            // The workers here run every task this process queues: uploads are summed as they
+            // arrive.
+            if count > 0 && config.sum_while_receiving {
+                tasks.incoming = Some(runner.incoming());
+            }
+            let workers = tasks.workers(queue, runner, None, prepared.faults.clone());
             let background = Background::start(|stop| workers.spawn(count, stop));
             (tasks, background)
         }

@@ -92,6 +92,13 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         storage_error(err)
     };
     let mut spool = state.tasks.files.spool(id).await.map_err(failed)?;
+    // With workers here, the sum starts on the chunks as they land; the task's worker
+    // finishes it.
+    let sums = state.tasks.incoming.as_ref();
+    let mut incoming = match sums {
+        Some(sums) => Some(sums.begin(&client, spool.reader().map_err(failed)?)),
+        None => None,
+    };
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| read_failed(&err, "the upload broke off"))?;
@@ -106,13 +113,31 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         if before / DISK_CHECK_EVERY != total / DISK_CHECK_EVERY {
             disk.reserve(DISK_CHECK_EVERY)?;
         }
+        if let Some(incoming) = &mut incoming {
+            incoming.written(before, &data);
+        }
         spool.write(&data).await.map_err(failed)?;
+        if let Some(incoming) = &mut incoming {
+            incoming.landed(spool.landed());
+        }
+    }
+    if let Some(incoming) = &incoming {
+        // The last chunk is summed while the file is synced.
+        spool.flush().await.map_err(failed)?;
+        incoming.finish(total);
     }
     spool.commit().await.map_err(failed)?;
     let mut task = TaskRecord::new(id, TaskKind::SumEvens, received);
     task.client = Some(client);
     task.bytes_total = Some(total);
-    state.tasks.enqueue(task).await?;
+    if let (Some(sums), Some(incoming)) = (sums, incoming) {
+        sums.keep(id, incoming);
+    }
+    state.tasks.enqueue(task).await.inspect_err(|_| {
+        if let Some(sums) = sums {
+            sums.forget(id);
+        }
+    })?;
     Ok(Token::created(id))
 }
 

@@ -4,6 +4,11 @@
 //! chunk, so the small job finishes in about twice its time on an idle service, however big the
 //! other one is; several chunks of one job run at once when no one else is waiting, so a lone big
 //! job still uses every lane.
+//!
+//! A job is either a whole file ([`FairScheduler::sum`]) or an upload still arriving
+//! ([`FairScheduler::incoming`]): its chunks are handed out as they land, each once a separator
+//! past its end is on disk (so the number its last token starts is whole), and the job ends when
+//! its length is known and every chunk is summed.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -11,14 +16,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use metrics::Counter;
 use tokio::sync::{Notify, oneshot};
 
-use super::parse::{BadToken, Partial};
+use super::parse::{BadToken, Partial, is_separator};
 use super::range::{BLOCK, RangeError, sum_range};
 use crate::compute::ComputePool;
 
 /// How much of a file one chunk covers.
 pub const CHUNK: u64 = 8 << 20;
+
+/// A job's length while its upload is still arriving.
+const GROWING: u64 = u64::MAX;
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +36,23 @@ pub enum JobError {
     Bad(#[from] BadToken),
     #[error("{0}")]
     Io(String),
+}
+
+/// Bytes summed, counted by whether their upload was still arriving then
+/// (`glassbox_sum_evens_summed_bytes_total{phase}`).
+#[derive(Debug, Clone)]
+pub struct Summed {
+    pub receiving: Counter,
+    pub received: Counter,
+}
+
+impl Default for Summed {
+    fn default() -> Self {
+        Self {
+            receiving: Counter::noop(),
+            received: Counter::noop(),
+        }
+    }
 }
 
 /// The scheduler: lanes (as many as the compute pool has threads) and the jobs they share.
@@ -42,6 +68,7 @@ struct Inner {
     state: Mutex<State>,
     work: Notify,
     compute: ComputePool,
+    summed: Summed,
 }
 
 /// Held by every clone of the scheduler, not by the lanes: dropping the last one tells the
@@ -51,11 +78,7 @@ struct Lanes(Arc<Inner>);
 
 impl Drop for Lanes {
     fn drop(&mut self) {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed = true;
+        self.0.lock().closed = true;
         self.0.work.notify_waiters();
     }
 }
@@ -64,21 +87,27 @@ impl Drop for Lanes {
 struct State {
     /// Set when the scheduler is dropped: the lanes end.
     closed: bool,
-    /// Clients with chunks left to hand out, in turn order.
+    /// Clients with jobs, in turn order.
     turns: VecDeque<String>,
     jobs: HashMap<String, VecDeque<Arc<Job>>>,
 }
 
 #[derive(Debug)]
 struct Job {
-    file: Arc<File>,
-    len: u64,
-    /// The next chunk to hand out, by its start.
+    /// The file, until its last chunk is handed out (the lanes summing hold it after that).
+    file: Mutex<Option<Arc<File>>>,
+    /// The file's length, or [`GROWING`] while its upload is still arriving. Set under the
+    /// outcome's lock, so a job ends exactly once.
+    len: AtomicU64,
+    /// While growing: the offset of the last separator known to be on disk. A chunk ending
+    /// at or before it can be summed.
+    separator: AtomicU64,
+    /// The next chunk to hand out, by its start (changed under the state's lock).
     next: AtomicU64,
     progress: Arc<AtomicU64>,
     outcome: Mutex<Outcome>,
-    /// Nobody waits for the sum any more (its task timed out or stopped): the chunks left
-    /// are skipped, not summed.
+    /// Nobody waits for the sum any more (its task timed out or stopped, its upload broke
+    /// off): the chunks left are not summed.
     abandoned: AtomicBool,
 }
 
@@ -97,17 +126,95 @@ struct Outcome {
     /// The earliest bad token any chunk found.
     bad: Option<BadToken>,
     io: Option<String>,
-    chunks_left: u64,
+    chunks_done: u64,
     done: Option<oneshot::Sender<Result<Partial, JobError>>>,
 }
 
+impl Job {
+    fn new(file: File, len: u64, progress: Arc<AtomicU64>) -> (Arc<Self>, Finished) {
+        let (done, finished) = oneshot::channel();
+        let job = Arc::new(Job {
+            file: Mutex::new(Some(Arc::new(file))),
+            len: AtomicU64::new(len),
+            separator: AtomicU64::new(0),
+            next: AtomicU64::new(0),
+            progress,
+            outcome: Mutex::new(Outcome {
+                partial: Partial::default(),
+                bad: None,
+                io: None,
+                chunks_done: 0,
+                done: Some(done),
+            }),
+            abandoned: AtomicBool::new(false),
+        });
+        (job, finished)
+    }
+
+    fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next chunk that can be summed now: its start and how far its last token may be
+    /// read (the file's length, or just past a separator that has landed).
+    fn take_chunk(&self) -> Option<(u64, u64)> {
+        let start = self.next.load(Ordering::Relaxed);
+        let len = self.len.load(Ordering::Acquire);
+        let readable = if len == GROWING {
+            let separator = self.separator.load(Ordering::Acquire);
+            if start + CHUNK > separator {
+                return None;
+            }
+            separator + 1
+        } else if start < len {
+            len
+        } else {
+            return None;
+        };
+        self.next.store(start + CHUNK, Ordering::Relaxed);
+        Some((start, readable))
+    }
+
+    /// Every chunk is handed out: the job leaves its client's queue.
+    fn handed_out(&self) -> bool {
+        let len = self.len.load(Ordering::Acquire);
+        len != GROWING && self.next.load(Ordering::Relaxed) >= len
+    }
+
+    /// Sends the result when the length is known and every chunk is summed.
+    fn end_if_done(outcome: &mut Outcome, len: u64) {
+        if len == GROWING || outcome.chunks_done < len.div_ceil(CHUNK) {
+            return;
+        }
+        let result = match (outcome.bad.take(), outcome.io.take()) {
+            (_, Some(io)) => Err(JobError::Io(io)),
+            (Some(bad), None) => Err(JobError::Bad(bad)),
+            (None, None) => Ok(std::mem::take(&mut outcome.partial)),
+        };
+        if let Some(done) = outcome.done.take() {
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// Where a job's result arrives.
+type Finished = oneshot::Receiver<Result<Partial, JobError>>;
+
+async fn result_of(finished: Finished) -> Result<Partial, JobError> {
+    finished
+        .await
+        .map_err(|_| JobError::Io("the scheduler stopped".into()))?
+}
+
 impl FairScheduler {
-    /// Starts `lanes` lanes that sum chunks on `compute`.
-    pub fn start(lanes: usize, compute: ComputePool) -> Self {
+    /// Starts `lanes` lanes that sum chunks on `compute`, counting the bytes summed in
+    /// `summed`.
+    pub fn start(lanes: usize, compute: ComputePool, summed: Summed) -> Self {
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             work: Notify::new(),
             compute,
+            summed,
         });
         for _ in 0..lanes.max(1) {
             tokio::spawn(lane(inner.clone()));
@@ -134,71 +241,183 @@ impl FairScheduler {
         if len == 0 {
             return Ok(Partial::default());
         }
-        let (done, finished) = oneshot::channel();
-        let job = Arc::new(Job {
-            file: Arc::new(file),
-            len,
-            next: AtomicU64::new(0),
-            progress,
-            outcome: Mutex::new(Outcome {
-                partial: Partial::default(),
-                bad: None,
-                io: None,
-                chunks_left: len.div_ceil(CHUNK),
-                done: Some(done),
-            }),
-            abandoned: AtomicBool::new(false),
-        });
+        let (job, finished) = Job::new(file, len, progress);
         let _abandon = Abandon(job.clone());
+        self.inner.add(client, job);
+        result_of(finished).await
+    }
+
+    /// Starts summing an upload for `client` while it arrives in `file` (opened for reading
+    /// on the file being written): tell the handle where separators land and, at the end, the
+    /// length.
+    pub fn incoming(&self, client: &str, file: File) -> Incoming {
+        let (job, finished) = Job::new(file, GROWING, Arc::default());
+        self.inner.add(client, job.clone());
+        Incoming {
+            job,
+            client: client.to_owned(),
+            inner: self.inner.clone(),
+            finished: Some(finished),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+/// An upload being summed as it arrives. Dropped before [`Incoming::sum`] finishes, the job is
+/// abandoned: its chunks left are not summed.
+#[derive(Debug)]
+pub struct Incoming {
+    job: Arc<Job>,
+    client: String,
+    inner: Arc<Inner>,
+    finished: Option<Finished>,
+    /// The last separator of each piece written and not yet known to have landed.
+    pending: VecDeque<u64>,
+}
+
+impl Incoming {
+    /// `data`, at `offset` in the upload, was handed to the file.
+    pub fn written(&mut self, offset: u64, data: &[u8]) {
+        if let Some(i) = data.iter().rposition(|&b| is_separator(b)) {
+            self.pending.push_back(offset + i as u64);
+        }
+    }
+
+    /// The upload's first `len` bytes are in the file: the chunks that end before a separator
+    /// among them can be summed.
+    pub fn landed(&mut self, len: u64) {
+        let mut last = None;
+        while let Some(&separator) = self.pending.front()
+            && separator < len
         {
-            let mut state = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+            last = Some(separator);
+            self.pending.pop_front();
+        }
+        if let Some(separator) = last {
+            self.separator_landed(separator);
+        }
+    }
+
+    /// A separator at `offset` is in the file, with everything before it.
+    fn separator_landed(&self, offset: u64) {
+        let before = self.job.separator.swap(offset, Ordering::AcqRel);
+        if before / CHUNK != offset / CHUNK {
+            self.inner.work.notify_waiters();
+        }
+    }
+
+    /// The upload ended, `len` bytes long and all on disk: the rest can be summed.
+    pub fn finish(&self, len: u64) {
+        {
+            let mut outcome = self.job.outcome();
+            self.job.len.store(len, Ordering::Release);
+            Job::end_if_done(&mut outcome, len);
+        }
+        self.inner.work.notify_waiters();
+    }
+
+    /// Bytes summed so far.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.job.progress.clone()
+    }
+
+    /// Waits for the sum of the whole upload (call after [`Incoming::finish`]).
+    pub async fn sum(mut self) -> Result<Partial, JobError> {
+        let finished = self.finished.take().expect("summed once");
+        result_of(finished).await
+    }
+}
+
+impl Drop for Incoming {
+    /// Once the sum has arrived this changes nothing; before, the job is given up.
+    fn drop(&mut self) {
+        self.job.abandoned.store(true, Ordering::Relaxed);
+        self.inner.remove(&self.client, &self.job);
+    }
+}
+
+/// What a lane does next.
+enum Next {
+    Chunk(Arc<Job>, Arc<File>, u64, u64),
+    Wait,
+    End,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `job` behind `client`'s other jobs.
+    fn add(&self, client: &str, job: Arc<Job>) {
+        {
+            let mut state = self.lock();
             let queue = state.jobs.entry(client.to_owned()).or_default();
             queue.push_back(job);
             if queue.len() == 1 {
                 state.turns.push_back(client.to_owned());
             }
         }
-        self.inner.work.notify_waiters();
-        finished
-            .await
-            .map_err(|_| JobError::Io("the scheduler stopped".into()))?
+        self.work.notify_waiters();
     }
-}
 
-/// What a lane does next.
-enum Next {
-    Chunk(Arc<Job>, u64),
-    Wait,
-    End,
-}
+    /// Takes an abandoned job out of `client`'s queue.
+    fn remove(&self, client: &str, job: &Arc<Job>) {
+        let mut state = self.lock();
+        let Some(queue) = state.jobs.get_mut(client) else {
+            return;
+        };
+        queue.retain(|queued| !Arc::ptr_eq(queued, job));
+        if queue.is_empty() {
+            state.jobs.remove(client);
+            state.turns.retain(|c| c != client);
+        }
+    }
 
-impl Inner {
     /// The next chunk: from the job of the client whose turn it is.
     fn next(&self) -> Next {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.lock();
         if state.closed {
             return Next::End;
         }
         match Self::next_chunk(&mut state) {
-            Some((job, start)) => Next::Chunk(job, start),
+            Some((job, file, start, readable)) => Next::Chunk(job, file, start, readable),
             None => Next::Wait,
         }
     }
 
-    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, u64)> {
-        let client = state.turns.pop_front()?;
-        let queue = state.jobs.get_mut(&client)?;
-        let job = queue.front()?.clone();
-        let start = job.next.fetch_add(CHUNK, Ordering::Relaxed);
-        if start + CHUNK >= job.len {
-            queue.pop_front();
+    /// Clients take turns; a client's jobs go first come, first served, except that a job
+    /// whose next chunk has not landed yet lets the client's next job go. A client with
+    /// nothing ready keeps its place in the turns.
+    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, Arc<File>, u64, u64)> {
+        for _ in 0..state.turns.len() {
+            let client = state.turns.pop_front()?;
+            let Some(queue) = state.jobs.get_mut(&client) else {
+                continue;
+            };
+            // An empty upload has no chunk to hand out.
+            queue.retain(|job| !job.handed_out());
+            let found = queue.iter().enumerate().find_map(|(i, job)| {
+                let (start, readable) = job.take_chunk()?;
+                let file = job.file.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+                Some((i, job.clone(), file, start, readable))
+            });
+            if let Some((i, job, _, _, _)) = &found
+                && job.handed_out()
+            {
+                job.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+                queue.remove(*i);
+            }
+            if queue.is_empty() {
+                state.jobs.remove(&client);
+            } else {
+                state.turns.push_back(client);
+            }
+            if let Some((_, job, file, start, readable)) = found {
+                return Some((job, file, start, readable));
+            }
         }
-        if queue.is_empty() {
-            state.jobs.remove(&client);
-        } else {
-            state.turns.push_back(client);
-        }
-        Some((job, start))
+        None
     }
 }
 
@@ -210,34 +429,31 @@ async fn lane(me: Arc<Inner>) {
         let notified = me.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (job, start) = match me.next() {
-            Next::Chunk(job, start) => (job, start),
+        let (job, file, start, readable) = match me.next() {
+            Next::Chunk(job, file, start, readable) => (job, file, start, readable),
             Next::Wait => {
                 notified.await;
                 continue;
             }
             Next::End => return,
         };
-        let end = (start + CHUNK).min(job.len);
+        let end = (start + CHUNK).min(readable);
         // A chunk after a bad token already found cannot hold the first one; a job nobody
         // waits for needs no more sums.
         let skip = job.abandoned.load(Ordering::Relaxed)
             || job
-                .outcome
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .outcome()
                 .bad
                 .as_ref()
                 .is_some_and(|bad| bad.offset < start);
         let result = if skip {
             Ok(Partial::default())
         } else {
-            let (file, len) = (job.file.clone(), job.len);
             let mut block = buf.take().unwrap_or_else(|| vec![0u8; BLOCK]);
             match me
                 .compute
                 .run(move || {
-                    let result = sum_range(&file, start, end, len, &mut block);
+                    let result = sum_range(&file, start, end, readable, &mut block);
                     (result, block)
                 })
                 .await
@@ -250,37 +466,37 @@ async fn lane(me: Arc<Inner>) {
             }
         };
         job.progress.fetch_add(end - start, Ordering::Relaxed);
-        finish_chunk(&job, result);
+        me.finish_chunk(&job, (!skip).then_some(end - start), result);
     }
 }
 
-fn finish_chunk(job: &Job, result: Result<Partial, RangeError>) {
-    let mut outcome = job.outcome.lock().unwrap_or_else(|e| e.into_inner());
-    match result {
-        Ok(partial) => outcome.partial.merge(&partial),
-        Err(RangeError::Bad(bad)) => {
-            if outcome
-                .bad
-                .as_ref()
-                .is_none_or(|known| bad.offset < known.offset)
-            {
-                outcome.bad = Some(bad);
+impl Inner {
+    /// Merges a chunk's result into its job; `summed` is its size unless it was skipped.
+    fn finish_chunk(&self, job: &Job, summed: Option<u64>, result: Result<Partial, RangeError>) {
+        let mut outcome = job.outcome();
+        match result {
+            Ok(partial) => outcome.partial.merge(&partial),
+            Err(RangeError::Bad(bad)) => {
+                if outcome
+                    .bad
+                    .as_ref()
+                    .is_none_or(|known| bad.offset < known.offset)
+                {
+                    outcome.bad = Some(bad);
+                }
+            }
+            Err(RangeError::Io(e)) => {
+                outcome.io.get_or_insert_with(|| e.to_string());
             }
         }
-        Err(RangeError::Io(e)) => {
-            outcome.io.get_or_insert_with(|| e.to_string());
+        outcome.chunks_done += 1;
+        let len = job.len.load(Ordering::Acquire);
+        match summed {
+            Some(bytes) if len == GROWING => self.summed.receiving.increment(bytes),
+            Some(bytes) => self.summed.received.increment(bytes),
+            None => {}
         }
-    }
-    outcome.chunks_left -= 1;
-    if outcome.chunks_left == 0 {
-        let result = match (outcome.bad.take(), outcome.io.take()) {
-            (_, Some(io)) => Err(JobError::Io(io)),
-            (Some(bad), None) => Err(JobError::Bad(bad)),
-            (None, None) => Ok(std::mem::take(&mut outcome.partial)),
-        };
-        if let Some(done) = outcome.done.take() {
-            let _ = done.send(result);
-        }
+        Job::end_if_done(&mut outcome, len);
     }
 }
 
@@ -301,7 +517,7 @@ mod tests {
         text.push_str("-12345678901234567890123456789012345678901234");
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
-        let scheduler = FairScheduler::start(2, ComputePool::new(2));
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
         let progress = Arc::new(AtomicU64::new(0));
         let got = scheduler
             .sum("a", file.path(), progress.clone())
@@ -319,7 +535,7 @@ mod tests {
         text.push('y');
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(text.as_bytes()).unwrap();
-        let scheduler = FairScheduler::start(2, ComputePool::new(2));
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
         let err = scheduler
             .sum("a", file.path(), Arc::new(AtomicU64::new(0)))
             .await
@@ -336,24 +552,9 @@ mod tests {
             state: Mutex::new(State::default()),
             work: Notify::new(),
             compute: ComputePool::new(1),
+            summed: Summed::default(),
         };
-        let file = Arc::new(tempfile::tempfile().unwrap());
-        let job = |len| {
-            Arc::new(Job {
-                file: file.clone(),
-                len,
-                next: AtomicU64::new(0),
-                progress: Arc::new(AtomicU64::new(0)),
-                outcome: Mutex::new(Outcome {
-                    partial: Partial::default(),
-                    bad: None,
-                    io: None,
-                    chunks_left: 0,
-                    done: None,
-                }),
-                abandoned: AtomicBool::new(false),
-            })
-        };
+        let job = |len| Job::new(tempfile::tempfile().unwrap(), len, Arc::default()).0;
         {
             let mut state = inner.state.lock().unwrap();
             state
@@ -365,8 +566,8 @@ mod tests {
             state.turns = VecDeque::from(["big".to_string(), "small".to_string()]);
         }
         let mut order = Vec::new();
-        while let Next::Chunk(job, start) = inner.next() {
-            order.push((job.len / CHUNK, start / CHUNK));
+        while let Next::Chunk(job, _, start, _) = inner.next() {
+            order.push((job.len.load(Ordering::Relaxed) / CHUNK, start / CHUNK));
         }
         // big's first job, small's job, alternating until small is done; then big alone.
         assert_eq!(&order[..4], &[(10, 0), (2, 0), (10, 1), (2, 1)]);
@@ -374,9 +575,139 @@ mod tests {
         assert_eq!(order.last(), Some(&(1, 0)));
     }
 
+    /// An upload arriving: a chunk is handed out only once a separator past its end has
+    /// landed; meanwhile the client's next job and other clients go on.
+    #[test]
+    fn a_growing_job_hands_out_chunks_as_separators_land() {
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State::default()),
+            work: Notify::new(),
+            compute: ComputePool::new(1),
+            summed: Summed::default(),
+        });
+        let (growing, _finished) = Job::new(tempfile::tempfile().unwrap(), GROWING, Arc::default());
+        let (whole, _whole_finished) =
+            Job::new(tempfile::tempfile().unwrap(), CHUNK, Arc::default());
+        inner.add("a", growing.clone());
+        inner.add("a", whole);
+        let incoming = Incoming {
+            job: growing,
+            client: "a".into(),
+            inner: inner.clone(),
+            finished: None,
+            pending: VecDeque::new(),
+        };
+        let chunk = |inner: &Inner| match inner.next() {
+            Next::Chunk(job, _, start, readable) => {
+                Some((job.len.load(Ordering::Relaxed), start, readable))
+            }
+            _ => None,
+        };
+        // Nothing of the upload has landed: the client's whole file goes first.
+        assert_eq!(chunk(&inner), Some((CHUNK, 0, CHUNK)));
+        assert_eq!(chunk(&inner), None);
+        // A number runs past the first chunk's end: the chunk waits for its separator.
+        incoming.separator_landed(CHUNK - 1);
+        assert_eq!(chunk(&inner), None);
+        incoming.separator_landed(CHUNK + 5);
+        assert_eq!(chunk(&inner), Some((GROWING, 0, CHUNK + 6)));
+        assert_eq!(chunk(&inner), None);
+        // The end: the last, short chunk reads to the length.
+        incoming.finish(CHUNK + 100);
+        assert_eq!(chunk(&inner), Some((CHUNK + 100, CHUNK, CHUNK + 100)));
+        assert_eq!(chunk(&inner), None);
+        assert!(inner.lock().jobs.is_empty(), "every job handed out");
+    }
+
+    /// Writes `text` into a file in pieces of `piece` bytes, telling `incoming` where each
+    /// piece's last separator landed, as the upload route does.
+    fn arrive(file: &mut std::fs::File, incoming: &mut Incoming, text: &[u8], piece: usize) {
+        let mut written = 0u64;
+        for part in text.chunks(piece) {
+            incoming.written(written, part);
+            file.write_all(part).unwrap();
+            written += part.len() as u64;
+            incoming.landed(written);
+        }
+        incoming.finish(written);
+    }
+
+    fn numbers(len: usize) -> String {
+        let mut text = String::new();
+        let mut i: u64 = 0;
+        while text.len() < len {
+            text.push_str(&format!("{} ", i * 7919 % 1_000_003));
+            i += 1;
+        }
+        // A number of far more digits than a chunk's margin, across a chunk boundary.
+        text.push_str(&"9".repeat(3 << 20));
+        text.push_str(" -1234567890123456789012345678901234567890 ");
+        text.push_str(&"2 ".repeat(CHUNK as usize / 2));
+        text
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_summed_as_it_arrives_sums_like_the_whole_file() {
+        let text = numbers(2 * CHUNK as usize - (1 << 20));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let mut writer = std::fs::File::create(&path).unwrap();
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
+        let mut incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        let progress = incoming.progress();
+        arrive(&mut writer, &mut incoming, text.as_bytes(), 1 << 20);
+        let got = incoming.sum().await.unwrap();
+        assert_eq!(got, sum_bytes(text.as_bytes()).unwrap());
+        assert_eq!(progress.load(Ordering::Relaxed), text.len() as u64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_number_in_an_arriving_upload_is_the_first_one() {
+        let mut text = "2 ".repeat(CHUNK as usize);
+        text.push_str("x 4 ");
+        text.push_str(&"2 ".repeat(CHUNK as usize));
+        text.push('y');
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let mut writer = std::fs::File::create(&path).unwrap();
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
+        let mut incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        arrive(&mut writer, &mut incoming, text.as_bytes(), 300_001);
+        let err = incoming.sum().await.unwrap_err();
+        assert!(
+            matches!(err, JobError::Bad(BadToken { offset, .. }) if offset == 2 * CHUNK),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_upload_sums_to_nothing_and_leaves_no_job() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
+        let incoming = scheduler.incoming("a", File::open(file.path()).unwrap());
+        incoming.finish(0);
+        assert_eq!(incoming.sum().await.unwrap(), Partial::default());
+        assert!(scheduler.inner.lock().jobs.is_empty());
+    }
+
+    /// An upload that breaks off leaves the scheduler: a lone whole file after it is summed,
+    /// and nothing of the broken one is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broken_off_upload_is_dropped_from_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        std::fs::write(&path, "2 ".repeat(CHUNK as usize)).unwrap();
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
+        let incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        drop(incoming);
+        assert!(scheduler.inner.lock().jobs.is_empty());
+        let got = scheduler.sum("a", &path, Arc::default()).await.unwrap();
+        assert_eq!(got.evens, CHUNK, "the whole file after it, summed");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_lanes_end_with_the_scheduler() {
-        let scheduler = FairScheduler::start(2, ComputePool::new(2));
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
         let inner = Arc::downgrade(&scheduler.inner);
         let copy = scheduler.clone();
         drop(scheduler);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 use super::TaskId;
+use super::spool::Spool;
 use crate::disk::Disk;
 
 /// The probe file's size: one page, the least a write to a full disk can fail on.
@@ -149,52 +150,10 @@ impl TaskFiles {
     }
 }
 
-/// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
-/// removed if dropped before (a broken or refused upload leaves nothing behind).
-#[derive(Debug)]
-pub(crate) struct Spool {
-    temp: PathBuf,
-    path: PathBuf,
-    file: tokio::io::BufWriter<tokio::fs::File>,
-    committed: bool,
-}
-
 impl TaskFiles {
     /// Starts writing the payload of `id`.
     pub(crate) async fn spool(&self, id: TaskId) -> io::Result<Spool> {
-        let path = self.payload(id);
-        let temp = path.with_file_name(format!(".{id}.upload"));
-        let file = tokio::fs::File::create(&temp).await?;
-        Ok(Spool {
-            temp,
-            path,
-            file: tokio::io::BufWriter::with_capacity(1 << 20, file),
-            committed: false,
-        })
-    }
-}
-
-impl Spool {
-    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes).await
-    }
-
-    /// Syncs the file and moves it to its payload name.
-    pub(crate) async fn commit(mut self) -> io::Result<()> {
-        self.file.flush().await?;
-        self.file.get_ref().sync_all().await?;
-        tokio::fs::rename(&self.temp, &self.path).await?;
-        self.committed = true;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        tokio::fs::File::open(dir).await?.sync_all().await
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.temp);
-        }
+        Spool::create(self.payload(id)).await
     }
 }
 

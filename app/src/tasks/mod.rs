@@ -13,8 +13,10 @@
 pub(crate) mod embedded;
 mod fair;
 pub(crate) mod files;
+pub(crate) mod incoming;
 pub(crate) mod redis;
 pub(crate) mod run;
+pub(crate) mod spool;
 pub(crate) mod telemetry;
 pub(crate) mod worker;
 
@@ -300,6 +302,9 @@ pub(crate) struct Tasks {
     pub workers: usize,
     /// `/health`'s last probe of the write path, forgotten when a real write fails.
     pub probe: Arc<ProbeCache>,
+    /// Where sum-evens uploads are summed while they arrive, when this process's workers run
+    /// its tasks (the embedded queue).
+    pub incoming: Option<incoming::IncomingSums>,
 }
 
 impl Tasks {
@@ -327,6 +332,7 @@ impl Tasks {
             telemetry: Arc::new(TaskTelemetry::new(telemetry.clone(), workers)),
             workers,
             probe: Arc::default(),
+            incoming: None,
         }
     }
 

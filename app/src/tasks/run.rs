@@ -8,12 +8,31 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::files::TaskFiles;
+use super::incoming::IncomingSums;
 use super::{TaskKind, TaskRecord};
 use crate::compute::{ComputeError, ComputePool};
 use crate::config::Config;
 use crate::randomize::{self, ImageError};
 use crate::sum_evens::SumEvensResult;
-use crate::sum_evens::scheduler::{FairScheduler, JobError};
+use crate::sum_evens::scheduler::{FairScheduler, JobError, Summed};
+use crate::telemetry::Telemetry;
+
+/// Bytes of sum-evens uploads summed, by whether the upload was still arriving.
+pub(crate) const SUMMED_BYTES: &str = "glassbox_sum_evens_summed_bytes_total";
+
+fn summed_counters(telemetry: &Telemetry) -> Summed {
+    telemetry.metrics.with(|| {
+        metrics::describe_counter!(
+            SUMMED_BYTES,
+            metrics::Unit::Bytes,
+            "Bytes of sum-evens uploads summed: phase=receiving while the upload was still arriving, received after it ended (or from its payload file)."
+        );
+        Summed {
+            receiving: metrics::counter!(SUMMED_BYTES, "phase" => "receiving"),
+            received: metrics::counter!(SUMMED_BYTES, "phase" => "received"),
+        }
+    })
+}
 
 /// Why a task errored; its status says this to the client.
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +66,31 @@ pub(crate) struct Runner {
     seed: Option<u64>,
     /// Where sum-evens jobs are cut into chunks and shared fairly between clients.
     scheduler: FairScheduler,
+    /// Sums begun on that scheduler while their uploads arrived, by task.
+    incoming: IncomingSums,
     /// Each kind's time limit.
     randomize_timeout: Duration,
     sum_evens_timeout: Duration,
 }
 
 impl Runner {
-    /// Call inside a tokio runtime: the sum-evens scheduler's lanes start here.
-    pub(crate) fn new(config: &Config, files: TaskFiles, compute: ComputePool) -> Self {
+    /// Call inside a tokio runtime: the sum-evens scheduler's lanes start here, counting the
+    /// bytes they sum on `telemetry`.
+    pub(crate) fn new(
+        config: &Config,
+        files: TaskFiles,
+        compute: ComputePool,
+        telemetry: &Telemetry,
+    ) -> Self {
+        let scheduler = FairScheduler::start(
+            config.compute_threads(),
+            compute.clone(),
+            summed_counters(telemetry),
+        );
         Self {
             files,
-            scheduler: FairScheduler::start(config.compute_threads(), compute.clone()),
+            incoming: IncomingSums::new(scheduler.clone()),
+            scheduler,
             compute,
             delay: config.randomize_delay,
             max_pixels: config.max_image_pixels,
@@ -65,6 +98,17 @@ impl Runner {
             randomize_timeout: config.randomize_timeout,
             sum_evens_timeout: config.sum_evens_timeout,
         }
+    }
+
+    /// Where `POST /sum-evens` begins sums for this runner's workers to finish.
+    pub(crate) fn incoming(&self) -> IncomingSums {
+        self.incoming.clone()
+    }
+
+    /// The counter of `task`'s payload bytes done: its sum's own when one was begun while the
+    /// upload arrived (it has counted those bytes already).
+    pub(crate) fn progress(&self, task: &TaskRecord) -> Arc<AtomicU64> {
+        self.incoming.progress(task.id).unwrap_or_default()
     }
 
     /// Runs `task`, counting the payload bytes done in `progress`; an error is the reason its
@@ -101,8 +145,13 @@ impl Runner {
             .await
             .map_err(TaskError::ReadUpload)?
             .len();
-        let client = task.client.as_deref().unwrap_or("anonymous");
-        let partial = self.scheduler.sum(client, &path, progress).await?;
+        let partial = match self.incoming.take(task.id) {
+            Some(incoming) => incoming.sum().await?,
+            None => {
+                let client = task.client.as_deref().unwrap_or("anonymous");
+                self.scheduler.sum(client, &path, progress).await?
+            }
+        };
         let (numbers, evens) = (partial.numbers, partial.evens);
         // Writing out a sum of millions of digits is CPU work: the compute pool does it, not
         // an I/O thread.

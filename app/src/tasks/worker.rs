@@ -2,7 +2,7 @@
 //! task, run it (renewing the claim on it meanwhile), record the outcome, measure it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -92,7 +92,7 @@ impl Workers {
 
     async fn run(&self, mut task: super::TaskRecord) {
         self.telemetry.started();
-        let progress = Arc::new(AtomicU64::new(0));
+        let progress = self.runner.progress(&task);
         let outcome = {
             let running = task.clone();
             let work = self.runner.run(&running, progress.clone());

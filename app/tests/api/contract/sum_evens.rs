@@ -310,11 +310,23 @@ async fn refused_and_broken_uploads_leave_nothing() {
 
 #[tokio::test]
 async fn a_small_job_does_not_wait_behind_another_clients_big_one() {
-    let app = InProcess::start(&["--workers", "2", "--compute-threads", "2"]).await;
+    // Summed from their payload files when a worker takes them (as after a restart), so the
+    // big job is a backlog of chunks when the small one comes; an upload summed while it
+    // arrives goes through the same turns (the scheduler's unit tests).
+    let app = InProcess::start(&[
+        "--workers",
+        "2",
+        "--compute-threads",
+        "2",
+        "--sum-while-receiving",
+        "false",
+    ])
+    .await;
     let api = Api(&app);
     let big_text = b"2 4 6 8 10 12 14 16\n".repeat(160 * MIB / 20);
     let small_text = generated(MIB, 3);
     let big_chunks = (big_text.len() as u64).div_ceil(8 * MIB as u64);
+    let bytes = (big_text.len() + small_text.len()) as u64;
     let big = api.token_as("big-client", big_text).await;
     eventually("the big job to be under way", || async {
         api.status(&big).await["bytes_done"].as_u64().unwrap_or(0) > 0
@@ -335,4 +347,70 @@ async fn a_small_job_does_not_wait_behind_another_clients_big_one() {
     );
     assert_eq!(api.result(&small).await, (200, expected(&small_text)));
     assert_eq!(api.done(&big).await["status"], "finished");
+    assert_eq!(
+        summed(&app, "receiving").await,
+        0,
+        "nothing summed on arrival"
+    );
+    assert_eq!(
+        summed(&app, "received").await,
+        bytes,
+        "every byte summed from the files"
+    );
+}
+
+/// `glassbox_sum_evens_summed_bytes_total{phase}`.
+async fn summed(app: &Endpoint, phase: &str) -> u64 {
+    let series = format!("glassbox_sum_evens_summed_bytes_total{{phase=\"{phase}\"}}");
+    testkit::exposition::sample(&app.metrics().await, &series).unwrap_or(0.0) as u64
+}
+
+/// The upload is still open when its first chunks are summed; the rest is summed as it lands
+/// and the result is exact.
+#[tokio::test]
+async fn an_upload_is_summed_while_it_arrives() {
+    let app = InProcess::start(&["--workers", "2", "--compute-threads", "2"]).await;
+    let api = Api(&app);
+    let text = generated(28 * MIB, 11);
+    let (first, rest) = text.split_at(24 * MIB);
+    let (pieces, arriving) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let body = futures_util::stream::unfold(arriving, |mut arriving| async move {
+        let piece = arriving.recv().await?;
+        Some((Ok::<_, std::io::Error>(piece), arriving))
+    });
+    let upload = tokio::spawn(answer(
+        app.client
+            .post(app.url("/sum-evens"))
+            .header(CONTENT_TYPE, "text/plain")
+            .body(reqwest::Body::wrap_stream(body)),
+    ));
+    for piece in first.chunks(MIB) {
+        pieces.send(piece.to_vec()).await.unwrap();
+    }
+    // 24 MiB sent: the separators past the first two chunks' ends have landed.
+    eventually("two chunks summed while the upload is open", || async {
+        summed(&app, "receiving").await >= 16 * MIB as u64
+    })
+    .await;
+    assert!(!upload.is_finished(), "the upload is still open");
+    for piece in rest.chunks(MIB) {
+        pieces.send(piece.to_vec()).await.unwrap();
+    }
+    drop(pieces);
+    let (status, body) = upload.await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let done = api.done(token).await;
+    assert_eq!(done["status"], "finished", "{done}");
+    assert_eq!(done["bytes_done"], done["bytes_total"], "{done}");
+    assert_eq!(api.result(token).await, (200, expected(&text)));
+    let (receiving, received) = (
+        summed(&app, "receiving").await,
+        summed(&app, "received").await,
+    );
+    assert_eq!(
+        receiving + received,
+        text.len() as u64,
+        "every byte summed once, while it arrived or after"
+    );
 }
