@@ -104,6 +104,8 @@ struct Job {
     separator: AtomicU64,
     /// The next chunk to hand out, by its start (changed under the state's lock).
     next: AtomicU64,
+    /// Chunks handed out and not yet summed.
+    summing: AtomicU64,
     progress: Arc<AtomicU64>,
     outcome: Mutex<Outcome>,
     /// Nobody waits for the sum any more (its task timed out or stopped, its upload broke
@@ -138,6 +140,7 @@ impl Job {
             len: AtomicU64::new(len),
             separator: AtomicU64::new(0),
             next: AtomicU64::new(0),
+            summing: AtomicU64::new(0),
             progress,
             outcome: Mutex::new(Outcome {
                 partial: Partial::default(),
@@ -156,13 +159,15 @@ impl Job {
     }
 
     /// The next chunk that can be summed now: its start and how far its last token may be
-    /// read (the file's length, or just past a separator that has landed).
+    /// read (the file's length, or just past a separator that has landed). While the upload
+    /// arrives, one chunk at a time: one lane parses faster than a connection delivers, and
+    /// more would take the cores that receive it.
     fn take_chunk(&self) -> Option<(u64, u64)> {
         let start = self.next.load(Ordering::Relaxed);
         let len = self.len.load(Ordering::Acquire);
         let readable = if len == GROWING {
             let separator = self.separator.load(Ordering::Acquire);
-            if start + CHUNK > separator {
+            if start + CHUNK > separator || self.summing.load(Ordering::Acquire) > 0 {
                 return None;
             }
             separator + 1
@@ -172,6 +177,7 @@ impl Job {
             return None;
         };
         self.next.store(start + CHUNK, Ordering::Relaxed);
+        self.summing.fetch_add(1, Ordering::AcqRel);
         Some((start, readable))
     }
 
@@ -490,6 +496,7 @@ impl Inner {
             }
         }
         outcome.chunks_done += 1;
+        job.summing.fetch_sub(1, Ordering::AcqRel);
         let len = job.len.load(Ordering::Acquire);
         match summed {
             Some(bytes) if len == GROWING => self.summed.receiving.increment(bytes),
@@ -612,9 +619,14 @@ mod tests {
         incoming.separator_landed(CHUNK + 5);
         assert_eq!(chunk(&inner), Some((GROWING, 0, CHUNK + 6)));
         assert_eq!(chunk(&inner), None);
-        // The end: the last, short chunk reads to the length.
-        incoming.finish(CHUNK + 100);
-        assert_eq!(chunk(&inner), Some((CHUNK + 100, CHUNK, CHUNK + 100)));
+        // While it arrives, one chunk at a time.
+        incoming.separator_landed(2 * CHUNK + 5);
+        assert_eq!(chunk(&inner), None, "the first chunk is still being summed");
+        // The end: every lane may take the rest; the last, short chunk reads to the length.
+        let len = 2 * CHUNK + 100;
+        incoming.finish(len);
+        assert_eq!(chunk(&inner), Some((len, CHUNK, len)));
+        assert_eq!(chunk(&inner), Some((len, 2 * CHUNK, len)));
         assert_eq!(chunk(&inner), None);
         assert!(inner.lock().jobs.is_empty(), "every job handed out");
     }
