@@ -205,10 +205,14 @@ where
             response
         }
     };
-    response.headers_mut().insert(
-        X_REQUEST_ID_HEADER.clone(),
-        in_flight.info().request_id.clone(),
-    );
+    // Every response has a new id: over HTTP/2 it goes as a literal never indexed, so HPACK
+    // keeps it out of the connection's table, where it would push out the headers that do
+    // repeat and be compared with every id before it.
+    let mut request_id = in_flight.info().request_id.clone();
+    request_id.set_sensitive(true);
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID_HEADER.clone(), request_id);
     // Browsers take every body for the type it is sent as, never a sniffed one.
     response
         .headers_mut()
@@ -404,6 +408,35 @@ fn injected_error(status: u16, fault: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every response carries its request id marked sensitive, which HTTP/2's HPACK encoder
+    /// sends as a literal never indexed; the headers that repeat stay indexable.
+    #[tokio::test]
+    async fn the_request_id_goes_out_never_indexed() {
+        use tower::ServiceExt;
+        let state = crate::app::AppState::for_tests(
+            crate::config::defaults(),
+            crate::health::Health::default(),
+        );
+        let built = crate::routes::build(&state.config);
+        let response = crate::routes::service(
+            built.router,
+            state,
+            crate::routes::table::Serving::Everything,
+        )
+        .oneshot(
+            axum::http::Request::get("/")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        let id = &response.headers()[X_REQUEST_ID];
+        assert_eq!(id.len(), 32);
+        assert!(id.is_sensitive(), "the request id is sensitive");
+        assert!(!response.headers()[header::CONTENT_TYPE].is_sensitive());
+        assert!(!response.headers()[header::X_CONTENT_TYPE_OPTIONS].is_sensitive());
+    }
 
     #[test]
     fn request_ids() {
