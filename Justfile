@@ -128,7 +128,7 @@ lint:
 # it measures in release mode, starts it next to its reference, measures and takes medians.
 bench: bench-hello bench-math bench-messages bench-randomize bench-sum-evens bench-loadgen bench-dashboard bench-instructions
 
-# GET / over TLS with wrk, glassbox against the reference hello world; BENCH_PIN=1 gives wrk its own core, BENCH_LOG_OFF=1 adds glassbox without access lines, BENCH_BASELINE=PATH another glassbox build to compare with.
+# GET / over TLS with wrk (HTTP/1.1), glassbox against the reference hello world, then over HTTP/2 with h2load next to the reference and nginx (needs wrk, nghttp2-client, nginx); BENCH_PIN=1 gives the client its own core, BENCH_LOG_OFF=1 adds glassbox without access lines, BENCH_BASELINE=PATH another glassbox build to compare with.
 bench-hello:
     cargo run --release -q -p glassbox-bench -- hello
 
@@ -144,7 +144,7 @@ bench-messages:
 bench-randomize:
     cargo run --release -q -p glassbox-bench -- randomize
 
-# /sum-evens GB/s (parser, whole task, upload to result) next to cat and a discarding upload; BENCH_BIG_GB=5 adds the 5 GB run.
+# /sum-evens GB/s (parser, whole task) next to cat; 1 GB uploaded to the result over HTTP/1.1 and HTTP/2 (data on disk and on tmpfs) next to nginx storing it on tmpfs, 5 rounds (needs nginx, curl); BENCH_BIG_GB=5 adds the 5 GB run.
 bench-sum-evens:
     cargo run --release -q -p glassbox-bench -- sum-evens
 

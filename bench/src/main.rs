@@ -14,7 +14,9 @@
 
 mod benches;
 mod cpu;
+mod h2load;
 mod http;
+mod nginx;
 mod run;
 mod server;
 mod settings;

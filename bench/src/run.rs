@@ -75,6 +75,17 @@ impl Run {
     /// Like [`Run::glassbox`], with another build of glassbox (`binary`), such as one of an
     /// earlier commit to compare with.
     pub(crate) fn glassbox_from(&self, binary: &Path, name: &str, args: &[&str]) -> Result<Server> {
+        self.glassbox_in(binary, name, &self.path(name).join("data"), args)
+    }
+
+    /// Like [`Run::glassbox_from`], with its data directory at `data` (another filesystem).
+    pub(crate) fn glassbox_in(
+        &self,
+        binary: &Path,
+        name: &str,
+        data: &Path,
+        args: &[&str],
+    ) -> Result<Server> {
         let port = testkit::free_port();
         let dir = self.path(name);
         let argv: Vec<String> = [
@@ -84,7 +95,7 @@ impl Run {
             "--certs-dir".to_owned(),
             self.path("certs").display().to_string(),
             "--data-dir".to_owned(),
-            dir.join("data").display().to_string(),
+            data.display().to_string(),
             "--log-dir".to_owned(),
             dir.join("logs").display().to_string(),
             "--io-threads".to_owned(),

@@ -1,8 +1,11 @@
-//! `/sum-evens` for 100 MB and 1 GB files: the parser alone on an in-memory buffer, the whole
-//! task from an on-disk file, and the upload over TLS to the result; each next to `cat file`
-//! (the read ceiling) or, for the upload, curl sending the same file to the reference server,
-//! which reads it and throws it away. `BENCH_BIG_GB=5` adds a 5 GB upload-to-result next to
-//! the same reference, with glassbox's peak RSS meanwhile. Best of three runs each.
+//! `/sum-evens` for 100 MB and 1 GB files: the parser alone on an in-memory buffer and the
+//! whole task from an on-disk file, next to `cat file` (the read ceiling), best of three runs
+//! each. Then 1 GiB uploaded to the result over HTTP/1.1 and over HTTP/2, five rounds, each
+//! round next to curl uploading the same file to nginx (started here, one worker), which reads
+//! it into a file on tmpfs and so keeps nothing on a disk; glassbox once with its data
+//! directory on the disk (its `fsync` is real) and once on tmpfs, and `dd conv=fsync` of the
+//! file to that disk as the disk's floor. `BENCH_BIG_GB=5` adds a 5 GB upload-to-result with
+//! glassbox's peak RSS meanwhile.
 //!
 //! The files go under `target/bench-sum-evens/` and are kept: generating them takes a while.
 
@@ -17,7 +20,7 @@ use crate::http::Http;
 use crate::run::{self, Run};
 use crate::server::Server;
 use crate::settings::number;
-use crate::stats::verdict;
+use crate::stats::{median, per_round, spread, verdict};
 
 /// The example binary that generates files and times the parser and the task.
 fn example(run: &Run, args: &[&str]) -> Result<String> {
@@ -42,12 +45,30 @@ fn seconds(started: Instant) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// `curl -T file` to `url` with the run's CA, as `text/plain`; its output.
-fn curl_upload(run: &Run, file: &Path, url: &str) -> Result<String> {
+/// How curl speaks to the server.
+#[derive(Debug, Clone, Copy)]
+enum Http2 {
+    No,
+    Yes,
+}
+
+impl Http2 {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::No => "--http1.1",
+            Self::Yes => "--http2",
+        }
+    }
+}
+
+/// `curl -T file` to `url` with the run's CA, as `text/plain` (a POST, or the PUT `-T` makes
+/// when `put`); its output.
+fn curl_upload(run: &Run, file: &Path, url: &str, http2: Http2, put: bool) -> Result<String> {
+    let method = if put { "PUT" } else { "POST" };
     let output = Command::new("curl")
-        .args(["-sS", "--fail-with-body", "--cacert"])
+        .args(["-sS", "--fail-with-body", http2.flag(), "--cacert"])
         .arg(run.ca())
-        .args(["-H", "Content-Type: text/plain", "-X", "POST", "-T"])
+        .args(["-H", "Content-Type: text/plain", "-X", method, "-T"])
         .arg(file)
         .arg(url)
         .stderr(Stdio::inherit())
@@ -57,10 +78,17 @@ fn curl_upload(run: &Run, file: &Path, url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Seconds from the start of the upload to the finished result.
-fn upload(run: &Run, http: &Http, glassbox: &Server, file: &Path) -> Result<f64> {
+/// Seconds from the start of the upload to the 201, and to the finished result.
+fn upload(
+    run: &Run,
+    http: &Http,
+    glassbox: &Server,
+    file: &Path,
+    http2: Http2,
+) -> Result<(f64, f64)> {
     let started = Instant::now();
-    let answer = curl_upload(run, file, &glassbox.url("/sum-evens"))?;
+    let answer = curl_upload(run, file, &glassbox.url("/sum-evens"), http2, false)?;
+    let created = seconds(started);
     let token = serde_json::from_str::<serde_json::Value>(&answer)?["token"]
         .as_str()
         .unwrap_or_default()
@@ -69,18 +97,35 @@ fn upload(run: &Run, http: &Http, glassbox: &Server, file: &Path) -> Result<f64>
     loop {
         let status = http.json(&glassbox.url(&format!("/sum-evens/{token}/status")))?;
         match status["status"].as_str() {
-            Some("finished") => return Ok(seconds(started)),
+            Some("finished") => return Ok((created, seconds(started))),
             Some("errored") => bail!("errored: {status}"),
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     }
 }
 
-/// Seconds for curl to send `file` to the discarding reference.
-fn discard(run: &Run, reference: &Server, file: &Path) -> Result<f64> {
+/// Seconds for curl to PUT `file` to nginx, which keeps it on tmpfs (and forgets it here).
+fn to_nginx(run: &Run, nginx: &Server, file: &Path, kept: &Path, http2: Http2) -> Result<f64> {
     let started = Instant::now();
-    curl_upload(run, file, &reference.url("/"))?;
-    Ok(seconds(started))
+    curl_upload(run, file, &nginx.url("/upload"), http2, true)?;
+    let took = seconds(started);
+    std::fs::remove_file(kept.join("upload")).context("nginx kept the upload")?;
+    Ok(took)
+}
+
+/// Seconds to copy `file` into `dir` and `fsync` it (`dd conv=fsync`), then remove the copy.
+fn dd_fsync(file: &Path, dir: &Path) -> Result<f64> {
+    let copy = dir.join("dd-floor");
+    let started = Instant::now();
+    let status = Command::new("dd")
+        .arg(format!("if={}", file.display()))
+        .arg(format!("of={}", copy.display()))
+        .args(["bs=1M", "conv=fsync", "status=none"])
+        .status()?;
+    let took = seconds(started);
+    ensure!(status.success(), "dd to {}", dir.display());
+    std::fs::remove_file(copy)?;
+    Ok(took)
 }
 
 fn cat(file: &Path) -> Result<f64> {
@@ -109,13 +154,11 @@ fn numbers(run: &Run, dir: &Path, name: &str, megabytes: u64) -> Result<(std::pa
 }
 
 pub(crate) fn run() -> Result<()> {
-    let run = Run::start("sum-evens", &["glassbox", "glassbox-reference"])?;
+    let run = Run::start("sum-evens", &["glassbox"])?;
     run::build(&run.root, &["glassbox"], &["--example", "sum_evens_bench"])?;
     let http = run.http()?;
     let dir = run.root.join("target/bench-sum-evens");
     std::fs::create_dir_all(&dir)?;
-    let glassbox = run.glassbox("glassbox", &["--log-level", "warn"])?;
-    let reference = run.reference("reference")?;
 
     println!(
         "sum-evens, {} cores; best of 3 runs each",
@@ -137,8 +180,6 @@ pub(crate) fn run() -> Result<()> {
                 .parse::<f64>()
                 .context("sum_evens_bench file prints seconds first")
         })?;
-        let u = best(|| upload(&run, &http, &glassbox, &file))?;
-        let d = best(|| discard(&run, &reference, &file))?;
         println!(
             "  cat > /dev/null (read ceiling)         {:6.2} GB/s",
             gbps(bytes, c)
@@ -148,26 +189,21 @@ pub(crate) fn run() -> Result<()> {
             gbps(bytes, t),
             c / t
         );
-        println!(
-            "  curl upload to a discarding server     {:6.2} GB/s",
-            gbps(bytes, d)
-        );
-        println!(
-            "  upload over TLS to the result          {:6.2} GB/s   {:.2} x the discarding upload's time",
-            gbps(bytes, u),
-            u / d
-        );
     }
+    uploads(&run, &http, &dir)?;
 
     let big: u64 = number("BENCH_BIG_GB", 0)?;
     if big > 0 {
+        let glassbox = run.glassbox("glassbox-big", &["--log-level", "warn"])?;
         let (file, _) = numbers(&run, &dir, &format!("{big}g"), big * 1024)?;
-        let d = discard(&run, &reference, &file)?;
+        let memory = tmpfs(&run)?;
+        let (nginx, kept) = nginx_storing(&run, memory.path())?;
+        let d = to_nginx(&run, &nginx, &file, &kept, Http2::No)?;
         let rss = PeakRss::start(glassbox.pid());
-        let u = upload(&run, &http, &glassbox, &file)?;
+        let (_, u) = upload(&run, &http, &glassbox, &file, Http2::No)?;
         let peak = rss.stop();
-        println!("{big} GB file, once:");
-        println!("  curl upload to a discarding server     {d:7.1} s");
+        println!("{big} GB file, once, HTTP/1.1:");
+        println!("  curl upload to nginx (tmpfs)           {d:7.1} s");
         println!(
             "  upload over TLS to the result          {u:7.1} s   {:.2} x (target <= 2: {})",
             u / d,
@@ -178,5 +214,141 @@ pub(crate) fn run() -> Result<()> {
             verdict(peak, 100.0, false)
         );
     }
+    Ok(())
+}
+
+/// A directory on tmpfs where there is one (`/dev/shm`), removed when dropped: nginx's copy
+/// and the second glassbox's data stay in memory.
+fn tmpfs(run: &Run) -> Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix("glassbox-bench-sum-evens.")
+            .tempdir_in(shm)?
+    } else {
+        tempfile::tempdir_in(run.path("."))?
+    })
+}
+
+/// nginx storing what is PUT to `/upload` as a file under `dir` (the body's temporary file on
+/// the same filesystem, so storing it is a rename); the directory it keeps the file in.
+fn nginx_storing(run: &Run, dir: &Path) -> Result<(Server, std::path::PathBuf)> {
+    let kept = dir.join("nginx");
+    std::fs::create_dir_all(kept.join("temp"))?;
+    let locations = format!(
+        "client_max_body_size 0;
+        location = /upload {{
+            client_body_temp_path {kept}/temp;
+            root {kept};
+            dav_methods PUT;
+        }}",
+        kept = kept.display()
+    );
+    Ok((crate::nginx::start(run, "nginx", &locations)?, kept))
+}
+
+/// One protocol's times over the rounds.
+#[derive(Debug, Default)]
+struct Times {
+    nginx: Vec<f64>,
+    tmpfs: (Vec<f64>, Vec<f64>),
+    disk: (Vec<f64>, Vec<f64>),
+}
+
+/// The 1 GB file uploaded to the result over HTTP/1.1 and HTTP/2, against nginx, in rounds.
+fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
+    let rounds: usize = number("BENCH_UPLOAD_ROUNDS", 5)?;
+    let (file, bytes) = numbers(run, dir, "1024", 1024)?;
+    let memory = tmpfs(run)?;
+    let (nginx, kept) = nginx_storing(run, memory.path())?;
+    let on_disk = run.glassbox("glassbox", &["--log-level", "warn"])?;
+    let on_tmpfs = run.glassbox_in(
+        &run.release("glassbox"),
+        "glassbox-tmpfs",
+        &memory.path().join("data"),
+        &["--log-level", "warn"],
+    )?;
+    let (disk_rss, tmpfs_rss) = (
+        PeakRss::start(on_disk.pid()),
+        PeakRss::start(on_tmpfs.pid()),
+    );
+    let mut times = [Times::default(), Times::default()];
+    let mut floor = Vec::new();
+    for _ in 0..rounds {
+        for (http2, times) in [Http2::No, Http2::Yes].into_iter().zip(&mut times) {
+            times
+                .nginx
+                .push(to_nginx(run, &nginx, &file, &kept, http2)?);
+            let (created, finished) = upload(run, http, &on_disk, &file, http2)?;
+            times.disk.0.push(created);
+            times.disk.1.push(finished);
+            let (created, finished) = upload(run, http, &on_tmpfs, &file, http2)?;
+            times.tmpfs.0.push(created);
+            times.tmpfs.1.push(finished);
+        }
+        floor.push(dd_fsync(&file, &run.path("glassbox"))?);
+    }
+    let (disk_peak, tmpfs_peak) = (disk_rss.stop(), tmpfs_rss.stop());
+    let [h1, h2] = &times;
+    println!(
+        "1 GB file ({bytes} bytes) uploaded with curl, {rounds} rounds: medians in s, HTTP/1.1 | HTTP/2"
+    );
+    let row = |what: &str, a: &[f64], b: &[f64]| {
+        println!("  {what:<44} {:6.2} | {:6.2}", median(a), median(b));
+    };
+    row(
+        "nginx, PUT into a file on tmpfs (reference)",
+        &h1.nginx,
+        &h2.nginx,
+    );
+    row(
+        "glassbox, data on tmpfs: to the 201",
+        &h1.tmpfs.0,
+        &h2.tmpfs.0,
+    );
+    row(
+        "glassbox, data on tmpfs: to the result",
+        &h1.tmpfs.1,
+        &h2.tmpfs.1,
+    );
+    row("glassbox, data on disk: to the 201", &h1.disk.0, &h2.disk.0);
+    row(
+        "glassbox, data on disk: to the result",
+        &h1.disk.1,
+        &h2.disk.1,
+    );
+    println!(
+        "  {:<44} {:6.2} (the disk's floor for the 201)",
+        "dd conv=fsync of the file to that disk",
+        median(&floor)
+    );
+    println!("  Round by round:");
+    for (name, times) in [("HTTP/1.1", h1), ("HTTP/2", h2)] {
+        for (place, finished) in [("disk", &times.disk.1), ("tmpfs", &times.tmpfs.1)] {
+            let ratios = per_round(finished, &times.nginx);
+            println!(
+                "  result / nginx, {name}, data on {place}: {} (target <= 1.3: {})",
+                spread(&ratios),
+                verdict(median(&ratios), 1.3, false)
+            );
+        }
+    }
+    for (place, a, b) in [
+        ("disk", &h1.disk.0, &h2.disk.0),
+        ("tmpfs", &h1.tmpfs.0, &h2.tmpfs.0),
+    ] {
+        let ratios = per_round(b, a);
+        println!(
+            "  HTTP/2 / HTTP/1.1 to the 201, data on {place}: {} (target <= 1.1: {})",
+            spread(&ratios),
+            verdict(median(&ratios), 1.1, false)
+        );
+    }
+    let ratios = per_round(&h2.nginx, &h1.nginx);
+    println!("  nginx's own HTTP/2 / HTTP/1.1: {}", spread(&ratios));
+    println!(
+        "  glassbox peak RSS: {disk_peak:.1} MB (data on disk), {tmpfs_peak:.1} MB (tmpfs) (target < 100 MB: {})",
+        verdict(disk_peak.max(tmpfs_peak), 100.0, false)
+    );
     Ok(())
 }
