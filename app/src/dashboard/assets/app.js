@@ -495,23 +495,42 @@ function drawLogs() {
   body.replaceChildren(...state.logs.map(logRow));
 }
 
+// The columns of both log tables: heading, the heading's class, and a line's cell text and
+// class.
+const LOG_COLUMNS = [
+  ["time", "", (line) => [line.timestamp ? line.timestamp.slice(11, 23) : "", ""]],
+  ["level", "", (line) => [line.level || "", "level-" + (line.level || "")]],
+  ["status", "", (line) => [line.status != null ? String(line.status) : "", ""]],
+  ["what", "", (line) => [logWhat(line), "what"]],
+  ["ms", "num", (line) => [line.latency_ms != null ? line.latency_ms.toFixed(3) : "", "num"]],
+  ["request id", "", (line) => [line.request_id || "", "id"]],
+];
+
+// What a log line says: a request's method and path (and its route), else the message.
+function logWhat(line) {
+  return line.message === "request"
+    ? `${line.method} ${line.path}` + (line.route && line.route !== line.path ? `  (${line.route})` : "")
+    : line.message + (line.kind ? ` ${line.kind} ${line.outcome || ""}` : "") + (line.error ? `: ${line.error}` : "");
+}
+
+// The heading row of a log table.
+function logHeadings(table) {
+  const tr = document.createElement("tr");
+  for (const [heading, cls] of LOG_COLUMNS) {
+    const th = document.createElement("th");
+    th.textContent = heading;
+    if (cls) th.className = cls;
+    tr.appendChild(th);
+  }
+  table.querySelector("thead").replaceChildren(tr);
+}
+
 // One log line as a table row.
 function logRow({ seq, line }) {
   const tr = document.createElement("tr");
   tr.dataset.seq = String(seq);
-  const what =
-    line.message === "request"
-      ? `${line.method} ${line.path}` + (line.route && line.route !== line.path ? `  (${line.route})` : "")
-      : line.message + (line.kind ? ` ${line.kind} ${line.outcome || ""}` : "") + (line.error ? `: ${line.error}` : "");
-  const cells = [
-    [line.timestamp ? line.timestamp.slice(11, 23) : "", ""],
-    [line.level || "", "level-" + (line.level || "")],
-    [line.status != null ? String(line.status) : "", ""],
-    [what, "what"],
-    [line.latency_ms != null ? line.latency_ms.toFixed(3) : "", "num"],
-    [line.request_id || "", "id"],
-  ];
-  for (const [text, cls] of cells) {
+  for (const [, , cell] of LOG_COLUMNS) {
+    const [text, cls] = cell(line);
     const td = document.createElement("td");
     td.textContent = text;
     if (cls) td.className = cls;
@@ -612,6 +631,7 @@ function drawAlerts() {
 }
 
 function init() {
+  for (const table of document.querySelectorAll("#logs, #slowest-logs")) logHeadings(table);
   for (const th of document.querySelectorAll("#routes th")) {
     th.addEventListener("click", () => {
       const key = th.dataset.key;
