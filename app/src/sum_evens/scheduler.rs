@@ -113,15 +113,6 @@ struct Job {
     abandoned: AtomicBool,
 }
 
-/// Marks its job abandoned when the sum is no longer awaited.
-struct Abandon(Arc<Job>);
-
-impl Drop for Abandon {
-    fn drop(&mut self) {
-        self.0.abandoned.store(true, Ordering::Relaxed);
-    }
-}
-
 #[derive(Debug)]
 struct Outcome {
     partial: Partial,
@@ -248,9 +239,7 @@ impl FairScheduler {
             return Ok(Partial::default());
         }
         let (job, finished) = Job::new(file, len, progress);
-        let _abandon = Abandon(job.clone());
-        self.inner.add(client, job);
-        result_of(finished).await
+        self.queue(client, job, finished).sum().await
     }
 
     /// Starts summing an upload for `client` while it arrives in `file` (opened for reading
@@ -258,6 +247,11 @@ impl FairScheduler {
     /// length.
     pub fn incoming(&self, client: &str, file: File) -> Incoming {
         let (job, finished) = Job::new(file, GROWING, Arc::default());
+        self.queue(client, job, finished)
+    }
+
+    /// Queues `job` behind `client`'s other jobs; the handle gives it up when dropped.
+    fn queue(&self, client: &str, job: Arc<Job>, finished: Finished) -> Incoming {
         self.inner.add(client, job.clone());
         Incoming {
             job,
@@ -269,8 +263,9 @@ impl FairScheduler {
     }
 }
 
-/// An upload being summed as it arrives. Dropped before [`Incoming::sum`] finishes, the job is
-/// abandoned: its chunks left are not summed.
+/// A job in the scheduler: an upload being summed as it arrives (or, inside
+/// [`FairScheduler::sum`], a whole file). Dropped before [`Incoming::sum`] finishes, the job is
+/// abandoned: it leaves the queue, and the chunks already handed out are not summed.
 #[derive(Debug)]
 pub struct Incoming {
     job: Arc<Job>,
@@ -327,7 +322,7 @@ impl Incoming {
         self.job.progress.clone()
     }
 
-    /// Waits for the sum of the whole upload (call after [`Incoming::finish`]).
+    /// Waits for the sum of the whole file (of an upload, call [`Incoming::finish`] first).
     pub async fn sum(mut self) -> Result<Partial, JobError> {
         let finished = self.finished.take().expect("summed once");
         result_of(finished).await
