@@ -45,6 +45,11 @@ impl TaskFiles {
         self.root.join("results").join(id.to_string())
     }
 
+    /// Starts writing the payload of `id`.
+    pub(crate) async fn spool(&self, id: TaskId) -> io::Result<Spool> {
+        Spool::create(self.payload(id)).await
+    }
+
     /// Writes a whole payload, unless it would cross `--min-free-disk` (`StorageFull`).
     pub(crate) async fn write_payload(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
         self.disk
@@ -147,13 +152,6 @@ impl TaskFiles {
             }
         }
         removed
-    }
-}
-
-impl TaskFiles {
-    /// Starts writing the payload of `id`.
-    pub(crate) async fn spool(&self, id: TaskId) -> io::Result<Spool> {
-        Spool::create(self.payload(id)).await
     }
 }
 
