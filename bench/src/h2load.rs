@@ -1,10 +1,11 @@
 //! h2load (Debian's nghttp2-client), the HTTP/2 load generator of `bench-hello`: one thread,
 //! 16 connections of 10 concurrent streams each, a two-second warm-up, then the measured run.
 
-use std::process::Command;
+use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 
+use crate::server::command;
 use crate::settings::Settings;
 
 /// What a measured run did.
@@ -19,18 +20,15 @@ pub(crate) struct Measured {
 
 /// Runs h2load against `url` as the settings place clients, for their duration.
 pub(crate) fn run(settings: &Settings, url: &str) -> Result<Measured> {
-    let mut command = match settings.placement.client_pin.split_first() {
-        Some((first, rest)) => {
-            let mut command = Command::new(first);
-            command.args(rest).arg("h2load");
-            command
-        }
-        None => Command::new("h2load"),
-    };
-    let output = command
-        .args(["-t1", "-c16", "-m10", "--warm-up-time=2"])
-        .arg(format!("-D{}", settings.seconds()?))
-        .arg(url)
+    let args = [
+        "-t1".to_owned(),
+        "-c16".to_owned(),
+        "-m10".to_owned(),
+        "--warm-up-time=2".to_owned(),
+        format!("-D{}", settings.seconds()?),
+        url.to_owned(),
+    ];
+    let output = command(&settings.placement.client_pin, Path::new("h2load"), &args)
         .output()
         .context("h2load is needed: apt-get install nghttp2-client")?;
     let text = String::from_utf8_lossy(&output.stdout);

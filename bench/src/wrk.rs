@@ -1,8 +1,7 @@
 //! wrk, the load generator of the HTTP benchmarks: a two-second warm-up, then the measured
 //! run, parsed.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -78,14 +77,7 @@ impl Wrk {
     }
 
     fn wrk(&self, duration: &str, latency: bool) -> Result<String> {
-        let mut command = match self.pin.split_first() {
-            Some((first, rest)) => {
-                let mut command = Command::new(first);
-                command.args(rest).arg("wrk");
-                command
-            }
-            None => Command::new("wrk"),
-        };
+        let mut command = crate::server::command(&self.pin, Path::new("wrk"), &[]);
         command
             .arg(format!("-t{}", self.threads))
             .arg(format!("-c{}", self.connections))
