@@ -82,9 +82,14 @@ where
     // The protocol is known from ALPN once TLS is up, so each connection gets its own
     // protocol's builder directly instead of one that sniffs the first bytes (and then reads
     // every byte of the connection through a rewind buffer). Request heads are timed by the
-    // connection's watchdog, which tells a slow head from an idle keep-alive connection.
+    // connection's watchdog, which tells a slow head from an idle keep-alive connection; so
+    // hyper's own header timer (30 s unless told otherwise, re-armed for every request on a
+    // kept-alive connection) is turned off.
     let mut http1 = http1::Builder::new();
-    http1.timer(TokioTimer::new()).keep_alive(true);
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
