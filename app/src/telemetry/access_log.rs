@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use tracing::Level;
 
 use super::RequestInfo;
-use super::json_format::{ByteLine, push_json_str, push_timestamp, push_u64};
+use super::json_format::{ByteLine, push_json_label, push_json_str, push_timestamp, push_u64};
 use super::log_writer::BatchWriter;
 use super::redact;
 use crate::error::ErrorCause;
@@ -31,10 +31,11 @@ pub(crate) fn install(writer: BatchWriter) {
     let _ = SINK.set(writer);
 }
 
-/// Logs one request: info below 400, warn for 4xx, error for 5xx; a failed request's line
+/// Logs one request that ended `now`: info below 400, warn for 4xx, error for 5xx; a failed request's line
 /// says why in `error`.
 pub(crate) fn write(
     info: &RequestInfo,
+    now: SystemTime,
     status: u16,
     micros: u64,
     bytes: u64,
@@ -61,7 +62,7 @@ pub(crate) fn write(
             bytes,
             cause,
         };
-        format(&mut line, SystemTime::now(), level, info, &outcome);
+        format(&mut line, now, level, info, &outcome);
         let _ = sink.line_writer().write_all(&line);
     });
 }
@@ -88,13 +89,13 @@ fn format(
     out.extend_from_slice(b"\",\"level\":\"");
     out.extend_from_slice(level.as_str().as_bytes());
     out.extend_from_slice(b"\",\"message\":\"request\",\"method\":");
-    push_json_str(out, info.method);
+    push_json_label(out, info.method);
     out.extend_from_slice(b",\"route\":");
-    push_json_str(out, info.route());
+    push_json_label(out, info.route());
     out.extend_from_slice(b",\"path\":");
     push_json_str(out, &redact::path(info.matched.as_deref(), info.path()));
     out.extend_from_slice(b",\"version\":");
-    push_json_str(out, info.version);
+    push_json_label(out, info.version);
     out.extend_from_slice(b",\"status\":");
     push_u64(out, u64::from(outcome.status));
     out.extend_from_slice(b",\"latency_ms\":");

@@ -6,6 +6,7 @@
 //! service's CPU (see BENCHMARKS.md), so this one formats in place. The access log
 //! ([`super::access_log`]) writes the same shape with the helpers here.
 
+use std::cell::Cell;
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -170,6 +171,15 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(digits(value, &mut buf));
 }
 
+/// Appends `s`, one of the service's own labels (a method, a protocol version, a route
+/// template), as a JSON string without looking for what to escape: labels have nothing to.
+pub(crate) fn push_json_label(out: &mut Vec<u8>, label: &str) {
+    debug_assert!(!needs_escaping(label), "{label:?} is no label");
+    out.push(b'"');
+    out.extend_from_slice(label.as_bytes());
+    out.push(b'"');
+}
+
 /// Appends `s` as a JSON string to a byte line.
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     if needs_escaping(s) {
@@ -207,14 +217,29 @@ pub(crate) fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Resul
     }
 }
 
-/// Appends the [`write_timestamp`] form of `now` to a byte line.
+/// Appends the [`write_timestamp`] form of `now` to a byte line. The date and time up to the
+/// second are kept per thread: lines of the same second only write their microseconds.
 pub(crate) fn push_timestamp(out: &mut Vec<u8>, now: SystemTime) {
-    match timestamp(now) {
-        Ok(stamp) => out.extend_from_slice(&stamp),
-        Err(_) => {
-            let _ = write_timestamp(&mut ByteLine(out), now);
+    thread_local!(static SECOND: Cell<Option<(u64, [u8; 27])>> = const { Cell::new(None) });
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let stamp = match SECOND.get() {
+        Some((second, mut stamp)) if second == secs => {
+            put_digits(&mut stamp[20..26], u64::from(since.subsec_micros()));
+            stamp
         }
-    }
+        _ => match timestamp(now) {
+            Ok(stamp) => {
+                SECOND.set(Some((secs, stamp)));
+                stamp
+            }
+            Err(_) => {
+                let _ = write_timestamp(&mut ByteLine(out), now);
+                return;
+            }
+        },
+    };
+    out.extend_from_slice(&stamp);
 }
 
 /// The timestamp's 27 bytes, or the date when its year has other than four digits.
@@ -280,6 +305,32 @@ mod tests {
                 theirs.second()
             );
             assert_eq!(ours, expected);
+        }
+    }
+
+    #[test]
+    fn pushed_timestamps_are_right_within_a_second_and_across_seconds() {
+        // The same second twice (the second from the thread's cache), the next one, an earlier
+        // one, and a year with five digits (not cached).
+        for (secs, micros) in [
+            (1_700_000_000, 5),
+            (1_700_000_000, 999_999),
+            (1_700_000_001, 0),
+            (1_699_999_999, 42),
+            (1_700_000_001, 7),
+            (253_402_300_800, 1),
+            (1_700_000_001, 8),
+        ] {
+            let at = UNIX_EPOCH + Duration::new(secs, micros * 1000);
+            let mut written = String::new();
+            write_timestamp(&mut written, at).unwrap();
+            let mut pushed = b"x".to_vec();
+            push_timestamp(&mut pushed, at);
+            assert_eq!(
+                pushed,
+                [b"x", written.as_bytes()].concat(),
+                "{secs}.{micros}"
+            );
         }
     }
 

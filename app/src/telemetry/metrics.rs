@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-
-use axum::http::HeaderValue;
+use std::time::SystemTime;
 
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
@@ -16,6 +15,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
+use super::RequestInfo;
 use super::openmetrics::{Exemplar, Exemplars};
 use super::process;
 use crate::store::{ErrorKind, Operation};
@@ -213,20 +213,20 @@ impl Metrics {
         metrics::with_local_recorder(&self.recorder, f)
     }
 
-    /// Records one finished request; `request_id` becomes the exemplar of its duration bucket.
+    /// Records one request that ended `at`; its id becomes the exemplar of its duration bucket.
     pub fn request(
         &self,
-        method: &'static str,
-        route: &str,
+        info: &RequestInfo,
         status: u16,
         seconds: f64,
         bytes: u64,
-        request_id: &HeaderValue,
+        at: SystemTime,
     ) {
+        let (method, route) = (info.method, info.route());
         let record = |series: &RequestSeries| {
             series.duration.record(seconds);
             series.size.record(bytes as f64);
-            series.exemplars.record(seconds, request_id);
+            series.exemplars.record(seconds, &info.request_id, at);
         };
         let status = status_key(status);
         // Recorded under the read guard: a known series costs no reference-count traffic.

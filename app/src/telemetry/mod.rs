@@ -16,7 +16,7 @@ pub(crate) mod stats;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::http::{HeaderValue, Uri};
 
@@ -159,19 +159,15 @@ impl<'a> InFlight<'a> {
         self.done = true;
         let elapsed = self.started.elapsed();
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        // One reading of the wall clock for the exemplar and the access line.
+        let now = SystemTime::now();
         let t = self.telemetry;
         let info = &self.info;
         t.stats
             .request_finished(info.method, info.route(), status, micros, &info.request_id);
-        t.metrics.request(
-            info.method,
-            info.route(),
-            status,
-            elapsed.as_secs_f64(),
-            bytes,
-            &info.request_id,
-        );
-        access_log::write(info, status, micros, bytes, cause);
+        t.metrics
+            .request(info, status, elapsed.as_secs_f64(), bytes, now);
+        access_log::write(info, now, status, micros, bytes, cause);
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
@@ -45,7 +45,7 @@ pub struct Exemplar {
     pub request_id: HeaderValue,
     /// Its duration, seconds.
     pub value: f64,
-    /// When it was recorded, seconds since the Unix epoch.
+    /// When its request ended, seconds since the Unix epoch.
     pub timestamp: f64,
 }
 
@@ -64,18 +64,27 @@ impl Exemplars {
         }
     }
 
-    /// Keeps `request_id` as the exemplar of the bucket `seconds` falls in.
-    pub fn record(&self, seconds: f64, request_id: &HeaderValue) {
+    /// Keeps `request_id`, of a request that ended `at`, as the exemplar of the bucket
+    /// `seconds` falls in. When another request is putting its own into the same bucket at
+    /// that moment, this one is left out: either is a true example of the bucket, and no
+    /// request waits for another's exemplar.
+    pub fn record(&self, seconds: f64, request_id: &HeaderValue, at: SystemTime) {
         let bucket = self.bounds.partition_point(|le| *le < seconds);
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let exemplar = Exemplar {
+        let mut slot = match self.slots[bucket].try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let before = slot.replace(Exemplar {
             request_id: request_id.clone(),
             value: seconds,
-            timestamp,
-        };
-        *self.slots[bucket].lock().unwrap_or_else(|e| e.into_inner()) = Some(exemplar);
+            timestamp: at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        });
+        drop(slot);
+        // The one it replaces is freed outside the lock.
+        drop(before);
     }
 
     /// The exemplar of the bucket whose upper bound is `le` (`+Inf` for the last).
@@ -221,7 +230,7 @@ mod tests {
     #[test]
     fn the_classic_text_becomes_openmetrics_with_exemplars_on_the_buckets() {
         let exemplars = Exemplars::new(&[0.1]);
-        exemplars.record(0.05, &HeaderValue::from_static("abc"));
+        exemplars.record(0.05, &HeaderValue::from_static("abc"), SystemTime::now());
         let out = from_classic(CLASSIC, "h_seconds", |labels| {
             assert_eq!(labels[0], ("route", "/a".to_owned()));
             exemplars.get(&labels.iter().find(|(n, _)| *n == "le")?.1)
@@ -244,14 +253,36 @@ mod tests {
     #[test]
     fn each_bucket_keeps_the_last_request_that_fell_in_it() {
         let exemplars = Exemplars::new(&[0.001, 0.01]);
-        exemplars.record(0.0005, &HeaderValue::from_static("a"));
-        exemplars.record(0.001, &HeaderValue::from_static("b"));
-        exemplars.record(0.005, &HeaderValue::from_static("c"));
-        exemplars.record(5.0, &HeaderValue::from_static("d"));
+        exemplars.record(0.0005, &HeaderValue::from_static("a"), SystemTime::now());
+        exemplars.record(0.001, &HeaderValue::from_static("b"), SystemTime::now());
+        exemplars.record(0.005, &HeaderValue::from_static("c"), SystemTime::now());
+        exemplars.record(5.0, &HeaderValue::from_static("d"), SystemTime::now());
         let id = |le| exemplars.get(le).map(|e| e.request_id);
         assert_eq!(id("0.001").unwrap(), "b", "le is inclusive");
         assert_eq!(id("0.01").unwrap(), "c");
         assert_eq!(id("+Inf").unwrap(), "d");
         assert_eq!(id("0.5"), None, "no such bucket");
+    }
+
+    #[test]
+    fn an_exemplar_carries_when_its_request_ended_and_a_busy_bucket_keeps_its_own() {
+        let exemplars = Exemplars::new(&[0.1]);
+        let ended = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250);
+        exemplars.record(0.05, &HeaderValue::from_static("a"), ended);
+        let kept = exemplars.get("0.1").unwrap();
+        assert_eq!(
+            (kept.request_id, kept.timestamp),
+            ("a".try_into().unwrap(), 1_700_000_000.25)
+        );
+        let busy = exemplars.slots[0].lock().unwrap();
+        exemplars.record(0.06, &HeaderValue::from_static("b"), SystemTime::now());
+        drop(busy);
+        assert_eq!(
+            exemplars.get("0.1").unwrap().request_id,
+            "a",
+            "left out while busy"
+        );
+        exemplars.record(0.07, &HeaderValue::from_static("c"), SystemTime::now());
+        assert_eq!(exemplars.get("0.1").unwrap().request_id, "c");
     }
 }
