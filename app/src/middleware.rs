@@ -281,7 +281,9 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
     sane.then(|| value.clone())
 }
 
-/// 32 random lowercase hex digits.
+/// 32 random lowercase hex digits. The id is shared, not copied, by the response header, the
+/// exemplar and the statistics: its buffer is reference-counted from the start (a copied
+/// slice would be allocated again on its first clone).
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bits = rand::random::<u128>();
@@ -290,7 +292,8 @@ fn new_request_id() -> HeaderValue {
         *digit = HEX[(bits & 0xf) as usize];
         bits >>= 4;
     }
-    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
+    HeaderValue::from_maybe_shared(Bytes::from_owner(id))
+        .expect("hex digits are a valid header value")
 }
 
 /// Standard methods by name; anything else is one label, as OpenTelemetry advises.
