@@ -5,6 +5,7 @@ mod accept;
 mod connections;
 mod watched;
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -236,12 +238,12 @@ where
         self.telemetry.metrics.tls_handshake(version, alpn);
 
         let activity = self.registered.activity.clone();
-        let router = self.router;
+        let router = RefCell::new(self.router);
         let on_request = activity.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             let request = InRequest::start(&on_request);
-            let answer = router.clone().oneshot(req);
+            let answer = call_in_place(&router, req);
             async move {
                 let Ok(response) = answer.await;
                 Ok::<_, Infallible>(response.map(|body| Sending::new(body, Going::new(request))))
@@ -275,6 +277,24 @@ where
         if let Some(error) = ended {
             tracing::debug!(%peer, %error, "connection ended with an error");
         }
+    }
+}
+
+/// Calls the connection's own copy of the service when it is ready, as axum's router and the
+/// middleware around it always are; otherwise a clone of it, once that is ready. A clone per
+/// request would add and drop references to the state every connection shares, each a write
+/// to memory both cores contend for.
+fn call_in_place<S>(
+    service: &RefCell<S>,
+    req: hyper::Request<Incoming>,
+) -> Either<S::Future, tower::util::Oneshot<S, hyper::Request<Incoming>>>
+where
+    S: HttpService + Clone,
+{
+    let mut service = service.borrow_mut();
+    match service.poll_ready(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(Ok(())) => Either::Left(service.call(req)),
+        std::task::Poll::Pending => Either::Right(service.clone().oneshot(req)),
     }
 }
 
