@@ -115,7 +115,7 @@ where
             }
             None => req.map(Body::new),
         };
-        let info = request_info(&state, &req, route.map(|r| r.route.clone()));
+        let info = request_info(&state, &req, route.map(|r| r.route));
         let is_head = req.method() == Method::HEAD;
         let limit = route.map_or(state.config.max_body_bytes, |r| r.body_limit_bytes);
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -245,7 +245,7 @@ fn is_small(response: &Response) -> bool {
 }
 
 /// What the access log needs from the request, read before the route takes it.
-fn request_info(state: &AppState, req: &Request, matched: Option<Arc<str>>) -> RequestInfo {
+fn request_info(state: &AppState, req: &Request, matched: Option<&'static str>) -> RequestInfo {
     let client_addr = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -339,7 +339,7 @@ fn admit(
         Ok(permit) => Ok(Some(permit)),
         Err(full) => {
             state.telemetry.stats.request_shed();
-            state.telemetry.metrics.shed(&route.route);
+            state.telemetry.metrics.shed(route.route);
             Err(ApiError::Overloaded(match full {
                 Full::All => Overload::Concurrency,
                 Full::Client => Overload::ClientShare,

@@ -179,7 +179,7 @@ pub(crate) fn service(router: Router<AppState>, state: AppState, serving: Servin
 fn describe(doc: &mut utoipa::openapi::OpenApi, table: &RouteTable, config: &Config) {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     for route in table.routes() {
-        let Some(item) = doc.paths.paths.get_mut(&*route.route) else {
+        let Some(item) = doc.paths.paths.get_mut(route.route) else {
             continue;
         };
         for operation in operations_mut(item) {

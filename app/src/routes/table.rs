@@ -7,7 +7,8 @@
 //! Paths are matched with the `matchit` version axum routes with, so a path gets the template
 //! axum's `MatchedPath` would have given it (a property test in [`super`] compares the two).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -155,7 +156,7 @@ pub(crate) enum Slash {
 pub(crate) struct Route {
     /// The template, as metrics and logs label the route (`/sleep/{ms}`).
     #[schema(value_type = String)]
-    pub route: Arc<str>,
+    pub route: &'static str,
     /// The methods it answers; any other gets 405.
     pub methods: Vec<&'static str>,
     /// The family it belongs to: the seed it comes from, or the service's own parts.
@@ -248,6 +249,21 @@ pub(crate) fn operations(item: &PathItem) -> Vec<(&'static str, &Operation)> {
     .collect()
 }
 
+/// The one copy of `template` in this process. A request carries its route as a plain
+/// `&'static str`, so labelling it (access line, statistics, metrics) writes no reference count
+/// that every request to the route shares. The set is bounded by the templates the service
+/// registers: every table built in a process registers the same ones.
+fn interned(template: &str) -> &'static str {
+    static TEMPLATES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut templates = TEMPLATES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = templates.get(template) {
+        return known;
+    }
+    let new: &'static str = Box::leak(template.into());
+    templates.insert(new);
+    new
+}
+
 fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -274,7 +290,7 @@ impl RouteTable {
             }
             let policy = registration.policy;
             routes.push(Route {
-                route: Arc::from(registration.template.as_str()),
+                route: interned(&registration.template),
                 methods: registration.methods.clone(),
                 family: registration.family,
                 body_limit_bytes: policy.body.bytes(config),
@@ -344,6 +360,19 @@ mod tests {
         assert_eq!(
             Duration::from_millis(randomize.body_timeout_ms),
             config.body_timeout
+        );
+    }
+
+    #[test]
+    fn a_template_is_one_string_however_many_tables_have_it() {
+        let config = crate::config::defaults();
+        let first = RouteTable::new(&[registration("/interned/{n}", Policy::API)], &config);
+        let second = RouteTable::new(&[registration("/interned/{n}", Policy::API)], &config);
+        let (a, b) = (first.routes()[0].route, second.routes()[0].route);
+        assert_eq!(a, "/interned/{n}");
+        assert!(
+            std::ptr::eq(a, b),
+            "the second table reuses the first one's copy"
         );
     }
 }

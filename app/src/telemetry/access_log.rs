@@ -93,7 +93,7 @@ fn format(
     out.extend_from_slice(b",\"route\":");
     push_json_label(out, info.route());
     out.extend_from_slice(b",\"path\":");
-    push_json_str(out, &redact::path(info.matched.as_deref(), info.path()));
+    push_json_str(out, &redact::path(info.matched, info.path()));
     out.extend_from_slice(b",\"version\":");
     push_json_label(out, info.version);
     out.extend_from_slice(b",\"status\":");

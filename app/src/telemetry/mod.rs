@@ -15,7 +15,6 @@ pub(crate) mod redact;
 pub(crate) mod stats;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::http::{HeaderValue, Uri};
@@ -79,12 +78,12 @@ impl Telemetry {
 }
 
 /// What the access log says about a request, gathered when it arrives. The parts are shared
-/// with the request (reference-counted), not copied.
+/// with the request (reference-counted), not copied; the labels are the process's own strings.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
     pub method: &'static str,
-    /// The route template, when the path matched one.
-    pub matched: Option<Arc<str>>,
+    /// The route template, when the path matched one (the route table's interned copy).
+    pub matched: Option<&'static str>,
     pub uri: Uri,
     pub version: &'static str,
     pub request_id: HeaderValue,
@@ -98,7 +97,7 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// The route template, or [`UNMATCHED_ROUTE`].
     pub fn route(&self) -> &str {
-        self.matched.as_deref().unwrap_or(UNMATCHED_ROUTE)
+        self.matched.unwrap_or(UNMATCHED_ROUTE)
     }
 
     /// The client's address: the forwarded one behind a trusted proxy, else the peer's.
