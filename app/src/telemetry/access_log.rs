@@ -31,8 +31,8 @@ pub(crate) fn install(writer: BatchWriter) {
     let _ = SINK.set(writer);
 }
 
-/// Logs one request that ended `now`: info below 400, warn for 4xx, error for 5xx; a failed request's line
-/// says why in `error`.
+/// Logs one request that ended `now`: info below 400, warn for 4xx, error for 5xx; a failed
+/// request's line says why in `error`.
 pub(crate) fn write(
     info: &RequestInfo,
     now: SystemTime,
