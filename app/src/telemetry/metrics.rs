@@ -64,9 +64,9 @@ const SIZE_BUCKETS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
-/// Status codes that keep their own `http_response_status_code` label: every code a glassbox route answers
-/// besides `/code/{code}`, and the ones clients commonly meet. Any other code is labelled by
-/// its class (`2xx` .. `5xx`), so `/code/{code}`'s 400 possible codes make at most
+/// Status codes that keep their own `http_response_status_code` label: every code a glassbox
+/// route answers besides `/code/{code}`, and the ones clients commonly meet. Any other code is
+/// labelled by its class (`2xx` .. `5xx`), so `/code/{code}`'s 400 possible codes make at most
 /// `OWN_STATUS_LABELS.len() + 4` label values per method (about 34 series each, over the two
 /// request histograms) instead of 400; `/status` keeps every code exact.
 pub(crate) const OWN_STATUS_LABELS: &[u16] = &[
