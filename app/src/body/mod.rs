@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -140,7 +140,18 @@ pub(crate) async fn read_limited(
         budget: budget.clone(),
         bytes: 0,
     };
-    let mut bytes = Vec::new();
+    // A declared length is reserved at once, so the buffer is never copied to grow (a copy
+    // holds the old buffer and the new one at the same time, and leaves the old one to the
+    // allocator). That reserves address space only: pages are taken as bytes land, and the
+    // budget counts them as they do, below.
+    let declared = body
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= limit);
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+    // What the budget holds for this body.
+    let mut counted = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| read_failed(&err, "could not read the request body"))?;
         if let Ok(data) = frame.into_data() {
@@ -148,14 +159,18 @@ pub(crate) async fn read_limited(
             if needed > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            if needed > bytes.capacity() {
-                // The budget counts what is allocated, not only what arrived: the buffer
-                // doubles (at most to the limit) and the growth is taken first.
-                let capacity = needed.max(bytes.capacity() * 2).min(limit);
-                if !budget.take(capacity - bytes.capacity(), &mut held) {
+            if needed > counted {
+                // The budget counts what may be in memory, not only what arrived: it grows
+                // in doublings (at most to the limit), each taken before the bytes it covers.
+                let ceiling = declared.unwrap_or(limit).max(needed);
+                let capacity = needed.max(counted * 2).min(ceiling).min(limit);
+                if !budget.take(capacity - counted, &mut held) {
                     return Err(ApiError::Overloaded(Overload::BodyMemory));
                 }
-                bytes.reserve_exact(capacity - bytes.len());
+                counted = capacity;
+                if capacity > bytes.capacity() {
+                    bytes.reserve_exact(capacity - bytes.len());
+                }
             }
             bytes.extend_from_slice(&data);
         }
@@ -273,5 +288,45 @@ mod tests {
         assert_eq!(budget.used(), 400);
         drop(read);
         assert_eq!(budget.used(), 0);
+    }
+
+    /// Chunks of a body whose length was declared.
+    struct Declared(std::collections::VecDeque<Bytes>, u64);
+
+    impl HttpBody for Declared {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declared_body_is_counted_up_to_its_length() {
+        let budget = Budget::new(10_000);
+        let chunks = (0..3).map(|_| Bytes::from(vec![b'x'; 100])).collect();
+        let read = read_limited(Body::new(Declared(chunks, 300)), 1000, &budget)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 300);
+        // 100, doubled to 200, then the declared 300 rather than 400.
+        assert_eq!(budget.used(), 300);
+        drop(read);
+        // Past the budget, a declared body is refused as an undeclared one is.
+        let small = Budget::new(150);
+        let chunks = (0..3).map(|_| Bytes::from(vec![b'x'; 100])).collect();
+        assert!(matches!(
+            read_limited(Body::new(Declared(chunks, 300)), 1000, &small).await,
+            Err(ApiError::Overloaded(Overload::BodyMemory))
+        ));
+        assert_eq!(small.used(), 0);
     }
 }
