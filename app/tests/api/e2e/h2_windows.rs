@@ -53,6 +53,7 @@ const RST_STREAM: u8 = 3;
 const SETTINGS: u8 = 4;
 const ACK: u8 = 0x1;
 const GOAWAY: u8 = 7;
+const WINDOW_UPDATE: u8 = 8;
 const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const FLOW_CONTROL_ERROR: u32 = 3;
@@ -73,40 +74,40 @@ fn header_block(first: &[u8], literals: &[(u8, &str)]) -> Vec<u8> {
     out
 }
 
-/// Reads frames until one of `kind` on `stream` (or any stream for GOAWAY) arrives, or the
-/// connection ends, for at most 10 s; its payload.
+/// Reads frames until one of `kind` on `stream` (or any stream for GOAWAY; for SETTINGS, not
+/// an acknowledgement) arrives, or the connection ends, for at most 10 s; its payload.
 async fn wait_for(
     tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
     kind: u8,
     stream: u32,
 ) -> Option<Vec<u8>> {
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        read_until(tls, kind, stream),
-    )
-    .await
-    .ok()
-    .flatten()
+    let wanted = async {
+        loop {
+            let (k, flags, id, payload) = next_frame(tls).await?;
+            let settings_not_ack = k != SETTINGS || flags & ACK == 0;
+            if k == kind && (id == stream || kind == GOAWAY) && settings_not_ack {
+                return Some(payload);
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), wanted)
+        .await
+        .ok()
+        .flatten()
 }
 
-async fn read_until(
+/// The next frame: its type, flags, stream and payload.
+async fn next_frame(
     tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    kind: u8,
-    stream: u32,
-) -> Option<Vec<u8>> {
+) -> Option<(u8, u8, u32, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
-    loop {
-        let mut head = [0u8; 9];
-        tls.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-        let mut payload = vec![0u8; len];
-        tls.read_exact(&mut payload).await.ok()?;
-        let settings_not_ack = kind != SETTINGS || head[4] & ACK == 0;
-        if head[3] == kind && (id == stream || kind == GOAWAY) && settings_not_ack {
-            return Some(payload);
-        }
-    }
+    let mut head = [0u8; 9];
+    tls.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], id, payload))
 }
 
 /// A client that sends request bodies past the windows it was given: the server holds at
@@ -144,11 +145,24 @@ async fn a_client_sending_past_the_windows_is_stopped() {
         let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         preface.extend(frame(SETTINGS, 0, 0, &[])); // none changed
         tls.write_all(&preface).await.unwrap();
-        // The server's window takes effect once its SETTINGS are acknowledged; frames are
-        // taken in order, so the acknowledgement goes first in the burst.
-        wait_for(&mut tls, SETTINGS, 0)
+        // The server's stream window takes effect once its SETTINGS are acknowledged (frames
+        // are taken in order, so the acknowledgement goes first in the burst), and a
+        // connection window over the protocol's 65,535 bytes once its WINDOW_UPDATE is out.
+        let raised = connection_window != "65535";
+        let opened = async {
+            let (mut settings, mut update) = (false, !raised);
+            while !(settings && update) {
+                let (kind, flags, stream, _) = next_frame(&mut tls).await?;
+                settings |= kind == SETTINGS && flags & ACK == 0;
+                update |= kind == WINDOW_UPDATE && stream == 0;
+            }
+            Some(())
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), opened)
             .await
-            .expect("the server's SETTINGS");
+            .ok()
+            .flatten()
+            .expect("the server's SETTINGS and connection window");
         let mut burst = frame(SETTINGS, ACK, 0, &[]);
         let post = header_block(
             &[0x83, 0x87], // :method POST, :scheme https
