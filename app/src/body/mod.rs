@@ -161,9 +161,10 @@ pub(crate) async fn read_limited(
             }
             if needed > counted {
                 // The budget counts what may be in memory, not only what arrived: it grows
-                // in doublings (at most to the limit), each taken before the bytes it covers.
+                // in doublings, each taken before the bytes it covers, up to the declared
+                // length (or the limit; both are within the limit, as `needed` is by now).
                 let ceiling = declared.unwrap_or(limit).max(needed);
-                let capacity = needed.max(counted * 2).min(ceiling).min(limit);
+                let capacity = needed.max(counted * 2).min(ceiling);
                 if !budget.take(capacity - counted, &mut held) {
                     return Err(ApiError::Overloaded(Overload::BodyMemory));
                 }
