@@ -99,6 +99,10 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         Some(sums) => Some(sums.begin(&client, spool.reader().map_err(failed)?)),
         None => None,
     };
+    // The blocks the spool writes are summed where they are, not read back.
+    if let Some(held) = incoming.as_ref().and_then(|incoming| incoming.held()) {
+        spool.keep_blocks(held);
+    }
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| read_failed(&err, "the upload broke off"))?;

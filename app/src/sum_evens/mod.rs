@@ -4,10 +4,12 @@
 //!   `long`: numbers of more than 38 digits, added in decimal in linear time.
 //! - `range`: summing one byte range of a file, so a file is cut into chunks that are
 //!   summed independently (in parallel, and in any order) and merged.
+//! - `held`: the latest blocks of an arriving upload, kept in memory for its sum.
 //! - [`scheduler`]: the chunks of every running job, taken round robin across clients, so a
 //!   small job never waits behind another client's big one.
 
 pub(crate) mod columns;
+pub(crate) mod held;
 pub(crate) mod long;
 pub mod oracle;
 pub mod parse;

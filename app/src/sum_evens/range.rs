@@ -21,8 +21,23 @@ pub(crate) enum RangeError {
     Io(#[from] io::Error),
 }
 
+/// Where a range's bytes come from: a file, or a file some of whose blocks are in memory.
+pub(crate) trait Source {
+    /// Bytes at `offset`: at least one and at most `want` (at most `buf.len()` when read into
+    /// `buf`), or none at the end of the file. Fewer than `want` may come before the end.
+    fn block<'a>(&'a self, offset: u64, want: usize, buf: &'a mut [u8]) -> io::Result<&'a [u8]>;
+}
+
+impl Source for File {
+    fn block<'a>(&'a self, offset: u64, want: usize, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+        let want = want.min(buf.len());
+        let got = read_at(self, &mut buf[..want], offset)?;
+        Ok(&buf[..got])
+    }
+}
+
 /// Reads up to `buf.len()` bytes at `offset` (fewer only at the end of the file).
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read_at(&mut buf[filled..], offset + filled as u64) {
@@ -35,10 +50,10 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Sums the tokens that start in `start..end` of `file`, whose length is `len`. `buf` is the
-/// read buffer (its length is the block size).
+/// Sums the tokens that start in `start..end` of `source`, whose length is `len`. `buf` is the
+/// read buffer for what is read from a file (its length is the most one read takes).
 pub(crate) fn sum_range(
-    file: &File,
+    source: &impl Source,
     start: u64,
     end: u64,
     len: u64,
@@ -48,52 +63,49 @@ pub(crate) fn sum_range(
     let mut pos = start;
     // Inside a token that began before `start`: skip to its end.
     if start > 0 && start < end {
-        let mut before = [0u8];
-        read_at(file, &mut before, start - 1)?;
-        if !is_separator(before[0]) {
+        let before = source.block(start - 1, 1, buf)?;
+        if before.first().is_some_and(|&b| !is_separator(b)) {
             loop {
                 if pos >= end {
                     return Ok(Partial::default());
                 }
-                let want = buf.len().min((end - pos) as usize);
-                let got = read_at(file, &mut buf[..want], pos)?;
-                if got == 0 {
+                let got = source.block(pos, (end - pos) as usize, buf)?;
+                if got.is_empty() {
                     return Ok(Partial::default());
                 }
-                match buf[..got].iter().position(|&b| is_separator(b)) {
+                match got.iter().position(|&b| is_separator(b)) {
                     Some(i) => {
                         pos += i as u64;
                         break;
                     }
-                    None => pos += got as u64,
+                    None => pos += got.len() as u64,
                 }
             }
         }
     }
     let mut parser = Parser::new(pos);
     while pos < end {
-        let want = buf.len().min((end - pos) as usize);
-        let got = read_at(file, &mut buf[..want], pos)?;
-        if got == 0 {
+        let got = source.block(pos, (end - pos) as usize, buf)?;
+        if got.is_empty() {
             break;
         }
-        parser.feed(&buf[..got])?;
-        pos += got as u64;
+        parser.feed(got)?;
+        pos += got.len() as u64;
     }
     // The last token may go on past the end: feed up to its separator and no further.
     while parser.in_token() && pos < len {
-        let got = read_at(file, buf, pos)?;
-        if got == 0 {
+        let got = source.block(pos, (len - pos) as usize, buf)?;
+        if got.is_empty() {
             break;
         }
-        match buf[..got].iter().position(|&b| is_separator(b)) {
+        match got.iter().position(|&b| is_separator(b)) {
             Some(i) => {
-                parser.feed(&buf[..=i])?;
+                parser.feed(&got[..=i])?;
                 break;
             }
             None => {
-                parser.feed(&buf[..got])?;
-                pos += got as u64;
+                parser.feed(got)?;
+                pos += got.len() as u64;
             }
         }
     }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use metrics::Counter;
 use tokio::sync::{Notify, oneshot};
 
+use super::held::{ACROSS_UPLOADS, Held, Keeping};
 use super::parse::{BadToken, Partial, is_separator};
 use super::range::{BLOCK, RangeError, sum_range};
 use crate::compute::ComputePool;
@@ -69,6 +70,8 @@ struct Inner {
     work: Notify,
     compute: ComputePool,
     summed: Summed,
+    /// What arriving uploads keep in memory for their sums, together.
+    keeping: Arc<Keeping>,
 }
 
 /// Held by every clone of the scheduler, not by the lanes: dropping the last one tells the
@@ -96,6 +99,8 @@ struct State {
 struct Job {
     /// The file, until its last chunk is handed out (the lanes summing hold it after that).
     file: Mutex<Option<Arc<File>>>,
+    /// An arriving upload's latest blocks, in memory.
+    held: Option<Held>,
     /// The file's length, or [`GROWING`] while its upload is still arriving. Set under the
     /// outcome's lock, so a job ends exactly once.
     len: AtomicU64,
@@ -124,10 +129,16 @@ struct Outcome {
 }
 
 impl Job {
-    fn new(file: File, len: u64, progress: Arc<AtomicU64>) -> (Arc<Self>, Finished) {
+    fn new(
+        file: File,
+        len: u64,
+        held: Option<Held>,
+        progress: Arc<AtomicU64>,
+    ) -> (Arc<Self>, Finished) {
         let (done, finished) = oneshot::channel();
         let job = Arc::new(Job {
             file: Mutex::new(Some(Arc::new(file))),
+            held,
             len: AtomicU64::new(len),
             separator: AtomicU64::new(0),
             next: AtomicU64::new(0),
@@ -212,6 +223,7 @@ impl FairScheduler {
             work: Notify::new(),
             compute,
             summed,
+            keeping: Keeping::new(ACROSS_UPLOADS),
         });
         for _ in 0..lanes.max(1) {
             tokio::spawn(lane(inner.clone()));
@@ -238,15 +250,16 @@ impl FairScheduler {
         if len == 0 {
             return Ok(Partial::default());
         }
-        let (job, finished) = Job::new(file, len, progress);
+        let (job, finished) = Job::new(file, len, None, progress);
         self.queue(client, job, finished).sum().await
     }
 
     /// Starts summing an upload for `client` while it arrives in `file` (opened for reading
     /// on the file being written): tell the handle where separators land and, at the end, the
-    /// length.
+    /// length. Blocks given to [`Incoming::held`] are summed from memory.
     pub fn incoming(&self, client: &str, file: File) -> Incoming {
-        let (job, finished) = Job::new(file, GROWING, Arc::default());
+        let held = Held::new(self.inner.keeping.clone());
+        let (job, finished) = Job::new(file, GROWING, Some(held), Arc::default());
         self.queue(client, job, finished)
     }
 
@@ -315,6 +328,11 @@ impl Incoming {
             Job::end_if_done(&mut outcome, len);
         }
         self.inner.work.notify_waiters();
+    }
+
+    /// Where the spool gives the blocks it has written, so they are summed in memory.
+    pub(crate) fn held(&self) -> Option<Held> {
+        self.job.held.clone()
     }
 
     /// Bytes summed so far.
@@ -451,10 +469,19 @@ async fn lane(me: Arc<Inner>) {
             Ok(Partial::default())
         } else {
             let mut block = buf.take().unwrap_or_else(|| vec![0u8; BLOCK]);
+            // The blocks still in memory are taken now, before the upload's next ones push
+            // them out: the range, the byte before it and what its last token may run into.
+            let held = job
+                .held
+                .as_ref()
+                .map(|held| held.source(file.clone(), start.saturating_sub(1), readable));
             match me
                 .compute
                 .run(move || {
-                    let result = sum_range(&file, start, end, readable, &mut block);
+                    let result = match held {
+                        Some(held) => sum_range(&held, start, end, readable, &mut block),
+                        None => sum_range(&*file, start, end, readable, &mut block),
+                    };
                     (result, block)
                 })
                 .await
@@ -555,8 +582,9 @@ mod tests {
             work: Notify::new(),
             compute: ComputePool::new(1),
             summed: Summed::default(),
+            keeping: Keeping::new(ACROSS_UPLOADS),
         };
-        let job = |len| Job::new(tempfile::tempfile().unwrap(), len, Arc::default()).0;
+        let job = |len| Job::new(tempfile::tempfile().unwrap(), len, None, Arc::default()).0;
         {
             let mut state = inner.state.lock().unwrap();
             state
@@ -586,10 +614,12 @@ mod tests {
             work: Notify::new(),
             compute: ComputePool::new(1),
             summed: Summed::default(),
+            keeping: Keeping::new(ACROSS_UPLOADS),
         });
-        let (growing, _finished) = Job::new(tempfile::tempfile().unwrap(), GROWING, Arc::default());
+        let (growing, _finished) =
+            Job::new(tempfile::tempfile().unwrap(), GROWING, None, Arc::default());
         let (whole, _whole_finished) =
-            Job::new(tempfile::tempfile().unwrap(), CHUNK, Arc::default());
+            Job::new(tempfile::tempfile().unwrap(), CHUNK, None, Arc::default());
         inner.add("a", growing.clone());
         inner.add("a", whole);
         let incoming = Incoming {
@@ -666,6 +696,40 @@ mod tests {
         let got = incoming.sum().await.unwrap();
         assert_eq!(got, sum_bytes(text.as_bytes()).unwrap());
         assert_eq!(progress.load(Ordering::Relaxed), text.len() as u64);
+    }
+
+    /// The upload route's spool gives every block it has written to the sum: nothing is
+    /// read back from the file while the lanes keep up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_kept_in_memory_is_summed_without_reading_it_back() {
+        use super::super::held::BLOCK as HELD_BLOCK;
+        let text = numbers(2 * CHUNK as usize - (1 << 20));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let mut writer = std::fs::File::create(&path).unwrap();
+        let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
+        let mut incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        let held = incoming.held().expect("an arriving upload keeps blocks");
+        let progress = incoming.progress();
+        let mut at = 0u64;
+        for block in text.as_bytes().chunks(HELD_BLOCK) {
+            // No faster than the lanes sum (as a connection delivers, on a machine that is
+            // not busy): the chunk being summed is still among the blocks kept.
+            while at + 2 * HELD_BLOCK as u64 > progress.load(Ordering::Relaxed) + 2 * CHUNK {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            incoming.written(at, block);
+            writer.write_all(block).unwrap();
+            held.keep(at, block.to_vec());
+            at += block.len() as u64;
+            incoming.landed(at);
+        }
+        incoming.finish(at);
+        let got = incoming.sum().await.unwrap();
+        assert_eq!(got, sum_bytes(text.as_bytes()).unwrap());
+        assert_eq!(held.read_back(), 0, "every chunk was summed in memory");
+        drop(held);
+        assert_eq!(scheduler.inner.keeping.used(), 0, "and given back");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

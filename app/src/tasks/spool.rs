@@ -1,7 +1,8 @@
 //! An upload on its way to its payload file: written under a temporary name in blocks, one
 //! block on its way to the disk while the next fills, and renamed into place only when it is
 //! whole and synced. [`Spool::landed`] says how much has reached the file, for readers that
-//! start on an upload before it ends.
+//! start on an upload before it ends, and a spool told to [`Spool::keep_blocks`] gives each
+//! block, once written, to the sum reading it, which parses it in memory.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -10,8 +11,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-/// How much the spool gathers before a write.
-const BLOCK: usize = 1 << 20;
+use crate::sum_evens::held::{BLOCK, Held};
 
 /// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
 /// removed if dropped before (a broken or refused upload leaves nothing behind).
@@ -24,6 +24,8 @@ pub(crate) struct Spool {
     block: Vec<u8>,
     /// The block being written, which hands its buffer back.
     writing: Option<JoinHandle<io::Result<Vec<u8>>>>,
+    /// Where written blocks go, when a sum reads them as they land.
+    held: Option<Held>,
     /// Bytes handed to writes, and bytes whose write has completed.
     sent: u64,
     landed: u64,
@@ -49,6 +51,7 @@ impl Spool {
             file: Arc::new(file),
             block: Vec::with_capacity(BLOCK),
             writing: None,
+            held: None,
             sent: 0,
             landed: 0,
             committed: false,
@@ -65,10 +68,20 @@ impl Spool {
         self.landed
     }
 
-    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.block.extend_from_slice(bytes);
-        if self.block.len() >= BLOCK {
-            self.send().await?;
+    /// From now on, each block written is handed to `held` (blocks of exactly [`BLOCK`]
+    /// bytes at multiples of it, except the last).
+    pub(crate) fn keep_blocks(&mut self, held: Held) {
+        self.held = Some(held);
+    }
+
+    pub(crate) async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let take = bytes.len().min(BLOCK - self.block.len());
+            self.block.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.block.len() == BLOCK {
+                self.send().await?;
+            }
         }
         Ok(())
     }
@@ -93,13 +106,19 @@ impl Spool {
 
     /// Waits for the block on its way, if any; returns a buffer for the next one.
     async fn wait(&mut self) -> io::Result<Vec<u8>> {
-        let mut spare = match self.writing.take() {
-            Some(writing) => writing.await.map_err(io::Error::other)??,
-            None => Vec::with_capacity(BLOCK),
+        let Some(writing) = self.writing.take() else {
+            return Ok(Vec::with_capacity(BLOCK));
         };
+        let mut written = writing.await.map_err(io::Error::other)??;
+        let at = self.landed;
         self.landed = self.sent;
-        spare.clear();
-        Ok(spare)
+        Ok(match &self.held {
+            Some(held) => held.keep(at, written),
+            None => {
+                written.clear();
+                written
+            }
+        })
     }
 
     /// Writes everything given so far to the file.
@@ -167,7 +186,10 @@ mod tests {
         spool.write(&vec![b'2'; BLOCK]).await.unwrap();
         spool.write(&vec![b'3'; BLOCK]).await.unwrap();
         let landed = spool.landed();
-        assert_eq!(landed, (BLOCK + 1000) as u64, "the first block landed");
+        assert_eq!(
+            landed, BLOCK as u64,
+            "the first block (of exactly BLOCK) landed"
+        );
         assert!(reader.metadata().unwrap().len() >= landed);
         spool.flush().await.unwrap();
         assert_eq!(spool.landed(), (2 * BLOCK + 1000) as u64);
@@ -177,5 +199,33 @@ mod tests {
             std::fs::metadata(dir.path().join("p")).unwrap().len(),
             (2 * BLOCK + 1000) as u64
         );
+    }
+
+    #[tokio::test]
+    async fn written_blocks_go_to_the_sum_whole_and_in_order() {
+        use crate::sum_evens::held::{ACROSS_UPLOADS, Keeping};
+        use crate::sum_evens::range::Source;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
+        let reader = spool.reader().unwrap();
+        let held = Held::new(Keeping::new(ACROSS_UPLOADS));
+        spool.keep_blocks(held.clone());
+        // Pieces that do not divide a block, as a connection delivers them.
+        let text: Vec<u8> = (0..3 * BLOCK + 777).map(|i| (i % 251) as u8).collect();
+        for piece in text.chunks(16_411) {
+            spool.write(piece).await.unwrap();
+        }
+        spool.flush().await.unwrap();
+        let source = held.source(Arc::new(reader), 0, u64::MAX);
+        let mut buf = vec![0; 64];
+        let mut at = 0;
+        while at < text.len() {
+            let got = source.block(at as u64, usize::MAX, &mut buf).unwrap();
+            assert_eq!(at % BLOCK, 0, "blocks start at multiples of BLOCK");
+            assert_eq!(got, &text[at..(at + BLOCK).min(text.len())]);
+            at += got.len();
+        }
+        assert_eq!(held.read_back(), 0, "every block came from memory");
     }
 }
