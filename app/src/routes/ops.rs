@@ -62,6 +62,10 @@ pub(crate) struct LimitsSnapshot {
     /// (`--max-buffered-bytes`).
     pub buffered_bytes: usize,
     pub max_buffered_bytes: usize,
+    /// Bytes of `/sum-evens` uploads kept in memory for the sums that read them as they
+    /// arrive, and the most there may be (0 and 0 when uploads are not summed as they arrive).
+    pub sum_kept_bytes: usize,
+    pub max_sum_kept_bytes: usize,
 }
 
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
@@ -71,6 +75,11 @@ pub(crate) struct LimitsSnapshot {
     responses((status = 200, description = "Service statistics", body = Envelope<StatusData>)))]
 async fn status(State(state): State<AppState>) -> Response {
     let (store, queue) = tokio::join!(state.store.status(), state.tasks.status());
+    let (sum_kept_bytes, max_sum_kept_bytes) = state
+        .tasks
+        .incoming
+        .as_ref()
+        .map_or((0, 0), |sums| sums.kept_bytes());
     success(StatusData {
         service: state.telemetry.stats.snapshot(),
         store,
@@ -84,6 +93,8 @@ async fn status(State(state): State<AppState>) -> Response {
             client_permits: state.config.client_permits(),
             buffered_bytes: state.buffered.used(),
             max_buffered_bytes: state.config.max_buffered_bytes,
+            sum_kept_bytes,
+            max_sum_kept_bytes,
         },
         connections: state.telemetry.connections.snapshot(),
         log_lines_dropped: crate::telemetry::logging::dropped_lines()

@@ -52,7 +52,6 @@ impl Keeping {
     }
 
     /// Bytes kept now.
-    #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }

@@ -234,6 +234,11 @@ impl FairScheduler {
         }
     }
 
+    /// Bytes of arriving uploads kept in memory for their sums now, and the most there may be.
+    pub(crate) fn kept_bytes(&self) -> (usize, usize) {
+        (self.inner.keeping.used(), ACROSS_UPLOADS)
+    }
+
     /// Sums the file at `path` for `client`; `progress` counts the bytes summed so far.
     pub async fn sum(
         &self,

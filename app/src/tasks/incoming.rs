@@ -30,6 +30,11 @@ impl IncomingSums {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Bytes of arriving uploads kept in memory for their sums now, and the most there may be.
+    pub(crate) fn kept_bytes(&self) -> (usize, usize) {
+        self.scheduler.kept_bytes()
+    }
+
     /// Starts summing `client`'s upload as it arrives in `file`.
     pub(crate) fn begin(&self, client: &str, file: File) -> Incoming {
         self.scheduler.incoming(client, file)

@@ -1,6 +1,6 @@
 //! The bounds a client could try to exceed besides time (`slow_clients`): concurrent HTTP/2
-//! streams per connection, connections, request bodies held in memory, and the spool file of
-//! an upload that stops.
+//! streams per connection, connections, request bodies held in memory, upload blocks kept for
+//! the sums reading them, and the spool file of an upload that stops.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -157,13 +157,23 @@ async fn all_but_the_last_byte(
     content_type: &str,
     declared: usize,
 ) -> u16 {
+    all_but_the_last_byte_of(app, path, content_type, declared, &[b'7'; 64 * 1024]).await
+}
+
+/// [`all_but_the_last_byte`] with a body of `chunk` repeated.
+async fn all_but_the_last_byte_of(
+    app: &Process,
+    path: &str,
+    content_type: &str,
+    declared: usize,
+    chunk: &[u8],
+) -> u16 {
     let mut tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"http/1.1").await;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
          Content-Length: {declared}\r\n\r\n"
     );
     tls.write_all(head.as_bytes()).await.unwrap();
-    let chunk = vec![b'7'; 64 * 1024];
     let mut left = declared - 1;
     while left > 0 {
         let n = left.min(chunk.len());
@@ -239,6 +249,60 @@ async fn uploads_held_one_byte_short_share_the_buffered_budget() {
             grown as f64 / 1e6,
             count(408),
             count(503)
+        ),
+    );
+}
+
+/// An upload summed as it arrives keeps its latest blocks in memory for the sum: eight of them
+/// held one byte short must not keep more than `max_sum_kept_bytes` (64 MiB) between them,
+/// where each alone would keep 16 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sum_evens_uploads_held_one_byte_short_keep_at_most_64_mib_for_their_sums() {
+    const MIB: u64 = 1024 * 1024;
+    let app = Process::spawn(&["--body-timeout", "3s"]).await;
+    let limits = app.status().await["limits"].clone();
+    let max = limits["max_sum_kept_bytes"].as_u64().unwrap();
+    assert_eq!(max, 64 * MIB, "{limits}");
+    let before = app.rss_bytes();
+    let start = Instant::now();
+    let numbers = b"2 ".repeat(32 * 1024);
+    let uploads: Vec<_> = (0..8)
+        .map(|_| all_but_the_last_byte_of(&app, "/sum-evens", "text/plain", 24 << 20, &numbers))
+        .collect();
+    let watch = async {
+        let (mut peak_rss, mut peak_kept) = (0, 0);
+        while start.elapsed() < Duration::from_secs(5) {
+            peak_rss = peak_rss.max(app.rss_bytes());
+            let status = app.status().await;
+            peak_kept = peak_kept.max(status["limits"]["sum_kept_bytes"].as_u64().unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (peak_rss, peak_kept)
+    };
+    let (statuses, (peak_rss, peak_kept)) =
+        tokio::join!(futures_util::future::join_all(uploads), watch);
+    assert!(statuses.iter().all(|&s| s == 408), "{statuses:?}");
+    assert!(peak_kept <= max, "kept {peak_kept} of at most {max}");
+    assert!(
+        peak_kept >= max / 2,
+        "the uploads' sums read from memory: kept {peak_kept}"
+    );
+    let grown = peak_rss.saturating_sub(before);
+    // Kept blocks, each upload's two spool buffers and the connections' buffers; eight
+    // uploads keeping 16 MiB each would be 128 MiB of kept blocks alone.
+    assert!(grown < 2 * max, "RSS grew by {} MB", grown / 1_000_000);
+    eventually("the kept blocks to be given back", || async {
+        app.status().await["limits"]["sum_kept_bytes"] == 0
+    })
+    .await;
+    testkit::drill(
+        "8 /sum-evens uploads of 24 MiB held one byte short",
+        "blocks kept in memory for their sums within 64 MiB in all (16 MiB each); 408 after --body-timeout",
+        &format!(
+            "peak kept {:.1} MB, RSS +{:.1} MB; {} x 408",
+            peak_kept as f64 / 1e6,
+            grown as f64 / 1e6,
+            statuses.len()
         ),
     );
 }
