@@ -155,6 +155,14 @@ impl Held {
         spare
     }
 
+    /// Every chunk has been handed out (the lanes summing them hold what they read): nothing
+    /// more is kept, so an upload whose task waits for a worker keeps no memory meanwhile.
+    pub(crate) fn release(&self) {
+        let mut kept = self.kept();
+        kept.blocks.clear();
+        kept.spare = None;
+    }
+
     /// The kept blocks that hold any of `from..to`.
     fn covering(&self, from: u64, to: u64) -> Vec<(u64, Arc<Block>)> {
         self.kept()

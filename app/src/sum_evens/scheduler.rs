@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use metrics::Counter;
 use tokio::sync::{Notify, oneshot};
 
-use super::held::{ACROSS_UPLOADS, Held, Keeping};
+use super::held::{ACROSS_UPLOADS, Held, HeldSource, Keeping};
 use super::parse::{BadToken, Partial, is_separator};
-use super::range::{BLOCK, RangeError, sum_range};
+use super::range::{BLOCK, RangeError, Source, sum_range};
 use crate::compute::ComputePool;
 
 /// How much of a file one chunk covers.
@@ -360,9 +360,32 @@ impl Drop for Incoming {
     }
 }
 
+/// Where a lane reads a chunk from: the file, or an arriving upload's blocks still in memory
+/// (taken when the chunk is handed out, before the upload's next blocks push them out) and the
+/// file for the rest.
+#[derive(Debug)]
+enum ChunkSource {
+    File(Arc<File>),
+    Held(HeldSource),
+}
+
+impl Source for ChunkSource {
+    fn block<'a>(
+        &'a self,
+        offset: u64,
+        want: usize,
+        buf: &'a mut [u8],
+    ) -> std::io::Result<&'a [u8]> {
+        match self {
+            Self::File(file) => file.block(offset, want, buf),
+            Self::Held(held) => held.block(offset, want, buf),
+        }
+    }
+}
+
 /// What a lane does next.
 enum Next {
-    Chunk(Arc<Job>, Arc<File>, u64, u64),
+    Chunk(Arc<Job>, ChunkSource, u64, u64),
     Wait,
     End,
 }
@@ -413,7 +436,7 @@ impl Inner {
     /// Clients take turns; a client's jobs go first come, first served, except that a job
     /// whose next chunk has not landed yet lets the client's next job go. A client with
     /// nothing ready keeps its place in the turns.
-    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, Arc<File>, u64, u64)> {
+    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, ChunkSource, u64, u64)> {
         for _ in 0..state.turns.len() {
             let client = state.turns.pop_front()?;
             let Some(queue) = state.jobs.get_mut(&client) else {
@@ -424,12 +447,22 @@ impl Inner {
             let found = queue.iter().enumerate().find_map(|(i, job)| {
                 let (start, readable) = job.take_chunk()?;
                 let file = job.file.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-                Some((i, job.clone(), file, start, readable))
+                // The range, the byte before it and what its last token may run into.
+                let source = match &job.held {
+                    Some(held) => {
+                        ChunkSource::Held(held.source(file, start.saturating_sub(1), readable))
+                    }
+                    None => ChunkSource::File(file),
+                };
+                Some((i, job.clone(), source, start, readable))
             });
             if let Some((i, job, _, _, _)) = &found
                 && job.handed_out()
             {
                 job.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(held) = &job.held {
+                    held.release();
+                }
                 queue.remove(*i);
             }
             if queue.is_empty() {
@@ -437,8 +470,8 @@ impl Inner {
             } else {
                 state.turns.push_back(client);
             }
-            if let Some((_, job, file, start, readable)) = found {
-                return Some((job, file, start, readable));
+            if let Some((_, job, source, start, readable)) = found {
+                return Some((job, source, start, readable));
             }
         }
         None
@@ -453,8 +486,8 @@ async fn lane(me: Arc<Inner>) {
         let notified = me.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (job, file, start, readable) = match me.next() {
-            Next::Chunk(job, file, start, readable) => (job, file, start, readable),
+        let (job, source, start, readable) = match me.next() {
+            Next::Chunk(job, source, start, readable) => (job, source, start, readable),
             Next::Wait => {
                 notified.await;
                 continue;
@@ -474,19 +507,10 @@ async fn lane(me: Arc<Inner>) {
             Ok(Partial::default())
         } else {
             let mut block = buf.take().unwrap_or_else(|| vec![0u8; BLOCK]);
-            // The blocks still in memory are taken now, before the upload's next ones push
-            // them out: the range, the byte before it and what its last token may run into.
-            let held = job
-                .held
-                .as_ref()
-                .map(|held| held.source(file.clone(), start.saturating_sub(1), readable));
             match me
                 .compute
                 .run(move || {
-                    let result = match held {
-                        Some(held) => sum_range(&held, start, end, readable, &mut block),
-                        None => sum_range(&*file, start, end, readable, &mut block),
-                    };
+                    let result = sum_range(&source, start, end, readable, &mut block);
                     (result, block)
                 })
                 .await
@@ -733,8 +757,11 @@ mod tests {
         let got = incoming.sum().await.unwrap();
         assert_eq!(got, sum_bytes(text.as_bytes()).unwrap());
         assert_eq!(held.read_back(), 0, "every chunk was summed in memory");
-        drop(held);
-        assert_eq!(scheduler.inner.keeping.used(), 0, "and given back");
+        assert_eq!(
+            scheduler.inner.keeping.used(),
+            0,
+            "given back once summed, while the upload's handle is still held"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
