@@ -68,8 +68,9 @@ pub(crate) const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 /// How long draining a refused body may take.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// Request bodies held in memory at once, across requests (`--max-buffered-bytes`): what
-/// routes that read a whole body (`/messages`, `/randomize`) take from as bytes arrive.
+/// Bytes held in memory at once against a limit: request bodies across requests
+/// (`--max-buffered-bytes`), which routes that read a whole body (`/messages`, `/randomize`)
+/// take from as bytes arrive; also the upload blocks kept for sums (`sum_evens::held`).
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
@@ -89,7 +90,16 @@ impl Budget {
         self.used.load(Ordering::Acquire)
     }
 
-    fn take(self: &Arc<Self>, bytes: usize, held: &mut Held) -> bool {
+    /// Takes `bytes` as one share, given back when it is dropped; `None` past the limit.
+    pub(crate) fn try_take(self: &Arc<Self>, bytes: usize) -> Option<Taken> {
+        let mut taken = Taken {
+            budget: self.clone(),
+            bytes: 0,
+        };
+        self.take(bytes, &mut taken).then_some(taken)
+    }
+
+    fn take(self: &Arc<Self>, bytes: usize, held: &mut Taken) -> bool {
         let before = self.used.fetch_add(bytes, Ordering::AcqRel);
         if before + bytes > self.limit {
             self.used.fetch_sub(bytes, Ordering::AcqRel);
@@ -102,12 +112,12 @@ impl Budget {
 
 /// Bytes taken from a [`Budget`], given back when dropped.
 #[derive(Debug)]
-struct Held {
+pub(crate) struct Taken {
     budget: Arc<Budget>,
     bytes: usize,
 }
 
-impl Drop for Held {
+impl Drop for Taken {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
@@ -117,7 +127,7 @@ impl Drop for Held {
 #[derive(Debug)]
 pub(crate) struct Buffered {
     bytes: Bytes,
-    _held: Held,
+    _held: Taken,
 }
 
 impl std::ops::Deref for Buffered {
@@ -136,7 +146,7 @@ pub(crate) async fn read_limited(
     limit: usize,
     budget: &Arc<Budget>,
 ) -> Result<Buffered, ApiError> {
-    let mut held = Held {
+    let mut held = Taken {
         budget: budget.clone(),
         bytes: 0,
     };

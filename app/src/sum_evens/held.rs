@@ -8,10 +8,11 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::range::{Source, read_at};
+use crate::body::{Budget, Taken};
 
 /// The blocks the spool writes (and so the blocks kept), in bytes.
 pub(crate) const BLOCK: usize = 1 << 20;
@@ -24,58 +25,12 @@ pub(crate) const PER_UPLOAD: usize = 16;
 /// read back from its file.
 pub(crate) const ACROSS_UPLOADS: usize = 4 * PER_UPLOAD * BLOCK;
 
-/// What every upload's kept blocks take, together.
-#[derive(Debug)]
-pub(crate) struct Keeping {
-    limit: usize,
-    used: AtomicUsize,
-}
-
-impl Keeping {
-    pub(crate) fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self {
-            limit,
-            used: AtomicUsize::new(0),
-        })
-    }
-
-    fn take(self: &Arc<Self>, bytes: usize) -> Option<Counted> {
-        let before = self.used.fetch_add(bytes, Ordering::AcqRel);
-        if before + bytes > self.limit {
-            self.used.fetch_sub(bytes, Ordering::AcqRel);
-            return None;
-        }
-        Some(Counted {
-            keeping: self.clone(),
-            bytes,
-        })
-    }
-
-    /// Bytes kept now.
-    pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
-/// A kept block's share of [`Keeping`], given back when the block is dropped.
-#[derive(Debug)]
-struct Counted {
-    keeping: Arc<Keeping>,
-    bytes: usize,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.keeping.used.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
-
-/// A block of the upload in memory, with its share of [`Keeping`] (a lane summing it holds it
-/// as long as it reads it, counted or not).
+/// A block of the upload in memory, with its share of what all uploads may keep (a lane
+/// summing it holds it as long as it reads it, counted or not).
 #[derive(Debug)]
 pub(crate) struct Block {
     bytes: Vec<u8>,
-    _counted: Counted,
+    _counted: Taken,
 }
 
 /// One upload's kept blocks, shared by its spool (which adds them) and its sum (which reads
@@ -83,7 +38,7 @@ pub(crate) struct Block {
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     inner: Arc<Mutex<Kept>>,
-    keeping: Arc<Keeping>,
+    keeping: Arc<Budget>,
     /// Bytes the sum read back from the file because they were not kept.
     read_back: Arc<AtomicU64>,
 }
@@ -97,7 +52,7 @@ struct Kept {
 }
 
 impl Held {
-    pub(crate) fn new(keeping: Arc<Keeping>) -> Self {
+    pub(crate) fn new(keeping: Arc<Budget>) -> Self {
         Self {
             inner: Arc::default(),
             keeping,
@@ -132,7 +87,7 @@ impl Held {
                 kept.spare = Some(old.bytes);
             }
         }
-        match self.keeping.take(block.len()) {
+        match self.keeping.try_take(block.len()) {
             Some(counted) => kept.blocks.push_back((
                 at,
                 Arc::new(Block {
@@ -228,7 +183,7 @@ mod tests {
 
     #[test]
     fn the_latest_blocks_are_kept_and_the_oldest_given_back() {
-        let keeping = Keeping::new(ACROSS_UPLOADS);
+        let keeping = Budget::new(ACROSS_UPLOADS);
         let held = Held::new(keeping.clone());
         let mut buffers = std::collections::HashSet::new();
         let mut next = Vec::with_capacity(BLOCK);
@@ -271,7 +226,7 @@ mod tests {
 
     #[test]
     fn past_the_limit_across_uploads_blocks_are_not_kept() {
-        let keeping = Keeping::new(3 * BLOCK);
+        let keeping = Budget::new(3 * BLOCK);
         let a = Held::new(keeping.clone());
         let b = Held::new(keeping.clone());
         for i in 0..2 {
@@ -292,7 +247,7 @@ mod tests {
         text[2 * BLOCK..].fill(b'3');
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&text).unwrap();
-        let held = Held::new(Keeping::new(ACROSS_UPLOADS));
+        let held = Held::new(Budget::new(ACROSS_UPLOADS));
         // Only the middle block is kept.
         held.keep(BLOCK as u64, text[BLOCK..2 * BLOCK].to_vec());
         let source = held.source(Arc::new(file), 0, u64::MAX);

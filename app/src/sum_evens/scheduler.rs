@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex};
 use metrics::Counter;
 use tokio::sync::{Notify, oneshot};
 
-use super::held::{ACROSS_UPLOADS, Held, HeldSource, Keeping};
+use super::held::{ACROSS_UPLOADS, Held, HeldSource};
 use super::parse::{BadToken, Partial, is_separator};
 use super::range::{BLOCK, RangeError, Source, sum_range};
+use crate::body::Budget;
 use crate::compute::ComputePool;
 
 /// How much of a file one chunk covers.
@@ -71,7 +72,7 @@ struct Inner {
     compute: ComputePool,
     summed: Summed,
     /// What arriving uploads keep in memory for their sums, together.
-    keeping: Arc<Keeping>,
+    keeping: Arc<Budget>,
 }
 
 /// Held by every clone of the scheduler, not by the lanes: dropping the last one tells the
@@ -223,7 +224,7 @@ impl FairScheduler {
             work: Notify::new(),
             compute,
             summed,
-            keeping: Keeping::new(ACROSS_UPLOADS),
+            keeping: Budget::new(ACROSS_UPLOADS),
         });
         for _ in 0..lanes.max(1) {
             tokio::spawn(lane(inner.clone()));
@@ -611,7 +612,7 @@ mod tests {
             work: Notify::new(),
             compute: ComputePool::new(1),
             summed: Summed::default(),
-            keeping: Keeping::new(ACROSS_UPLOADS),
+            keeping: Budget::new(ACROSS_UPLOADS),
         };
         let job = |len| Job::new(tempfile::tempfile().unwrap(), len, None, Arc::default()).0;
         {
@@ -643,7 +644,7 @@ mod tests {
             work: Notify::new(),
             compute: ComputePool::new(1),
             summed: Summed::default(),
-            keeping: Keeping::new(ACROSS_UPLOADS),
+            keeping: Budget::new(ACROSS_UPLOADS),
         });
         let (growing, _finished) =
             Job::new(tempfile::tempfile().unwrap(), GROWING, None, Arc::default());
@@ -698,6 +699,15 @@ mod tests {
         incoming.finish(written);
     }
 
+    /// A file an upload is written to (removed with the directory), and a reader of it.
+    fn upload_file() -> (tempfile::TempDir, std::fs::File, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        let writer = std::fs::File::create(&path).unwrap();
+        let reader = File::open(&path).unwrap();
+        (dir, writer, reader)
+    }
+
     fn numbers(len: usize) -> String {
         let mut text = String::new();
         let mut i: u64 = 0;
@@ -715,11 +725,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_upload_summed_as_it_arrives_sums_like_the_whole_file() {
         let text = numbers(2 * CHUNK as usize - (1 << 20));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("upload");
-        let mut writer = std::fs::File::create(&path).unwrap();
+        let (_dir, mut writer, reader) = upload_file();
         let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
-        let mut incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        let mut incoming = scheduler.incoming("a", reader);
         let progress = incoming.progress();
         arrive(&mut writer, &mut incoming, text.as_bytes(), 1 << 20);
         let got = incoming.sum().await.unwrap();
@@ -733,11 +741,9 @@ mod tests {
     async fn an_upload_kept_in_memory_is_summed_without_reading_it_back() {
         use super::super::held::BLOCK as HELD_BLOCK;
         let text = numbers(2 * CHUNK as usize - (1 << 20));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("upload");
-        let mut writer = std::fs::File::create(&path).unwrap();
+        let (_dir, mut writer, reader) = upload_file();
         let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
-        let mut incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        let mut incoming = scheduler.incoming("a", reader);
         let held = incoming.held().expect("an arriving upload keeps blocks");
         let progress = incoming.progress();
         let mut at = 0u64;
@@ -770,11 +776,9 @@ mod tests {
         text.push_str("x 4 ");
         text.push_str(&"2 ".repeat(CHUNK as usize));
         text.push('y');
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("upload");
-        let mut writer = std::fs::File::create(&path).unwrap();
+        let (_dir, mut writer, reader) = upload_file();
         let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
-        let mut incoming = scheduler.incoming("a", File::open(&path).unwrap());
+        let mut incoming = scheduler.incoming("a", reader);
         arrive(&mut writer, &mut incoming, text.as_bytes(), 300_001);
         let err = incoming.sum().await.unwrap_err();
         assert!(

@@ -203,13 +203,14 @@ mod tests {
 
     #[tokio::test]
     async fn written_blocks_go_to_the_sum_whole_and_in_order() {
-        use crate::sum_evens::held::{ACROSS_UPLOADS, Keeping};
+        use crate::body::Budget;
+        use crate::sum_evens::held::ACROSS_UPLOADS;
         use crate::sum_evens::range::Source;
 
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
         let reader = spool.reader().unwrap();
-        let held = Held::new(Keeping::new(ACROSS_UPLOADS));
+        let held = Held::new(Budget::new(ACROSS_UPLOADS));
         spool.keep_blocks(held.clone());
         // Pieces that do not divide a block, as a connection delivers them.
         let text: Vec<u8> = (0..3 * BLOCK + 777).map(|i| (i % 251) as u8).collect();
