@@ -11,7 +11,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::range::{Source, read_at};
+use super::range::Source;
 use crate::body::{Budget, Taken};
 
 /// The blocks the spool writes (and so the blocks kept), in bytes.
@@ -45,7 +45,8 @@ pub(crate) struct Held {
 
 #[derive(Debug, Default)]
 struct Kept {
-    /// By offset, consecutive (a block not kept ends the run: the ones before it go).
+    /// By offset, consecutive as the spool writes them (a block not kept ends the run: the
+    /// ones before it go).
     blocks: VecDeque<(u64, Arc<Block>)>,
     /// A buffer for the spool's next block.
     spare: Option<Vec<u8>>,
@@ -69,13 +70,6 @@ impl Held {
     pub(crate) fn keep(&self, at: u64, mut block: Vec<u8>) -> Vec<u8> {
         let mut kept = self.kept();
         let mut freed = Vec::new();
-        let follows = kept
-            .blocks
-            .back()
-            .is_none_or(|(last, b)| last + b.bytes.len() as u64 == at);
-        if !follows {
-            freed.extend(kept.blocks.drain(..));
-        }
         while kept.blocks.len() >= PER_UPLOAD {
             freed.extend(kept.blocks.pop_front());
         }
@@ -144,12 +138,23 @@ impl Held {
     }
 }
 
-/// A file some of whose blocks are in memory.
+/// Where a lane reads a chunk: a file, some of whose blocks may be in memory.
 #[derive(Debug)]
 pub(crate) struct HeldSource {
     file: Arc<File>,
     blocks: Vec<(u64, Arc<Block>)>,
     read_back: Arc<AtomicU64>,
+}
+
+impl HeldSource {
+    /// `file` alone, nothing of it in memory (a whole file summed after its upload).
+    pub(crate) fn file(file: Arc<File>) -> Self {
+        Self {
+            file,
+            blocks: Vec::new(),
+            read_back: Arc::default(),
+        }
+    }
 }
 
 impl Source for HeldSource {
@@ -163,10 +168,10 @@ impl Source for HeldSource {
             let n = want.min(block.bytes.len() - from);
             return Ok(&block.bytes[from..from + n]);
         }
-        let want = want.min(buf.len());
-        let got = read_at(&self.file, &mut buf[..want], offset)?;
-        self.read_back.fetch_add(got as u64, Ordering::Relaxed);
-        Ok(&buf[..got])
+        let got = self.file.block(offset, want, buf)?;
+        self.read_back
+            .fetch_add(got.len() as u64, Ordering::Relaxed);
+        Ok(got)
     }
 }
 

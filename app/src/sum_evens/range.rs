@@ -37,7 +37,7 @@ impl Source for File {
 }
 
 /// Reads up to `buf.len()` bytes at `offset` (fewer only at the end of the file).
-pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read_at(&mut buf[filled..], offset + filled as u64) {

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::held::{ACROSS_UPLOADS, Held, HeldSource};
 use super::parse::{BadToken, Partial, is_separator};
-use super::range::{BLOCK, RangeError, Source, sum_range};
+use super::range::{BLOCK, RangeError, sum_range};
 use crate::body::Budget;
 use crate::compute::ComputePool;
 
@@ -361,32 +361,9 @@ impl Drop for Incoming {
     }
 }
 
-/// Where a lane reads a chunk from: the file, or an arriving upload's blocks still in memory
-/// (taken when the chunk is handed out, before the upload's next blocks push them out) and the
-/// file for the rest.
-#[derive(Debug)]
-enum ChunkSource {
-    File(Arc<File>),
-    Held(HeldSource),
-}
-
-impl Source for ChunkSource {
-    fn block<'a>(
-        &'a self,
-        offset: u64,
-        want: usize,
-        buf: &'a mut [u8],
-    ) -> std::io::Result<&'a [u8]> {
-        match self {
-            Self::File(file) => file.block(offset, want, buf),
-            Self::Held(held) => held.block(offset, want, buf),
-        }
-    }
-}
-
 /// What a lane does next.
 enum Next {
-    Chunk(Arc<Job>, ChunkSource, u64, u64),
+    Chunk(Arc<Job>, HeldSource, u64, u64),
     Wait,
     End,
 }
@@ -437,7 +414,7 @@ impl Inner {
     /// Clients take turns; a client's jobs go first come, first served, except that a job
     /// whose next chunk has not landed yet lets the client's next job go. A client with
     /// nothing ready keeps its place in the turns.
-    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, ChunkSource, u64, u64)> {
+    fn next_chunk(state: &mut State) -> Option<(Arc<Job>, HeldSource, u64, u64)> {
         for _ in 0..state.turns.len() {
             let client = state.turns.pop_front()?;
             let Some(queue) = state.jobs.get_mut(&client) else {
@@ -448,12 +425,12 @@ impl Inner {
             let found = queue.iter().enumerate().find_map(|(i, job)| {
                 let (start, readable) = job.take_chunk()?;
                 let file = job.file.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-                // The range, the byte before it and what its last token may run into.
+                // An arriving upload's blocks in memory are taken now, before its next ones
+                // push them out: the range, the byte before it and what its last token may
+                // run into.
                 let source = match &job.held {
-                    Some(held) => {
-                        ChunkSource::Held(held.source(file, start.saturating_sub(1), readable))
-                    }
-                    None => ChunkSource::File(file),
+                    Some(held) => held.source(file, start.saturating_sub(1), readable),
+                    None => HeldSource::file(file),
                 };
                 Some((i, job.clone(), source, start, readable))
             });
