@@ -191,6 +191,19 @@ async fn all_but_the_last_byte_of(
     }
 }
 
+/// The peak RSS and the peak of `/status`'s `limits.{limit}`, sampled every 50 ms for `span`.
+async fn peaks(app: &Process, limit: &str, span: Duration) -> (u64, u64) {
+    let start = Instant::now();
+    let (mut peak_rss, mut peak_limit) = (0, 0);
+    while start.elapsed() < span {
+        peak_rss = peak_rss.max(app.rss_bytes());
+        let status = app.status().await;
+        peak_limit = peak_limit.max(status["limits"][limit].as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (peak_rss, peak_limit)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_held_one_byte_short_share_the_buffered_budget() {
     const BUDGET: u64 = 64 * 1024 * 1024;
@@ -202,22 +215,13 @@ async fn uploads_held_one_byte_short_share_the_buffered_budget() {
     ])
     .await;
     let before = app.rss_bytes();
-    let start = Instant::now();
     let uploads: Vec<_> = (0..12)
         .map(|_| all_but_the_last_byte(&app, "/randomize", "image/png", 30_000_000))
         .collect();
-    let watch = async {
-        let (mut peak_rss, mut peak_buffered) = (0, 0);
-        while start.elapsed() < Duration::from_secs(4) {
-            peak_rss = peak_rss.max(app.rss_bytes());
-            let status = app.status().await;
-            peak_buffered = peak_buffered.max(status["limits"]["buffered_bytes"].as_u64().unwrap());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        (peak_rss, peak_buffered)
-    };
-    let (mut statuses, (peak_rss, peak_buffered)) =
-        tokio::join!(futures_util::future::join_all(uploads), watch);
+    let (mut statuses, (peak_rss, peak_buffered)) = tokio::join!(
+        futures_util::future::join_all(uploads),
+        peaks(&app, "buffered_bytes", Duration::from_secs(4))
+    );
     statuses.sort_unstable();
     let count = |code| statuses.iter().filter(|&&s| s == code).count();
     assert_eq!(count(408) + count(503), 12, "{statuses:?}");
@@ -264,23 +268,14 @@ async fn sum_evens_uploads_held_one_byte_short_keep_at_most_64_mib_for_their_sum
     let max = limits["max_sum_kept_bytes"].as_u64().unwrap();
     assert_eq!(max, 64 * MIB, "{limits}");
     let before = app.rss_bytes();
-    let start = Instant::now();
     let numbers = b"2 ".repeat(32 * 1024);
     let uploads: Vec<_> = (0..8)
         .map(|_| all_but_the_last_byte_of(&app, "/sum-evens", "text/plain", 24 << 20, &numbers))
         .collect();
-    let watch = async {
-        let (mut peak_rss, mut peak_kept) = (0, 0);
-        while start.elapsed() < Duration::from_secs(5) {
-            peak_rss = peak_rss.max(app.rss_bytes());
-            let status = app.status().await;
-            peak_kept = peak_kept.max(status["limits"]["sum_kept_bytes"].as_u64().unwrap());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        (peak_rss, peak_kept)
-    };
-    let (statuses, (peak_rss, peak_kept)) =
-        tokio::join!(futures_util::future::join_all(uploads), watch);
+    let (statuses, (peak_rss, peak_kept)) = tokio::join!(
+        futures_util::future::join_all(uploads),
+        peaks(&app, "sum_kept_bytes", Duration::from_secs(5))
+    );
     assert!(statuses.iter().all(|&s| s == 408), "{statuses:?}");
     assert!(peak_kept <= max, "kept {peak_kept} of at most {max}");
     assert!(
