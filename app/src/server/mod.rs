@@ -3,6 +3,7 @@
 
 mod accept;
 mod connections;
+mod streams;
 mod watched;
 
 use std::cell::RefCell;
@@ -16,7 +17,7 @@ use axum::extract::ConnectInfo;
 use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -24,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt};
 
 use self::connections::{Connections, Registered, Timeouts, Verdict};
+use self::streams::LocalStreams;
 use self::watched::{Going, InRequest, Sending, WatchedIo};
 use crate::config::Config;
 use crate::telemetry::Telemetry;
@@ -92,15 +94,12 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true);
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(config.max_streams)
-        .initial_stream_window_size(window(config.h2_stream_window))
-        .initial_connection_window_size(window(config.h2_connection_window))
-        .max_send_buf_size(H2_SEND_BUFFER)
-        .keep_alive_interval(Some(config.idle_timeout / 2))
-        .keep_alive_timeout(H2_PING_TIMEOUT);
+    let http2 = Http2Settings {
+        max_streams: config.max_streams,
+        stream_window: window(config.h2_stream_window),
+        connection_window: window(config.h2_connection_window),
+        keep_alive_interval: config.idle_timeout / 2,
+    };
 
     let max_connections = accept::connection_limit(config.max_connections);
     let registry = Connections::new(max_connections);
@@ -121,7 +120,7 @@ where
                 let conn = Connection {
                     acceptor: acceptor.clone(),
                     http1: http1.clone(),
-                    http2: http2.clone(),
+                    http2,
                     router: endpoint.router.clone(),
                     telemetry: telemetry.clone(),
                     limits,
@@ -175,10 +174,35 @@ impl<S> HttpService for S where
 {
 }
 
+/// How HTTP/2 connections are set up; each gets a builder of its own, whose executor runs its
+/// streams inside the connection's task ([`streams`]).
+#[derive(Debug, Clone, Copy)]
+struct Http2Settings {
+    max_streams: u32,
+    stream_window: u32,
+    connection_window: u32,
+    keep_alive_interval: Duration,
+}
+
+impl Http2Settings {
+    fn builder(self, streams: LocalStreams) -> http2::Builder<LocalStreams> {
+        let mut http2 = http2::Builder::new(streams);
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(self.max_streams)
+            .initial_stream_window_size(self.stream_window)
+            .initial_connection_window_size(self.connection_window)
+            .max_send_buf_size(H2_SEND_BUFFER)
+            .keep_alive_interval(Some(self.keep_alive_interval))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
+        http2
+    }
+}
+
 struct Connection<S> {
     acceptor: TlsAcceptor,
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: Http2Settings,
     router: S,
     telemetry: Arc<Telemetry>,
     limits: Limits,
@@ -258,12 +282,21 @@ where
         // HTTP/2 over TLS is always negotiated by ALPN (RFC 9113, section 3.2); without it
         // the client speaks HTTP/1.1.
         let ended = if alpn == "h2" {
-            let conn = self.http2.serve_connection(io, service);
-            tokio::pin!(conn);
+            let streams = LocalStreams::default();
+            let conn = self
+                .http2
+                .builder(streams.clone())
+                .serve_connection(io, service);
+            let mut driven = streams.drive(conn);
             watchdog
-                .guard(conn.as_mut(), false, &self.telemetry, |c| {
-                    c.graceful_shutdown();
-                })
+                .guard(
+                    std::pin::Pin::new(&mut driven),
+                    false,
+                    &self.telemetry,
+                    |d| {
+                        d.get_mut().conn().graceful_shutdown();
+                    },
+                )
                 .await
         } else {
             let conn = self.http1.serve_connection(io, service);
