@@ -81,6 +81,55 @@ async fn streams_over_max_streams_are_refused_and_the_others_answered() {
     );
 }
 
+/// A connection's HTTP/2 streams run in its own task (`server/streams.rs`): one that waits
+/// must not hold up the others. Streams 1 and 3 sleep, 5, 7 and 9 ask for quick answers; the
+/// quick ones are answered first, and the sleeping ones after, on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_stream_does_not_hold_up_the_others_on_its_connection() {
+    let app = InProcess::start(&[]).await;
+    let mut tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"h2").await;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    for (stream, path) in [
+        (1, "/sleep/1500"),
+        (3, "/sleep/1500"),
+        (5, "/"),
+        (7, "/fibonacci/1000/"),
+        (9, "/health"),
+    ] {
+        out.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            stream,
+            &get_block(path),
+        ));
+    }
+    tls.write_all(&out).await.unwrap();
+    let mut answered = Vec::new();
+    let read = async {
+        while answered.len() < 5 {
+            let mut head = [0u8; 9];
+            tls.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            tls.read_exact(&mut payload).await.unwrap();
+            let stream = u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff;
+            assert_ne!(head[3], RST_STREAM, "stream {stream} reset");
+            if head[3] == HEADERS {
+                answered.push(stream);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("every stream is answered");
+    let (quick, slow) = answered.split_at(3);
+    let mut quick = quick.to_vec();
+    quick.sort_unstable();
+    assert_eq!(quick, [5, 7, 9], "answered in the order {answered:?}");
+    assert!(slow.contains(&1) && slow.contains(&3), "{answered:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
     let app = InProcess::start(&["--max-connections", "4"]).await;
