@@ -161,10 +161,18 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
             r#"document.querySelector('#alerts-list .alert[data-alert="GlassboxAvailabilityBudgetBurningDemo"][data-state="{state}"]') !== null"#
         )
     };
-    for i in 0..6 {
-        get_with_id(&app, "/fibonacci/30/", &format!("during-fault-{i}")).await;
+    // The fault's seed is random: send until a 503 has been answered (one is enough for the
+    // rule; 40 requests all spared would be a 2^-40 chance).
+    let mut i = 0;
+    let mut refused = 0;
+    while i < 6 || (refused == 0 && i < 40) {
+        if get_with_id(&app, "/fibonacci/30/", &format!("during-fault-{i}")).await == 503 {
+            refused += 1;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        i += 1;
     }
+    assert!(refused > 0, "none of {i} requests met the 0.5-rate fault");
     browser
         .wait_for(
             "the alert pending",
@@ -173,7 +181,6 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
         )
         .await;
     let started_at = std::time::Instant::now();
-    let mut i = 6;
     while started_at.elapsed() < Duration::from_secs(13) {
         get_with_id(&app, "/fibonacci/30/", &format!("during-fault-{i}")).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
