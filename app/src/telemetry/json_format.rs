@@ -102,9 +102,18 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
-/// Whether `s` has a byte JSON strings must escape.
+/// Whether `s` has a byte JSON strings must escape. Sixteen bytes at a time, each block tested
+/// whole: a test that stops at the first match cannot be vectorised, this one is (callgrind
+/// counted about 8 instructions a byte for the short-circuiting form on ids and user agents).
 fn needs_escaping(s: &str) -> bool {
-    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    fn special(b: u8) -> bool {
+        (b < 0x20) | (b == b'"') | (b == b'\\')
+    }
+    let mut blocks = s.as_bytes().chunks_exact(16);
+    blocks
+        .by_ref()
+        .any(|block| block.iter().fold(false, |found, &b| found | special(b)))
+        || blocks.remainder().iter().any(|&b| special(b))
 }
 
 /// Escapes what it is given as the inside of a JSON string.
@@ -350,6 +359,30 @@ mod tests {
         write_json_str(&mut out, nasty).unwrap();
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, nasty);
+    }
+
+    #[test]
+    fn a_byte_to_escape_is_found_wherever_it_is() {
+        // In a sixteen-byte block or in the remainder after the blocks, first, last or between.
+        for len in 0..40 {
+            let plain = "a".repeat(len);
+            assert!(!needs_escaping(&plain), "{len} plain bytes");
+            for at in 0..len {
+                for special in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+                    let mut s = plain.clone();
+                    s.replace_range(at..=at, &special.to_string());
+                    assert!(needs_escaping(&s), "{special:?} at {at} of {len}");
+                    let mut out = Vec::new();
+                    push_json_str(&mut out, &s);
+                    let parsed: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(parsed, s);
+                }
+            }
+        }
+        assert!(
+            !needs_escaping("é ✓ \u{7f} ~"),
+            "only controls, quotes and backslashes"
+        );
     }
 
     #[test]
