@@ -240,7 +240,7 @@ async fn logs(
             .filter_map(|e| {
                 Some(LogLine {
                     seq: e.seq,
-                    line: RawValue::from_string(e.line.to_string()).ok()?,
+                    line: RawValue::from_string(e.line).ok()?,
                 })
             })
             .collect(),

@@ -2,9 +2,13 @@
 //!
 //! The ring is one more sink of the batching log writer: it sees exactly the lines stdout and
 //! the log file get, after the log filter, on the writer's own thread (never on a request's).
-//! It keeps each line as written and the few fields it can be filtered by, found by a scan
-//! for their keys rather than a JSON parse (the lines are glassbox's own, one object each, so a
-//! key followed by `":` cannot be inside a string value); when full, the oldest line goes.
+//! It keeps each batch as it came, one copy, and where each line of it is; when full, the
+//! oldest line goes. A busy service turns the ring over many times a second and a reader asks
+//! for a few lines now and then, so a line is only read when a query reaches it: its level,
+//! route and status are found then, by a scan for their keys rather than a JSON parse (the
+//! lines are glassbox's own, one object each, so a key followed by `":` cannot be inside a
+//! string value). Reading every line on arrival cost the log thread about 1,500 instructions
+//! a request (callgrind, BENCHMARKS.md).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -68,7 +72,7 @@ pub(crate) struct Entry {
     route: Option<(u32, u32)>,
     pub status: Option<u16>,
     /// The line as written, one JSON object.
-    pub line: Arc<str>,
+    pub line: String,
 }
 
 impl Entry {
@@ -143,12 +147,75 @@ impl Query {
     }
 }
 
+/// A batch as the log writer handed it over, and where its lines are. It is let go when its
+/// last line is pushed out, so besides its `capacity` lines the ring holds at most the lines
+/// already pushed out of the oldest chunk: fewer than `capacity` more (a chunk brings at most
+/// `capacity` lines), each within [`MAX_LINE`].
+#[derive(Debug)]
+struct Chunk {
+    bytes: Box<[u8]>,
+    /// Each kept line's `(start, end)` in `bytes`, without its newline.
+    lines: Vec<(u32, u32)>,
+    /// How many of `lines`, from the first, were pushed out.
+    gone: usize,
+}
+
+impl Chunk {
+    fn kept(&self) -> &[(u32, u32)] {
+        &self.lines[self.gone..]
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    entries: VecDeque<Entry>,
+    /// Oldest first; every chunk keeps at least one line.
+    chunks: VecDeque<Chunk>,
+    /// Lines kept in all of `chunks`.
+    kept: usize,
     next_seq: u64,
     /// The tail of a write that did not end in a newline yet.
     partial: Vec<u8>,
+}
+
+impl Inner {
+    /// Takes `chunk`'s lines in (their numbers follow on), then pushes out the oldest lines
+    /// beyond `capacity`.
+    fn keep(&mut self, chunk: Chunk, capacity: usize) {
+        if chunk.lines.is_empty() {
+            return;
+        }
+        self.next_seq += chunk.lines.len() as u64;
+        self.kept += chunk.lines.len();
+        self.chunks.push_back(chunk);
+        while self.kept > capacity {
+            let Some(oldest) = self.chunks.front_mut() else {
+                break;
+            };
+            let out = (self.kept - capacity).min(oldest.kept().len());
+            oldest.gone += out;
+            self.kept -= out;
+            if oldest.kept().is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+    }
+
+    /// Every kept line with its number, newest first.
+    fn newest_first(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let mut after = self.next_seq;
+        self.chunks.iter().rev().flat_map(move |chunk| {
+            let kept = chunk.kept();
+            // The number of the chunk's oldest kept line.
+            let first = after - kept.len() as u64;
+            after = first;
+            kept.iter()
+                .enumerate()
+                .rev()
+                .map(move |(i, &(start, end))| {
+                    (first + i as u64, &chunk.bytes[start as usize..end as usize])
+                })
+        })
+    }
 }
 
 /// A bounded ring of log lines.
@@ -181,12 +248,38 @@ fn status_field(line: &str) -> Option<u16> {
     rest[..digits].parse().ok()
 }
 
+/// Whether a line (without its newline) may be kept: within [`MAX_LINE`], and braced like a
+/// JSON object (the rest of what makes an entry is looked at when a query reaches it).
+fn fits(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    line.len() <= MAX_LINE && line.first() == Some(&b'{') && line.last() == Some(&b'}')
+}
+
+/// A kept line read as an entry; nothing when it is not a JSON object with a `level`.
+fn entry(seq: u64, line: &[u8]) -> Option<Entry> {
+    let text = std::str::from_utf8(line.trim_ascii()).ok()?;
+    if !(text.starts_with('{') && text.ends_with('}')) {
+        return None;
+    }
+    let level = string_field(text, &LEVEL)
+        .and_then(|(start, len)| Level::of_line(&text[start..start + len]))?;
+    Some(Entry {
+        seq,
+        level,
+        route: string_field(text, &ROUTE)
+            .and_then(|(start, len)| Some((u32::try_from(start).ok()?, u32::try_from(len).ok()?))),
+        status: status_field(text),
+        line: text.to_owned(),
+    })
+}
+
 impl LogRing {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner {
-                entries: VecDeque::with_capacity(capacity.max(1)),
+                chunks: VecDeque::new(),
+                kept: 0,
                 next_seq: 1,
                 partial: Vec::new(),
             }),
@@ -207,50 +300,18 @@ impl LogRing {
         RingSink(self.clone())
     }
 
-    /// Keeps one line (without its newline); lines that are not JSON objects with a `level`,
-    /// or too long, are skipped.
+    /// Keeps one line (without its newline).
     #[cfg(test)]
     fn push_line(&self, line: &[u8]) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        self.push_locked(&mut inner, line);
+        self.write_chunk(&[line, b"\n"].concat());
     }
 
-    fn push_locked(&self, inner: &mut Inner, line: &[u8]) {
-        let line = line.trim_ascii();
-        if line.is_empty() || line.len() > MAX_LINE {
-            return;
-        }
-        let Ok(text) = std::str::from_utf8(line) else {
-            return;
-        };
-        if !(text.starts_with('{') && text.ends_with('}')) {
-            return;
-        }
-        let Some(level) = string_field(text, &LEVEL)
-            .and_then(|(start, len)| Level::of_line(&text[start..start + len]))
-        else {
-            return;
-        };
-        if inner.entries.len() == self.capacity {
-            inner.entries.pop_front();
-        }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.entries.push_back(Entry {
-            seq,
-            level,
-            route: string_field(text, &ROUTE).and_then(|(start, len)| {
-                Some((u32::try_from(start).ok()?, u32::try_from(len).ok()?))
-            }),
-            status: status_field(text),
-            line: Arc::from(text),
-        });
-    }
-
-    /// Appends a chunk of the log stream: every complete line in it is kept. A chunk of more
-    /// lines than the ring holds (a busy service's batch) is read only from its last
-    /// `capacity` lines: the earlier ones would be pushed out by them at once, so they are
-    /// counted (their sequence numbers are used) but not copied or scanned.
+    /// Appends a chunk of the log stream: every complete line in it is kept, in one copy of
+    /// the chunk. A chunk of more lines than the ring holds (a busy service's batch) is kept
+    /// only from its last `capacity` lines: the earlier ones would be pushed out by them at
+    /// once, so they are counted (their sequence numbers are used) but not copied. Lines that
+    /// do not [`fits`] are dropped here, other lines that are not JSON objects with a `level`
+    /// when a query reaches them.
     fn write_chunk(&self, chunk: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut rest = chunk;
@@ -260,20 +321,47 @@ impl LogRing {
             inner.partial.clear();
             rest = &chunk[skip_to + 1..];
         }
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            let (line, tail) = rest.split_at(end);
-            rest = &tail[1..];
-            if inner.partial.is_empty() {
-                self.push_locked(&mut inner, line);
+        // A line begun in an earlier write is finished first, in a chunk of its own.
+        if !inner.partial.is_empty()
+            && let Some(end) = memchr::memchr(b'\n', rest)
+        {
+            let mut whole = std::mem::take(&mut inner.partial);
+            whole.extend_from_slice(&rest[..end]);
+            rest = &rest[end + 1..];
+            let line = whole.len();
+            let lines = if fits(&whole) {
+                vec![(0, line as u32)]
             } else {
-                let mut whole = std::mem::take(&mut inner.partial);
-                whole.extend_from_slice(line);
-                self.push_locked(&mut inner, &whole);
-            }
+                Vec::new()
+            };
+            let chunk = Chunk {
+                bytes: whole.into_boxed_slice(),
+                lines,
+                gone: 0,
+            };
+            inner.keep(chunk, self.capacity);
         }
-        if !rest.is_empty() && inner.partial.len() + rest.len() <= MAX_LINE {
-            inner.partial.extend_from_slice(rest);
-        } else if !rest.is_empty() {
+        let complete = memchr::memrchr(b'\n', rest).map_or(0, |last| last + 1);
+        let (whole, tail) = rest.split_at(complete);
+        if !whole.is_empty() {
+            let mut lines = Vec::new();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', whole) {
+                if fits(&whole[start..end]) {
+                    lines.push((start as u32, end as u32));
+                }
+                start = end + 1;
+            }
+            let chunk = Chunk {
+                bytes: whole.into(),
+                lines,
+                gone: 0,
+            };
+            inner.keep(chunk, self.capacity);
+        }
+        if !tail.is_empty() && inner.partial.len() + tail.len() <= MAX_LINE {
+            inner.partial.extend_from_slice(tail);
+        } else if !tail.is_empty() {
             inner.partial.clear();
         }
     }
@@ -282,24 +370,18 @@ impl LogRing {
     pub(crate) fn query(&self, query: &Query) -> (Vec<Entry>, u64) {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let found = inner
-            .entries
-            .iter()
-            .rev()
-            .take_while(|e| query.since.is_none_or(|since| e.seq > since))
+            .newest_first()
+            .take_while(|&(seq, _)| query.since.is_none_or(|since| seq > since))
+            .filter_map(|(seq, line)| entry(seq, line))
             .filter(|e| query.matches(e))
             .take(query.limit)
-            .cloned()
             .collect();
         (found, inner.next_seq - 1)
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .len()
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).kept
     }
 
     #[cfg(test)]
@@ -403,6 +485,59 @@ mod tests {
             (entries[0].status, last),
             (Some(404), 11),
             "the unfinished line comes next"
+        );
+    }
+
+    #[test]
+    fn lines_are_numbered_and_pushed_out_across_the_chunks_they_came_in() {
+        let ring = Arc::new(LogRing::new(4));
+        let mut sink = ring.sink();
+        let lines = |ids: &[&str]| -> String {
+            ids.iter()
+                .map(|id| match *id {
+                    "junk" => "{\"no\":\"level\"}\n".to_owned(),
+                    id => access("INFO", "/", 200, id) + "\n",
+                })
+                .collect()
+        };
+        sink.write_all(lines(&["r0", "r1", "r2"]).as_bytes())
+            .unwrap();
+        sink.write_all(lines(&["r3", "junk", "r5"]).as_bytes())
+            .unwrap();
+        let numbered = |entries: &[Entry]| -> Vec<(u64, String)> {
+            entries
+                .iter()
+                .map(|e| {
+                    let v: serde_json::Value = serde_json::from_str(&e.line).unwrap();
+                    (e.seq, v["request_id"].as_str().unwrap().to_owned())
+                })
+                .collect()
+        };
+        let (entries, last) = ring.query(&all(10));
+        assert_eq!(last, 6);
+        assert_eq!(
+            numbered(&entries),
+            [(6, "r5".into()), (4, "r3".into()), (3, "r2".into())],
+            "r0 and r1 pushed out of the first chunk; the line without a level took number 5 and is not shown"
+        );
+        sink.write_all(lines(&["r6", "r7", "r8", "r9"]).as_bytes())
+            .unwrap();
+        let (entries, last) = ring.query(&all(10));
+        assert_eq!(last, 10);
+        assert_eq!(
+            numbered(&entries),
+            [
+                (10, "r9".into()),
+                (9, "r8".into()),
+                (8, "r7".into()),
+                (7, "r6".into())
+            ]
+        );
+        let inner = ring.inner.lock().unwrap();
+        assert_eq!(
+            (inner.chunks.len(), inner.kept),
+            (1, 4),
+            "chunks with no line left are let go"
         );
     }
 
