@@ -9,7 +9,7 @@ use testkit::{InProcess, Process, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::slow_clients::{
-    END_HEADERS, END_STREAM, HEADERS, RST_STREAM, SETTINGS, connect, frame, h1_status,
+    END_HEADERS, END_STREAM, HEADERS, RST_STREAM, SETTINGS, connect, frame, h1_status, next_frame,
 };
 
 const LOCAL: &str = "127.0.0.1";
@@ -44,13 +44,8 @@ async fn streams_over_max_streams_are_refused_and_the_others_answered() {
     let (mut answered, mut refused) = (Vec::new(), Vec::new());
     let read = async {
         while answered.len() + refused.len() < 10 {
-            let mut head = [0u8; 9];
-            tls.read_exact(&mut head).await.unwrap();
-            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-            let mut payload = vec![0u8; len];
-            tls.read_exact(&mut payload).await.unwrap();
-            let stream = u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff;
-            match head[3] {
+            let (kind, _, stream, payload) = next_frame(&mut tls).await.expect("a frame");
+            match kind {
                 HEADERS => answered.push(stream),
                 // REFUSED_STREAM (0x7): the client may retry it, nothing was processed.
                 RST_STREAM => {
@@ -108,14 +103,9 @@ async fn a_waiting_stream_does_not_hold_up_the_others_on_its_connection() {
     let mut answered = Vec::new();
     let read = async {
         while answered.len() < 5 {
-            let mut head = [0u8; 9];
-            tls.read_exact(&mut head).await.unwrap();
-            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-            let mut payload = vec![0u8; len];
-            tls.read_exact(&mut payload).await.unwrap();
-            let stream = u32::from_be_bytes(head[5..9].try_into().unwrap()) & 0x7fff_ffff;
-            assert_ne!(head[3], RST_STREAM, "stream {stream} reset");
-            if head[3] == HEADERS {
+            let (kind, _, stream, _) = next_frame(&mut tls).await.expect("a frame");
+            assert_ne!(kind, RST_STREAM, "stream {stream} reset");
+            if kind == HEADERS {
                 answered.push(stream);
             }
         }

@@ -5,6 +5,10 @@ use std::process::Command;
 
 use testkit::{Process, need};
 
+use super::slow_clients::{
+    END_HEADERS, END_STREAM, GOAWAY, HEADERS, RST_STREAM, SETTINGS, frame, next_frame,
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http2_windows_announced_are_the_flags() {
     let nghttp = need(
@@ -38,24 +42,9 @@ async fn the_http2_windows_announced_are_the_flags() {
     );
 }
 
-/// A frame as RFC 9113 (section 4.1) lays it out.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    let mut out = vec![len[1], len[2], len[3], kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
 const ACK: u8 = 0x1;
-const GOAWAY: u8 = 7;
 const WINDOW_UPDATE: u8 = 8;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
 const FLOW_CONTROL_ERROR: u32 = 3;
 
 /// An HPACK header block of literals never Huffman-coded (RFC 7541), after the indexed
@@ -94,20 +83,6 @@ async fn wait_for(
         .await
         .ok()
         .flatten()
-}
-
-/// The next frame: its type, flags, stream and payload.
-async fn next_frame(
-    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-) -> Option<(u8, u8, u32, Vec<u8>)> {
-    use tokio::io::AsyncReadExt;
-    let mut head = [0u8; 9];
-    tls.read_exact(&mut head).await.ok()?;
-    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-    let mut payload = vec![0u8; len];
-    tls.read_exact(&mut payload).await.ok()?;
-    Some((head[3], head[4], id, payload))
 }
 
 /// A client that sends request bodies past the windows it was given: the server holds at

@@ -402,6 +402,18 @@ pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8>
     out
 }
 
+/// The next frame on `tls`: its type, flags, stream and payload; nothing once the connection
+/// ends.
+pub(crate) async fn next_frame(tls: &mut TlsStream<TcpStream>) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    tls.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], id, payload))
+}
+
 pub(crate) const HEADERS: u8 = 0x1;
 pub(crate) const RST_STREAM: u8 = 0x3;
 pub(crate) const SETTINGS: u8 = 0x4;
@@ -428,16 +440,8 @@ async fn flood(app: &InProcess, frames: Vec<u8>) -> Option<u32> {
     let _ = tls.write_all(&out).await;
     let read = async {
         loop {
-            let mut head = [0u8; 9];
-            if tls.read_exact(&mut head).await.is_err() {
-                return None;
-            }
-            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
-            let mut payload = vec![0u8; len];
-            if tls.read_exact(&mut payload).await.is_err() {
-                return None;
-            }
-            if head[3] == GOAWAY {
+            let (kind, _, _, payload) = next_frame(&mut tls).await?;
+            if kind == GOAWAY {
                 return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
             }
         }
