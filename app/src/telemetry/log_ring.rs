@@ -161,6 +161,23 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// `bytes`, whole lines each ending in a newline, with the lines that [`fits`] indexed.
+    fn new(bytes: Box<[u8]>) -> Self {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &bytes) {
+            if fits(&bytes[start..end]) {
+                lines.push((start as u32, end as u32));
+            }
+            start = end + 1;
+        }
+        Self {
+            bytes,
+            lines,
+            gone: 0,
+        }
+    }
+
     fn kept(&self) -> &[(u32, u32)] {
         &self.lines[self.gone..]
     }
@@ -255,12 +272,10 @@ fn fits(line: &[u8]) -> bool {
     line.len() <= MAX_LINE && line.first() == Some(&b'{') && line.last() == Some(&b'}')
 }
 
-/// A kept line read as an entry; nothing when it is not a JSON object with a `level`.
+/// A kept line (one that [`fits`], so braced) read as an entry; nothing when it is not UTF-8
+/// or has no `level`.
 fn entry(seq: u64, line: &[u8]) -> Option<Entry> {
     let text = std::str::from_utf8(line.trim_ascii()).ok()?;
-    if !(text.starts_with('{') && text.ends_with('}')) {
-        return None;
-    }
     let level = string_field(text, &LEVEL)
         .and_then(|(start, len)| Level::of_line(&text[start..start + len]))?;
     Some(Entry {
@@ -326,38 +341,14 @@ impl LogRing {
             && let Some(end) = memchr::memchr(b'\n', rest)
         {
             let mut whole = std::mem::take(&mut inner.partial);
-            whole.extend_from_slice(&rest[..end]);
+            whole.extend_from_slice(&rest[..=end]);
             rest = &rest[end + 1..];
-            let line = whole.len();
-            let lines = if fits(&whole) {
-                vec![(0, line as u32)]
-            } else {
-                Vec::new()
-            };
-            let chunk = Chunk {
-                bytes: whole.into_boxed_slice(),
-                lines,
-                gone: 0,
-            };
-            inner.keep(chunk, self.capacity);
+            inner.keep(Chunk::new(whole.into_boxed_slice()), self.capacity);
         }
         let complete = memchr::memrchr(b'\n', rest).map_or(0, |last| last + 1);
         let (whole, tail) = rest.split_at(complete);
         if !whole.is_empty() {
-            let mut lines = Vec::new();
-            let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', whole) {
-                if fits(&whole[start..end]) {
-                    lines.push((start as u32, end as u32));
-                }
-                start = end + 1;
-            }
-            let chunk = Chunk {
-                bytes: whole.into(),
-                lines,
-                gone: 0,
-            };
-            inner.keep(chunk, self.capacity);
+            inner.keep(Chunk::new(whole.into()), self.capacity);
         }
         if !tail.is_empty() && inner.partial.len() + tail.len() <= MAX_LINE {
             inner.partial.extend_from_slice(tail);
