@@ -118,6 +118,13 @@ impl AppState {
     /// embedded queue in a temporary directory (kept until the process ends) without workers.
     #[cfg(test)]
     pub(crate) fn for_tests(config: Config, health: Health) -> Self {
+        let routes = routes::build(&config);
+        Self::for_tests_routed(config, health, &routes)
+    }
+
+    /// [`Self::for_tests`] with these routes.
+    #[cfg(test)]
+    pub(crate) fn for_tests_routed(config: Config, health: Health, routes: &routes::Built) -> Self {
         let telemetry = Arc::new(Telemetry::default());
         let store = crate::store::embedded::EmbeddedStore::in_memory(
             telemetry.metrics.store_commit_batch(),
@@ -140,8 +147,7 @@ impl AppState {
             compute: ComputePool::new(config.compute_threads()),
             faults: Faults::new(&telemetry),
         };
-        let routes = routes::build(&config);
-        Self::new(config, health, telemetry, backends, &routes).expect("a valid configuration")
+        Self::new(config, health, telemetry, backends, routes).expect("a valid configuration")
     }
 }
 

@@ -8,6 +8,11 @@ use ipnet::IpNet;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
+/// The client's address as the middleware found it (the one a trusted proxy reports, else the
+/// peer's), in the extensions of every request that may carry a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub IpAddr);
+
 /// The client address a trusted proxy reports, or `None` when the peer is not a trusted proxy
 /// or the header is missing or malformed (then the peer itself is the client).
 ///

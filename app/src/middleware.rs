@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use tower::Service;
 
 use crate::app::AppState;
@@ -21,9 +22,12 @@ use crate::body::guard::{Guarded, Leftover};
 use crate::body::{self, Limit};
 use crate::error::{ApiError, ErrorCause, Overload};
 use crate::faults::Injection;
-use crate::forwarded;
+use crate::forwarded::{self, ClientAddr};
 use crate::limiter::{Full, Holding, Permit};
+use crate::routes::direct::ResponseFuture;
+use crate::routes::params::Template;
 use crate::routes::table::{Route, Serving};
+use crate::server::HttpService;
 use crate::telemetry::{InFlight, RequestInfo};
 
 pub(crate) const X_REQUEST_ID: &str = "x-request-id";
@@ -38,14 +42,18 @@ static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 /// It wraps the whole router, and finds the request's route itself (in the route table)
 /// rather than being layered onto each route, and it is a hand-written service rather than
 /// `axum::middleware::from_fn`: what is decided before the route runs (body limit, admission)
-/// is synchronous, so the router is called directly instead of through a boxed, cloned `Next`.
-/// Callgrind counted both differences on every request (BENCHMARKS.md).
+/// is synchronous, so the route is called directly instead of through a boxed, cloned `Next`.
+/// Having found the route, it calls the route's handler from the table when the table has one
+/// for the method ([`crate::routes::direct`]), and the router otherwise. Callgrind counted each
+/// of these differences on every request (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub(crate) struct Observe<S> {
     state: AppState,
     inner: S,
     /// Which routes this listener serves; the others are not found here.
     serving: Serving,
+    /// The connection's client (none until the server says: [`HttpService::connected`]).
+    peer: Option<SocketAddr>,
 }
 
 impl<S> Observe<S> {
@@ -54,6 +62,20 @@ impl<S> Observe<S> {
             state,
             inner,
             serving,
+            peer: None,
+        }
+    }
+}
+
+impl<S> HttpService for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+    S::Future: Send + 'static,
+{
+    fn connected(&self, peer: SocketAddr) -> Self {
+        Self {
+            peer: Some(peer),
+            ..self.clone()
         }
     }
 }
@@ -61,8 +83,8 @@ impl<S> Observe<S> {
 /// What happens to a request once it is observed.
 enum Work<F> {
     /// The route runs, holding a concurrency permit unless it is never shed, after the delay
-    /// a latency fault adds.
-    Run(F, Option<Permit>, Option<Duration>),
+    /// a latency fault adds: its handler called from the table, or the router.
+    Run(Either<ResponseFuture, F>, Option<Permit>, Option<Duration>),
     /// An error fault answers instead of the route; the body is still to be drained.
     Inject(Response, Body),
     /// The declared body is over the limit.
@@ -115,11 +137,19 @@ where
             }
             None => req.map(Body::new),
         };
-        let info = request_info(&state, &req, route.map(|r| r.route));
+        let info = request_info(&state, &req, route.map(|r| r.route), self.peer);
         let is_head = req.method() == Method::HEAD;
         let limit = route.map_or(state.config.max_body_bytes, |r| r.body_limit_bytes);
+        // What the handlers that read a body need: its limit, and who sends it (the task
+        // queues schedule by client).
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             req.extensions_mut().insert(Limit(limit));
+            if let Some(client) = info.client() {
+                req.extensions_mut().insert(ClientAddr(client));
+            }
+        }
+        if let Some(route) = route.filter(|r| r.route.contains('{')) {
+            req.extensions_mut().insert(Template(route.route));
         }
         let work = if elsewhere {
             Work::Elsewhere
@@ -141,7 +171,14 @@ where
                             _ => None,
                         };
                         match admit(&state, route, info.client()) {
-                            Ok(permit) => Work::Run(self.inner.call(req), permit, delay),
+                            Ok(permit) => {
+                                let direct = route.and_then(|r| r.handlers.get(req.method()));
+                                let run = match direct {
+                                    Some(handler) => Either::Left(handler(req, state.clone())),
+                                    None => Either::Right(self.inner.call(req)),
+                                };
+                                Work::Run(run, permit, delay)
+                            }
                             Err(overloaded) => {
                                 Work::Shed(overloaded.into_response(), req.into_body())
                             }
@@ -173,7 +210,13 @@ where
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
-            let Ok(response) = route.await;
+            let response = match route {
+                Either::Left(direct) => direct.await,
+                Either::Right(routed) => {
+                    let Ok(response) = routed.await;
+                    response
+                }
+            };
             // The route is done with the body; whatever it left unread is read and
             // dropped before the answer goes, so the client gets to see it.
             if let Some(rest) = leftover.as_deref().and_then(Leftover::take) {
@@ -245,11 +288,12 @@ fn is_small(response: &Response) -> bool {
 }
 
 /// What the access log needs from the request, read before the route takes it.
-fn request_info(state: &AppState, req: &Request, matched: Option<&'static str>) -> RequestInfo {
-    let client_addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
+fn request_info(
+    state: &AppState,
+    req: &Request,
+    matched: Option<&'static str>,
+    client_addr: Option<SocketAddr>,
+) -> RequestInfo {
     let trusted = &state.config.trusted_proxies;
     let forwarded_for = match client_addr {
         Some(peer) if !trusted.is_empty() => {
@@ -439,6 +483,57 @@ mod tests {
         assert!(id.is_sensitive(), "the request id is sensitive");
         assert!(!response.headers()[header::CONTENT_TYPE].is_sensitive());
         assert!(!response.headers()[header::X_CONTENT_TYPE_OPTIONS].is_sensitive());
+    }
+
+    /// A request that may carry a body gets its limit and its client: the address a trusted
+    /// proxy reports, else the connection's peer. A GET gets neither.
+    #[tokio::test]
+    async fn requests_with_bodies_carry_their_client_and_limit() {
+        use std::sync::Mutex;
+        use tower::ServiceExt;
+        let mut config = crate::config::defaults();
+        config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+        let state = crate::app::AppState::for_tests(config, crate::health::Health::default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorder = seen.clone();
+        // An unknown path: the middleware hands it to this service, not to a route's handler.
+        let inner = tower::service_fn(move |req: Request| {
+            let extensions = req.extensions();
+            recorder.lock().unwrap().push((
+                extensions.get::<ClientAddr>().copied(),
+                extensions.get::<Limit>().copied(),
+            ));
+            async { Ok::<_, Infallible>(StatusCode::NO_CONTENT.into_response()) }
+        });
+        let observe = Observe::new(state.clone(), inner, Serving::Everything);
+        let send = |peer: &str, method: Method, forwarded: Option<&str>| {
+            let service = observe.connected(peer.parse().unwrap());
+            let mut request = axum::http::Request::builder()
+                .method(method)
+                .uri("/elsewhere");
+            if let Some(client) = forwarded {
+                request = request.header("x-forwarded-for", client);
+            }
+            service.oneshot(request.body(Body::from("x")).unwrap())
+        };
+        send("10.1.2.3:5000", Method::POST, Some("203.0.113.9"))
+            .await
+            .unwrap();
+        send("192.0.2.7:5000", Method::PUT, Some("203.0.113.9"))
+            .await
+            .unwrap();
+        send("10.1.2.3:5000", Method::GET, Some("203.0.113.9"))
+            .await
+            .unwrap();
+        let limit = Some(Limit(state.config.max_body_bytes));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                (Some(ClientAddr("203.0.113.9".parse().unwrap())), limit),
+                (Some(ClientAddr("192.0.2.7".parse().unwrap())), limit),
+                (None, None),
+            ]
+        );
     }
 
     #[test]

@@ -11,10 +11,9 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::table::{Policy, Route};
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::dashboard::assets;
 use crate::dashboard::timeline::Stamped;
@@ -28,11 +27,11 @@ pub(crate) const DEFAULT_LIMIT: usize = 100;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(page), Policy::ADMIN.compressed())
-        .route(routes!(script), Policy::ADMIN.compressed())
-        .route(routes!(style), Policy::ADMIN.compressed())
-        .route(routes!(data), Policy::ADMIN.compressed())
-        .route(routes!(logs), Policy::ADMIN.compressed())
+        .route(handlers!(page), Policy::ADMIN.compressed())
+        .route(handlers!(script), Policy::ADMIN.compressed())
+        .route(handlers!(style), Policy::ADMIN.compressed())
+        .route(handlers!(data), Policy::ADMIN.compressed())
+        .route(handlers!(logs), Policy::ADMIN.compressed())
 }
 
 /// Content Security Policy of the page: everything from glassbox itself, nothing else (but

@@ -14,21 +14,20 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::params::{PathArgs, is_digits};
 use super::table::Policy;
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorBody, Failed};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(hello), Policy::API)
-        .route(routes!(sleep), Policy::API)
-        .route(routes!(code), Policy::API)
-        .route(routes!(work), Policy::API)
+        .route(handlers!(hello), Policy::API)
+        .route(handlers!(sleep), Policy::API)
+        .route(handlers!(code), Policy::API)
+        .route(handlers!(work), Policy::API)
 }
 
 /// Always `"success"` in the seed's envelope, whatever the status.

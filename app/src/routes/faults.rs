@@ -8,11 +8,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::params::PathArgs;
 use super::table::Policy;
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
 use crate::error::{ApiError, ErrorBody};
@@ -20,8 +19,8 @@ use crate::faults::{FaultSpec, FaultView};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(list), Policy::ADMIN)
-        .route(routes!(put, delete), Policy::ADMIN)
+        .route(handlers!(list), Policy::ADMIN)
+        .route(handlers!(put, delete), Policy::ADMIN)
 }
 
 /// Longest fault name.

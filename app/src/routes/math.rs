@@ -7,11 +7,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::params::{PathArgs, is_digits};
 use super::table::Policy;
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::math;
@@ -27,10 +26,10 @@ pub(crate) fn routes() -> Routes {
     // The Sanic seed's routes answered with and without their trailing slash.
     let math = Policy::API.optional_slash();
     Routes::new()
-        .route(routes!(fibonacci), math)
-        .route(routes!(factorial), math)
-        .route(routes!(ackermann), math)
-        .route(routes!(total), Policy::API)
+        .route(handlers!(fibonacci), math)
+        .route(handlers!(factorial), math)
+        .route(handlers!(ackermann), math)
+        .route(handlers!(total), Policy::API)
 }
 
 /// `{"response":"<decimal>"}`.

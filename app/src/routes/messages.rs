@@ -8,11 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::params::PathArgs;
 use super::table::Policy;
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
 use crate::error::{ApiError, Bug, ErrorBody, MessageNotFoundBody};
@@ -20,8 +19,8 @@ use crate::store::Digest;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(post_message), Policy::API)
-        .route(routes!(get_message), Policy::API)
+        .route(handlers!(post_message), Policy::API)
+        .route(handlers!(get_message), Policy::API)
 }
 
 /// The body of `POST /messages`.

@@ -4,6 +4,7 @@
 
 pub(crate) mod dashboard;
 pub(crate) mod deepgram;
+pub(crate) mod direct;
 pub(crate) mod faults;
 pub(crate) mod math;
 pub(crate) mod messages;
@@ -23,6 +24,8 @@ use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::path::ParameterIn;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
+pub(crate) use self::direct::handlers;
+use self::direct::{Direct, Handlers};
 use self::table::{Policy, Registration, RouteTable, Serving};
 use crate::app::AppState;
 use crate::config::Config;
@@ -74,8 +77,14 @@ impl Routes {
         }
     }
 
-    /// Registers a handler (from `utoipa_axum::routes!`) under `policy`.
-    pub(crate) fn route(mut self, handler: UtoipaMethodRouter<AppState>, policy: Policy) -> Self {
+    /// Registers handlers (from [`handlers!`]) under `policy`. The route table dispatches
+    /// them directly ([`direct`]), except on compressed routes: their compression layer is
+    /// the router's.
+    pub(crate) fn route(
+        mut self,
+        (handler, direct): (UtoipaMethodRouter<AppState>, Vec<Direct>),
+        policy: Policy,
+    ) -> Self {
         let handler = match policy.compress {
             true => {
                 let (schemas, paths, method_router) = handler;
@@ -83,9 +92,13 @@ impl Routes {
             }
             false => handler,
         };
+        let handlers = match policy.compress {
+            true => Handlers::default(),
+            false => Handlers::new(&direct),
+        };
         let (_, paths, method_router) = &handler;
         for (template, item) in &paths.paths {
-            let registration = Registration::new(template, item, policy);
+            let registration = Registration::new(template, item, policy, handlers.clone());
             if let Some(alias) = registration.alias() {
                 // Only the router knows the alias: the document and the labels have one route.
                 self.api = self.api.route(alias, method_router.clone());

@@ -8,11 +8,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::deepgram::{Envelope, success};
 use super::table::{Policy, Route};
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::error::ErrorCause;
 use crate::health::{self, CheckResult, Health};
@@ -23,10 +22,10 @@ use crate::telemetry::stats::StatusSnapshot;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(status), Policy::SERVICE.compressed())
-        .route(routes!(health), Policy::SERVICE)
-        .route(routes!(metrics), Policy::ADMIN.compressed())
-        .route(routes!(openapi), Policy::SERVICE.compressed())
+        .route(handlers!(status), Policy::SERVICE.compressed())
+        .route(handlers!(health), Policy::SERVICE)
+        .route(handlers!(metrics), Policy::ADMIN.compressed())
+        .route(handlers!(openapi), Policy::SERVICE.compressed())
 }
 
 /// The `data` of `/status`.

@@ -4,9 +4,15 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use percent_encoding::percent_decode_str;
+
+/// The template of the route a request matched, when it has `{captures}`: put in the request's
+/// extensions by the middleware, which finds the route in the table, whether the route then
+/// runs from the table or through axum's router.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Template(pub &'static str);
 
 /// The path's values for the route template's `{captures}`, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +22,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathArgs {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let template = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or("", MatchedPath::as_str);
+        let template = parts.extensions.get::<Template>().map_or("", |t| t.0);
         Ok(Self(captures(template, parts.uri.path())))
     }
 }

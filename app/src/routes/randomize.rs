@@ -4,12 +4,11 @@
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::params::PathArgs;
 use super::table::{BodyLimit, Policy};
 use super::tasks::{self, TaskStatus, Token};
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, has_content_type, read_limited};
 use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
@@ -18,9 +17,9 @@ use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(submit), Policy::API.body(BodyLimit::Image))
-        .route(routes!(status), Policy::API)
-        .route(routes!(result), Policy::API)
+        .route(handlers!(submit), Policy::API.body(BodyLimit::Image))
+        .route(handlers!(status), Policy::API)
+        .route(handlers!(result), Policy::API)
 }
 
 /// A PNG file's bytes as the document states a body: a string of `image/png` (OpenAPI 3.1), not
@@ -82,7 +81,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         Err(err @ ImageError::TooManyPixels { .. }) => return Err(ApiError::ImageTooLarge(err)),
     }
     let mut task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
-    task.client = Some(tasks::client_id(&state, &parts));
+    task.client = Some(tasks::client_id(&parts));
     let id = task.id;
     state.tasks.submit(task, &png).await?;
     Ok(Token::created(id))

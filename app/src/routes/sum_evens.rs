@@ -6,12 +6,11 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http_body_util::BodyExt;
-use utoipa_axum::routes;
 
-use super::Routes;
 use super::params::PathArgs;
 use super::table::{BodyLimit, Policy};
 use super::tasks::{self, TaskStatus, Token};
+use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, has_content_type, read_failed};
 use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
@@ -20,9 +19,9 @@ use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, now_ms};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(routes!(submit), Policy::API.body(BodyLimit::Upload))
-        .route(routes!(status), Policy::API)
-        .route(routes!(result), Policy::API)
+        .route(handlers!(submit), Policy::API.body(BodyLimit::Upload))
+        .route(handlers!(status), Policy::API)
+        .route(handlers!(result), Policy::API)
 }
 
 /// While an upload is spooled, free space is checked again each time this much more arrived.
@@ -80,7 +79,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             "Content-Type must be text/plain".into(),
         ));
     }
-    let client = tasks::client_id(&state, &parts);
+    let client = tasks::client_id(&parts);
     let id = TaskId::random();
     let limit = Limit::of(&parts)?;
     let disk = &state.tasks.files.disk;

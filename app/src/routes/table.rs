@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::path::{Operation, PathItem};
 
+use super::direct::Handlers;
 use crate::config::Config;
 
 /// How one route is treated, declared next to its handler's registration.
@@ -171,6 +172,9 @@ pub(crate) struct Route {
     pub trailing_slash: Slash,
     /// Whether responses over 1 KiB are compressed (gzip, br, zstd) when the client accepts it.
     pub compressed: bool,
+    /// The handlers the middleware calls directly, by method.
+    #[serde(skip)]
+    pub handlers: Handlers,
 }
 
 /// A route registered by its family, before the configuration is known.
@@ -180,12 +184,13 @@ pub(crate) struct Registration {
     pub(crate) methods: Vec<&'static str>,
     pub(crate) family: &'static str,
     pub(crate) policy: Policy,
+    pub(crate) handlers: Handlers,
 }
 
 impl Registration {
     /// The registration of `template`, whose methods and family are read from its OpenAPI
-    /// path item (the family is its operations' first tag).
-    pub(crate) fn new(template: &str, item: &PathItem, policy: Policy) -> Self {
+    /// path item (the family is its operations' first tag), dispatched to `handlers`.
+    pub(crate) fn new(template: &str, item: &PathItem, policy: Policy, handlers: Handlers) -> Self {
         let operations = operations(item);
         let family = operations
             .iter()
@@ -196,6 +201,7 @@ impl Registration {
             methods: operations.iter().map(|(method, _)| *method).collect(),
             family,
             policy,
+            handlers,
         }
     }
 
@@ -299,6 +305,7 @@ impl RouteTable {
                 listener: policy.listener,
                 trailing_slash: policy.slash,
                 compressed: policy.compress,
+                handlers: registration.handlers.clone(),
             });
         }
         Self { routes, matcher }
@@ -314,6 +321,15 @@ impl RouteTable {
     pub(crate) fn routes(&self) -> &[Route] {
         &self.routes
     }
+
+    /// This table with no handler to call directly: every request goes to the router.
+    #[cfg(test)]
+    pub(crate) fn without_handlers(mut self) -> Self {
+        for route in &mut self.routes {
+            route.handlers = super::direct::Handlers::default();
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +343,7 @@ mod tests {
             methods: vec!["GET"],
             family: "math",
             policy,
+            handlers: Handlers::default(),
         }
     }
 

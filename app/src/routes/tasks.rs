@@ -1,10 +1,7 @@
 //! What every task endpoint shares: the token answer, the status answer, looking a task up by
 //! kind, and the seed's "not found" for results.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::forwarded;
+use crate::forwarded::ClientAddr;
 use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, TaskState};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,13 +65,9 @@ impl From<TaskRecord> for TaskStatus {
 const MAX_CLIENT_ID: usize = 64;
 
 /// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
-/// a trusted proxy reports, else the peer's).
-pub(crate) fn client_id(state: &AppState, parts: &Parts) -> String {
+/// a trusted proxy reports, else the peer's: [`ClientAddr`]).
+pub(crate) fn client_id(parts: &Parts) -> String {
     let headers = &parts.headers;
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
     if let Some(id) = headers.get("x-client-id").map(|v| v.as_bytes())
         && !id.is_empty()
         && id.len() <= MAX_CLIENT_ID
@@ -84,12 +77,10 @@ pub(crate) fn client_id(state: &AppState, parts: &Parts) -> String {
     {
         return format!("id:{}", String::from_utf8_lossy(id));
     }
-    let Some(peer) = peer else {
-        return "anonymous".into();
-    };
-    let ip = forwarded::client_behind_proxy(peer.ip(), headers, &state.config.trusted_proxies)
-        .unwrap_or(peer.ip());
-    format!("addr:{ip}")
+    match parts.extensions.get::<ClientAddr>() {
+        Some(ClientAddr(ip)) => format!("addr:{ip}"),
+        None => "anonymous".into(),
+    }
 }
 
 /// The task of this kind under this token, if any.
@@ -155,5 +146,36 @@ pub(crate) async fn result(
         Err(err) => Err(ApiError::QueueUnavailable(QueueError::unavailable(
             format!("reading the result: {err}"),
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(client_id: Option<&str>, addr: Option<&str>) -> Parts {
+        let mut request = axum::http::Request::post("/randomize");
+        if let Some(id) = client_id {
+            request = request.header("x-client-id", id);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        if let Some(addr) = addr {
+            parts.extensions.insert(ClientAddr(addr.parse().unwrap()));
+        }
+        parts
+    }
+
+    #[test]
+    fn clients_are_told_apart_by_their_id_else_their_address() {
+        assert_eq!(
+            client_id(&parts(Some("team-a"), Some("192.0.2.1"))),
+            "id:team-a"
+        );
+        assert_eq!(client_id(&parts(None, Some("192.0.2.1"))), "addr:192.0.2.1");
+        assert_eq!(
+            client_id(&parts(Some("has space"), Some("::1"))),
+            "addr:::1"
+        );
+        assert_eq!(client_id(&parts(Some(&"x".repeat(65)), None)), "anonymous");
     }
 }

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -121,7 +120,7 @@ where
                     acceptor: acceptor.clone(),
                     http1: http1.clone(),
                     http2,
-                    router: endpoint.router.clone(),
+                    router: endpoint.router.connected(peer),
                     telemetry: telemetry.clone(),
                     limits,
                     registered,
@@ -163,15 +162,22 @@ async fn metrics_upkeep(telemetry: Arc<Telemetry>) {
     }
 }
 
-/// What a listener can serve: a tower service from requests to axum responses that never fails.
+/// What a listener can serve: a tower service from requests to axum responses that never fails,
+/// told which client each connection is from.
 pub(crate) trait HttpService:
-    Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
+    Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible> + Clone
 {
+    /// The service for one connection from `peer`. The peer goes with the service rather than
+    /// into every request's extensions: a request's first extension allocates their map, and
+    /// callgrind counted about 1,300 instructions a `GET /` for it and its use (BENCHMARKS.md).
+    fn connected(&self, peer: SocketAddr) -> Self;
 }
 
-impl<S> HttpService for S where
-    S: Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = Infallible>
-{
+/// The worker's router: nothing in it asks who the client is.
+impl HttpService for axum::Router {
+    fn connected(&self, _peer: SocketAddr) -> Self {
+        self.clone()
+    }
 }
 
 /// How HTTP/2 connections are set up; each gets a builder of its own, whose executor runs its
@@ -264,8 +270,7 @@ where
         let activity = self.registered.activity.clone();
         let router = RefCell::new(self.router);
         let on_request = activity.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let request = InRequest::start(&on_request);
             let answer = call_in_place(&router, req);
             async move {
