@@ -4,7 +4,7 @@
 //! says how to treat it). Handing the request on to axum's router would match the path a second
 //! time, record the match in the request's extensions, and pass it through the method router's
 //! boxed, cloned service and two more future wrappers before the handler runs: callgrind
-//! counted about 3,300 instructions a `GET /` for that walk, a tenth of the whole request
+//! counted about 2,900 instructions a `GET /` for that walk, a tenth of the whole request
 //! (BENCHMARKS.md). So each route keeps its handlers by method, and a request whose method one
 //! of them was registered for is handed to it directly.
 //!

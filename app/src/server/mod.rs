@@ -169,7 +169,7 @@ pub(crate) trait HttpService:
 {
     /// The service for one connection from `peer`. The peer goes with the service rather than
     /// into every request's extensions: a request's first extension allocates their map, and
-    /// callgrind counted about 1,300 instructions a `GET /` for it and its use (BENCHMARKS.md).
+    /// callgrind counted about 670 instructions a `GET /` for it and its use (BENCHMARKS.md).
     fn connected(&self, peer: SocketAddr) -> Self;
 }
 
