@@ -478,7 +478,7 @@ impl Service {
 
 impl<S> Parts<S>
 where
-    S: HttpService + Clone + Send + Sync + 'static,
+    S: HttpService + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     async fn run(

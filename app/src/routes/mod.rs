@@ -85,16 +85,13 @@ impl Routes {
         (handler, direct): (UtoipaMethodRouter<AppState>, Vec<Direct>),
         policy: Policy,
     ) -> Self {
-        let handler = match policy.compress {
+        let (handler, handlers) = match policy.compress {
             true => {
                 let (schemas, paths, method_router) = handler;
-                (schemas, paths, method_router.layer(compression()))
+                let layered = (schemas, paths, method_router.layer(compression()));
+                (layered, Handlers::default())
             }
-            false => handler,
-        };
-        let handlers = match policy.compress {
-            true => Handlers::default(),
-            false => Handlers::new(&direct),
+            false => (handler, Handlers::new(&direct)),
         };
         let (_, paths, method_router) = &handler;
         for (template, item) in &paths.paths {

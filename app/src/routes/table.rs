@@ -326,7 +326,7 @@ impl RouteTable {
     #[cfg(test)]
     pub(crate) fn without_handlers(mut self) -> Self {
         for route in &mut self.routes {
-            route.handlers = super::direct::Handlers::default();
+            route.handlers = Handlers::default();
         }
         self
     }

@@ -68,7 +68,7 @@ pub(crate) async fn run<S>(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()>
 where
-    S: HttpService + Clone + Send + Sync + 'static,
+    S: HttpService + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     let limits = Limits {
@@ -225,7 +225,7 @@ enum Stop {
 
 impl<S> Connection<S>
 where
-    S: HttpService + Clone + Send + Sync + 'static,
+    S: HttpService + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
@@ -327,7 +327,7 @@ fn call_in_place<S>(
     req: hyper::Request<Incoming>,
 ) -> Either<S::Future, tower::util::Oneshot<S, hyper::Request<Incoming>>>
 where
-    S: HttpService + Clone,
+    S: HttpService,
 {
     let mut service = service.borrow_mut();
     match service.poll_ready(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
