@@ -59,6 +59,7 @@ pub(crate) mod limiter;
 pub(crate) mod math;
 pub(crate) mod middleware;
 pub(crate) mod numbers;
+pub(crate) mod page_cache;
 pub(crate) mod randomize;
 pub(crate) mod redb_file;
 pub(crate) mod routes;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use crate::page_cache;
 use crate::sum_evens::held::{BLOCK, Held};
 
 /// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
@@ -98,7 +99,10 @@ impl Spool {
         let file = self.file.clone();
         self.writing = Some(tokio::task::spawn_blocking(move || {
             (&*file).write_all(&block)?;
-            start_writeback(&file, at, block.len());
+            // The disk works while the rest of the upload arrives instead of all at the
+            // commit's `fsync` (the kernel would otherwise hold the pages until a tenth of
+            // memory is dirty); the sum reading behind the writer still finds them cached.
+            page_cache::start_writeback(&file, at, block.len() as u64);
             Ok(block)
         }));
         Ok(())
@@ -148,20 +152,6 @@ impl Drop for Spool {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
-}
-
-/// Starts writing `len` bytes at `at` to the disk without waiting, so the disk works while
-/// the rest of the upload arrives instead of all at the commit's `fsync` (the kernel would
-/// otherwise hold them until a tenth of memory is dirty). `POSIX_FADV_DONTNEED` on Linux starts
-/// writeback of the range's dirty pages and drops only pages already clean, so the sum reading
-/// them behind the writer still finds them cached. A failure here costs only that head start.
-fn start_writeback(file: &File, at: u64, len: usize) {
-    let _ = rustix::fs::fadvise(
-        file,
-        at,
-        std::num::NonZeroU64::new(len as u64),
-        rustix::fs::Advice::DontNeed,
-    );
 }
 
 async fn blocking<T: Send + 'static>(

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use time::{Date, OffsetDateTime};
 
 use super::logging::{FILE_PREFIX, FILE_SUFFIX};
+use crate::page_cache::Trail;
 
 /// How many files to keep and how big they may be.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,8 @@ pub struct LogFile {
     part: u32,
     file: File,
     written: u64,
+    /// Keeps only the file's tail in the page cache.
+    cached: Trail,
 }
 
 impl LogFile {
@@ -51,6 +54,7 @@ impl LogFile {
             part,
             file,
             written,
+            cached: Trail::at(written),
         };
         log.enforce()?;
         Ok(log)
@@ -64,6 +68,7 @@ impl LogFile {
         let (file, written) = open_part(&self.dir, day, self.part)?;
         self.file = file;
         self.written = written;
+        self.cached = Trail::at(written);
         self.enforce()
     }
 
@@ -97,6 +102,7 @@ impl Write for LogFile {
         }
         let n = self.file.write(buf)?;
         self.written += n as u64;
+        self.cached.written(&self.file, self.written);
         Ok(n)
     }
 
