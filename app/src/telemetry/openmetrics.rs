@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,7 +40,7 @@ pub fn wanted(accept: Option<&HeaderValue>) -> bool {
     })
 }
 
-/// The exemplar of one bucket: the last request that fell in it.
+/// The exemplar of one bucket: a request that fell in it, of the latest second one did.
 #[derive(Debug, Clone)]
 pub struct Exemplar {
     pub request_id: HeaderValue,
@@ -53,36 +54,51 @@ pub struct Exemplar {
 #[derive(Debug)]
 pub struct Exemplars {
     bounds: &'static [f64],
-    slots: Box<[Mutex<Option<Exemplar>>]>,
+    slots: Box<[Slot]>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The whole second (since the Unix epoch) its exemplar's request ended in, plus one; 0
+    /// while it has none. Read without the lock, so a busy bucket is passed over cheaply.
+    second: AtomicU64,
+    exemplar: Mutex<Option<Exemplar>>,
 }
 
 impl Exemplars {
     pub fn new(bounds: &'static [f64]) -> Self {
         Self {
             bounds,
-            slots: (0..=bounds.len()).map(|_| Mutex::new(None)).collect(),
+            slots: (0..=bounds.len()).map(|_| Slot::default()).collect(),
         }
     }
 
     /// Keeps `request_id`, of a request that ended `at`, as the exemplar of the bucket
-    /// `seconds` falls in. When another request is putting its own into the same bucket at
-    /// that moment, this one is left out: either is a true example of the bucket, and no
-    /// request waits for another's exemplar.
+    /// `seconds` falls in, unless the bucket already has one from the same second: a scrape
+    /// comes seconds apart, so a newer one would only be thrown away unseen, and a bucket
+    /// hit by thousands of requests a second changes its exemplar once. When another request
+    /// is putting its own into the same bucket at that moment, this one is left out: either
+    /// is a true example of the bucket, and no request waits for another's exemplar.
     pub fn record(&self, seconds: f64, request_id: &HeaderValue, at: SystemTime) {
         let bucket = self.bounds.partition_point(|le| *le < seconds);
-        let mut slot = match self.slots[bucket].try_lock() {
-            Ok(slot) => slot,
+        let slot = &self.slots[bucket];
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let second = since.as_secs() + 1;
+        if slot.second.load(Ordering::Relaxed) == second {
+            return;
+        }
+        let mut kept = match slot.exemplar.try_lock() {
+            Ok(kept) => kept,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        let before = slot.replace(Exemplar {
+        let before = kept.replace(Exemplar {
             request_id: request_id.clone(),
             value: seconds,
-            timestamp: at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            timestamp: since.as_secs_f64(),
         });
-        drop(slot);
+        slot.second.store(second, Ordering::Relaxed);
+        drop(kept);
         // The one it replaces is freed outside the lock.
         drop(before);
     }
@@ -96,6 +112,7 @@ impl Exemplars {
             self.bounds.iter().position(|b| *b == le)?
         };
         self.slots[index]
+            .exemplar
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -250,13 +267,17 @@ mod tests {
         assert!(out.ends_with("g 1\n# EOF\n"), "{out}");
     }
 
+    /// `ms` milliseconds after a whole second of the Unix epoch.
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + ms)
+    }
+
     #[test]
-    fn each_bucket_keeps_the_last_request_that_fell_in_it() {
+    fn each_bucket_keeps_a_request_that_fell_in_it() {
         let exemplars = Exemplars::new(&[0.001, 0.01]);
-        exemplars.record(0.0005, &HeaderValue::from_static("a"), SystemTime::now());
-        exemplars.record(0.001, &HeaderValue::from_static("b"), SystemTime::now());
-        exemplars.record(0.005, &HeaderValue::from_static("c"), SystemTime::now());
-        exemplars.record(5.0, &HeaderValue::from_static("d"), SystemTime::now());
+        exemplars.record(0.001, &HeaderValue::from_static("b"), at(0));
+        exemplars.record(0.005, &HeaderValue::from_static("c"), at(0));
+        exemplars.record(5.0, &HeaderValue::from_static("d"), at(0));
         let id = |le| exemplars.get(le).map(|e| e.request_id);
         assert_eq!(id("0.001").unwrap(), "b", "le is inclusive");
         assert_eq!(id("0.01").unwrap(), "c");
@@ -265,24 +286,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_takes_a_new_exemplar_once_a_second() {
+        let exemplars = Exemplars::new(&[0.1]);
+        let id = || exemplars.get("0.1").unwrap().request_id;
+        exemplars.record(0.05, &HeaderValue::from_static("a"), at(250));
+        exemplars.record(0.06, &HeaderValue::from_static("b"), at(999));
+        assert_eq!(id(), "a", "the same second keeps the first");
+        exemplars.record(0.07, &HeaderValue::from_static("c"), at(1_000));
+        assert_eq!(id(), "c", "the next second replaces it");
+        exemplars.record(0.08, &HeaderValue::from_static("d"), at(500));
+        assert_eq!(id(), "d", "a clock set back replaces it too");
+    }
+
+    #[test]
     fn an_exemplar_carries_when_its_request_ended_and_a_busy_bucket_keeps_its_own() {
         let exemplars = Exemplars::new(&[0.1]);
-        let ended = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250);
-        exemplars.record(0.05, &HeaderValue::from_static("a"), ended);
+        exemplars.record(0.05, &HeaderValue::from_static("a"), at(250));
         let kept = exemplars.get("0.1").unwrap();
         assert_eq!(
-            (kept.request_id, kept.timestamp),
-            ("a".try_into().unwrap(), 1_700_000_000.25)
+            (kept.request_id, kept.value, kept.timestamp),
+            ("a".try_into().unwrap(), 0.05, 1_700_000_000.25)
         );
-        let busy = exemplars.slots[0].lock().unwrap();
-        exemplars.record(0.06, &HeaderValue::from_static("b"), SystemTime::now());
+        let busy = exemplars.slots[0].exemplar.lock().unwrap();
+        exemplars.record(0.06, &HeaderValue::from_static("b"), at(1_250));
         drop(busy);
         assert_eq!(
             exemplars.get("0.1").unwrap().request_id,
             "a",
             "left out while busy"
         );
-        exemplars.record(0.07, &HeaderValue::from_static("c"), SystemTime::now());
+        exemplars.record(0.07, &HeaderValue::from_static("c"), at(1_500));
         assert_eq!(exemplars.get("0.1").unwrap().request_id, "c");
     }
 }
