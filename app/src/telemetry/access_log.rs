@@ -23,12 +23,30 @@ use crate::error::ErrorCause;
 /// The target access lines carry, for filters (`glassbox::access=warn`) and queries.
 pub(crate) const TARGET: &str = "glassbox::access";
 
-static SINK: OnceLock<BatchWriter> = OnceLock::new();
+static SINK: OnceLock<Sink> = OnceLock::new();
 
-/// Sends access lines to `writer` (the one the log subscriber writes to). Until this is
-/// called, as in tests that build the router in-process, no access lines are written.
+/// Where access lines go, and which of their levels the log filter lets through.
+#[derive(Debug)]
+struct Sink {
+    writer: BatchWriter,
+    /// Whether lines at error, warn and info pass the filter.
+    error: bool,
+    warn: bool,
+    info: bool,
+}
+
+/// Sends access lines to `writer` (the one the log subscriber writes to), at the levels the
+/// global subscriber's filter lets through. Call it once that subscriber is installed: the
+/// filter is asked here, once, not on every request (it does not change while the process
+/// runs, and asking cost about 250 instructions a request). Until this is called, as in tests
+/// that build the router in-process, no access lines are written.
 pub(crate) fn install(writer: BatchWriter) {
-    let _ = SINK.set(writer);
+    let _ = SINK.set(Sink {
+        writer,
+        error: tracing::enabled!(target: TARGET, Level::ERROR),
+        warn: tracing::enabled!(target: TARGET, Level::WARN),
+        info: tracing::enabled!(target: TARGET, Level::INFO),
+    });
 }
 
 /// Logs one request that ended `now`: info below 400, warn for 4xx, error for 5xx; a failed
@@ -41,17 +59,17 @@ pub(crate) fn write(
     bytes: u64,
     cause: Option<&ErrorCause>,
 ) {
-    let (level, enabled) = match status {
-        500.. => (
-            Level::ERROR,
-            tracing::enabled!(target: TARGET, Level::ERROR),
-        ),
-        400..=499 => (Level::WARN, tracing::enabled!(target: TARGET, Level::WARN)),
-        _ => (Level::INFO, tracing::enabled!(target: TARGET, Level::INFO)),
-    };
-    let Some(sink) = SINK.get().filter(|_| enabled) else {
+    let Some(sink) = SINK.get() else {
         return;
     };
+    let (level, enabled) = match status {
+        500.. => (Level::ERROR, sink.error),
+        400..=499 => (Level::WARN, sink.warn),
+        _ => (Level::INFO, sink.info),
+    };
+    if !enabled {
+        return;
+    }
     thread_local!(static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512)));
     LINE.with(|line| {
         let mut line = line.borrow_mut();
@@ -63,7 +81,7 @@ pub(crate) fn write(
             cause,
         };
         format(&mut line, now, level, info, &outcome);
-        let _ = sink.line_writer().write_all(&line);
+        let _ = sink.writer.line_writer().write_all(&line);
     });
 }
 
@@ -134,23 +152,44 @@ fn format(
     out.extend_from_slice(b"\"}\n");
 }
 
-/// `a.b.c.d:port` without the formatting machinery; IPv6 through `Display`.
+/// `a.b.c.d:port` without the formatting machinery, written whole into the line (at most 21
+/// bytes); IPv6 through `Display`.
 fn push_addr(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
     match addr {
         std::net::SocketAddr::V4(v4) => {
-            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                push_u64(out, u64::from(octet));
+            let mut text = [0u8; 21];
+            let mut at = 0;
+            let [a, b, c, d] = v4.ip().octets();
+            for (value, after) in [(a, b'.'), (b, b'.'), (c, b'.'), (d, b':')] {
+                at = put_decimal(&mut text, at, value.into());
+                text[at] = after;
+                at += 1;
             }
-            out.push(b':');
-            push_u64(out, u64::from(v4.port()));
+            at = put_decimal(&mut text, at, v4.port());
+            out.extend_from_slice(&text[..at]);
         }
         std::net::SocketAddr::V6(_) => {
             let _ = write!(ByteLine(out), "{addr}");
         }
     }
+}
+
+/// Writes `value` (at most five digits) into `text` at `at`; returns where it ends.
+fn put_decimal(text: &mut [u8; 21], at: usize, mut value: u16) -> usize {
+    let mut digits = [0u8; 5];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for (slot, digit) in text[at..at + n].iter_mut().zip(digits[..n].iter().rev()) {
+        *slot = *digit;
+    }
+    at + n
 }
 
 /// Microseconds as a JSON number of milliseconds (`177` → `0.177`, `5000` → `5`), the same
@@ -271,6 +310,9 @@ mod tests {
         for addr in [
             "127.0.0.1:4000",
             "10.0.0.255:1",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "1.20.100.9:10000",
             "[::1]:8443",
             "[fe80::1%2]:9",
         ] {

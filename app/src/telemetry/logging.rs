@@ -67,12 +67,13 @@ pub fn init(filter: &str, log_dir: Option<(&Path, log_file::Limits)>) -> Result<
     ));
     let (writer, guard) = log_writer::start(sinks);
     let _ = DROPPED.set(guard.dropped());
-    access_log::install(writer.clone());
     tracing_subscriber::registry()
         .with(filter)
-        .with(json_layer().with_writer(writer))
+        .with(json_layer().with_writer(writer.clone()))
         .try_init()
         .context("a global log subscriber is already installed")?;
+    // After the subscriber, whose filter it reads.
+    access_log::install(writer);
     Ok(LogGuard(guard))
 }
 

@@ -3,7 +3,6 @@
 //! Names follow the Prometheus and OpenTelemetry HTTP conventions. Histograms have explicit
 //! buckets (never summaries), so Prometheus can aggregate and compute quantiles over them.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -15,9 +14,9 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use super::RequestInfo;
 use super::openmetrics::{Exemplar, Exemplars};
 use super::process;
+use super::{RequestInfo, RouteMap};
 use crate::store::{ErrorKind, Operation};
 
 pub(crate) const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
@@ -106,7 +105,7 @@ pub struct Metrics {
     handle: PrometheusHandle,
     active: Gauge,
     /// Route template, then (method, status) pairs: a `&str` finds its route without allocating.
-    series: RwLock<HashMap<Box<str>, Vec<RequestSeries>>>,
+    series: RwLock<RouteMap<Vec<RequestSeries>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,7 +156,7 @@ impl Metrics {
             recorder,
             handle,
             active,
-            series: RwLock::new(HashMap::new()),
+            series: RwLock::default(),
         };
         metrics.with(|| {
             describe_histogram!(

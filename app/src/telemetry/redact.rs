@@ -35,7 +35,10 @@ pub(crate) fn capability(hex: &str) -> String {
 /// mistyped route is still a token); the whole is at most [`MAX_PATH_BYTES`].
 pub(crate) fn path<'a>(template: Option<&str>, path: &'a str) -> Cow<'a, str> {
     let has_capability = match template {
-        Some(template) => CAPABILITY_PARAMETERS.iter().any(|p| template.contains(p)),
+        // Most templates have no parameter at all; one byte's search says so.
+        Some(template) => {
+            template.contains('{') && CAPABILITY_PARAMETERS.iter().any(|p| template.contains(p))
+        }
         None => path.split('/').any(looks_like_capability),
     };
     if !has_capability {

@@ -5,7 +5,7 @@
 //! Latency is measured from the moment the request reaches the service's middleware until its
 //! response head is ready, the same span the Prometheus histogram records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -14,6 +14,8 @@ use axum::http::HeaderValue;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use super::RouteMap;
 
 /// Largest latency a histogram holds exactly; longer ones are recorded as this value.
 const MAX_TRACKED_US: u64 = 3_600_000_000;
@@ -30,7 +32,7 @@ pub struct Stats {
     in_flight: AtomicU64,
     total: AtomicU64,
     shed: AtomicU64,
-    routes: RwLock<HashMap<Box<str>, Arc<Mutex<RouteMethods>>>>,
+    routes: RwLock<RouteMap<Arc<Mutex<RouteMethods>>>>,
 }
 
 /// The entries of one route template, one per method seen (usually one or two).
@@ -115,7 +117,7 @@ impl Stats {
             in_flight: AtomicU64::new(0),
             total: AtomicU64::new(0),
             shed: AtomicU64::new(0),
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::default(),
         }
     }
 
