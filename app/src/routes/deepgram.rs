@@ -72,8 +72,14 @@ const HELLO: &str = r#"{"result":"success","data":{"message":"Hello, world!"}}"#
 /// A static greeting.
 #[utoipa::path(get, path = "/", tag = "deepgram",
     responses((status = 200, description = "The greeting", body = Envelope<Hello>)))]
-async fn hello() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, super::JSON)], HELLO)
+async fn hello() -> Response {
+    // Built as it goes out: the `(headers, &str)` form set `text/plain` first and then
+    // replaced it, two header inserts and a copy-on-write string for a constant.
+    let mut response = Response::new(axum::body::Body::from(HELLO));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, super::JSON);
+    response
 }
 
 #[derive(Debug, Serialize, ToSchema)]
