@@ -157,16 +157,19 @@ fn format(
 fn push_addr(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
     match addr {
         std::net::SocketAddr::V4(v4) => {
-            let mut text = [0u8; 21];
+            let mut text = [0u8; 24];
             let mut at = 0;
             let [a, b, c, d] = v4.ip().octets();
-            for (value, after) in [(a, b'.'), (b, b'.'), (c, b'.'), (d, b':')] {
-                at = put_decimal(&mut text, at, value.into());
+            for (octet, after) in [(a, b'.'), (b, b'.'), (c, b'.'), (d, b':')] {
+                // Three bytes always go in; the next write covers those past the octet's own.
+                let (digits, len) = OCTETS[usize::from(octet)];
+                text[at..at + 3].copy_from_slice(&digits);
+                at += usize::from(len);
                 text[at] = after;
                 at += 1;
             }
-            at = put_decimal(&mut text, at, v4.port());
             out.extend_from_slice(&text[..at]);
+            push_u64(out, u64::from(v4.port()));
         }
         std::net::SocketAddr::V6(_) => {
             let _ = write!(ByteLine(out), "{addr}");
@@ -174,23 +177,21 @@ fn push_addr(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
     }
 }
 
-/// Writes `value` (at most five digits) into `text` at `at`; returns where it ends.
-fn put_decimal(text: &mut [u8; 21], at: usize, mut value: u16) -> usize {
-    let mut digits = [0u8; 5];
+/// Every octet's decimal digits and how many there are: an address is four lookups.
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
     let mut n = 0;
-    loop {
-        digits[n] = b'0' + (value % 10) as u8;
+    while n < 256 {
+        let (h, t, o) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = match n {
+            0..=9 => ([b'0' + o, 0, 0], 1),
+            10..=99 => ([b'0' + t, b'0' + o, 0], 2),
+            _ => ([b'0' + h, b'0' + t, b'0' + o], 3),
+        };
         n += 1;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
     }
-    for (slot, digit) in text[at..at + n].iter_mut().zip(digits[..n].iter().rev()) {
-        *slot = *digit;
-    }
-    at + n
-}
+    table
+};
 
 /// Microseconds as a JSON number of milliseconds (`177` → `0.177`, `5000` → `5`), the same
 /// number `micros as f64 / 1000.0` is, without float formatting.
