@@ -70,7 +70,7 @@ mod tests {
             .args(["--bytes", "--noheadings", "--output", "RES"])
             .arg(path)
             .output()
-            .expect("fincore (util-linux)");
+            .expect("fincore, from util-linux-extra on Debian");
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 
