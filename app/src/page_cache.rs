@@ -17,9 +17,9 @@ pub(crate) fn start_writeback(file: &File, at: u64, len: u64) {
 }
 
 /// How far behind the end of a file writeback is started: a batch of lines this large.
-pub(crate) const STEP: u64 = 8 << 20;
+const STEP: u64 = 8 << 20;
 /// How much of a file's end stays cached, for readers tailing it (Promtail, `tail -f`).
-pub(crate) const KEEP: u64 = 32 << 20;
+const KEEP: u64 = 32 << 20;
 
 /// A file's tail in the page cache: every [`STEP`] bytes, writeback of the new ones starts, and
 /// the pages more than [`KEEP`] behind the end (written back by then) are dropped. The file

@@ -152,12 +152,12 @@ fn format(
     out.extend_from_slice(b"\"}\n");
 }
 
-/// `a.b.c.d:port` without the formatting machinery, written whole into the line (at most 21
-/// bytes); IPv6 through `Display`.
+/// `a.b.c.d:port` without the formatting machinery: the address and its colon go into the line
+/// in one copy (at most 16 bytes), then the port; IPv6 through `Display`.
 fn push_addr(out: &mut Vec<u8>, addr: std::net::SocketAddr) {
     match addr {
         std::net::SocketAddr::V4(v4) => {
-            let mut text = [0u8; 24];
+            let mut text = [0u8; 16];
             let mut at = 0;
             let [a, b, c, d] = v4.ip().octets();
             for (octet, after) in [(a, b'.'), (b, b'.'), (c, b'.'), (d, b':')] {
