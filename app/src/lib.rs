@@ -50,6 +50,7 @@ pub mod certs;
 pub mod compute;
 pub mod config;
 pub(crate) mod dashboard;
+pub(crate) mod direct_io;
 pub(crate) mod disk;
 pub(crate) mod error;
 pub(crate) mod faults;

@@ -56,30 +56,35 @@ impl Trail {
     }
 }
 
+/// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
+#[cfg(test)]
+pub(crate) fn cached(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore, from util-linux-extra on Debian");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Whether `path` is on tmpfs, whose pages are the file and cannot be dropped or bypassed.
+#[cfg(test)]
+pub(crate) fn on_tmpfs(path: &std::path::Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    rustix::fs::statfs(path).unwrap().f_type as i64 == TMPFS_MAGIC
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
     use std::path::Path;
-    use std::process::Command;
 
     use super::*;
-
-    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
-    fn cached(path: &Path) -> u64 {
-        let out = Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--output", "RES"])
-            .arg(path)
-            .output()
-            .expect("fincore, from util-linux-extra on Debian");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
 
     #[test]
     fn a_long_file_keeps_only_its_tail_cached() {
         let dir = tempfile::tempdir().unwrap();
-        if rustix::fs::statfs(dir.path()).unwrap().f_type as i64 == TMPFS_MAGIC {
+        if on_tmpfs(dir.path()) {
             eprintln!(
                 "skipped: {} is tmpfs, whose pages cannot be dropped",
                 dir.path().display()

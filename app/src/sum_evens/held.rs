@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::range::Source;
 use crate::body::{Budget, Taken};
+use crate::direct_io::Aligned;
 
 /// The blocks the spool writes (and so the blocks kept), in bytes.
 pub(crate) const BLOCK: usize = 1 << 20;
@@ -29,7 +30,7 @@ pub(crate) const ACROSS_UPLOADS: usize = 4 * PER_UPLOAD * BLOCK;
 /// summing it holds it as long as it reads it, counted or not).
 #[derive(Debug)]
 pub(crate) struct Block {
-    bytes: Vec<u8>,
+    bytes: Aligned,
     _counted: Taken,
 }
 
@@ -49,7 +50,7 @@ struct Kept {
     /// ones before it go).
     blocks: VecDeque<(u64, Arc<Block>)>,
     /// A buffer for the spool's next block.
-    spare: Option<Vec<u8>>,
+    spare: Option<Aligned>,
 }
 
 impl Held {
@@ -67,7 +68,7 @@ impl Held {
 
     /// The spool wrote `block` at `at` in the file: keeps it if it may, and gives back an empty
     /// buffer (of [`BLOCK`] bytes' capacity) for the next one.
-    pub(crate) fn keep(&self, at: u64, mut block: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn keep(&self, at: u64, mut block: Aligned) -> Aligned {
         let mut kept = self.kept();
         let mut freed = Vec::new();
         while kept.blocks.len() >= PER_UPLOAD {
@@ -99,7 +100,7 @@ impl Held {
         let mut spare = kept
             .spare
             .take()
-            .unwrap_or_else(|| Vec::with_capacity(BLOCK));
+            .unwrap_or_else(|| Aligned::with_capacity(BLOCK));
         spare.clear();
         spare
     }
@@ -180,10 +181,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn block(byte: u8) -> Vec<u8> {
-        let mut block = Vec::with_capacity(BLOCK);
-        block.resize(BLOCK, byte);
-        block
+    fn block(byte: u8) -> Aligned {
+        Aligned::copy_of(&vec![byte; BLOCK], BLOCK)
     }
 
     #[test]
@@ -191,12 +190,12 @@ mod tests {
         let keeping = Budget::new(ACROSS_UPLOADS);
         let held = Held::new(keeping.clone());
         let mut buffers = std::collections::HashSet::new();
-        let mut next = Vec::with_capacity(BLOCK);
+        let mut next = Aligned::with_capacity(BLOCK);
         for i in 0..3 * PER_UPLOAD {
             buffers.insert(next.as_ptr());
-            next.resize(BLOCK, i as u8);
+            next.fill_from(&vec![i as u8; BLOCK]);
             next = held.keep((i * BLOCK) as u64, next);
-            assert!(next.is_empty() && next.capacity() >= BLOCK);
+            assert!(next.is_empty() && next.capacity() == BLOCK);
         }
         assert_eq!(
             keeping.used(),
@@ -254,7 +253,10 @@ mod tests {
         file.write_all(&text).unwrap();
         let held = Held::new(Budget::new(ACROSS_UPLOADS));
         // Only the middle block is kept.
-        held.keep(BLOCK as u64, text[BLOCK..2 * BLOCK].to_vec());
+        held.keep(
+            BLOCK as u64,
+            Aligned::copy_of(&text[BLOCK..2 * BLOCK], BLOCK),
+        );
         let source = held.source(Arc::new(file), 0, u64::MAX);
         let mut buf = vec![0; 4096];
         let from_file = source.block(BLOCK as u64 - 10, 4096, &mut buf).unwrap();

@@ -717,6 +717,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_upload_kept_in_memory_is_summed_without_reading_it_back() {
         use super::super::held::BLOCK as HELD_BLOCK;
+        use crate::direct_io::Aligned;
         let text = numbers(2 * CHUNK as usize - (1 << 20));
         let (_dir, mut writer, reader) = upload_file();
         let scheduler = FairScheduler::start(2, ComputePool::new(2), Summed::default());
@@ -732,7 +733,7 @@ mod tests {
             }
             incoming.written(at, block);
             writer.write_all(block).unwrap();
-            held.keep(at, block.to_vec());
+            held.keep(at, Aligned::copy_of(block, HELD_BLOCK));
             at += block.len() as u64;
             incoming.landed(at);
         }

@@ -3,14 +3,20 @@
 //! whole and synced. [`Spool::landed`] says how much has reached the file, for readers that
 //! start on an upload before it ends, and a spool told to [`Spool::keep_blocks`] gives each
 //! block, once written, to the sum reading it, which parses it in memory.
+//!
+//! Such a spool writes around the page cache ([`direct_io`]) where the filesystem allows: its
+//! sum has the blocks already, and the file is read again only if the service restarts before
+//! the task is done. A spool whose file a worker will read next (a worker process, after the
+//! commit) writes through the page cache, starting each block's writeback as it goes.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use crate::direct_io::{self, Aligned};
 use crate::page_cache;
 use crate::sum_evens::held::{BLOCK, Held};
 
@@ -21,10 +27,13 @@ pub(crate) struct Spool {
     temp: PathBuf,
     path: PathBuf,
     file: Arc<File>,
+    /// Whether blocks are written around the page cache.
+    direct: bool,
     /// The block filling.
-    block: Vec<u8>,
-    /// The block being written, which hands its buffer back.
-    writing: Option<JoinHandle<io::Result<Vec<u8>>>>,
+    block: Aligned,
+    /// The block being written, which hands its buffer back and says whether the file is
+    /// still written directly.
+    writing: Option<JoinHandle<io::Result<(Aligned, bool)>>>,
     /// Where written blocks go, when a sum reads them as they land.
     held: Option<Held>,
     /// Bytes handed to writes, and bytes whose write has completed.
@@ -50,7 +59,8 @@ impl Spool {
             temp,
             path,
             file: Arc::new(file),
-            block: Vec::with_capacity(BLOCK),
+            direct: false,
+            block: Aligned::with_capacity(BLOCK),
             writing: None,
             held: None,
             sent: 0,
@@ -70,17 +80,24 @@ impl Spool {
     }
 
     /// From now on, each block written is handed to `held` (blocks of exactly [`BLOCK`]
-    /// bytes at multiples of it, except the last).
+    /// bytes at multiples of it, except the last), and written around the page cache where the
+    /// filesystem allows.
     pub(crate) fn keep_blocks(&mut self, held: Held) {
         self.held = Some(held);
+        self.direct = direct_io::set_direct(&self.file, true).is_ok();
+    }
+
+    /// Whether the blocks go around the page cache.
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
     }
 
     pub(crate) async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            let take = bytes.len().min(BLOCK - self.block.len());
-            self.block.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.block.len() == BLOCK {
+            let took = self.block.fill_from(bytes);
+            bytes = &bytes[took..];
+            if self.block.is_full() {
                 self.send().await?;
             }
         }
@@ -96,24 +113,27 @@ impl Spool {
         let block = std::mem::replace(&mut self.block, spare);
         let at = self.sent;
         self.sent += block.len() as u64;
-        let file = self.file.clone();
+        let (file, direct) = (self.file.clone(), self.direct);
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            (&*file).write_all(&block)?;
-            // The disk works while the rest of the upload arrives instead of all at the
-            // commit's `fsync` (the kernel would otherwise hold the pages until a tenth of
-            // memory is dirty); the sum reading behind the writer still finds them cached.
-            page_cache::start_writeback(&file, at, block.len() as u64);
-            Ok(block)
+            let direct = direct_io::write_at(&file, direct, at, &block)?;
+            if !direct {
+                // The disk works while the rest of the upload arrives instead of all at the
+                // commit's `fsync` (the kernel would otherwise hold the pages until a tenth of
+                // memory is dirty); a reader behind the writer still finds them cached.
+                page_cache::start_writeback(&file, at, block.len() as u64);
+            }
+            Ok((block, direct))
         }));
         Ok(())
     }
 
     /// Waits for the block on its way, if any; returns a buffer for the next one.
-    async fn wait(&mut self) -> io::Result<Vec<u8>> {
+    async fn wait(&mut self) -> io::Result<Aligned> {
         let Some(writing) = self.writing.take() else {
-            return Ok(Vec::with_capacity(BLOCK));
+            return Ok(Aligned::with_capacity(BLOCK));
         };
-        let mut written = writing.await.map_err(io::Error::other)??;
+        let (mut written, direct) = writing.await.map_err(io::Error::other)??;
+        self.direct = direct;
         let at = self.landed;
         self.landed = self.sent;
         Ok(match &self.held {
@@ -218,5 +238,58 @@ mod tests {
             at += got.len();
         }
         assert_eq!(held.read_back(), 0, "every block came from memory");
+    }
+
+    #[tokio::test]
+    async fn a_spool_whose_sum_keeps_its_blocks_writes_them_around_the_page_cache() {
+        use crate::body::Budget;
+        use crate::page_cache::{cached, on_tmpfs};
+        use crate::sum_evens::held::ACROSS_UPLOADS;
+
+        let dir = tempfile::tempdir().unwrap();
+        let probe = File::create(dir.path().join("probe")).unwrap();
+        if on_tmpfs(dir.path()) || direct_io::set_direct(&probe, true).is_err() {
+            eprintln!(
+                "skipped: {} cannot be written around the page cache",
+                dir.path().display()
+            );
+            return;
+        }
+        let text: Vec<u8> = (0..8 * BLOCK + 777)
+            .map(|i| b'0' + (i % 10) as u8)
+            .collect();
+        let spool_of = |name: &'static str, keep: bool| {
+            let (dir, text) = (dir.path().to_owned(), &text);
+            async move {
+                let path = dir.join(name);
+                let mut spool = Spool::create(path.clone()).await.unwrap();
+                if keep {
+                    spool.keep_blocks(Held::new(Budget::new(ACROSS_UPLOADS)));
+                }
+                for piece in text.chunks(16_411) {
+                    spool.write(piece).await.unwrap();
+                }
+                let direct = spool.is_direct();
+                spool.commit().await.unwrap();
+                let in_cache = cached(&path);
+                assert_eq!(&std::fs::read(&path).unwrap(), text, "{name} is whole");
+                (direct, in_cache)
+            }
+        };
+        let (direct, kept) = spool_of("kept", true).await;
+        assert!(direct, "the full blocks went directly");
+        let (plain_direct, plain) = spool_of("plain", false).await;
+        assert!(!plain_direct);
+        // Without a sum keeping its blocks the file stays cached for the worker that reads it
+        // next (which shows the machine has the room); with one, only the last block's page,
+        // whose odd length went through the cache.
+        assert!(
+            plain >= 8 * BLOCK as u64,
+            "{plain} bytes of the plain spool cached"
+        );
+        assert!(
+            kept <= direct_io::ALIGN as u64,
+            "{kept} bytes of the spool written directly cached"
+        );
     }
 }
