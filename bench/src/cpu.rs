@@ -22,6 +22,11 @@ pub(crate) fn group_ticks(pgid: u32) -> u64 {
         .sum()
 }
 
+/// Seconds of CPU in `ticks` clock ticks.
+pub(crate) fn tick_seconds(ticks: u64) -> f64 {
+    ticks as f64 / procfs::ticks_per_second() as f64
+}
+
 /// Microseconds of CPU per request, from a tick count over `requests`.
 pub(crate) fn micros_per_request(ticks: u64, requests: u64) -> f64 {
     ticks as f64 * 1e6 / procfs::ticks_per_second() as f64 / requests.max(1) as f64

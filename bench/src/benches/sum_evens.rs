@@ -3,9 +3,11 @@
 //! each. Then 1 GiB uploaded to the result over HTTP/1.1 and over HTTP/2, five rounds, each
 //! round next to curl uploading the same file to nginx (started here, one worker), which reads
 //! it into a file on tmpfs and so keeps nothing on a disk; glassbox once with its data
-//! directory on the disk (its `fsync` is real) and once on tmpfs, and `dd conv=fsync` of the
-//! file to that disk as the disk's floor. `BENCH_BIG_GB=5` adds a 5 GB upload-to-result with
-//! glassbox's peak RSS meanwhile.
+//! directory on the disk (its `fsync` is real) and once on tmpfs, and `dd` of the file to that
+//! disk, through the page cache and around it (`oflag=direct`), each with `conv=fsync`, as the
+//! disk's pace. Each upload's CPU is measured too: curl's, and the server's (receiving, storing
+//! and, for glassbox, summing), since the two share this machine's cores. `BENCH_BIG_GB=5` adds
+//! a 5 GB upload-to-result with glassbox's peak RSS meanwhile.
 //!
 //! The files go under `target/bench-sum-evens/` and are kept: generating them takes a while.
 
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::cpu::PeakRss;
+use crate::cpu::{self, PeakRss};
 use crate::http::Http;
 use crate::run::{self, Run};
 use crate::server::Server;
@@ -59,6 +61,29 @@ impl Http2 {
             Self::Yes => "--http2",
         }
     }
+}
+
+/// One upload: seconds to the answer and (for glassbox) to the finished result, and the CPU
+/// seconds curl and the server spent meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Upload {
+    answered: f64,
+    finished: f64,
+    curl_cpu: f64,
+    server_cpu: f64,
+}
+
+/// Measures `upload` (which returns its seconds to the answer and to the result) with curl's
+/// CPU (a child this process waits for) and `server`'s.
+fn measured(server: &Server, upload: impl FnOnce() -> Result<(f64, f64)>) -> Result<Upload> {
+    let (curl, ticks) = (cpu::children_cpu(), server.cpu_ticks());
+    let (answered, finished) = upload()?;
+    Ok(Upload {
+        answered,
+        finished,
+        curl_cpu: (cpu::children_cpu() - curl).as_secs_f64(),
+        server_cpu: cpu::tick_seconds(server.cpu_ticks() - ticks),
+    })
 }
 
 /// `curl -T file` to `url` with the run's CA, as `text/plain` (a POST, or the PUT `-T` makes
@@ -113,15 +138,27 @@ fn to_nginx(run: &Run, nginx: &Server, file: &Path, kept: &Path, http2: Http2) -
     Ok(took)
 }
 
-/// Seconds to copy `file` into `dir` and `fsync` it (`dd conv=fsync`), then remove the copy.
-fn dd_fsync(file: &Path, dir: &Path) -> Result<f64> {
+/// How `dd` writes its copy.
+#[derive(Debug, Clone, Copy)]
+enum Dd {
+    /// Through the page cache, then `fsync`.
+    Cached,
+    /// Around it (`oflag=direct`), then `fsync`: as glassbox spools an upload it sums.
+    Direct,
+}
+
+/// Seconds to copy `file` into `dir` with `dd` and `fsync` it, then remove the copy.
+fn dd_fsync(file: &Path, dir: &Path, how: Dd) -> Result<f64> {
     let copy = dir.join("dd-floor");
     let started = Instant::now();
-    let status = Command::new("dd")
-        .arg(format!("if={}", file.display()))
+    let mut dd = Command::new("dd");
+    dd.arg(format!("if={}", file.display()))
         .arg(format!("of={}", copy.display()))
-        .args(["bs=1M", "conv=fsync", "status=none"])
-        .status()?;
+        .args(["bs=1M", "conv=fsync", "status=none"]);
+    if let Dd::Direct = how {
+        dd.arg("oflag=direct");
+    }
+    let status = dd.status()?;
     let took = seconds(started);
     ensure!(status.success(), "dd to {}", dir.display());
     std::fs::remove_file(copy)?;
@@ -247,12 +284,17 @@ fn nginx_storing(run: &Run, dir: &Path) -> Result<(Server, std::path::PathBuf)> 
     Ok((crate::nginx::start(run, "nginx", &locations)?, kept))
 }
 
-/// One protocol's times over the rounds.
+/// One protocol's uploads over the rounds.
 #[derive(Debug, Default)]
 struct Times {
-    nginx: Vec<f64>,
-    tmpfs: (Vec<f64>, Vec<f64>),
-    disk: (Vec<f64>, Vec<f64>),
+    nginx: Vec<Upload>,
+    tmpfs: Vec<Upload>,
+    disk: Vec<Upload>,
+}
+
+/// One field of every upload.
+fn each(uploads: &[Upload], field: fn(&Upload) -> f64) -> Vec<f64> {
+    uploads.iter().map(field).collect()
 }
 
 /// The 1 GB file uploaded to the result over HTTP/1.1 and HTTP/2, against nginx, in rounds.
@@ -273,59 +315,111 @@ fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
         PeakRss::start(on_tmpfs.pid()),
     );
     let mut times = [Times::default(), Times::default()];
-    let mut floor = Vec::new();
+    let (mut cached, mut direct) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         for (http2, times) in [Http2::No, Http2::Yes].into_iter().zip(&mut times) {
-            times
-                .nginx
-                .push(to_nginx(run, &nginx, &file, &kept, http2)?);
-            let (created, finished) = upload(run, http, &on_disk, &file, http2)?;
-            times.disk.0.push(created);
-            times.disk.1.push(finished);
-            let (created, finished) = upload(run, http, &on_tmpfs, &file, http2)?;
-            times.tmpfs.0.push(created);
-            times.tmpfs.1.push(finished);
+            times.nginx.push(measured(&nginx, || {
+                let took = to_nginx(run, &nginx, &file, &kept, http2)?;
+                Ok((took, took))
+            })?);
+            times.disk.push(measured(&on_disk, || {
+                upload(run, http, &on_disk, &file, http2)
+            })?);
+            times.tmpfs.push(measured(&on_tmpfs, || {
+                upload(run, http, &on_tmpfs, &file, http2)
+            })?);
         }
-        floor.push(dd_fsync(&file, &run.path("glassbox"))?);
+        cached.push(dd_fsync(&file, &run.path("glassbox"), Dd::Cached)?);
+        direct.push(dd_fsync(&file, &run.path("glassbox"), Dd::Direct)?);
     }
     let (disk_peak, tmpfs_peak) = (disk_rss.stop(), tmpfs_rss.stop());
     let [h1, h2] = &times;
     println!(
         "1 GB file ({bytes} bytes) uploaded with curl, {rounds} rounds: medians in s, HTTP/1.1 | HTTP/2"
     );
-    let row = |what: &str, a: &[f64], b: &[f64]| {
-        println!("  {what:<44} {:6.2} | {:6.2}", median(a), median(b));
+    let row = |what: &str, a: &[Upload], b: &[Upload], field: fn(&Upload) -> f64| {
+        println!(
+            "  {what:<44} {:6.2} | {:6.2}",
+            median(&each(a, field)),
+            median(&each(b, field))
+        );
     };
+    let answered = |u: &Upload| u.answered;
+    let finished = |u: &Upload| u.finished;
     row(
         "nginx, PUT into a file on tmpfs (reference)",
         &h1.nginx,
         &h2.nginx,
+        answered,
     );
     row(
         "glassbox, data on tmpfs: to the 201",
-        &h1.tmpfs.0,
-        &h2.tmpfs.0,
+        &h1.tmpfs,
+        &h2.tmpfs,
+        answered,
     );
     row(
         "glassbox, data on tmpfs: to the result",
-        &h1.tmpfs.1,
-        &h2.tmpfs.1,
+        &h1.tmpfs,
+        &h2.tmpfs,
+        finished,
     );
-    row("glassbox, data on disk: to the 201", &h1.disk.0, &h2.disk.0);
+    row(
+        "glassbox, data on disk: to the 201",
+        &h1.disk,
+        &h2.disk,
+        answered,
+    );
     row(
         "glassbox, data on disk: to the result",
-        &h1.disk.1,
-        &h2.disk.1,
+        &h1.disk,
+        &h2.disk,
+        finished,
     );
     println!(
-        "  {:<44} {:6.2} (the disk's floor for the 201)",
+        "  {:<44} {:6.2}",
         "dd conv=fsync of the file to that disk",
-        median(&floor)
+        median(&cached)
+    );
+    println!(
+        "  {:<44} {:6.2} (the disk's pace for a direct spool)",
+        "dd oflag=direct conv=fsync, the same",
+        median(&direct)
+    );
+    println!("  CPU seconds per upload (medians), HTTP/1.1 | HTTP/2:");
+    let curl = |u: &Upload| u.curl_cpu;
+    let server = |u: &Upload| u.server_cpu;
+    row("  curl, to nginx", &h1.nginx, &h2.nginx, curl);
+    row("  nginx", &h1.nginx, &h2.nginx, server);
+    row(
+        "  curl, to glassbox (data on disk)",
+        &h1.disk,
+        &h2.disk,
+        curl,
+    );
+    row(
+        "  glassbox (data on disk), with the sum",
+        &h1.disk,
+        &h2.disk,
+        server,
+    );
+    row(
+        "  curl, to glassbox (data on tmpfs)",
+        &h1.tmpfs,
+        &h2.tmpfs,
+        curl,
+    );
+    row(
+        "  glassbox (data on tmpfs), with the sum",
+        &h1.tmpfs,
+        &h2.tmpfs,
+        server,
     );
     println!("  Round by round:");
     for (name, times) in [("HTTP/1.1", h1), ("HTTP/2", h2)] {
-        for (place, finished) in [("disk", &times.disk.1), ("tmpfs", &times.tmpfs.1)] {
-            let ratios = per_round(finished, &times.nginx);
+        let reference = each(&times.nginx, answered);
+        for (place, uploads) in [("disk", &times.disk), ("tmpfs", &times.tmpfs)] {
+            let ratios = per_round(&each(uploads, finished), &reference);
             println!(
                 "  result / nginx, {name}, data on {place}: {} (target <= 1.3: {})",
                 spread(&ratios),
@@ -334,17 +428,30 @@ fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
         }
     }
     for (place, a, b) in [
-        ("disk", &h1.disk.0, &h2.disk.0),
-        ("tmpfs", &h1.tmpfs.0, &h2.tmpfs.0),
+        ("disk", &h1.disk, &h2.disk),
+        ("tmpfs", &h1.tmpfs, &h2.tmpfs),
     ] {
-        let ratios = per_round(b, a);
+        let ratios = per_round(&each(b, answered), &each(a, answered));
         println!(
             "  HTTP/2 / HTTP/1.1 to the 201, data on {place}: {} (target <= 1.1: {})",
             spread(&ratios),
             verdict(median(&ratios), 1.1, false)
         );
+        // What the two cores allow: curl and glassbox share them, so an upload takes at least
+        // their CPU together over the cores, whatever the protocol.
+        let floor = |uploads: &[Upload]| {
+            median(&each(uploads, |u| u.curl_cpu + u.server_cpu)) / crate::settings::cores() as f64
+        };
+        println!(
+            "    CPU floor (curl + glassbox) / cores, data on {place}: {:.2} | {:.2} s, HTTP/2 / HTTP/1.1 {:.3} x; curl's own CPU {:.3} x, glassbox's {:.3} x",
+            floor(a),
+            floor(b),
+            floor(b) / floor(a),
+            median(&each(b, curl)) / median(&each(a, curl)),
+            median(&each(b, server)) / median(&each(a, server)),
+        );
     }
-    let ratios = per_round(&h2.nginx, &h1.nginx);
+    let ratios = per_round(&each(&h2.nginx, answered), &each(&h1.nginx, answered));
     println!("  nginx's own HTTP/2 / HTTP/1.1: {}", spread(&ratios));
     println!(
         "  glassbox peak RSS: {disk_peak:.1} MB (data on disk), {tmpfs_peak:.1} MB (tmpfs) (target < 100 MB: {})",
