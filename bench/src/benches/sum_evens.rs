@@ -7,7 +7,9 @@
 //! disk, through the page cache and around it (`oflag=direct`), each with `conv=fsync`, as the
 //! disk's pace. Each upload's CPU is measured too: curl's, and the server's (receiving, storing
 //! and, for glassbox, summing), since the two share this machine's cores. `BENCH_BIG_GB=5` adds
-//! a 5 GB upload-to-result with glassbox's peak RSS meanwhile.
+//! a 5 GB upload-to-result with glassbox's peak RSS meanwhile. `BENCH_PIN=1` gives curl the
+//! last core and the servers the others, so that neither protocol's upload is bound by the
+//! client's CPU.
 //!
 //! The files go under `target/bench-sum-evens/` and are kept: generating them takes a while.
 
@@ -90,7 +92,9 @@ fn measured(server: &Server, upload: impl FnOnce() -> Result<(f64, f64)>) -> Res
 /// when `put`); its output.
 fn curl_upload(run: &Run, file: &Path, url: &str, http2: Http2, put: bool) -> Result<String> {
     let method = if put { "PUT" } else { "POST" };
-    let output = Command::new("curl")
+    // Pinned (`BENCH_PIN=1`), curl has the last core to itself, as wrk has in the other
+    // benches, and the servers the others.
+    let output = crate::server::command(&run.settings.placement.client_pin, Path::new("curl"), &[])
         .args(["-sS", "--fail-with-body", http2.flag(), "--cacert"])
         .arg(run.ca())
         .args(["-H", "Content-Type: text/plain", "-X", method, "-T"])
@@ -293,7 +297,7 @@ struct Times {
 }
 
 /// One field of every upload.
-fn each(uploads: &[Upload], field: fn(&Upload) -> f64) -> Vec<f64> {
+fn each(uploads: &[Upload], field: impl Fn(&Upload) -> f64) -> Vec<f64> {
     uploads.iter().map(field).collect()
 }
 
@@ -437,13 +441,26 @@ fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
             spread(&ratios),
             verdict(median(&ratios), 1.1, false)
         );
-        // What the two cores allow: curl and glassbox share them, so an upload takes at least
-        // their CPU together over the cores, whatever the protocol.
+        // The least wall time the cores allow an upload: sharing them, curl's and glassbox's
+        // CPU together over all the cores; pinned, the busier of curl on its core and glassbox
+        // on the others.
+        let placement = &run.settings.placement;
+        let (pinned, what) = if placement.client_pin.is_empty() {
+            (false, "(curl + glassbox) / cores")
+        } else {
+            (true, "max(curl, glassbox / its cores)")
+        };
         let floor = |uploads: &[Upload]| {
-            median(&each(uploads, |u| u.curl_cpu + u.server_cpu)) / crate::settings::cores() as f64
+            median(&each(uploads, |u| {
+                if pinned {
+                    u.curl_cpu.max(u.server_cpu / placement.server_cores as f64)
+                } else {
+                    (u.curl_cpu + u.server_cpu) / crate::settings::cores() as f64
+                }
+            }))
         };
         println!(
-            "    CPU floor (curl + glassbox) / cores, data on {place}: {:.2} | {:.2} s, HTTP/2 / HTTP/1.1 {:.3} x; curl's own CPU {:.3} x, glassbox's {:.3} x",
+            "    CPU floor {what}, data on {place}: {:.2} | {:.2} s, HTTP/2 / HTTP/1.1 {:.3} x; curl's own CPU {:.3} x, glassbox's {:.3} x",
             floor(a),
             floor(b),
             floor(b) / floor(a),
