@@ -41,6 +41,18 @@ pub(crate) fn is_direct(file: &File) -> bool {
     rustix::fs::fcntl_getfl(file).is_ok_and(|flags| flags.contains(OFlags::DIRECT))
 }
 
+/// Whether a file in `dir` takes a direct write (for tests, which skip where it does not).
+#[cfg(test)]
+pub(crate) fn takes_direct_writes(dir: &std::path::Path) -> bool {
+    let path = dir.join(".direct-probe");
+    let took = File::create(&path).is_ok_and(|file| {
+        set_direct(&file, true).is_ok()
+            && write_at(&file, true, 0, &Aligned::copy_of(&[0; ALIGN], ALIGN)).unwrap_or(false)
+    });
+    let _ = std::fs::remove_file(path);
+    took
+}
+
 /// Writes all of `bytes` at `at`. While `direct`, a write that can go directly does; one that
 /// cannot (odd length or place), or that fails, turns `O_DIRECT` off for good and goes through
 /// the page cache, whose error (a full disk) is the one returned. Returns whether the file is
@@ -160,14 +172,15 @@ mod tests {
     fn aligned_writes_go_around_the_page_cache_and_the_rest_through_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let file = File::create(&path).unwrap();
-        if on_tmpfs(dir.path()) || set_direct(&file, true).is_err() {
+        if on_tmpfs(dir.path()) || !takes_direct_writes(dir.path()) {
             eprintln!(
                 "skipped: {} cannot be written around the page cache",
                 dir.path().display()
             );
             return;
         }
+        let file = File::create(&path).unwrap();
+        set_direct(&file, true).unwrap();
         let mut block = Aligned::with_capacity(1 << 20);
         block.fill_from(&vec![b'7'; 1 << 20]);
         let mut direct = true;
@@ -201,11 +214,12 @@ mod tests {
         let Some(_disk) = testkit::disk::Tmpfs::mount(dir.path(), 2) else {
             return;
         };
-        let file = File::create(dir.path().join("f")).unwrap();
-        if set_direct(&file, true).is_err() {
+        if !takes_direct_writes(dir.path()) {
             eprintln!("skipped: this kernel's tmpfs has no O_DIRECT");
             return;
         }
+        let file = File::create(dir.path().join("f")).unwrap();
+        set_direct(&file, true).unwrap();
         let mut block = Aligned::with_capacity(1 << 20);
         block.fill_from(&vec![b'1'; 1 << 20]);
         let mut direct = true;
