@@ -1,15 +1,17 @@
 //! `/sum-evens` for 100 MB and 1 GB files: the parser alone on an in-memory buffer and the
 //! whole task from an on-disk file, next to `cat file` (the read ceiling), best of three runs
-//! each. Then 1 GiB uploaded to the result over HTTP/1.1 and over HTTP/2, five rounds, each
-//! round next to curl uploading the same file to nginx (started here, one worker), which reads
-//! it into a file on tmpfs and so keeps nothing on a disk; glassbox once with its data
-//! directory on the disk (its `fsync` is real) and once on tmpfs, and `dd` of the file to that
-//! disk, through the page cache and around it (`oflag=direct`), each with `conv=fsync`, as the
-//! disk's pace. Each upload's CPU is measured too: curl's, and the server's (receiving, storing
-//! and, for glassbox, summing), since the two share this machine's cores. `BENCH_BIG_GB=5` adds
-//! a 5 GB upload-to-result with glassbox's peak RSS meanwhile. `BENCH_PIN=1` gives curl the
-//! last core and the servers the others, so that neither protocol's upload is bound by the
-//! client's CPU.
+//! each. Then 1 GiB uploaded to the result, five rounds, by curl over HTTP/1.1, by curl over
+//! HTTP/2, and by nghttp over HTTP/2 (a client that sends whole TLS records, where curl's
+//! HTTP/2 sends twice as many: see [`Client`]). Each upload is next to the same client
+//! uploading the same file to nginx (started here, one worker), which reads it into a file on
+//! tmpfs and so keeps nothing on a disk; glassbox runs once with its data directory on the disk
+//! (its `fsync` is real) and once on tmpfs, and `dd` copies the file to that disk, through the
+//! page cache and around it (`oflag=direct`), each with `conv=fsync`, as the disk's pace. Each
+//! upload's CPU is measured too: the client's, and the server's (receiving, storing and, for
+//! glassbox, summing), since the two share this machine's cores. `BENCH_BIG_GB=5` adds a 5 GB
+//! upload-to-result with glassbox's peak RSS meanwhile. `BENCH_PIN=1` gives the client the last
+//! core and the servers the others, so that neither protocol's upload is bound by the client's
+//! CPU.
 //!
 //! The files go under `target/bench-sum-evens/` and are kept: generating them takes a while.
 
@@ -49,61 +51,92 @@ fn seconds(started: Instant) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// How curl speaks to the server.
-#[derive(Debug, Clone, Copy)]
-enum Http2 {
-    No,
-    Yes,
+/// Who uploads, and over which protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// curl over HTTP/1.1: one 16 KiB TLS record a `sendto`.
+    Curl1,
+    /// curl over HTTP/2, as users bring it: Debian's curl sends each 16 KiB DATA frame with its
+    /// 9-byte header as two TLS records in two `sendto`s.
+    Curl2,
+    /// nghttp (nghttp2-client) over HTTP/2: it packs the frames into whole 16 KiB TLS records,
+    /// one `write` each, as curl does over HTTP/1.1. It shows what the server's HTTP/2 costs
+    /// when the client's framing does not.
+    Nghttp,
 }
 
-impl Http2 {
-    fn flag(self) -> &'static str {
-        match self {
-            Self::No => "--http1.1",
-            Self::Yes => "--http2",
-        }
+impl Client {
+    const ALL: [Self; 3] = [Self::Curl1, Self::Curl2, Self::Nghttp];
+
+    fn http2(self) -> bool {
+        self != Self::Curl1
     }
 }
 
 /// One upload: seconds to the answer and (for glassbox) to the finished result, and the CPU
-/// seconds curl and the server spent meanwhile.
+/// seconds the client and the server spent meanwhile.
 #[derive(Debug, Clone, Copy)]
 struct Upload {
     answered: f64,
     finished: f64,
-    curl_cpu: f64,
+    client_cpu: f64,
     server_cpu: f64,
 }
 
-/// Measures `upload` (which returns its seconds to the answer and to the result) with curl's
-/// CPU (a child this process waits for) and `server`'s.
+/// Measures `upload` (which returns its seconds to the answer and to the result) with the
+/// client's CPU (a child this process waits for) and `server`'s.
 fn measured(server: &Server, upload: impl FnOnce() -> Result<(f64, f64)>) -> Result<Upload> {
-    let (curl, ticks) = (cpu::children_cpu(), server.cpu_ticks());
+    let (client, ticks) = (cpu::children_cpu(), server.cpu_ticks());
     let (answered, finished) = upload()?;
     Ok(Upload {
         answered,
         finished,
-        curl_cpu: (cpu::children_cpu() - curl).as_secs_f64(),
+        client_cpu: (cpu::children_cpu() - client).as_secs_f64(),
         server_cpu: cpu::tick_seconds(server.cpu_ticks() - ticks),
     })
 }
 
-/// `curl -T file` to `url` with the run's CA, as `text/plain` (a POST, or the PUT `-T` makes
-/// when `put`); its output.
-fn curl_upload(run: &Run, file: &Path, url: &str, http2: Http2, put: bool) -> Result<String> {
+/// `file` uploaded to `url` by `client` as `text/plain` (a POST, or a PUT when `put`); its
+/// output. curl checks the certificate with the run's CA; nghttp has no such option and only
+/// warns (to the null device here), which on loopback changes nothing measured.
+fn client_upload(run: &Run, file: &Path, url: &str, client: Client, put: bool) -> Result<String> {
     let method = if put { "PUT" } else { "POST" };
-    // Pinned (`BENCH_PIN=1`), curl has the last core to itself, as wrk has in the other
+    // Pinned (`BENCH_PIN=1`), the client has the last core to itself, as wrk has in the other
     // benches, and the servers the others.
-    let output = crate::server::command(&run.settings.placement.client_pin, Path::new("curl"), &[])
-        .args(["-sS", "--fail-with-body", http2.flag(), "--cacert"])
-        .arg(run.ca())
-        .args(["-H", "Content-Type: text/plain", "-X", method, "-T"])
-        .arg(file)
+    let pin = &run.settings.placement.client_pin;
+    let mut command = match client {
+        Client::Curl1 | Client::Curl2 => {
+            let flag = if client.http2() {
+                "--http2"
+            } else {
+                "--http1.1"
+            };
+            let mut curl = crate::server::command(pin, Path::new("curl"), &[]);
+            curl.args(["-sS", "--fail-with-body", flag, "--cacert"])
+                .arg(run.ca())
+                .args(["-H", "Content-Type: text/plain", "-X", method, "-T"])
+                .arg(file);
+            curl
+        }
+        Client::Nghttp => {
+            let mut nghttp = crate::server::command(pin, Path::new("nghttp"), &[]);
+            nghttp
+                .args(["-H", "content-type: text/plain", "-H"])
+                .arg(format!(":method: {method}"))
+                .arg("-d")
+                .arg(file);
+            nghttp
+        }
+    };
+    let output = command
         .arg(url)
-        .stderr(Stdio::inherit())
+        .stderr(match client {
+            Client::Nghttp => Stdio::null(),
+            _ => Stdio::inherit(),
+        })
         .output()
-        .context("curl is needed")?;
-    ensure!(output.status.success(), "curl upload to {url} failed");
+        .with_context(|| format!("{client:?} is needed (curl, nghttp2-client)"))?;
+    ensure!(output.status.success(), "{client:?} upload to {url} failed");
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
@@ -113,10 +146,10 @@ fn upload(
     http: &Http,
     glassbox: &Server,
     file: &Path,
-    http2: Http2,
+    client: Client,
 ) -> Result<(f64, f64)> {
     let started = Instant::now();
-    let answer = curl_upload(run, file, &glassbox.url("/sum-evens"), http2, false)?;
+    let answer = client_upload(run, file, &glassbox.url("/sum-evens"), client, false)?;
     let created = seconds(started);
     let token = serde_json::from_str::<serde_json::Value>(&answer)?["token"]
         .as_str()
@@ -133,10 +166,11 @@ fn upload(
     }
 }
 
-/// Seconds for curl to PUT `file` to nginx, which keeps it on tmpfs (and forgets it here).
-fn to_nginx(run: &Run, nginx: &Server, file: &Path, kept: &Path, http2: Http2) -> Result<f64> {
+/// Seconds for `client` to PUT `file` to nginx, which keeps it on tmpfs (and forgets it
+/// here; the file's being there is the check that nginx stored it).
+fn to_nginx(run: &Run, nginx: &Server, file: &Path, kept: &Path, client: Client) -> Result<f64> {
     let started = Instant::now();
-    curl_upload(run, file, &nginx.url("/upload"), http2, true)?;
+    client_upload(run, file, &nginx.url("/upload"), client, true)?;
     let took = seconds(started);
     std::fs::remove_file(kept.join("upload")).context("nginx kept the upload")?;
     Ok(took)
@@ -239,9 +273,9 @@ pub(crate) fn run() -> Result<()> {
         let (file, _) = numbers(&run, &dir, &format!("{big}g"), big * 1024)?;
         let memory = tmpfs(&run)?;
         let (nginx, kept) = nginx_storing(&run, memory.path())?;
-        let d = to_nginx(&run, &nginx, &file, &kept, Http2::No)?;
+        let d = to_nginx(&run, &nginx, &file, &kept, Client::Curl1)?;
         let rss = PeakRss::start(glassbox.pid());
-        let (_, u) = upload(&run, &http, &glassbox, &file, Http2::No)?;
+        let (_, u) = upload(&run, &http, &glassbox, &file, Client::Curl1)?;
         let peak = rss.stop();
         println!("{big} GB file, once, HTTP/1.1:");
         println!("  curl upload to nginx (tmpfs)           {d:7.1} s");
@@ -301,7 +335,7 @@ fn each(uploads: &[Upload], field: impl Fn(&Upload) -> f64) -> Vec<f64> {
     uploads.iter().map(field).collect()
 }
 
-/// The 1 GB file uploaded to the result over HTTP/1.1 and HTTP/2, against nginx, in rounds.
+/// The 1 GB file uploaded to the result by each [`Client`], against nginx, in rounds.
 fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
     let rounds: usize = number("BENCH_UPLOAD_ROUNDS", 5)?;
     let (file, bytes) = numbers(run, dir, "1024", 1024)?;
@@ -318,161 +352,176 @@ fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
         PeakRss::start(on_disk.pid()),
         PeakRss::start(on_tmpfs.pid()),
     );
-    let mut times = [Times::default(), Times::default()];
+    let mut times: [Times; 3] = Default::default();
     let (mut cached, mut direct) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        for (http2, times) in [Http2::No, Http2::Yes].into_iter().zip(&mut times) {
+        for (client, times) in Client::ALL.into_iter().zip(&mut times) {
             times.nginx.push(measured(&nginx, || {
-                let took = to_nginx(run, &nginx, &file, &kept, http2)?;
+                let took = to_nginx(run, &nginx, &file, &kept, client)?;
                 Ok((took, took))
             })?);
             times.disk.push(measured(&on_disk, || {
-                upload(run, http, &on_disk, &file, http2)
+                upload(run, http, &on_disk, &file, client)
             })?);
             times.tmpfs.push(measured(&on_tmpfs, || {
-                upload(run, http, &on_tmpfs, &file, http2)
+                upload(run, http, &on_tmpfs, &file, client)
             })?);
         }
         cached.push(dd_fsync(&file, &run.path("glassbox"), Dd::Cached)?);
         direct.push(dd_fsync(&file, &run.path("glassbox"), Dd::Direct)?);
     }
     let (disk_peak, tmpfs_peak) = (disk_rss.stop(), tmpfs_rss.stop());
-    let [h1, h2] = &times;
     println!(
-        "1 GB file ({bytes} bytes) uploaded with curl, {rounds} rounds: medians in s, HTTP/1.1 | HTTP/2"
+        "1 GB file ({bytes} bytes) uploaded, {rounds} rounds: medians in s, curl HTTP/1.1 | curl HTTP/2 | nghttp HTTP/2"
     );
-    let row = |what: &str, a: &[Upload], b: &[Upload], field: fn(&Upload) -> f64| {
-        println!(
-            "  {what:<44} {:6.2} | {:6.2}",
-            median(&each(a, field)),
-            median(&each(b, field))
-        );
-    };
-    let answered = |u: &Upload| u.answered;
-    let finished = |u: &Upload| u.finished;
-    row(
-        "nginx, PUT into a file on tmpfs (reference)",
-        &h1.nginx,
-        &h2.nginx,
-        answered,
-    );
-    row(
-        "glassbox, data on tmpfs: to the 201",
-        &h1.tmpfs,
-        &h2.tmpfs,
-        answered,
-    );
-    row(
-        "glassbox, data on tmpfs: to the result",
-        &h1.tmpfs,
-        &h2.tmpfs,
-        finished,
-    );
-    row(
-        "glassbox, data on disk: to the 201",
-        &h1.disk,
-        &h2.disk,
-        answered,
-    );
-    row(
-        "glassbox, data on disk: to the result",
-        &h1.disk,
-        &h2.disk,
-        finished,
-    );
-    println!(
-        "  {:<44} {:6.2}",
-        "dd conv=fsync of the file to that disk",
-        median(&cached)
-    );
-    println!(
-        "  {:<44} {:6.2} (the disk's pace for a direct spool)",
-        "dd oflag=direct conv=fsync, the same",
-        median(&direct)
-    );
-    println!("  CPU seconds per upload (medians), HTTP/1.1 | HTTP/2:");
-    let curl = |u: &Upload| u.curl_cpu;
-    let server = |u: &Upload| u.server_cpu;
-    row("  curl, to nginx", &h1.nginx, &h2.nginx, curl);
-    row("  nginx", &h1.nginx, &h2.nginx, server);
-    row(
-        "  curl, to glassbox (data on disk)",
-        &h1.disk,
-        &h2.disk,
-        curl,
-    );
-    row(
-        "  glassbox (data on disk), with the sum",
-        &h1.disk,
-        &h2.disk,
-        server,
-    );
-    row(
-        "  curl, to glassbox (data on tmpfs)",
-        &h1.tmpfs,
-        &h2.tmpfs,
-        curl,
-    );
-    row(
-        "  glassbox (data on tmpfs), with the sum",
-        &h1.tmpfs,
-        &h2.tmpfs,
-        server,
-    );
-    println!("  Round by round:");
-    for (name, times) in [("HTTP/1.1", h1), ("HTTP/2", h2)] {
-        let reference = each(&times.nginx, answered);
-        for (place, uploads) in [("disk", &times.disk), ("tmpfs", &times.tmpfs)] {
-            let ratios = per_round(&each(uploads, finished), &reference);
-            println!(
-                "  result / nginx, {name}, data on {place}: {} (target <= 1.3: {})",
-                spread(&ratios),
-                verdict(median(&ratios), 1.3, false)
-            );
-        }
-    }
-    for (place, a, b) in [
-        ("disk", &h1.disk, &h2.disk),
-        ("tmpfs", &h1.tmpfs, &h2.tmpfs),
-    ] {
-        let ratios = per_round(&each(b, answered), &each(a, answered));
-        println!(
-            "  HTTP/2 / HTTP/1.1 to the 201, data on {place}: {} (target <= 1.1: {})",
-            spread(&ratios),
-            verdict(median(&ratios), 1.1, false)
-        );
-        // The least wall time the cores allow an upload: sharing them, curl's and glassbox's
-        // CPU together over all the cores; pinned, the busier of curl on its core and glassbox
-        // on the others.
-        let placement = &run.settings.placement;
-        let (pinned, what) = if placement.client_pin.is_empty() {
-            (false, "(curl + glassbox) / cores")
-        } else {
-            (true, "max(curl, glassbox / its cores)")
-        };
-        let floor = |uploads: &[Upload]| {
-            median(&each(uploads, |u| {
-                if pinned {
-                    u.curl_cpu.max(u.server_cpu / placement.server_cores as f64)
-                } else {
-                    (u.curl_cpu + u.server_cpu) / crate::settings::cores() as f64
-                }
-            }))
-        };
-        println!(
-            "    CPU floor {what}, data on {place}: {:.2} | {:.2} s, HTTP/2 / HTTP/1.1 {:.3} x; curl's own CPU {:.3} x, glassbox's {:.3} x",
-            floor(a),
-            floor(b),
-            floor(b) / floor(a),
-            median(&each(b, curl)) / median(&each(a, curl)),
-            median(&each(b, server)) / median(&each(a, server)),
-        );
-    }
-    let ratios = per_round(&each(&h2.nginx, answered), &each(&h1.nginx, answered));
-    println!("  nginx's own HTTP/2 / HTTP/1.1: {}", spread(&ratios));
+    report_medians(&times, &cached, &direct);
+    report_ratios(run, &times);
     println!(
         "  glassbox peak RSS: {disk_peak:.1} MB (data on disk), {tmpfs_peak:.1} MB (tmpfs) (target < 100 MB: {})",
         verdict(disk_peak.max(tmpfs_peak), 100.0, false)
     );
     Ok(())
+}
+
+/// Which uploads of a [`Times`] a row shows.
+type Place = fn(&Times) -> &[Upload];
+/// Which number of an [`Upload`] a row shows.
+type Field = fn(&Upload) -> f64;
+
+const NGINX: Place = |t| &t.nginx;
+const DISK: Place = |t| &t.disk;
+const TMPFS: Place = |t| &t.tmpfs;
+const ANSWERED: Field = |u| u.answered;
+const FINISHED: Field = |u| u.finished;
+const CLIENT_CPU: Field = |u| u.client_cpu;
+const SERVER_CPU: Field = |u| u.server_cpu;
+
+/// The medians of one `field` of one `place`, a column per client.
+fn row(what: &str, times: &[Times; 3], place: Place, field: Field) {
+    let [a, b, c] = times.each_ref().map(|t| median(&each(place(t), field)));
+    println!("  {what:<44} {a:6.2} | {b:6.2} | {c:6.2}");
+}
+
+fn report_medians(times: &[Times; 3], cached: &[f64], direct: &[f64]) {
+    let rows: [(&str, Place, Field); 5] = [
+        (
+            "nginx, PUT into a file on tmpfs (reference)",
+            NGINX,
+            ANSWERED,
+        ),
+        ("glassbox, data on tmpfs: to the 201", TMPFS, ANSWERED),
+        ("glassbox, data on tmpfs: to the result", TMPFS, FINISHED),
+        ("glassbox, data on disk: to the 201", DISK, ANSWERED),
+        ("glassbox, data on disk: to the result", DISK, FINISHED),
+    ];
+    for (what, place, field) in rows {
+        row(what, times, place, field);
+    }
+    println!(
+        "  {:<44} {:6.2}",
+        "dd conv=fsync of the file to that disk",
+        median(cached)
+    );
+    println!(
+        "  {:<44} {:6.2} (the disk's pace for a direct spool)",
+        "dd oflag=direct conv=fsync, the same",
+        median(direct)
+    );
+    println!("  CPU seconds per upload (medians), the same columns:");
+    let rows: [(&str, Place, Field); 6] = [
+        ("  the client, to nginx", NGINX, CLIENT_CPU),
+        ("  nginx", NGINX, SERVER_CPU),
+        ("  the client, to glassbox (data on disk)", DISK, CLIENT_CPU),
+        ("  glassbox (data on disk), with the sum", DISK, SERVER_CPU),
+        (
+            "  the client, to glassbox (data on tmpfs)",
+            TMPFS,
+            CLIENT_CPU,
+        ),
+        (
+            "  glassbox (data on tmpfs), with the sum",
+            TMPFS,
+            SERVER_CPU,
+        ),
+    ];
+    for (what, place, field) in rows {
+        row(what, times, place, field);
+    }
+}
+
+fn report_ratios(run: &Run, times: &[Times; 3]) {
+    let [h1, h2, nghttp] = times;
+    println!("  Round by round:");
+    for (name, times, target) in [
+        ("curl HTTP/1.1", h1, true),
+        ("curl HTTP/2", h2, true),
+        ("nghttp HTTP/2", nghttp, false),
+    ] {
+        let reference = each(&times.nginx, ANSWERED);
+        for (place, uploads) in [("disk", &times.disk), ("tmpfs", &times.tmpfs)] {
+            let ratios = per_round(&each(uploads, FINISHED), &reference);
+            let verdict = if target {
+                format!("target <= 1.3: {}", verdict(median(&ratios), 1.3, false))
+            } else {
+                "no target: nginx had the same client".to_owned()
+            };
+            println!(
+                "  result / nginx, {name}, data on {place}: {} ({verdict})",
+                spread(&ratios)
+            );
+        }
+    }
+    for (place, pick) in [("disk", DISK), ("tmpfs", TMPFS)] {
+        for (name, http2, target) in [("curl", h2, true), ("nghttp", nghttp, false)] {
+            let (a, b) = (pick(h1), pick(http2));
+            let ratios = per_round(&each(b, ANSWERED), &each(a, ANSWERED));
+            let verdict = if target {
+                format!("target <= 1.1: {}", verdict(median(&ratios), 1.1, false))
+            } else {
+                "whole TLS records, as curl sends HTTP/1.1".to_owned()
+            };
+            println!(
+                "  HTTP/2 ({name}) / HTTP/1.1 (curl) to the 201, data on {place}: {} ({verdict})",
+                spread(&ratios),
+            );
+            print_floor(run, a, b);
+        }
+    }
+    for (name, http2) in [("curl", h2), ("nghttp", nghttp)] {
+        let ratios = per_round(&each(&http2.nginx, ANSWERED), &each(&h1.nginx, ANSWERED));
+        println!(
+            "  nginx's own HTTP/2 ({name}) / HTTP/1.1 (curl): {}",
+            spread(&ratios)
+        );
+    }
+}
+
+/// The least wall time the cores allow an upload: sharing them, the client's and glassbox's
+/// CPU together over all the cores; pinned, the busier of the client on its core and glassbox
+/// on the others. For HTTP/1.1's uploads `a` and HTTP/2's `b`.
+fn print_floor(run: &Run, a: &[Upload], b: &[Upload]) {
+    let placement = &run.settings.placement;
+    let (pinned, what) = if placement.client_pin.is_empty() {
+        (false, "(client + glassbox) / cores")
+    } else {
+        (true, "max(client, glassbox / its cores)")
+    };
+    let floor = |uploads: &[Upload]| {
+        median(&each(uploads, |u| {
+            if pinned {
+                u.client_cpu
+                    .max(u.server_cpu / placement.server_cores as f64)
+            } else {
+                (u.client_cpu + u.server_cpu) / crate::settings::cores() as f64
+            }
+        }))
+    };
+    println!(
+        "    CPU floor {what}: {:.2} | {:.2} s, {:.3} x; the client's own CPU {:.3} x, glassbox's {:.3} x",
+        floor(a),
+        floor(b),
+        floor(b) / floor(a),
+        median(&each(b, CLIENT_CPU)) / median(&each(a, CLIENT_CPU)),
+        median(&each(b, SERVER_CPU)) / median(&each(a, SERVER_CPU)),
+    );
 }
