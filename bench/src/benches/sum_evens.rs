@@ -67,10 +67,6 @@ enum Client {
 
 impl Client {
     const ALL: [Self; 3] = [Self::Curl1, Self::Curl2, Self::Nghttp];
-
-    fn http2(self) -> bool {
-        self != Self::Curl1
-    }
 }
 
 /// One upload: seconds to the answer and (for glassbox) to the finished result, and the CPU
@@ -106,10 +102,9 @@ fn client_upload(run: &Run, file: &Path, url: &str, client: Client, put: bool) -
     let pin = &run.settings.placement.client_pin;
     let mut command = match client {
         Client::Curl1 | Client::Curl2 => {
-            let flag = if client.http2() {
-                "--http2"
-            } else {
-                "--http1.1"
+            let flag = match client {
+                Client::Curl2 => "--http2",
+                _ => "--http1.1",
             };
             let mut curl = crate::server::command(pin, Path::new("curl"), &[]);
             curl.args(["-sS", "--fail-with-body", flag, "--cacert"])
@@ -453,36 +448,28 @@ fn report_ratios(run: &Run, times: &[Times; 3]) {
     let [h1, h2, nghttp] = times;
     println!("  Round by round:");
     for (name, times, target) in [
-        ("curl HTTP/1.1", h1, true),
-        ("curl HTTP/2", h2, true),
-        ("nghttp HTTP/2", nghttp, false),
+        ("curl HTTP/1.1", h1, Some(1.3)),
+        ("curl HTTP/2", h2, Some(1.3)),
+        ("nghttp HTTP/2", nghttp, None),
     ] {
         let reference = each(&times.nginx, ANSWERED);
         for (place, uploads) in [("disk", &times.disk), ("tmpfs", &times.tmpfs)] {
             let ratios = per_round(&each(uploads, FINISHED), &reference);
-            let verdict = if target {
-                format!("target <= 1.3: {}", verdict(median(&ratios), 1.3, false))
-            } else {
-                "no target: nginx had the same client".to_owned()
-            };
             println!(
-                "  result / nginx, {name}, data on {place}: {} ({verdict})",
-                spread(&ratios)
+                "  result / nginx, {name}, data on {place}: {} ({})",
+                spread(&ratios),
+                judged(&ratios, target, "no target: nginx had the same client")
             );
         }
     }
     for (place, pick) in [("disk", DISK), ("tmpfs", TMPFS)] {
-        for (name, http2, target) in [("curl", h2, true), ("nghttp", nghttp, false)] {
+        for (name, http2, target) in [("curl", h2, Some(1.1)), ("nghttp", nghttp, None)] {
             let (a, b) = (pick(h1), pick(http2));
             let ratios = per_round(&each(b, ANSWERED), &each(a, ANSWERED));
-            let verdict = if target {
-                format!("target <= 1.1: {}", verdict(median(&ratios), 1.1, false))
-            } else {
-                "whole TLS records, as curl sends HTTP/1.1".to_owned()
-            };
             println!(
-                "  HTTP/2 ({name}) / HTTP/1.1 (curl) to the 201, data on {place}: {} ({verdict})",
+                "  HTTP/2 ({name}) / HTTP/1.1 (curl) to the 201, data on {place}: {} ({})",
                 spread(&ratios),
+                judged(&ratios, target, "whole TLS records, as curl sends HTTP/1.1"),
             );
             print_floor(run, a, b);
         }
@@ -493,6 +480,18 @@ fn report_ratios(run: &Run, times: &[Times; 3]) {
             "  nginx's own HTTP/2 ({name}) / HTTP/1.1 (curl): {}",
             spread(&ratios)
         );
+    }
+}
+
+/// The verdict on the median of `ratios` against `target` (at most), or `note` for ratios
+/// that have none.
+fn judged(ratios: &[f64], target: Option<f64>, note: &str) -> String {
+    match target {
+        Some(target) => format!(
+            "target <= {target}: {}",
+            verdict(median(ratios), target, false)
+        ),
+        None => note.to_owned(),
     }
 }
 
