@@ -29,7 +29,7 @@ pub(crate) fn tick_seconds(ticks: u64) -> f64 {
 
 /// Microseconds of CPU per request, from a tick count over `requests`.
 pub(crate) fn micros_per_request(ticks: u64, requests: u64) -> f64 {
-    ticks as f64 * 1e6 / procfs::ticks_per_second() as f64 / requests.max(1) as f64
+    tick_seconds(ticks) * 1e6 / requests.max(1) as f64
 }
 
 /// User + system CPU of every child this process has waited for, so far.
