@@ -122,9 +122,12 @@ async fn a_waiting_stream_does_not_hold_up_the_others_on_its_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
-    let app = InProcess::start(&["--max-connections", "4"]).await;
+    // The admin listener has places of its own, so it can watch the public one fill up.
+    let app = InProcess::start(&["--max-connections", "4", "--admin-bind", "127.0.0.1:0"]).await;
+    let admin = app.admin.as_ref().expect("an admin listener");
     let me: IpAddr = LOCAL.parse().unwrap();
-    // Four connections, each busy with a slow request.
+    // Four connections, each busy with a slow request. Until the service has read a
+    // request its connection is idle, and a new one would take its place.
     let mut busy = Vec::new();
     for _ in 0..4 {
         let mut tls = connect(app.addr, &app.ca, me, b"http/1.1").await;
@@ -134,9 +137,14 @@ async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
         busy.push(tls);
     }
     eventually("four requests in flight", || async {
-        app.client.get(app.url("/status")).send().await.is_err()
+        // Those four and this /status.
+        admin.status().await["requests_in_flight"].as_u64() == Some(5)
     })
     .await;
+    assert!(
+        app.client.get(app.url("/status")).send().await.is_err(),
+        "a request on a fifth connection was answered"
+    );
     // A fifth is closed at once: no connection is idle enough to give way. It ends in its
     // TLS handshake or, at the latest, before an answer.
     let start = Instant::now();
@@ -172,8 +180,9 @@ async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
     let closed = &status["connections"]["closed_total"];
     assert!(closed["over_limit"].as_u64().unwrap() >= 1, "{status}");
     assert!(closed["evicted"].as_u64().unwrap() >= 1, "{status}");
+    // Four on the public listener, and the admin listener's own.
     assert!(
-        status["connections"]["open"].as_u64().unwrap() <= 4,
+        status["connections"]["open"].as_u64().unwrap() <= 5,
         "{status}"
     );
     testkit::drill(
