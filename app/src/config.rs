@@ -453,7 +453,7 @@ pub struct Config {
     )]
     pub log_level: String,
 
-    /// A log file that reaches this many bytes is closed and the day's next part begins
+    /// The most bytes a log file holds: the line that would pass it begins the day's next part
     /// (`glassbox.DATE.part0001.log`). Bytes, or with a unit: 64MiB.
     #[arg(help_heading = TELEMETRY, long, env = "GLASSBOX_LOG_MAX_FILE_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
     pub log_max_file_bytes: u64,

@@ -32,6 +32,8 @@ pub struct LogFile {
     part: u32,
     file: File,
     written: u64,
+    /// The last byte written ended a line (or nothing is written yet).
+    at_line_start: bool,
     /// Keeps only the file's tail in the page cache.
     cached: Trail,
 }
@@ -54,6 +56,7 @@ impl LogFile {
             part,
             file,
             written,
+            at_line_start: true,
             cached: Trail::at(written),
         };
         log.enforce()?;
@@ -68,8 +71,27 @@ impl LogFile {
         let (file, written) = open_part(&self.dir, day, self.part)?;
         self.file = file;
         self.written = written;
+        self.at_line_start = true;
         self.cached = Trail::at(written);
         self.enforce()
+    }
+
+    /// How much of `buf` goes into this file: all of it if it fits, else the whole lines that
+    /// fit. A line already begun is finished here whatever its length, so no line is split
+    /// across files.
+    fn fitting(&self, buf: &[u8]) -> usize {
+        if !self.at_line_start {
+            return line_end(buf).unwrap_or(buf.len());
+        }
+        let room = self.limits.file_bytes.saturating_sub(self.written);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        if buf.len() <= room {
+            return buf.len();
+        }
+        buf[..room]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
     }
 
     /// Removes the oldest files (never the one being written) while over a limit.
@@ -93,15 +115,30 @@ impl LogFile {
 }
 
 impl Write for LogFile {
-    /// Writes whole batches of lines; the size limit is checked between batches, so a file
-    /// ends on a line boundary and may pass its limit by one batch.
+    /// Writes whole lines: a file ends on a line boundary and holds at most its limit, or one
+    /// line when a single line is longer than that. What does not fit begins the next part.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         let day = today();
-        if day != self.day || self.written >= self.limits.file_bytes {
+        if day != self.day && self.at_line_start {
             self.roll(day)?;
         }
-        let n = self.file.write(buf)?;
+        let mut take = self.fitting(buf);
+        if take == 0 && self.written > 0 {
+            self.roll(day)?;
+            take = self.fitting(buf);
+        }
+        if take == 0 {
+            // One line longer than a whole file: it gets a file of its own.
+            take = line_end(buf).unwrap_or(buf.len());
+        }
+        let n = self.file.write(&buf[..take])?;
         self.written += n as u64;
+        if n > 0 {
+            self.at_line_start = buf[n - 1] == b'\n';
+        }
         self.cached.written(&self.file, self.written);
         Ok(n)
     }
@@ -109,6 +146,11 @@ impl Write for LogFile {
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }
+}
+
+/// The length of `buf`'s first line, its newline included.
+fn line_end(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n').map(|i| i + 1)
 }
 
 fn today() -> Date {
@@ -261,5 +303,32 @@ mod tests {
             .filter(|n| n.ends_with(".log"))
             .count();
         assert_eq!(logs, 2);
+    }
+
+    #[test]
+    fn a_batch_is_split_at_a_line_so_no_file_passes_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            file_bytes: 100,
+            total_bytes: u64::MAX,
+            files: 100,
+        };
+        let mut log = LogFile::open(dir.path(), limits).unwrap();
+        // One batch of seven 30-byte lines, then a line longer than a file, written in two
+        // pieces, then one more short line.
+        let line = format!("{}\n", "x".repeat(29));
+        log.write_all(line.repeat(7).as_bytes()).unwrap();
+        log.write_all(&[b'y'; 150]).unwrap();
+        log.write_all(b"yyyy\n").unwrap();
+        log.write_all(line.as_bytes()).unwrap();
+        log.flush().unwrap();
+        let contents: Vec<String> = names(dir.path())
+            .iter()
+            .map(|n| std::fs::read_to_string(dir.path().join(n)).unwrap())
+            .collect();
+        let lengths: Vec<usize> = contents.iter().map(String::len).collect();
+        assert_eq!(lengths, [90, 90, 30, 155, 30], "{contents:?}");
+        assert!(contents.iter().all(|c| c.ends_with('\n')), "{contents:?}");
+        assert_eq!(contents.concat().lines().count(), 9);
     }
 }
