@@ -3,11 +3,12 @@
 //!
 //! It is fed a file block by block and keeps only the token a block ends in the middle of. A
 //! block is first classified 64 bytes at a time into separator, digit and sign bitmasks (16-byte
-//! vector compares); if every byte is in place, numbers are walked by the bits where tokens
-//! start and end, and each number of up to 32 digits is added into digit-column sums
-//! (`columns`) without being converted; longer ones, and the few at a block's edges,
-//! are converted (by words up to 19 digits, as `u128` up to 38, as big integers beyond). A
-//! block with anything else goes through a byte-wise path that finds the bad token's offset.
+//! vector compares), 16 KiB at a time; where every byte is in place, the positions where
+//! tokens start and end are written down from those bits and read back in pairs, and each
+//! number of up to 32 digits is added into digit-column sums (`columns`) without being
+//! converted; longer ones, and the few at a block's edges, are converted (by words up to 19
+//! digits, as `u128` up to 38, as big integers beyond). From a piece with anything else in it,
+//! the rest of the block goes through a byte-wise path that finds the bad token's offset.
 //! Sums are `i128` and spill into a big integer only when they would overflow.
 
 use num_bigint::BigInt;
@@ -146,8 +147,8 @@ pub struct Parser {
     /// The token the last block ended in, and where it started.
     carry: Vec<u8>,
     carry_start: u64,
-    /// The separator masks of the block being scanned, kept to reuse their allocation.
-    masks: Vec<(u64, u64)>,
+    /// The structural walk's token positions, kept to reuse their allocation.
+    tapes: Tapes,
 }
 
 impl Parser {
@@ -158,7 +159,7 @@ impl Parser {
             offset,
             carry: Vec::new(),
             carry_start: 0,
-            masks: Vec::new(),
+            tapes: Tapes::default(),
         }
     }
 
@@ -184,7 +185,7 @@ impl Parser {
                 }
             }
         }
-        let tail = scan(rest, rest_base, &mut self.partial, &mut self.masks)?;
+        let tail = scan(rest, rest_base, &mut self.partial, &mut self.tapes)?;
         if tail < rest.len() {
             self.carry.extend_from_slice(&rest[tail..]);
             self.carry_start = rest_base + tail as u64;
@@ -414,104 +415,185 @@ fn classify64(bytes: &[u8]) -> (u64, u64, u64) {
     (separators, digits, signs)
 }
 
-/// The structural fast path: classify 64 bytes at a time into bitmasks, check that every byte
-/// is a separator, a digit or a sign that starts a number, then walk the numbers by the bits
-/// where tokens start and end, so finding a number costs two bit operations, not a loop over its
-/// bytes. `None` when the block holds anything else (the byte-wise path then finds the error).
+/// Words walked at a time: their token positions are written down and then read back while
+/// both the positions and the bytes are still in the first-level cache.
+const PIECE_WORDS: usize = 256;
+
+/// The positions where the tokens of one piece start and where they end (their last byte),
+/// relative to the piece, reused from piece to piece.
+#[derive(Debug)]
+pub(super) struct Tapes {
+    starts: Tape,
+    lasts: Tape,
+}
+
+impl Default for Tapes {
+    fn default() -> Self {
+        Self {
+            starts: Tape::new(),
+            lasts: Tape::new(),
+        }
+    }
+}
+
+/// Positions in a piece, written eight at a time.
+#[derive(Debug)]
+struct Tape {
+    positions: Vec<u32>,
+    len: usize,
+}
+
+impl Tape {
+    fn new() -> Self {
+        // At most one token starts (or ends) in every other byte, and a write may run eight
+        // positions past the last.
+        Self {
+            positions: vec![0; PIECE_WORDS * 32 + 8],
+            len: 0,
+        }
+    }
+
+    /// Appends `at` plus the index of each set bit of `bits`, in order. Eight positions are
+    /// written whatever the count, so the loop does not branch on it below nine.
+    #[inline]
+    fn push_bits(&mut self, at: u32, mut bits: u64) {
+        let count = bits.count_ones() as usize;
+        let mut written = 0;
+        while written < count {
+            let room = &mut self.positions[self.len + written..self.len + written + 8];
+            for slot in room {
+                *slot = at + bits.trailing_zeros();
+                bits &= bits.wrapping_sub(1);
+            }
+            written += 8;
+        }
+        self.len += count;
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        &self.positions[..self.len]
+    }
+}
+
+/// What the structural walk adds up before it goes into a [`Partial`].
+#[derive(Default)]
+struct Totals {
+    numbers: u64,
+    evens: u64,
+    columns: Columns,
+    /// Numbers too near the start of the bytes for the columns, summed as values: positive
+    /// and negative apart.
+    edge: [u128; 2],
+}
+
+impl Totals {
+    /// The number whose token is `bytes[start..end]` (a sign, then digits).
+    #[inline]
+    fn add(&mut self, partial: &mut Partial, bytes: &[u8], start: usize, end: usize) {
+        let first = bytes[start];
+        let negative = first == b'-';
+        let digits = start + usize::from(first < b'0');
+        let count = end - digits;
+        let even = bytes[end - 1] & 1 == 0;
+        if count <= columns::MAX_DIGITS && end >= columns::MAX_DIGITS {
+            self.numbers += 1;
+            self.evens += u64::from(even);
+            self.columns.add(bytes, end, count, negative, even);
+            return;
+        }
+        match swar_value(bytes, end, count) {
+            Some(value) => {
+                self.numbers += 1;
+                self.evens += u64::from(even);
+                self.edge[usize::from(negative)] += u128::from(value * u64::from(even));
+            }
+            None => add_number(partial, &bytes[digits..end], negative),
+        }
+    }
+
+    fn finish(self, partial: &mut Partial) {
+        partial.numbers += self.numbers;
+        partial.evens += self.evens;
+        self.columns.finish(&mut partial.sum);
+        partial.sum.add_i128(self.edge[0] as i128);
+        partial.sum.add_i128(-(self.edge[1] as i128));
+    }
+}
+
+/// The structural fast path, a piece of [`PIECE_WORDS`] words at a time: classify 64 bytes at
+/// a time into bitmasks and check that every byte is a separator, a digit or a sign that starts
+/// a number, writing down where tokens start and end as it goes; then read the positions back
+/// in pairs, so finding a number costs no loop over its bytes and no branch on how many numbers
+/// a word holds. From a piece with anything else in it, the rest of the bytes go through the
+/// byte-wise path (which finds the bad token's offset).
 fn scan_structural(
     bytes: &[u8],
     base: u64,
     partial: &mut Partial,
-    separators: &mut Vec<(u64, u64)>,
-) -> Option<Result<usize, BadToken>> {
+    tapes: &mut Tapes,
+) -> Result<usize, BadToken> {
     let words = bytes.len() / 64;
-    separators.clear();
-    let mut previous_sep = true; // the block starts on a token boundary
-    let mut pending: Option<(u64, u64, u64)> = None;
-    for j in 0..=words {
-        let current = pending.take();
-        if j < words {
-            pending = Some(classify64(&bytes[64 * j..]));
-        }
-        let Some((sep, digit, sign)) = current else {
-            continue;
-        };
-        // The first byte after this word, from the next word or the tail (assumed fine when
-        // there is none: that token is unfinished and checked byte-wise as the carry).
-        let (next_sep, next_digit) = match pending {
-            Some((s, d, _)) => (s & 1, d & 1),
-            None => bytes.get(64 * j).map_or((0, 1), |&b| {
-                (u64::from(is_separator(b)), u64::from(is_digit(b)))
-            }),
-        };
-        let before_sep = (sep << 1) | u64::from(previous_sep);
-        let after_digit = (digit >> 1) | (next_digit << 63);
-        let misplaced_sign = sign & !(before_sep & after_digit);
-        if (sep | digit | sign) != u64::MAX || misplaced_sign != 0 {
-            return None;
-        }
-        separators.push((sep, next_sep));
-        previous_sep = sep >> 63 == 1;
-    }
-    let (mut numbers, mut evens) = (0u64, 0u64);
-    let mut sums = Columns::default();
-    let mut edge_sums = [0u128; 2];
+    let mut totals = Totals::default();
+    // A token begun in an earlier piece and not yet ended.
     let mut open: Option<usize> = None;
-    let mut previous_sep = true;
-    for (j, &(sep, next_sep)) in separators.iter().enumerate() {
-        let at = 64 * j;
-        let mut starts = !sep & ((sep << 1) | u64::from(previous_sep));
-        let mut lasts = !sep & ((sep >> 1) | (next_sep << 63));
-        previous_sep = sep >> 63 == 1;
-        loop {
-            let start = match open {
-                Some(start) => start,
-                None => {
-                    if starts == 0 {
-                        break;
-                    }
-                    let start = at + starts.trailing_zeros() as usize;
-                    starts &= starts - 1;
-                    start
-                }
+    let mut previous_sep = true; // the bytes start on a token boundary
+    let mut next = (words > 0).then(|| classify64(bytes));
+    let mut resume = 64 * words;
+    'pieces: for piece in (0..words).step_by(PIECE_WORDS) {
+        let piece_at = 64 * piece;
+        tapes.starts.len = 0;
+        tapes.lasts.len = 0;
+        for j in piece..words.min(piece + PIECE_WORDS) {
+            let (sep, digit, sign) = next.take().unwrap_or_default();
+            next = (j + 1 < words).then(|| classify64(&bytes[64 * (j + 1)..]));
+            // The first byte after this word, from the next word or the tail (assumed fine
+            // when there is none: that token is unfinished and checked byte-wise).
+            let (next_sep, next_digit) = match next {
+                Some((s, d, _)) => (s & 1, d & 1),
+                None => bytes.get(64 * (j + 1)).map_or((0, 1), |&b| {
+                    (u64::from(is_separator(b)), u64::from(is_digit(b)))
+                }),
             };
-            if lasts == 0 {
-                open = Some(start);
-                break;
+            let before_sep = (sep << 1) | u64::from(previous_sep);
+            let after_digit = (digit >> 1) | (next_digit << 63);
+            let misplaced_sign = sign & !(before_sep & after_digit);
+            if (sep | digit | sign) != u64::MAX || misplaced_sign != 0 {
+                resume = open.unwrap_or(piece_at);
+                break 'pieces;
             }
-            let end = at + lasts.trailing_zeros() as usize + 1;
-            lasts &= lasts - 1;
-            open = None;
-            let first = bytes[start];
-            let negative = first == b'-';
-            let digits = start + usize::from(first < b'0');
-            let count = end - digits;
-            if count <= columns::MAX_DIGITS && end >= columns::MAX_DIGITS {
-                let even = bytes[end - 1] & 1 == 0;
-                numbers += 1;
-                evens += u64::from(even);
-                sums.add(bytes, end, count, negative, even);
-                continue;
-            }
-            match swar_value(bytes, end, count) {
-                Some(value) => {
-                    let even = u64::from(!bytes[end - 1] & 1);
-                    numbers += 1;
-                    evens += even;
-                    edge_sums[usize::from(negative)] += u128::from(value * even);
-                }
-                None => add_number(partial, &bytes[digits..end], negative),
-            }
+            let at = (64 * (j - piece)) as u32;
+            tapes.starts.push_bits(at, !sep & before_sep);
+            tapes
+                .lasts
+                .push_bits(at, !sep & ((sep >> 1) | (next_sep << 63)));
+            previous_sep = sep >> 63 == 1;
         }
+        let mut lasts = tapes.lasts.as_slice().iter();
+        if let Some(start) = open {
+            // The first end in this piece is the open token's; with none, the token goes on
+            // through the whole piece.
+            let Some(&last) = lasts.next() else {
+                continue;
+            };
+            totals.add(partial, bytes, start, piece_at + last as usize + 1);
+        }
+        let starts = tapes.starts.as_slice();
+        let ended = lasts.len();
+        for (&start, &last) in starts.iter().zip(lasts) {
+            totals.add(
+                partial,
+                bytes,
+                piece_at + start as usize,
+                piece_at + last as usize + 1,
+            );
+        }
+        // Only the last token can be left without an end.
+        open = (starts.len() > ended).then(|| piece_at + starts[ended] as usize);
     }
-    partial.numbers += numbers;
-    partial.evens += evens;
-    sums.finish(&mut partial.sum);
-    partial.sum.add_i128(edge_sums[0] as i128);
-    partial.sum.add_i128(-(edge_sums[1] as i128));
+    totals.finish(partial);
     // The unfinished token, or the tail after the last whole word, byte by byte.
-    let resume = open.unwrap_or(64 * words);
-    Some(scan_bytewise(&bytes[resume..], base + resume as u64, partial).map(|tail| resume + tail))
+    let resume = open.unwrap_or(resume);
+    scan_bytewise(&bytes[resume..], base + resume as u64, partial).map(|tail| resume + tail)
 }
 
 /// Whole tokens of `bytes` (which starts at `base` in the file); returns where the unfinished
@@ -520,12 +602,10 @@ fn scan(
     bytes: &[u8],
     base: u64,
     partial: &mut Partial,
-    masks: &mut Vec<(u64, u64)>,
+    tapes: &mut Tapes,
 ) -> Result<usize, BadToken> {
-    if bytes.len() >= 128
-        && let Some(result) = scan_structural(bytes, base, partial, masks)
-    {
-        return result;
+    if bytes.len() >= 128 {
+        return scan_structural(bytes, base, partial, tapes);
     }
     scan_bytewise(bytes, base, partial)
 }
@@ -687,6 +767,55 @@ mod tests {
         assert_eq!(digits_end(b"123456789012x", 0), 12);
         assert_eq!(digits_end(b"12\xfa\xff56789012", 0), 2);
         assert_eq!(digits_end(b"9:", 0), 1);
+    }
+
+    /// Several pieces of the structural walk: tokens of every length across piece edges, a
+    /// token longer than a whole piece, and bad tokens in a later piece.
+    #[test]
+    fn the_pieces_of_the_structural_walk_join_up() {
+        let piece = PIECE_WORDS * 64;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let mut text = String::new();
+        while text.len() < 3 * piece + 500 {
+            match next(10) {
+                0 => text.push('-'),
+                1 => text.push('+'),
+                _ => {}
+            }
+            let digits = 1 + next(45);
+            for _ in 0..digits {
+                text.push(char::from(b'0' + next(10) as u8));
+            }
+            text.push_str([" ", "\n", "\r\n", ",", "\t"][next(5) as usize]);
+        }
+        check(text.as_bytes());
+        // A number whose last digit is a piece's last byte, and one that starts the next piece.
+        for (ones, number, edge) in [(piece / 2 - 1, "-8 ", b"8 "), (piece / 2, "+46 ", b" +")] {
+            let edges = format!("{}{number}{}", "1 ".repeat(ones), "3 ".repeat(piece));
+            assert_eq!(&edges.as_bytes()[piece - 1..=piece], edge);
+            check(edges.as_bytes());
+        }
+        // A number longer than a piece, starting and ending in the middle of pieces.
+        let long = format!(
+            "{}-{}8 {}",
+            &text[..piece / 2],
+            "9".repeat(2 * piece),
+            &text
+        );
+        check(long.as_bytes());
+        // A bad token, and a sign in the wrong place, two pieces in.
+        for bad in ["12a", "5-3", "7+"] {
+            let at = text[2 * piece + 100..].find(' ').unwrap() + 2 * piece + 101;
+            let broken = format!("{}{bad} {}", &text[..at], &text[at..]);
+            check(broken.as_bytes());
+            assert_eq!(sum_bytes(broken.as_bytes()).unwrap_err().offset, at as u64);
+        }
     }
 
     #[test]
