@@ -78,16 +78,22 @@ async fn an_error_fault_injects_its_rate_reproducibly_and_every_view_counts_the_
         ),
         first as f64
     );
-    eventually("the log files to hold every injected answer", || async {
-        let logged = app
-            .logs()
-            .iter()
-            .filter(|l| {
-                l["route"] == ROUTE && l["status"] == 503 && l["error"] == "injected fault flaky"
-            })
-            .count();
-        logged as u64 == first
-    })
+    // The log writer writes in batches: wait for the last line this test looks for too.
+    eventually(
+        "the log files to hold every injected answer and the fault's end",
+        || async {
+            let lines = app.logs();
+            let logged = lines
+                .iter()
+                .filter(|l| {
+                    l["route"] == ROUTE
+                        && l["status"] == 503
+                        && l["error"] == "injected fault flaky"
+                })
+                .count();
+            logged as u64 == first && lines.iter().any(|l| l["message"] == "fault ended")
+        },
+    )
     .await;
     let lines = app.logs();
     let started = lines.iter().find(|l| {
