@@ -1,6 +1,6 @@
 //! An upload on its way to its payload file: written under a temporary name in blocks, one
-//! block on its way to the disk while the next fills, and renamed into place only when it is
-//! whole and synced. [`Spool::landed`] says how much has reached the file, for readers that
+//! block on its way to the disk while the next fills (up to four when written around the page
+//! cache), and renamed into place only when it is whole and synced. [`Spool::landed`] says how much has reached the file, for readers that
 //! start on an upload before it ends, and a spool told to [`Spool::keep_blocks`] gives each
 //! block, once written, to the sum reading it, which parses it in memory.
 //!
@@ -9,6 +9,7 @@
 //! the task is done. A spool whose file a worker will read next (a worker process, after the
 //! commit) writes through the page cache, starting each block's writeback as it goes.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,12 @@ use tokio::task::JoinHandle;
 use crate::direct_io::{self, Aligned};
 use crate::page_cache;
 use crate::sum_evens::held::{BLOCK, Held};
+
+/// Blocks on their way to the disk at once, while the next fills, when they are written
+/// around the page cache: a direct write waits for the disk, and one at a time left the upload
+/// waiting on the disk's slower moments. Through the page cache a write is a copy, and one is
+/// on its way at a time.
+const DIRECT_IN_FLIGHT: usize = 4;
 
 /// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
 /// removed if dropped before (a broken or refused upload leaves nothing behind).
@@ -31,9 +38,9 @@ pub(crate) struct Spool {
     direct: bool,
     /// The block filling.
     block: Aligned,
-    /// The block being written, which hands its buffer back and says whether the file is
-    /// still written directly.
-    writing: Option<JoinHandle<io::Result<(Aligned, bool)>>>,
+    /// The blocks being written, oldest first, each handing its buffer back and saying whether
+    /// the file is still written directly.
+    writing: VecDeque<JoinHandle<io::Result<(Aligned, bool)>>>,
     /// Where written blocks go, when a sum reads them as they land.
     held: Option<Held>,
     /// Bytes handed to writes, and bytes whose write has completed.
@@ -61,7 +68,7 @@ impl Spool {
             file: Arc::new(file),
             direct: false,
             block: Aligned::with_capacity(BLOCK),
-            writing: None,
+            writing: VecDeque::new(),
             held: None,
             sent: 0,
             landed: 0,
@@ -104,17 +111,24 @@ impl Spool {
         Ok(())
     }
 
-    /// Waits for the block on its way, then sends the one filled.
+    /// Sends the block filled, first waiting for the oldest write if as many as may be are
+    /// on their way ([`DIRECT_IN_FLIGHT`] when direct, else one).
     async fn send(&mut self) -> io::Result<()> {
-        let spare = self.wait().await?;
+        let in_flight = if self.direct { DIRECT_IN_FLIGHT } else { 1 };
+        let spare = if self.writing.len() >= in_flight {
+            self.wait().await?
+        } else {
+            None
+        };
         if self.block.is_empty() {
             return Ok(());
         }
+        let spare = spare.unwrap_or_else(|| Aligned::with_capacity(BLOCK));
         let block = std::mem::replace(&mut self.block, spare);
         let at = self.sent;
         self.sent += block.len() as u64;
         let (file, direct) = (self.file.clone(), self.direct);
-        self.writing = Some(tokio::task::spawn_blocking(move || {
+        self.writing.push_back(tokio::task::spawn_blocking(move || {
             let direct = direct_io::write_at(&file, direct, at, &block)?;
             if !direct {
                 // The disk works while the rest of the upload arrives instead of all at the
@@ -127,28 +141,29 @@ impl Spool {
         Ok(())
     }
 
-    /// Waits for the block on its way, if any; returns a buffer for the next one.
-    async fn wait(&mut self) -> io::Result<Aligned> {
-        let Some(writing) = self.writing.take() else {
-            return Ok(Aligned::with_capacity(BLOCK));
+    /// Waits for the oldest block on its way, if any; returns its buffer for another block.
+    async fn wait(&mut self) -> io::Result<Option<Aligned>> {
+        let Some(writing) = self.writing.pop_front() else {
+            return Ok(None);
         };
         let (mut written, direct) = writing.await.map_err(io::Error::other)??;
-        self.direct = direct;
+        self.direct &= direct;
         let at = self.landed;
-        self.landed = self.sent;
-        Ok(match &self.held {
+        self.landed += written.len() as u64;
+        Ok(Some(match &self.held {
             Some(held) => held.keep(at, written),
             None => {
                 written.clear();
                 written
             }
-        })
+        }))
     }
 
     /// Writes everything given so far to the file.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         self.send().await?;
-        self.wait().await.map(drop)
+        while self.wait().await?.is_some() {}
+        Ok(())
     }
 
     /// Syncs the file and moves it to its payload name.
@@ -238,6 +253,47 @@ mod tests {
             at += got.len();
         }
         assert_eq!(held.read_back(), 0, "every block came from memory");
+    }
+
+    #[tokio::test]
+    async fn a_direct_spool_keeps_four_blocks_on_their_way_and_lands_them_in_order() {
+        use crate::body::Budget;
+        use crate::page_cache::on_tmpfs;
+        use crate::sum_evens::held::ACROSS_UPLOADS;
+        use crate::sum_evens::range::Source;
+
+        let dir = tempfile::tempdir().unwrap();
+        if on_tmpfs(dir.path()) || !direct_io::takes_direct_writes(dir.path()) {
+            eprintln!(
+                "skipped: {} cannot be written around the page cache",
+                dir.path().display()
+            );
+            return;
+        }
+        let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
+        let held = Held::new(Budget::new(ACROSS_UPLOADS));
+        spool.keep_blocks(held.clone());
+        for block in 0..DIRECT_IN_FLIGHT {
+            spool.write(&vec![b'0' + block as u8; BLOCK]).await.unwrap();
+            assert_eq!(spool.landed(), 0, "block {block} is on its way");
+        }
+        // The fifth waits for the first only.
+        spool.write(&vec![b'9'; BLOCK]).await.unwrap();
+        assert_eq!(spool.writing.len(), DIRECT_IN_FLIGHT);
+        assert_eq!(spool.landed(), BLOCK as u64);
+        spool.flush().await.unwrap();
+        assert!(spool.is_direct());
+        assert_eq!(spool.landed(), 5 * BLOCK as u64);
+        let file = std::fs::read(dir.path().join(".p.upload")).unwrap();
+        let firsts: Vec<u8> = file.chunks(BLOCK).map(|b| b[0]).collect();
+        assert_eq!(firsts, b"01239");
+        let source = held.source(Arc::new(spool.reader().unwrap()), 0, u64::MAX);
+        let mut buf = vec![0; 64];
+        let kept = source
+            .block(4 * BLOCK as u64, usize::MAX, &mut buf)
+            .unwrap();
+        assert_eq!(kept, &vec![b'9'; BLOCK][..]);
+        assert_eq!(held.read_back(), 0, "the last block came from memory");
     }
 
     #[tokio::test]
