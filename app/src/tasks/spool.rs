@@ -255,21 +255,29 @@ mod tests {
         assert_eq!(held.read_back(), 0, "every block came from memory");
     }
 
-    #[tokio::test]
-    async fn a_direct_spool_keeps_four_blocks_on_their_way_and_lands_them_in_order() {
-        use crate::body::Budget;
-        use crate::page_cache::on_tmpfs;
-        use crate::sum_evens::held::ACROSS_UPLOADS;
-        use crate::sum_evens::range::Source;
-
+    /// A temporary directory on a filesystem that takes direct writes, or `None` (the test
+    /// is skipped, and says so) where there is none.
+    fn direct_dir() -> Option<tempfile::TempDir> {
         let dir = tempfile::tempdir().unwrap();
-        if on_tmpfs(dir.path()) || !direct_io::takes_direct_writes(dir.path()) {
+        if crate::page_cache::on_tmpfs(dir.path()) || !direct_io::takes_direct_writes(dir.path()) {
             eprintln!(
                 "skipped: {} cannot be written around the page cache",
                 dir.path().display()
             );
-            return;
+            return None;
         }
+        Some(dir)
+    }
+
+    #[tokio::test]
+    async fn a_direct_spool_keeps_four_blocks_on_their_way_and_lands_them_in_order() {
+        use crate::body::Budget;
+        use crate::sum_evens::held::ACROSS_UPLOADS;
+        use crate::sum_evens::range::Source;
+
+        let Some(dir) = direct_dir() else {
+            return;
+        };
         let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
         let held = Held::new(Budget::new(ACROSS_UPLOADS));
         spool.keep_blocks(held.clone());
@@ -299,17 +307,12 @@ mod tests {
     #[tokio::test]
     async fn a_spool_whose_sum_keeps_its_blocks_writes_them_around_the_page_cache() {
         use crate::body::Budget;
-        use crate::page_cache::{cached, on_tmpfs};
+        use crate::page_cache::cached;
         use crate::sum_evens::held::ACROSS_UPLOADS;
 
-        let dir = tempfile::tempdir().unwrap();
-        if on_tmpfs(dir.path()) || !direct_io::takes_direct_writes(dir.path()) {
-            eprintln!(
-                "skipped: {} cannot be written around the page cache",
-                dir.path().display()
-            );
+        let Some(dir) = direct_dir() else {
             return;
-        }
+        };
         let text: Vec<u8> = (0..8 * BLOCK + 777)
             .map(|i| b'0' + (i % 10) as u8)
             .collect();
