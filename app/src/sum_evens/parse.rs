@@ -801,14 +801,15 @@ mod tests {
             assert_eq!(&edges.as_bytes()[piece - 1..=piece], edge);
             check(edges.as_bytes());
         }
-        // A number longer than a piece, starting and ending in the middle of pieces.
-        let long = format!(
-            "{}-{}8 {}",
-            &text[..piece / 2],
-            "9".repeat(2 * piece),
-            &text
-        );
+        // A number longer than a piece, starting and ending in the middle of pieces (after
+        // the last separator before the middle of the first).
+        let cut = text[..piece / 2].rfind([' ', '\n', ',', '\t']).unwrap() + 1;
+        let long = format!("{}-{}8 {}", &text[..cut], "9".repeat(2 * piece), &text);
         check(long.as_bytes());
+        assert!(
+            sum_bytes(long.as_bytes()).is_ok(),
+            "the long number is whole"
+        );
         // A bad token, and a sign in the wrong place, two pieces in.
         for bad in ["12a", "5-3", "7+"] {
             let at = text[2 * piece + 100..].find(' ').unwrap() + 2 * piece + 101;
