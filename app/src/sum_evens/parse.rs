@@ -421,19 +421,10 @@ const PIECE_WORDS: usize = 256;
 
 /// The positions where the tokens of one piece start and where they end (their last byte),
 /// relative to the piece, reused from piece to piece.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Tapes {
     starts: Tape,
     lasts: Tape,
-}
-
-impl Default for Tapes {
-    fn default() -> Self {
-        Self {
-            starts: Tape::new(),
-            lasts: Tape::new(),
-        }
-    }
 }
 
 /// Positions in a piece, written eight at a time.
@@ -443,8 +434,8 @@ struct Tape {
     len: usize,
 }
 
-impl Tape {
-    fn new() -> Self {
+impl Default for Tape {
+    fn default() -> Self {
         // At most one token starts (or ends) in every other byte, and a write may run eight
         // positions past the last.
         Self {
@@ -452,7 +443,9 @@ impl Tape {
             len: 0,
         }
     }
+}
 
+impl Tape {
     /// Appends `at` plus the index of each set bit of `bits`, in order. Eight positions are
     /// written whatever the count, so the loop does not branch on it below nine.
     #[inline]
