@@ -1,8 +1,9 @@
 //! An upload on its way to its payload file: written under a temporary name in blocks, one
 //! block on its way to the disk while the next fills (up to four when written around the page
-//! cache), and renamed into place only when it is whole and synced. [`Spool::landed`] says how much has reached the file, for readers that
-//! start on an upload before it ends, and a spool told to [`Spool::keep_blocks`] gives each
-//! block, once written, to the sum reading it, which parses it in memory.
+//! cache), and renamed into place only when it is whole and synced. [`Spool::landed`] says how
+//! much has reached the file, for readers that start on an upload before it ends, and a spool
+//! told to [`Spool::keep_blocks`] gives each block, once written, to the sum reading it, which
+//! parses it in memory.
 //!
 //! Such a spool writes around the page cache ([`direct_io`]) where the filesystem allows: its
 //! sum has the blocks already, and the file is read again only if the service restarts before

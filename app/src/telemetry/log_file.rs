@@ -32,7 +32,7 @@ pub struct LogFile {
     part: u32,
     file: File,
     written: u64,
-    /// The last byte written ended a line (or nothing is written yet).
+    /// The last byte written ended a line (taken as so for a file just opened).
     at_line_start: bool,
     /// Keeps only the file's tail in the page cache.
     cached: Trail,
