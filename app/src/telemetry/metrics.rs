@@ -3,8 +3,9 @@
 //! Names follow the Prometheus and OpenTelemetry HTTP conventions. Histograms have explicit
 //! buckets (never summaries), so Prometheus can aggregate and compute quantiles over them.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
@@ -16,6 +17,7 @@ use metrics_exporter_prometheus::{
 
 use super::openmetrics::{Exemplar, Exemplars};
 use super::process;
+use super::sharded;
 use super::{RequestInfo, RouteMap};
 use crate::store::{ErrorKind, Operation};
 
@@ -97,8 +99,11 @@ fn status_key_of_label(label: &str) -> Option<u16> {
     }
 }
 
-/// The recorder, its render handle, and the handles of the per-request series, registered
-/// once per label set so the hot path does no registry lookup.
+/// The recorder, its render handle, and the per-request series.
+///
+/// The two request histograms every request records into are glassbox's own
+/// ([`sharded::Histogram`], rendered here in the recorder's text format); the recorder keeps
+/// the rest, which only some requests touch.
 #[derive(Debug)]
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -113,11 +118,23 @@ struct RequestSeries {
     method: &'static str,
     /// The status's series key ([`status_key`]).
     status: u16,
-    duration: Histogram,
-    size: Histogram,
-    /// The duration histogram's exemplars, one per bucket, for OpenMetrics scrapes.
-    exemplars: Arc<Exemplars>,
+    histograms: Arc<RequestHistograms>,
 }
+
+/// One series' request histograms.
+#[derive(Debug)]
+struct RequestHistograms {
+    /// [`REQUEST_DURATION`], summing nanoseconds (rendered as seconds).
+    duration: sharded::Histogram,
+    /// [`RESPONSE_SIZE`], summing bytes.
+    size: sharded::Histogram,
+    /// The duration histogram's exemplars, one per bucket, for OpenMetrics scrapes.
+    exemplars: Exemplars,
+}
+
+const REQUEST_DURATION_HELP: &str =
+    "Duration of HTTP server requests, from arrival in the service to response head ready.";
+const RESPONSE_SIZE_HELP: &str = "Size of HTTP response bodies.";
 
 impl RequestSeries {
     fn find<'a>(list: &'a [Self], method: &str, status: u16) -> Option<&'a Self> {
@@ -159,12 +176,6 @@ impl Metrics {
             series: RwLock::default(),
         };
         metrics.with(|| {
-            describe_histogram!(
-                REQUEST_DURATION,
-                Unit::Seconds,
-                "Duration of HTTP server requests, from arrival in the service to response head ready."
-            );
-            describe_histogram!(RESPONSE_SIZE, Unit::Bytes, "Size of HTTP response bodies.");
             describe_gauge!(ACTIVE_REQUESTS, "HTTP requests being served right now.");
             describe_counter!(
                 REQUESTS_SHED,
@@ -212,20 +223,25 @@ impl Metrics {
         metrics::with_local_recorder(&self.recorder, f)
     }
 
-    /// Records one request that ended `at`; its id becomes the exemplar of its duration bucket.
+    /// Records one request that took `elapsed` and ended `at`; its id becomes the exemplar of
+    /// its duration bucket.
     pub fn request(
         &self,
         info: &RequestInfo,
         status: u16,
-        seconds: f64,
+        elapsed: Duration,
         bytes: u64,
         at: SystemTime,
     ) {
         let (method, route) = (info.method, info.route());
         let record = |series: &RequestSeries| {
-            series.duration.record(seconds);
-            series.size.record(bytes as f64);
-            series.exemplars.record(seconds, &info.request_id, at);
+            let h = &series.histograms;
+            let seconds = elapsed.as_secs_f64();
+            let bucket = h.duration.bucket(seconds);
+            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            h.duration.record(bucket, nanos);
+            h.size.record(h.size.bucket(bytes as f64), bytes);
+            h.exemplars.record_in(bucket, seconds, &info.request_id, at);
         };
         let status = status_key(status);
         // Recorded under the read guard: a known series costs no reference-count traffic.
@@ -242,20 +258,15 @@ impl Metrics {
     }
 
     fn register(&self, method: &'static str, route: &str, status: u16) -> RequestSeries {
-        let created = self.with(|| {
-            let labels = [
-                (METHOD_LABEL, method.to_string()),
-                (ROUTE_LABEL, route.to_string()),
-                (STATUS_LABEL, status_label(status)),
-            ];
-            RequestSeries {
-                method,
-                status,
-                duration: histogram!(REQUEST_DURATION, &labels),
-                size: histogram!(RESPONSE_SIZE, &labels),
-                exemplars: Arc::new(Exemplars::new(DURATION_BUCKETS)),
-            }
-        });
+        let created = RequestSeries {
+            method,
+            status,
+            histograms: Arc::new(RequestHistograms {
+                duration: sharded::Histogram::new(DURATION_BUCKETS),
+                size: sharded::Histogram::new(SIZE_BUCKETS),
+                exemplars: Exemplars::new(DURATION_BUCKETS),
+            }),
+        };
         let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
         let list = series.entry(route.into()).or_default();
         if let Some(raced) = RequestSeries::find(list, method, status) {
@@ -272,6 +283,7 @@ impl Metrics {
         let series = self.series.read().unwrap_or_else(|e| e.into_inner());
         let list = series.get(label(ROUTE_LABEL)?.as_str())?;
         RequestSeries::find(list, label(METHOD_LABEL)?, status)?
+            .histograms
             .exemplars
             .get(label("le")?)
     }
@@ -336,13 +348,62 @@ impl Metrics {
         self.with(|| counter!(CERT_RELOADS, "result" => result).increment(1));
     }
 
-    /// The exposition text: the recorder's families, then the process families.
-    /// `active_requests` is read from the statistics at scrape time rather than kept twice.
+    /// The exposition text: the recorder's families, the request histograms, then the process
+    /// families. `active_requests` is read from the statistics at scrape time rather than kept
+    /// twice.
     pub fn render(&self, active_requests: u64) -> String {
         self.active.set(active_requests as f64);
         let mut out = self.handle.render();
+        self.render_requests(&mut out);
         process::render(&mut out);
         out
+    }
+
+    /// The two request histogram families, in the recorder's text format: series sorted by
+    /// route, method and status; each family followed by a blank line.
+    fn render_requests(&self, out: &mut String) {
+        let mut series: Vec<(String, RequestSeries)> = {
+            let map = self.series.read().unwrap_or_else(|e| e.into_inner());
+            map.iter()
+                .flat_map(|(route, list)| list.iter().map(|s| (route.to_string(), s.clone())))
+                .collect()
+        };
+        series.sort_by(|(ra, a), (rb, b)| (ra, a.method, a.status).cmp(&(rb, b.method, b.status)));
+        let families = [
+            (REQUEST_DURATION, REQUEST_DURATION_HELP, 1e9),
+            (RESPONSE_SIZE, RESPONSE_SIZE_HELP, 1.0),
+        ];
+        for (name, help, sum_per_unit) in families {
+            if series.is_empty() {
+                break;
+            }
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (route, s) in &series {
+                let labels = format!(
+                    "{METHOD_LABEL}=\"{}\",{ROUTE_LABEL}=\"{}\",{STATUS_LABEL}=\"{}\"",
+                    escape_label(s.method),
+                    escape_label(route),
+                    status_label(s.status)
+                );
+                let h = if name == REQUEST_DURATION {
+                    &s.histograms.duration
+                } else {
+                    &s.histograms.size
+                };
+                let snapshot = h.snapshot();
+                let mut below = 0;
+                for (le, n) in h.bounds().iter().zip(&snapshot.buckets) {
+                    below += n;
+                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {below}");
+                }
+                let count = snapshot.count();
+                let sum = snapshot.sum as f64 / sum_per_unit;
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+                let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+                let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+            }
+            out.push('\n');
+        }
     }
 
     /// Folds recorded histogram samples into their buckets; run every few seconds so memory
@@ -379,6 +440,18 @@ impl StoreSeries {
     }
 }
 
+/// A label value as the text format wants it: backslash, double quote and line feed escaped.
+fn escape_label(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
+}
+
 fn build_profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
@@ -390,6 +463,122 @@ fn build_profile() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::UNMATCHED_ROUTE;
+
+    /// A request's record, as the middleware makes it.
+    fn info(method: &'static str, route: &'static str, id: &'static str) -> RequestInfo {
+        RequestInfo {
+            method,
+            matched: Some(route),
+            uri: "/".parse().unwrap(),
+            version: "HTTP/1.1",
+            request_id: axum::http::HeaderValue::from_static(id),
+            client_addr: None,
+            forwarded_for: None,
+            user_agent: None,
+        }
+    }
+
+    /// The lines of `family`'s metadata and samples, sorted (the recorder orders series by
+    /// its own hash), and whether a blank line follows the family.
+    fn family(text: &str, family: &str) -> (Vec<String>, bool) {
+        let mut lines = Vec::new();
+        let mut blank_after = false;
+        let mut inside = false;
+        for line in text.lines() {
+            let ours = line.starts_with(family)
+                || line
+                    .strip_prefix("# HELP ")
+                    .is_some_and(|l| l.starts_with(family))
+                || line
+                    .strip_prefix("# TYPE ")
+                    .is_some_and(|l| l.starts_with(family));
+            if ours {
+                lines.push(line.to_owned());
+            } else if inside {
+                blank_after = line.is_empty();
+            }
+            inside = ours;
+        }
+        lines.sort();
+        (lines, blank_after)
+    }
+
+    #[test]
+    fn the_request_histograms_render_as_the_recorder_rendered_them() {
+        // Durations in 2^-9 s steps and sizes in bytes add up exactly as floats too, so the
+        // recorder's sums and ours must agree to the last digit. Samples on a bound, past the
+        // last bound, and a status that is labelled by its class.
+        let step = 1_953_125; // ns: 2^-9 s
+        let samples: [(&str, &str, u16, u64, u64); 7] = [
+            ("GET", "/", 200, step, 0),
+            ("GET", "/", 200, 3 * step, 64),
+            ("GET", "/", 200, 512 * step, 65),
+            ("GET", "/", 404, 100_000 * step, 20_000_000),
+            ("POST", "/sleep/{ms}", 200, 2 * step, 4096),
+            ("GET", UNMATCHED_ROUTE, 419, step, 100),
+            ("GET", UNMATCHED_ROUTE, 419, step, 100),
+        ];
+        let reference = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(RESPONSE_SIZE.into()), SIZE_BUCKETS)
+            })
+            .unwrap()
+            .build_recorder();
+        let reference_handle = reference.handle();
+        metrics::with_local_recorder(&reference, || {
+            describe_histogram!(REQUEST_DURATION, Unit::Seconds, REQUEST_DURATION_HELP);
+            describe_histogram!(RESPONSE_SIZE, Unit::Bytes, RESPONSE_SIZE_HELP);
+            for (method, route, status, nanos, bytes) in samples {
+                let labels = [
+                    (METHOD_LABEL, method.to_string()),
+                    (ROUTE_LABEL, route.to_string()),
+                    (STATUS_LABEL, status_label(status_key(status))),
+                ];
+                histogram!(REQUEST_DURATION, &labels)
+                    .record(Duration::from_nanos(nanos).as_secs_f64());
+                histogram!(RESPONSE_SIZE, &labels).record(bytes as f64);
+            }
+        });
+        let expected = reference_handle.render();
+
+        let metrics = Metrics::new();
+        for (method, route, status, nanos, bytes) in samples {
+            let info = info(method, route, "r");
+            metrics.request(
+                &info,
+                status,
+                Duration::from_nanos(nanos),
+                bytes,
+                SystemTime::now(),
+            );
+        }
+        let rendered = metrics.render(0);
+        for name in [REQUEST_DURATION, RESPONSE_SIZE] {
+            let (ours, blank) = family(&rendered, name);
+            assert_eq!(ours, family(&expected, name).0, "{rendered}");
+            assert_eq!(ours.len(), 2 + 4 * (name_buckets(name) + 3), "four series");
+            assert!(blank, "a blank line ends the family: {rendered}");
+        }
+        assert!(rendered.contains(
+            "http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/\",http_response_status_code=\"200\",le=\"1\"} 3\n"
+        ));
+    }
+
+    fn name_buckets(name: &str) -> usize {
+        if name == REQUEST_DURATION {
+            DURATION_BUCKETS.len()
+        } else {
+            SIZE_BUCKETS.len()
+        }
+    }
+
+    #[test]
+    fn a_label_value_is_escaped() {
+        assert_eq!(escape_label("/a"), "/a");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 
     #[test]
     fn own_status_labels_are_sorted_for_the_binary_search() {

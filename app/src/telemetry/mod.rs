@@ -12,6 +12,7 @@ pub(crate) mod metrics;
 pub mod openmetrics;
 pub(crate) mod process;
 pub(crate) mod redact;
+pub(crate) mod sharded;
 pub(crate) mod stats;
 
 use std::net::{IpAddr, SocketAddr};
@@ -175,8 +176,7 @@ impl InFlight {
         let info = &self.info;
         t.stats
             .request_finished(info.method, info.route(), status, micros, &info.request_id);
-        t.metrics
-            .request(info, status, elapsed.as_secs_f64(), bytes, now);
+        t.metrics.request(info, status, elapsed, bytes, now);
         access_log::write(info, now, status, micros, bytes, cause);
     }
 }

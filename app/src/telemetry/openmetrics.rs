@@ -81,7 +81,20 @@ impl Exemplars {
     /// is a true example of the bucket, and no request waits for another's exemplar.
     pub fn record(&self, seconds: f64, request_id: &HeaderValue, at: SystemTime) {
         let bucket = self.bounds.partition_point(|le| *le < seconds);
-        let slot = &self.slots[bucket];
+        self.record_in(bucket, seconds, request_id, at);
+    }
+
+    /// [`Exemplars::record`] for a caller that knows the bucket `seconds` falls in (its index:
+    /// the first whose bound it does not exceed).
+    pub(crate) fn record_in(
+        &self,
+        bucket: usize,
+        seconds: f64,
+        request_id: &HeaderValue,
+        at: SystemTime,
+    ) {
+        debug_assert_eq!(bucket, self.bounds.partition_point(|le| *le < seconds));
+        let slot = &self.slots[bucket.min(self.bounds.len())];
         let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
         let second = since.as_secs() + 1;
         if slot.second.load(Ordering::Relaxed) == second {
