@@ -7,11 +7,12 @@
 //! what is left (the digits minus `'0'`) is added lane by lane into column sums, one set for
 //! positive and one for negative numbers, both masked off for odd numbers. The masks come from
 //! tables indexed by the digit count, the sign and the parity, so there is no branch on any of
-//! them. Byte lanes are emptied into `u64` columns every 28 numbers (9 × 28 = 252 still fits
-//! a byte), and the columns become one exact sum when a scan ends.
+//! them. Byte lanes are emptied into 16-bit lanes every 28 numbers (9 × 28 = 252 still fits
+//! a byte), those into `u64` columns every 256 times (256 × 252 fits 16 bits), and the columns
+//! become one exact sum when a scan ends.
 
 use num_bigint::BigInt;
-use wide::u8x16;
+use wide::{u8x16, u16x8};
 
 use super::parse::Sum;
 
@@ -20,6 +21,9 @@ pub(crate) const MAX_DIGITS: usize = 32;
 
 /// Numbers added to the byte lanes before they are emptied.
 const LANE_NUMBERS: u32 = 28;
+
+/// Times the byte lanes are emptied into the 16-bit lanes before those are emptied.
+const WIDE_EMPTIES: u32 = 256;
 
 /// `KEEP[n]`: the last `n` of 16 lanes.
 const KEEP: [u8x16; 17] = {
@@ -57,6 +61,11 @@ pub(crate) struct Columns {
     low_negative: u8x16,
     high_negative: u8x16,
     pending: u32,
+    /// The byte lanes' sums so far, in 16-bit lanes: `wide[2 × set]` holds lanes 0–7 of a
+    /// set, `wide[2 × set + 1]` lanes 8–15.
+    wide: [u16x8; 8],
+    /// Times the byte lanes were emptied into `wide` since it was last emptied.
+    empties: u32,
     /// `sums[set][lane]`, sets in the order of the lanes above; lane 15 is the units column
     /// of its window.
     sums: [[u64; 16]; 4],
@@ -94,6 +103,7 @@ impl Columns {
         }
     }
 
+    /// Byte lanes into 16-bit lanes: two unpacks and two adds a vector.
     #[cold]
     fn empty_lanes(&mut self) {
         let lanes = [
@@ -102,18 +112,34 @@ impl Columns {
             &mut self.low_negative,
             &mut self.high_negative,
         ];
-        for (lanes, sums) in lanes.into_iter().zip(&mut self.sums) {
-            for (sum, lane) in sums.iter_mut().zip(lanes.to_array()) {
-                *sum += u64::from(lane);
-            }
+        for (lanes, wide) in lanes.into_iter().zip(self.wide.chunks_exact_mut(2)) {
+            wide[0] += u16x8::from_u8x16_low(*lanes);
+            wide[1] += u16x8::from_u8x16_high(*lanes);
             *lanes = u8x16::ZERO;
         }
         self.pending = 0;
+        self.empties += 1;
+        if self.empties == WIDE_EMPTIES {
+            self.empty_wide();
+        }
+    }
+
+    fn empty_wide(&mut self) {
+        for (set, sums) in self.sums.iter_mut().enumerate() {
+            let halves = [self.wide[2 * set], self.wide[2 * set + 1]];
+            let lanes = halves.iter().flat_map(|half| half.to_array());
+            for (sum, lane) in sums.iter_mut().zip(lanes) {
+                *sum += u64::from(lane);
+            }
+        }
+        self.wide = [u16x8::ZERO; 8];
+        self.empties = 0;
     }
 
     /// Adds what the columns hold to `sum`, exactly.
     pub(crate) fn finish(mut self, sum: &mut Sum) {
         self.empty_lanes();
+        self.empty_wide();
         for (set, sums) in self.sums.iter().enumerate() {
             let negative = set >= 2;
             let window = if set % 2 == 1 { 16 } else { 0 };
@@ -169,14 +195,18 @@ mod tests {
             sum_of(&[long, long, "-8"]),
             long.parse::<BigInt>().unwrap() * 2 - 8
         );
-        // More than a byte lane holds: the lanes are emptied on the way.
-        let many = vec!["99999999999999999999999999999998"; 1000];
-        assert_eq!(
-            sum_of(&many),
-            "99999999999999999999999999999998"
-                .parse::<BigInt>()
-                .unwrap()
-                * 1000
-        );
+        // More than a byte lane holds, and more than a 16-bit lane (28 × 256 = 7,168 numbers
+        // of nines): the lanes are emptied on the way.
+        for count in [1000, 7_167, 7_168, 7_169, 20_000] {
+            let many = vec!["99999999999999999999999999999998"; count];
+            assert_eq!(
+                sum_of(&many),
+                "99999999999999999999999999999998"
+                    .parse::<BigInt>()
+                    .unwrap()
+                    * count,
+                "{count}"
+            );
+        }
     }
 }
