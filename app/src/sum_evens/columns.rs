@@ -72,8 +72,14 @@ pub(crate) struct Columns {
 }
 
 fn load16(bytes: &[u8], at: usize) -> u8x16 {
+    lanes_of(&bytes[at..at + 16])
+}
+
+/// Sixteen bytes as byte lanes.
+#[inline]
+fn lanes_of(bytes: &[u8]) -> u8x16 {
     let mut lanes = [0u8; 16];
-    lanes.copy_from_slice(&bytes[at..at + 16]);
+    lanes.copy_from_slice(&bytes[..16]);
     u8x16::new(lanes)
 }
 
@@ -103,21 +109,87 @@ impl Columns {
         }
     }
 
+    /// Adds the run of numbers whose tokens start at `at + starts[i]` and end at
+    /// `at + lasts[i]` (their last byte), when even, [`LANE_NUMBERS`] at a time in byte lanes
+    /// of the loop's own. A number this loop cannot take (within 48 bytes of the start of
+    /// `bytes`, or of more than [`MAX_DIGITS`] digits) is left out and its index pushed to
+    /// `others`. Returns how many of the numbers taken were even.
+    ///
+    /// Compiled on its own (not inlined into the scan), so that the loop's lanes and counters
+    /// stay in registers instead of on the stack with the scan's state.
+    #[inline(never)]
+    pub(crate) fn add_run(
+        &mut self,
+        bytes: &[u8],
+        at: usize,
+        starts: &[u32],
+        lasts: &[u32],
+        others: &mut Vec<usize>,
+    ) -> u64 {
+        let mut evens = 0;
+        let chunk = LANE_NUMBERS as usize;
+        for (c, (starts, lasts)) in starts.chunks(chunk).zip(lasts.chunks(chunk)).enumerate() {
+            let mut lanes = [u8x16::ZERO; 4];
+            // The numbers left out, a bit each: no call in the loop, which would make the
+            // lanes live on the stack across it.
+            let mut left_out = 0u32;
+            for (i, (&start, &last)) in starts.iter().zip(lasts).enumerate() {
+                let end = at + last as usize + 1;
+                let len = end - (at + start as usize);
+                if end < 48 || len > MAX_DIGITS + 1 {
+                    left_out |= 1 << i;
+                    continue;
+                }
+                let window: &[u8; 48] = bytes[end - 48..end]
+                    .try_into()
+                    .expect("a window of 48 bytes");
+                let first = window[48 - len];
+                let count = len - usize::from(first < b'0');
+                if count > MAX_DIGITS {
+                    left_out |= 1 << i;
+                    continue;
+                }
+                let even = window[47] & 1 == 0;
+                evens += u64::from(even);
+                let low = (lanes_of(&window[32..]) - ZEROS) & KEEP[count.min(16)];
+                let high =
+                    (lanes_of(&window[16..32]) - ZEROS) & KEEP[count.saturating_sub(16).min(16)];
+                let (positive, negative) =
+                    SELECT[usize::from(first == b'-') * 2 + usize::from(even)];
+                lanes[0] += low & positive;
+                lanes[1] += high & positive;
+                lanes[2] += low & negative;
+                lanes[3] += high & negative;
+            }
+            self.widen(lanes);
+            while left_out != 0 {
+                others.push(c * chunk + left_out.trailing_zeros() as usize);
+                left_out &= left_out - 1;
+            }
+        }
+        evens
+    }
+
     /// Byte lanes into 16-bit lanes: two unpacks and two adds a vector.
     #[cold]
     fn empty_lanes(&mut self) {
         let lanes = [
-            &mut self.low_positive,
-            &mut self.high_positive,
-            &mut self.low_negative,
-            &mut self.high_negative,
+            std::mem::take(&mut self.low_positive),
+            std::mem::take(&mut self.high_positive),
+            std::mem::take(&mut self.low_negative),
+            std::mem::take(&mut self.high_negative),
         ];
-        for (lanes, wide) in lanes.into_iter().zip(self.wide.chunks_exact_mut(2)) {
-            wide[0] += u16x8::from_u8x16_low(*lanes);
-            wide[1] += u16x8::from_u8x16_high(*lanes);
-            *lanes = u8x16::ZERO;
-        }
         self.pending = 0;
+        self.widen(lanes);
+    }
+
+    /// Adds byte lanes (positive low and high, negative low and high) to the 16-bit lanes.
+    #[inline]
+    fn widen(&mut self, lanes: [u8x16; 4]) {
+        for (lanes, wide) in lanes.into_iter().zip(self.wide.chunks_exact_mut(2)) {
+            wide[0] += u16x8::from_u8x16_low(lanes);
+            wide[1] += u16x8::from_u8x16_high(lanes);
+        }
         self.empties += 1;
         if self.empties == WIDE_EMPTIES {
             self.empty_wide();

@@ -397,6 +397,9 @@ fn token_by_words(bytes: &[u8], digits: usize) -> (usize, Option<u64>) {
 }
 
 /// Separator, digit and sign bits of 64 bytes, a bit per byte, by 16-byte vector compares.
+/// Always inlined: the walk calls it for every 64 bytes, and left to itself the compiler
+/// stopped inlining it once the pairs' loop moved out (1.59–1.65 against 1.66–1.71 GB/s).
+#[inline(always)]
 fn classify64(bytes: &[u8]) -> (u64, u64, u64) {
     let (mut separators, mut digits, mut signs) = (0u64, 0u64, 0u64);
     for k in 0..4 {
@@ -477,6 +480,8 @@ struct Totals {
     /// Numbers too near the start of the bytes for the columns, summed as values: positive
     /// and negative apart.
     edge: [u128; 2],
+    /// The numbers of a run [`Columns::add_run`] left to [`Totals::add`] (reused).
+    others: Vec<usize>,
 }
 
 impl Totals {
@@ -501,6 +506,33 @@ impl Totals {
                 self.edge[usize::from(negative)] += u128::from(value * u64::from(even));
             }
             None => add_number(partial, &bytes[digits..end], negative),
+        }
+    }
+
+    /// The numbers whose tokens start at `at + starts[i]` and end at `at + lasts[i]` (their
+    /// last byte): most in the columns' loop, the few it leaves one by one.
+    fn add_run(
+        &mut self,
+        partial: &mut Partial,
+        bytes: &[u8],
+        at: usize,
+        starts: &[u32],
+        lasts: &[u32],
+    ) {
+        self.others.clear();
+        let evens = self
+            .columns
+            .add_run(bytes, at, starts, lasts, &mut self.others);
+        self.numbers += (starts.len().min(lasts.len()) - self.others.len()) as u64;
+        self.evens += evens;
+        for k in 0..self.others.len() {
+            let i = self.others[k];
+            self.add(
+                partial,
+                bytes,
+                at + starts[i] as usize,
+                at + lasts[i] as usize + 1,
+            );
         }
     }
 
@@ -571,15 +603,9 @@ fn scan_structural(
             totals.add(partial, bytes, start, piece_at + last as usize + 1);
         }
         let starts = tapes.starts.as_slice();
+        let lasts = lasts.as_slice();
         let ended = lasts.len();
-        for (&start, &last) in starts.iter().zip(lasts) {
-            totals.add(
-                partial,
-                bytes,
-                piece_at + start as usize,
-                piece_at + last as usize + 1,
-            );
-        }
+        totals.add_run(partial, bytes, piece_at, starts, lasts);
         // Only the last token can be left without an end.
         open = (starts.len() > ended).then(|| piece_at + starts[ended] as usize);
     }
@@ -825,6 +851,8 @@ mod tests {
         prop_oneof![
             4 => "[+-]?[0-9]{1,5}",
             2 => "[+-]?[0-9]{17,21}",
+            // Around the columns' 32 digits, signed and not.
+            1 => "[+-]?[0-9]{30,34}",
             1 => "[+-]?[0-9]{36,45}",
             1 => "[0-9a+-]{1,3}",
         ]
