@@ -55,25 +55,22 @@ const ZEROS: u8x16 = u8x16::splat(b'0');
 /// Digit column sums of the even numbers of one scan.
 #[derive(Debug, Default)]
 pub(crate) struct Columns {
-    /// Byte lanes: the low 16 digit positions and the next 16, positive and negative.
-    low_positive: u8x16,
-    high_positive: u8x16,
-    low_negative: u8x16,
-    high_negative: u8x16,
+    /// Byte lanes ([`Lanes`]) of the numbers added one by one since they were last emptied.
+    lanes: Lanes,
     pending: u32,
     /// The byte lanes' sums so far, in 16-bit lanes: `wide[2 × set]` holds lanes 0–7 of a
     /// set, `wide[2 × set + 1]` lanes 8–15.
     wide: [u16x8; 8],
     /// Times the byte lanes were emptied into `wide` since it was last emptied.
     empties: u32,
-    /// `sums[set][lane]`, sets in the order of the lanes above; lane 15 is the units column
+    /// `sums[set][lane]`, sets in the order of [`Lanes`]; lane 15 is the units column
     /// of its window.
     sums: [[u64; 16]; 4],
 }
 
-fn load16(bytes: &[u8], at: usize) -> u8x16 {
-    lanes_of(&bytes[at..at + 16])
-}
+/// Byte lanes of digit sums: the low 16 digit positions and the next 16 of positive numbers,
+/// then the same of negative ones.
+type Lanes = [u8x16; 4];
 
 /// Sixteen bytes as byte lanes.
 #[inline]
@@ -81,6 +78,27 @@ fn lanes_of(bytes: &[u8]) -> u8x16 {
     let mut lanes = [0u8; 16];
     lanes.copy_from_slice(&bytes[..16]);
     u8x16::new(lanes)
+}
+
+/// Adds to `lanes` the number of `count` digits (at most [`MAX_DIGITS`]) whose last 16 bytes
+/// are `low` and the 16 before them `high`, when it is even: no branch on the count, the sign
+/// or the parity.
+#[inline(always)]
+fn add_number(
+    lanes: &mut Lanes,
+    low: u8x16,
+    high: u8x16,
+    count: usize,
+    negative: bool,
+    even: bool,
+) {
+    let low = (low - ZEROS) & KEEP[count.min(16)];
+    let high = (high - ZEROS) & KEEP[count.saturating_sub(16).min(16)];
+    let (positive, negative) = SELECT[usize::from(negative) * 2 + usize::from(even)];
+    lanes[0] += low & positive;
+    lanes[1] += high & positive;
+    lanes[2] += low & negative;
+    lanes[3] += high & negative;
 }
 
 impl Columns {
@@ -96,13 +114,15 @@ impl Columns {
         even: bool,
     ) {
         debug_assert!(count <= MAX_DIGITS && end >= MAX_DIGITS);
-        let low = (load16(bytes, end - 16) - ZEROS) & KEEP[count.min(16)];
-        let high = (load16(bytes, end - 32) - ZEROS) & KEEP[count.saturating_sub(16)];
-        let (positive, negative) = SELECT[usize::from(negative) * 2 + usize::from(even)];
-        self.low_positive += low & positive;
-        self.high_positive += high & positive;
-        self.low_negative += low & negative;
-        self.high_negative += high & negative;
+        let window = &bytes[end - 32..end];
+        add_number(
+            &mut self.lanes,
+            lanes_of(&window[16..]),
+            lanes_of(&window[..16]),
+            count,
+            negative,
+            even,
+        );
         self.pending += 1;
         if self.pending == LANE_NUMBERS {
             self.empty_lanes();
@@ -129,7 +149,7 @@ impl Columns {
         let mut evens = 0;
         let chunk = LANE_NUMBERS as usize;
         for (c, (starts, lasts)) in starts.chunks(chunk).zip(lasts.chunks(chunk)).enumerate() {
-            let mut lanes = [u8x16::ZERO; 4];
+            let mut lanes = Lanes::default();
             // The numbers left out, a bit each: no call in the loop, which would make the
             // lanes live on the stack across it.
             let mut left_out = 0u32;
@@ -151,15 +171,14 @@ impl Columns {
                 }
                 let even = window[47] & 1 == 0;
                 evens += u64::from(even);
-                let low = (lanes_of(&window[32..]) - ZEROS) & KEEP[count.min(16)];
-                let high =
-                    (lanes_of(&window[16..32]) - ZEROS) & KEEP[count.saturating_sub(16).min(16)];
-                let (positive, negative) =
-                    SELECT[usize::from(first == b'-') * 2 + usize::from(even)];
-                lanes[0] += low & positive;
-                lanes[1] += high & positive;
-                lanes[2] += low & negative;
-                lanes[3] += high & negative;
+                add_number(
+                    &mut lanes,
+                    lanes_of(&window[32..]),
+                    lanes_of(&window[16..32]),
+                    count,
+                    first == b'-',
+                    even,
+                );
             }
             self.widen(lanes);
             while left_out != 0 {
@@ -173,19 +192,14 @@ impl Columns {
     /// Byte lanes into 16-bit lanes: two unpacks and two adds a vector.
     #[cold]
     fn empty_lanes(&mut self) {
-        let lanes = [
-            std::mem::take(&mut self.low_positive),
-            std::mem::take(&mut self.high_positive),
-            std::mem::take(&mut self.low_negative),
-            std::mem::take(&mut self.high_negative),
-        ];
+        let lanes = std::mem::take(&mut self.lanes);
         self.pending = 0;
         self.widen(lanes);
     }
 
-    /// Adds byte lanes (positive low and high, negative low and high) to the 16-bit lanes.
+    /// Adds byte lanes to the 16-bit lanes.
     #[inline]
-    fn widen(&mut self, lanes: [u8x16; 4]) {
+    fn widen(&mut self, lanes: Lanes) {
         for (lanes, wide) in lanes.into_iter().zip(self.wide.chunks_exact_mut(2)) {
             wide[0] += u16x8::from_u8x16_low(lanes);
             wide[1] += u16x8::from_u8x16_high(lanes);
