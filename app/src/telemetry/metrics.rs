@@ -241,7 +241,7 @@ impl Metrics {
             let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
             h.duration.record(bucket, nanos);
             h.size.record(h.size.bucket(bytes as f64), bytes);
-            h.exemplars.record_in(bucket, seconds, &info.request_id, at);
+            h.exemplars.record(bucket, seconds, &info.request_id, at);
         };
         let status = status_key(status);
         // Recorded under the read guard: a known series costs no reference-count traffic.

@@ -73,20 +73,15 @@ impl Exemplars {
         }
     }
 
-    /// Keeps `request_id`, of a request that ended `at`, as the exemplar of the bucket
-    /// `seconds` falls in, unless the bucket already has one from the same second: a scrape
-    /// comes seconds apart, so a newer one would only be thrown away unseen, and a bucket
-    /// hit by thousands of requests a second changes its exemplar once. When another request
-    /// is putting its own into the same bucket at that moment, this one is left out: either
-    /// is a true example of the bucket, and no request waits for another's exemplar.
-    pub fn record(&self, seconds: f64, request_id: &HeaderValue, at: SystemTime) {
-        let bucket = self.bounds.partition_point(|le| *le < seconds);
-        self.record_in(bucket, seconds, request_id, at);
-    }
-
-    /// [`Exemplars::record`] for a caller that knows the bucket `seconds` falls in (its index:
-    /// the first whose bound it does not exceed).
-    pub(crate) fn record_in(
+    /// Keeps `request_id`, of a request that ended `at`, as the exemplar of `bucket` (the
+    /// index of the bucket `seconds` falls in, the first whose bound it does not exceed, as
+    /// the histogram it goes with has already found), unless the bucket already has one from
+    /// the same second: a scrape comes seconds apart, so a newer one would only be thrown away
+    /// unseen, and a bucket hit by thousands of requests a second changes its exemplar once.
+    /// When another request is putting its own into the same bucket at that moment, this one
+    /// is left out: either is a true example of the bucket, and no request waits for another's
+    /// exemplar.
+    pub(crate) fn record(
         &self,
         bucket: usize,
         seconds: f64,
@@ -260,7 +255,12 @@ mod tests {
     #[test]
     fn the_classic_text_becomes_openmetrics_with_exemplars_on_the_buckets() {
         let exemplars = Exemplars::new(&[0.1]);
-        exemplars.record(0.05, &HeaderValue::from_static("abc"), SystemTime::now());
+        record(
+            &exemplars,
+            0.05,
+            &HeaderValue::from_static("abc"),
+            SystemTime::now(),
+        );
         let out = from_classic(CLASSIC, "h_seconds", |labels| {
             assert_eq!(labels[0], ("route", "/a".to_owned()));
             exemplars.get(&labels.iter().find(|(n, _)| *n == "le")?.1)
@@ -280,6 +280,12 @@ mod tests {
         assert!(out.ends_with("g 1\n# EOF\n"), "{out}");
     }
 
+    /// [`Exemplars::record`], finding the bucket as the request histograms do.
+    fn record(exemplars: &Exemplars, seconds: f64, request_id: &HeaderValue, at: SystemTime) {
+        let bucket = exemplars.bounds.partition_point(|le| *le < seconds);
+        exemplars.record(bucket, seconds, request_id, at);
+    }
+
     /// `ms` milliseconds after a whole second of the Unix epoch.
     fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + ms)
@@ -288,9 +294,9 @@ mod tests {
     #[test]
     fn each_bucket_keeps_a_request_that_fell_in_it() {
         let exemplars = Exemplars::new(&[0.001, 0.01]);
-        exemplars.record(0.001, &HeaderValue::from_static("b"), at(0));
-        exemplars.record(0.005, &HeaderValue::from_static("c"), at(0));
-        exemplars.record(5.0, &HeaderValue::from_static("d"), at(0));
+        record(&exemplars, 0.001, &HeaderValue::from_static("b"), at(0));
+        record(&exemplars, 0.005, &HeaderValue::from_static("c"), at(0));
+        record(&exemplars, 5.0, &HeaderValue::from_static("d"), at(0));
         let id = |le| exemplars.get(le).map(|e| e.request_id);
         assert_eq!(id("0.001").unwrap(), "b", "le is inclusive");
         assert_eq!(id("0.01").unwrap(), "c");
@@ -302,33 +308,33 @@ mod tests {
     fn a_bucket_takes_a_new_exemplar_once_a_second() {
         let exemplars = Exemplars::new(&[0.1]);
         let id = || exemplars.get("0.1").unwrap().request_id;
-        exemplars.record(0.05, &HeaderValue::from_static("a"), at(250));
-        exemplars.record(0.06, &HeaderValue::from_static("b"), at(999));
+        record(&exemplars, 0.05, &HeaderValue::from_static("a"), at(250));
+        record(&exemplars, 0.06, &HeaderValue::from_static("b"), at(999));
         assert_eq!(id(), "a", "the same second keeps the first");
-        exemplars.record(0.07, &HeaderValue::from_static("c"), at(1_000));
+        record(&exemplars, 0.07, &HeaderValue::from_static("c"), at(1_000));
         assert_eq!(id(), "c", "the next second replaces it");
-        exemplars.record(0.08, &HeaderValue::from_static("d"), at(500));
+        record(&exemplars, 0.08, &HeaderValue::from_static("d"), at(500));
         assert_eq!(id(), "d", "a clock set back replaces it too");
     }
 
     #[test]
     fn an_exemplar_carries_when_its_request_ended_and_a_busy_bucket_keeps_its_own() {
         let exemplars = Exemplars::new(&[0.1]);
-        exemplars.record(0.05, &HeaderValue::from_static("a"), at(250));
+        record(&exemplars, 0.05, &HeaderValue::from_static("a"), at(250));
         let kept = exemplars.get("0.1").unwrap();
         assert_eq!(
             (kept.request_id, kept.value, kept.timestamp),
             ("a".try_into().unwrap(), 0.05, 1_700_000_000.25)
         );
         let busy = exemplars.slots[0].exemplar.lock().unwrap();
-        exemplars.record(0.06, &HeaderValue::from_static("b"), at(1_250));
+        record(&exemplars, 0.06, &HeaderValue::from_static("b"), at(1_250));
         drop(busy);
         assert_eq!(
             exemplars.get("0.1").unwrap().request_id,
             "a",
             "left out while busy"
         );
-        exemplars.record(0.07, &HeaderValue::from_static("c"), at(1_500));
+        record(&exemplars, 0.07, &HeaderValue::from_static("c"), at(1_500));
         assert_eq!(exemplars.get("0.1").unwrap().request_id, "c");
     }
 }
