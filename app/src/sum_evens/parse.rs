@@ -423,11 +423,13 @@ fn classify64(bytes: &[u8]) -> (u64, u64, u64) {
 const PIECE_WORDS: usize = 256;
 
 /// The positions where the tokens of one piece start and where they end (their last byte),
-/// relative to the piece, reused from piece to piece.
+/// relative to the piece, and the numbers the columns' loop left out, reused from piece to piece
+/// and from block to block.
 #[derive(Debug, Default)]
 pub(super) struct Tapes {
     starts: Tape,
     lasts: Tape,
+    others: Vec<usize>,
 }
 
 /// Positions in a piece, written eight at a time.
@@ -480,7 +482,8 @@ struct Totals {
     /// Numbers too near the start of the bytes for the columns, summed as values: positive
     /// and negative apart.
     edge: [u128; 2],
-    /// The numbers of a run [`Columns::add_run`] left to [`Totals::add`] (reused).
+    /// The numbers of a run [`Columns::add_run`] left to [`Totals::add`] (the [`Tapes`]'
+    /// buffer, given back by [`Totals::finish`]).
     others: Vec<usize>,
 }
 
@@ -536,12 +539,14 @@ impl Totals {
         }
     }
 
-    fn finish(self, partial: &mut Partial) {
+    /// Adds the totals to `partial`; returns the buffer of the numbers left out, for reuse.
+    fn finish(self, partial: &mut Partial) -> Vec<usize> {
         partial.numbers += self.numbers;
         partial.evens += self.evens;
         self.columns.finish(&mut partial.sum);
         partial.sum.add_i128(self.edge[0] as i128);
         partial.sum.add_i128(-(self.edge[1] as i128));
+        self.others
     }
 }
 
@@ -558,7 +563,10 @@ fn scan_structural(
     tapes: &mut Tapes,
 ) -> Result<usize, BadToken> {
     let words = bytes.len() / 64;
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        others: std::mem::take(&mut tapes.others),
+        ..Totals::default()
+    };
     // A token begun in an earlier piece and not yet ended.
     let mut open: Option<usize> = None;
     let mut previous_sep = true; // the bytes start on a token boundary
@@ -609,7 +617,7 @@ fn scan_structural(
         // Only the last token can be left without an end.
         open = (starts.len() > ended).then(|| piece_at + starts[ended] as usize);
     }
-    totals.finish(partial);
+    tapes.others = totals.finish(partial);
     // The unfinished token, or the tail after the last whole word, byte by byte.
     let resume = open.unwrap_or(resume);
     scan_bytewise(&bytes[resume..], base + resume as u64, partial).map(|tail| resume + tail)
