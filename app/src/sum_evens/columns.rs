@@ -5,11 +5,12 @@
 //! 32 digits is not turned into a value at all: the 32 bytes that end at its last digit are
 //! loaded as two 16-byte vectors, every byte that is not one of its digits is masked off, and
 //! what is left (the digits minus `'0'`) is added lane by lane into column sums, one set for
-//! positive and one for negative numbers, both masked off for odd numbers. The masks come from
-//! tables indexed by the digit count, the sign and the parity, so there is no branch on any of
-//! them. Byte lanes are emptied into 16-bit lanes every 28 numbers (9 × 28 = 252 still fits
-//! a byte), those into `u64` columns every 256 times (256 × 252 fits 16 bits), and the columns
-//! become one exact sum when a scan ends.
+//! every even number and one for the negative ones again (the sum is the first less twice the
+//! second); an odd number is masked off whole. The masks come from one table indexed by the
+//! digit count, the parity and the sign, so there is no branch on any of them. Byte lanes are
+//! emptied into 16-bit lanes every 28 numbers (9 × 28 = 252 still fits a byte), those into
+//! `u64` columns every 256 times (256 × 252 fits 16 bits), and the columns become one exact
+//! sum when a scan ends.
 
 use num_bigint::BigInt;
 use wide::{u8x16, u16x8};
@@ -25,9 +26,11 @@ const LANE_NUMBERS: u32 = 28;
 /// Times the byte lanes are emptied into the 16-bit lanes before those are emptied.
 const WIDE_EMPTIES: u32 = 256;
 
-/// `KEEP[n]`: the last `n` of 16 lanes.
-const KEEP: [u8x16; 17] = {
-    let mut keep = [u8x16::ZERO; 17];
+/// `MASKS[kind][n]`, for the last `n` of 16 lanes of a number of a `kind` (odd, even and
+/// positive, even and negative): the lanes it adds to the columns of every even number, and the
+/// lanes it adds to the negative numbers' columns.
+const MASKS: [[(u8x16, u8x16); 17]; 3] = {
+    let mut masks = [[(u8x16::ZERO, u8x16::ZERO); 17]; 3];
     let mut n = 0;
     while n <= 16 {
         let mut lanes = [0u8; 16];
@@ -36,19 +39,13 @@ const KEEP: [u8x16; 17] = {
             lanes[lane] = 0xFF;
             lane += 1;
         }
-        keep[n] = u8x16::new(lanes);
+        let keep = u8x16::new(lanes);
+        masks[1][n] = (keep, u8x16::ZERO);
+        masks[2][n] = (keep, keep);
         n += 1;
     }
-    keep
+    masks
 };
-
-/// By `2 × negative + even`: the lanes kept for the positive and the negative columns.
-const SELECT: [(u8x16, u8x16); 4] = [
-    (u8x16::ZERO, u8x16::ZERO), // positive, odd
-    (u8x16::MAX, u8x16::ZERO),  // positive, even
-    (u8x16::ZERO, u8x16::ZERO), // negative, odd
-    (u8x16::ZERO, u8x16::MAX),  // negative, even
-];
 
 const ZEROS: u8x16 = u8x16::splat(b'0');
 
@@ -68,8 +65,9 @@ pub(crate) struct Columns {
     sums: [[u64; 16]; 4],
 }
 
-/// Byte lanes of digit sums: the low 16 digit positions and the next 16 of positive numbers,
-/// then the same of negative ones.
+/// Byte lanes of digit sums: the low 16 digit positions and the next 16 of every even number,
+/// then the same of the negative ones alone. The sum is the first pair's less twice the
+/// second's: a negative number is added once with the rest and taken away twice.
 type Lanes = [u8x16; 4];
 
 /// Sixteen bytes as byte lanes.
@@ -92,13 +90,15 @@ fn add_number(
     negative: bool,
     even: bool,
 ) {
-    let low = (low - ZEROS) & KEEP[count.min(16)];
-    let high = (high - ZEROS) & KEEP[count.saturating_sub(16).min(16)];
-    let (positive, negative) = SELECT[usize::from(negative) * 2 + usize::from(even)];
-    lanes[0] += low & positive;
-    lanes[1] += high & positive;
-    lanes[2] += low & negative;
-    lanes[3] += high & negative;
+    // The kind as a number, not as a mask of the sign, which the compiler makes a branch.
+    let masks = &MASKS[usize::from(even) + usize::from(even & negative)];
+    let (low_all, low_again) = masks[count.min(16)];
+    let (high_all, high_again) = masks[count.saturating_sub(16).min(16)];
+    let (low, high) = (low - ZEROS, high - ZEROS);
+    lanes[0] += low & low_all;
+    lanes[1] += high & high_all;
+    lanes[2] += low & low_again;
+    lanes[3] += high & high_again;
 }
 
 impl Columns {
@@ -146,6 +146,12 @@ impl Columns {
         lasts: &[u32],
         others: &mut Vec<usize>,
     ) -> u64 {
+        let numbers = starts.len().min(lasts.len());
+        // Only the first few numbers can end within 48 bytes of the start: they are left out
+        // here, so that the loop has no check for them.
+        let near = lasts[..numbers].partition_point(|&last| at + (last as usize) < 47);
+        others.extend(0..near);
+        let (starts, lasts) = (&starts[near..numbers], &lasts[near..numbers]);
         let mut evens = 0;
         let chunk = LANE_NUMBERS as usize;
         for (c, (starts, lasts)) in starts.chunks(chunk).zip(lasts.chunks(chunk)).enumerate() {
@@ -155,8 +161,8 @@ impl Columns {
             let mut left_out = 0u32;
             for (i, (&start, &last)) in starts.iter().zip(lasts).enumerate() {
                 let end = at + last as usize + 1;
-                let len = end - (at + start as usize);
-                if end < 48 || len > MAX_DIGITS + 1 {
+                let len = (last - start) as usize + 1;
+                if len > MAX_DIGITS + 1 {
                     left_out |= 1 << i;
                     continue;
                 }
@@ -182,7 +188,7 @@ impl Columns {
             }
             self.widen(lanes);
             while left_out != 0 {
-                others.push(c * chunk + left_out.trailing_zeros() as usize);
+                others.push(near + c * chunk + left_out.trailing_zeros() as usize);
                 left_out &= left_out - 1;
             }
         }
@@ -227,7 +233,8 @@ impl Columns {
         self.empty_lanes();
         self.empty_wide();
         for (set, sums) in self.sums.iter().enumerate() {
-            let negative = set >= 2;
+            // The negative numbers' columns count twice against the sum (see `Lanes`).
+            let (negative, times) = if set >= 2 { (true, 2u32) } else { (false, 1) };
             let window = if set % 2 == 1 { 16 } else { 0 };
             for (lane, &column) in sums.iter().enumerate() {
                 if column == 0 {
@@ -236,12 +243,12 @@ impl Columns {
                 let power = (window + 15 - lane) as u32;
                 match 10u128
                     .checked_pow(power)
-                    .and_then(|p| p.checked_mul(u128::from(column)))
+                    .and_then(|p| p.checked_mul(u128::from(column) * u128::from(times)))
                     .and_then(|v| i128::try_from(v).ok())
                 {
                     Some(value) => sum.add_i128(if negative { -value } else { value }),
                     None => {
-                        let value = BigInt::from(column) * BigInt::from(10u32).pow(power);
+                        let value = BigInt::from(column) * times * BigInt::from(10u32).pow(power);
                         sum.add_big(if negative { -value } else { value });
                     }
                 }
@@ -283,16 +290,19 @@ mod tests {
         );
         // More than a byte lane holds, and more than a 16-bit lane (28 × 256 = 7,168 numbers
         // of nines): the lanes are emptied on the way.
+        // Negative numbers go into both sets of lanes, so those fill twice as fast.
+        let nines: BigInt = "99999999999999999999999999999998".parse().unwrap();
         for count in [1000, 7_167, 7_168, 7_169, 20_000] {
             let many = vec!["99999999999999999999999999999998"; count];
-            assert_eq!(
-                sum_of(&many),
-                "99999999999999999999999999999998"
-                    .parse::<BigInt>()
-                    .unwrap()
-                    * count,
-                "{count}"
-            );
+            assert_eq!(sum_of(&many), &nines * count, "{count}");
+            let negative = vec!["-99999999999999999999999999999998"; count];
+            assert_eq!(sum_of(&negative), -&nines * count, "-{count}");
+            let both: Vec<&str> = many
+                .iter()
+                .zip(&negative)
+                .flat_map(|(p, n)| [*p, *n, *n])
+                .collect();
+            assert_eq!(sum_of(&both), -&nines * count, "+--{count}");
         }
     }
 }
