@@ -451,11 +451,11 @@ impl Default for Tape {
 }
 
 impl Tape {
-    /// Appends `at` plus the index of each set bit of `bits`, in order. Eight positions are
-    /// written whatever the count, so the loop does not branch on it below nine.
+    /// Appends `at` plus the index of each of the `count` set bits of `bits`, in order. Eight
+    /// positions are written whatever the count, so the loop does not branch on it below nine.
     #[inline]
-    fn push_bits(&mut self, at: u32, mut bits: u64) {
-        let count = bits.count_ones() as usize;
+    fn push_bits(&mut self, at: u32, mut bits: u64, count: usize) {
+        debug_assert_eq!(count, bits.count_ones() as usize);
         let mut written = 0;
         while written < count {
             let room = &mut self.positions[self.len + written..self.len + written + 8];
@@ -595,10 +595,19 @@ fn scan_structural(
                 break 'pieces;
             }
             let at = (64 * (j - piece)) as u32;
-            tapes.starts.push_bits(at, !sep & before_sep);
+            let starts = !sep & before_sep;
+            let lasts = !sep & ((sep >> 1) | (next_sep << 63));
+            // Every run of token bytes in the word has a start and a last byte in it, except
+            // a run that came from the word before (no start) and one that goes on into the
+            // next (no last byte): one count of set bits gives the other (this build has no
+            // instruction for it, and it takes seventeen).
+            let starts_count = starts.count_ones() as usize;
+            let from_before = usize::from(!previous_sep) & (!sep & 1) as usize;
+            let into_next = ((!sep >> 63) & (next_sep ^ 1)) as usize;
+            tapes.starts.push_bits(at, starts, starts_count);
             tapes
                 .lasts
-                .push_bits(at, !sep & ((sep >> 1) | (next_sep << 63)));
+                .push_bits(at, lasts, starts_count + from_before - into_next);
             previous_sep = sep >> 63 == 1;
         }
         let mut lasts = tapes.lasts.as_slice().iter();
