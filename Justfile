@@ -144,7 +144,7 @@ bench-messages:
 bench-randomize:
     cargo run --release -q -p glassbox-bench -- randomize
 
-# /sum-evens GB/s (parser, whole task) next to cat; 1 GB uploaded to the result by curl over HTTP/1.1 and HTTP/2 and by nghttp over HTTP/2 (data on disk and on tmpfs) next to nginx storing it on tmpfs, 5 rounds (needs nginx, curl, nghttp2-client); BENCH_BIG_GB=5 adds the 5 GB run; BENCH_PIN=1 gives the client its own core.
+# /sum-evens GB/s (parser, whole task) next to cat; 1 GB uploaded to the result by curl over HTTP/1.1 and HTTP/2 and by nghttp over HTTP/2 (data on disk and on tmpfs) next to nginx storing it on tmpfs and the hyper + rustls reference discarding it, 5 rounds (needs nginx, curl, nghttp2-client); BENCH_BIG_GB=5 adds the 5 GB run; BENCH_PIN=1 gives the client its own core.
 bench-sum-evens:
     cargo run --release -q -p glassbox-bench -- sum-evens
 

@@ -4,11 +4,13 @@
 //! HTTP/2, and by nghttp over HTTP/2 (a client that sends whole TLS records, where curl's
 //! HTTP/2 sends twice as many: see [`Client`]). Each upload is next to the same client
 //! uploading the same file to nginx (started here, one worker), which reads it into a file on
-//! tmpfs and so keeps nothing on a disk; glassbox runs once with its data directory on the disk
-//! (its `fsync` is real) and once on tmpfs, and `dd` copies the file to that disk, through the
-//! page cache and around it (`oflag=direct`), each with `conv=fsync`, as the disk's pace. Each
-//! upload's CPU is measured too: the client's, and the server's (receiving, storing and, for
-//! glassbox, summing), since the two share this machine's cores. `BENCH_BIG_GB=5` adds a 5 GB
+//! tmpfs and so keeps nothing on a disk, and next to the bare hyper + rustls reference, which
+//! reads the body and discards it (what the stack glassbox is built on costs by itself, over
+//! each protocol). glassbox runs once with its data directory on the disk (its `fsync` is
+//! real) and once on tmpfs, and `dd` copies the file to that disk, through the page cache and
+//! around it (`oflag=direct`), each with `conv=fsync`, as the disk's pace. Each upload's CPU is
+//! measured too: the client's, and the server's (receiving, storing and, for glassbox,
+//! summing), since the two share this machine's cores. `BENCH_BIG_GB=5` adds a 5 GB
 //! upload-to-result with glassbox's peak RSS meanwhile. `BENCH_PIN=1` gives the client the last
 //! core and the servers the others, so that neither protocol's upload is bound by the client's
 //! CPU.
@@ -224,7 +226,7 @@ fn numbers(run: &Run, dir: &Path, name: &str, megabytes: u64) -> Result<(std::pa
 }
 
 pub(crate) fn run() -> Result<()> {
-    let run = Run::start("sum-evens", &["glassbox"])?;
+    let run = Run::start("sum-evens", &["glassbox", "glassbox-reference"])?;
     run::build(&run.root, &["glassbox"], &["--example", "sum_evens_bench"])?;
     let http = run.http()?;
     let dir = run.root.join("target/bench-sum-evens");
@@ -321,6 +323,8 @@ fn nginx_storing(run: &Run, dir: &Path) -> Result<(Server, std::path::PathBuf)> 
 #[derive(Debug, Default)]
 struct Times {
     nginx: Vec<Upload>,
+    /// The bare hyper + rustls reference, discarding the body.
+    bare: Vec<Upload>,
     tmpfs: Vec<Upload>,
     disk: Vec<Upload>,
 }
@@ -336,6 +340,7 @@ fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
     let (file, bytes) = numbers(run, dir, "1024", 1024)?;
     let memory = tmpfs(run)?;
     let (nginx, kept) = nginx_storing(run, memory.path())?;
+    let bare = run.reference("reference")?;
     let on_disk = run.glassbox("glassbox", &["--log-level", "warn"])?;
     let on_tmpfs = run.glassbox_in(
         &run.release("glassbox"),
@@ -353,6 +358,12 @@ fn uploads(run: &Run, http: &Http, dir: &Path) -> Result<()> {
         for (client, times) in Client::ALL.into_iter().zip(&mut times) {
             times.nginx.push(measured(&nginx, || {
                 let took = to_nginx(run, &nginx, &file, &kept, client)?;
+                Ok((took, took))
+            })?);
+            times.bare.push(measured(&bare, || {
+                let started = Instant::now();
+                client_upload(run, &file, &bare.url("/"), client, false)?;
+                let took = seconds(started);
                 Ok((took, took))
             })?);
             times.disk.push(measured(&on_disk, || {
@@ -384,6 +395,7 @@ type Place = fn(&Times) -> &[Upload];
 type Field = fn(&Upload) -> f64;
 
 const NGINX: Place = |t| &t.nginx;
+const BARE: Place = |t| &t.bare;
 const DISK: Place = |t| &t.disk;
 const TMPFS: Place = |t| &t.tmpfs;
 const ANSWERED: Field = |u| u.answered;
@@ -398,12 +410,13 @@ fn row(what: &str, times: &[Times; 3], place: Place, field: Field) {
 }
 
 fn report_medians(times: &[Times; 3], cached: &[f64], direct: &[f64]) {
-    let rows: [(&str, Place, Field); 5] = [
+    let rows: [(&str, Place, Field); 6] = [
         (
             "nginx, PUT into a file on tmpfs (reference)",
             NGINX,
             ANSWERED,
         ),
+        ("hyper + rustls reference, discarding it", BARE, ANSWERED),
         ("glassbox, data on tmpfs: to the 201", TMPFS, ANSWERED),
         ("glassbox, data on tmpfs: to the result", TMPFS, FINISHED),
         ("glassbox, data on disk: to the 201", DISK, ANSWERED),
@@ -423,9 +436,15 @@ fn report_medians(times: &[Times; 3], cached: &[f64], direct: &[f64]) {
         median(direct)
     );
     println!("  CPU seconds per upload (medians), the same columns:");
-    let rows: [(&str, Place, Field); 6] = [
+    let rows: [(&str, Place, Field); 8] = [
         ("  the client, to nginx", NGINX, CLIENT_CPU),
         ("  nginx", NGINX, SERVER_CPU),
+        (
+            "  the client, to the hyper + rustls reference",
+            BARE,
+            CLIENT_CPU,
+        ),
+        ("  the hyper + rustls reference", BARE, SERVER_CPU),
         ("  the client, to glassbox (data on disk)", DISK, CLIENT_CPU),
         ("  glassbox (data on disk), with the sum", DISK, SERVER_CPU),
         (
@@ -479,6 +498,14 @@ fn report_ratios(run: &Run, times: &[Times; 3]) {
         println!(
             "  nginx's own HTTP/2 ({name}) / HTTP/1.1 (curl): {}",
             spread(&ratios)
+        );
+        let ratios = per_round(&each(&http2.bare, ANSWERED), &each(&h1.bare, ANSWERED));
+        let cpu = |times: &Times| median(&each(&times.bare, SERVER_CPU));
+        println!(
+            "  the hyper + rustls reference's own HTTP/2 ({name}) / HTTP/1.1 (curl): {}; its CPU {:+.2} s, glassbox's (disk) {:+.2} s",
+            spread(&ratios),
+            cpu(http2) - cpu(h1),
+            median(&each(&http2.disk, SERVER_CPU)) - median(&each(&h1.disk, SERVER_CPU)),
         );
     }
 }
