@@ -67,3 +67,83 @@ async fn answers_carry_their_length_over_both_protocols() {
         }
     }
 }
+
+/// The README's upload command, as written there, with its file, CA and address put in.
+fn readme_upload_command(ca: &std::path::Path, base: &str, file: &std::path::Path) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let lines: Vec<&str> = readme.lines().collect();
+    let start = lines
+        .iter()
+        .position(|line| line.starts_with("curl ") && line.contains("text/plain"))
+        .expect("the README shows a text/plain upload with curl");
+    let mut command = String::new();
+    for line in &lines[start..] {
+        match line.strip_suffix('\\') {
+            Some(continued) => command.push_str(continued),
+            None => {
+                command.push_str(line);
+                break;
+            }
+        }
+    }
+    assert!(
+        command.contains("/sum-evens"),
+        "the README's first text/plain upload is not to /sum-evens: {command}"
+    );
+    command
+        .replace("certs/ca.crt", &ca.display().to_string())
+        .replace("https://localhost:8443", base)
+        .replace("numbers.txt", &file.display().to_string())
+}
+
+/// The README's `POST /sum-evens` command, run as written, uploads a file of more than a GiB
+/// and gets its exact sum: curl must stream it (`--data-binary @file` reads a file into curl's
+/// memory, and curl 7.88 refuses one of a GiB or more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_upload_command_streams_a_file_of_more_than_a_gib() {
+    use std::io::Write;
+
+    let app = Process::spawn(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("numbers.txt");
+    // Two evens and an odd a line, 16 bytes: 1,025 MiB of them.
+    let line = b"123456 -98764 7\n";
+    let lines_per_mib = (1 << 20) / line.len();
+    let block = line.repeat(lines_per_mib);
+    let blocks = 1025;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    for _ in 0..blocks {
+        out.write_all(&block).unwrap();
+    }
+    out.into_inner().unwrap().sync_all().unwrap();
+    let lines = (lines_per_mib * blocks) as u64;
+
+    let command = readme_upload_command(&app.ca, &app.url(""), &file);
+    let output = tokio::process::Command::new("bash")
+        .args(["-c", &format!("{command} --silent --show-error")])
+        .output()
+        .await
+        .expect("bash and curl run");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{command}: {answer} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("the 201's JSON");
+    let token = answer["token"].as_str().expect("a token");
+    testkit::eventually("the sum to finish", || async {
+        app.get_json(&format!("/sum-evens/{token}/status")).await.1["status"] == "finished"
+    })
+    .await;
+    let (status, result) = app.get_json(&format!("/sum-evens/{token}/result")).await;
+    assert_eq!(status, 200);
+    assert_eq!(result["bytes"], lines * line.len() as u64);
+    assert_eq!(result["numbers"], lines * 3);
+    assert_eq!(result["evens"], lines * 2);
+    assert_eq!(
+        result["sum"].as_str().unwrap(),
+        ((123_456 - 98_764) * lines).to_string()
+    );
+}
