@@ -121,6 +121,16 @@ struct RequestSeries {
     histograms: Arc<RequestHistograms>,
 }
 
+/// One of the request histogram families as `/metrics` writes it.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    /// The histogram's integer sum per unit of the family's (nanoseconds a second, or 1).
+    sum_per_unit: f64,
+    /// A series' histogram of this family.
+    of: fn(&RequestHistograms) -> &sharded::Histogram,
+}
+
 /// One series' request histograms.
 #[derive(Debug)]
 struct RequestHistograms {
@@ -370,10 +380,26 @@ impl Metrics {
         };
         series.sort_by(|(ra, a), (rb, b)| (ra, a.method, a.status).cmp(&(rb, b.method, b.status)));
         let families = [
-            (REQUEST_DURATION, REQUEST_DURATION_HELP, 1e9),
-            (RESPONSE_SIZE, RESPONSE_SIZE_HELP, 1.0),
+            Family {
+                name: REQUEST_DURATION,
+                help: REQUEST_DURATION_HELP,
+                sum_per_unit: 1e9,
+                of: |h| &h.duration,
+            },
+            Family {
+                name: RESPONSE_SIZE,
+                help: RESPONSE_SIZE_HELP,
+                sum_per_unit: 1.0,
+                of: |h| &h.size,
+            },
         ];
-        for (name, help, sum_per_unit) in families {
+        for Family {
+            name,
+            help,
+            sum_per_unit,
+            of,
+        } in families
+        {
             if series.is_empty() {
                 break;
             }
@@ -385,11 +411,7 @@ impl Metrics {
                     escape_label(route),
                     status_label(s.status)
                 );
-                let h = if name == REQUEST_DURATION {
-                    &s.histograms.duration
-                } else {
-                    &s.histograms.size
-                };
+                let h = of(&s.histograms);
                 let snapshot = h.snapshot();
                 let mut below = 0;
                 for (le, n) in h.bounds().iter().zip(&snapshot.buckets) {

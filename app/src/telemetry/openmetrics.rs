@@ -17,6 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
 
+use super::sharded::bucket_of;
+
 /// The content type of an OpenMetrics answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The content type of the classic text format.
@@ -88,7 +90,7 @@ impl Exemplars {
         request_id: &HeaderValue,
         at: SystemTime,
     ) {
-        debug_assert_eq!(bucket, self.bounds.partition_point(|le| *le < seconds));
+        debug_assert_eq!(bucket, bucket_of(self.bounds, seconds));
         let slot = &self.slots[bucket.min(self.bounds.len())];
         let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
         let second = since.as_secs() + 1;
@@ -282,7 +284,7 @@ mod tests {
 
     /// [`Exemplars::record`], finding the bucket as the request histograms do.
     fn record(exemplars: &Exemplars, seconds: f64, request_id: &HeaderValue, at: SystemTime) {
-        let bucket = exemplars.bounds.partition_point(|le| *le < seconds);
+        let bucket = bucket_of(exemplars.bounds, seconds);
         exemplars.record(bucket, seconds, request_id, at);
     }
 

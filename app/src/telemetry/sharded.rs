@@ -57,6 +57,12 @@ impl Snapshot {
 /// Cells between the end of one row and the start of the next: a 64-byte line.
 const GAP: usize = 8;
 
+/// The bucket `value` falls in among `bounds` (ascending): the first whose bound it does not
+/// exceed, or `bounds.len()` for `+Inf`'s.
+pub(crate) fn bucket_of(bounds: &[f64], value: f64) -> usize {
+    bounds.partition_point(|le| *le < value)
+}
+
 impl Histogram {
     pub(crate) fn new(bounds: &'static [f64]) -> Self {
         let stride = (bounds.len() + 2 + GAP).next_multiple_of(GAP);
@@ -71,9 +77,9 @@ impl Histogram {
         self.bounds
     }
 
-    /// The bucket `value` falls in: the first whose bound it does not exceed, or `+Inf`'s.
+    /// The bucket `value` falls in ([`bucket_of`] this histogram's bounds).
     pub(crate) fn bucket(&self, value: f64) -> usize {
-        self.bounds.partition_point(|le| *le < value)
+        bucket_of(self.bounds, value)
     }
 
     /// Counts a sample in `bucket` (from [`Histogram::bucket`]) and adds `amount` to the sum.
