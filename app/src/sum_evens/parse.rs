@@ -482,9 +482,6 @@ struct Totals {
     /// Numbers too near the start of the bytes for the columns, summed as values: positive
     /// and negative apart.
     edge: [u128; 2],
-    /// The numbers of a run [`Columns::add_run`] left to [`Totals::add`] (the [`Tapes`]'
-    /// buffer, given back by [`Totals::finish`]).
-    others: Vec<usize>,
 }
 
 impl Totals {
@@ -513,7 +510,8 @@ impl Totals {
     }
 
     /// The numbers whose tokens start at `at + starts[i]` and end at `at + lasts[i]` (their
-    /// last byte): most in the columns' loop, the few it leaves one by one.
+    /// last byte): most in the columns' loop, the few it leaves (listed in `others`, a buffer
+    /// kept for reuse) one by one.
     fn add_run(
         &mut self,
         partial: &mut Partial,
@@ -521,15 +519,13 @@ impl Totals {
         at: usize,
         starts: &[u32],
         lasts: &[u32],
+        others: &mut Vec<usize>,
     ) {
-        self.others.clear();
-        let evens = self
-            .columns
-            .add_run(bytes, at, starts, lasts, &mut self.others);
-        self.numbers += (starts.len().min(lasts.len()) - self.others.len()) as u64;
+        others.clear();
+        let evens = self.columns.add_run(bytes, at, starts, lasts, others);
+        self.numbers += (starts.len().min(lasts.len()) - others.len()) as u64;
         self.evens += evens;
-        for k in 0..self.others.len() {
-            let i = self.others[k];
+        for &i in others.iter() {
             self.add(
                 partial,
                 bytes,
@@ -539,14 +535,12 @@ impl Totals {
         }
     }
 
-    /// Adds the totals to `partial`; returns the buffer of the numbers left out, for reuse.
-    fn finish(self, partial: &mut Partial) -> Vec<usize> {
+    fn finish(self, partial: &mut Partial) {
         partial.numbers += self.numbers;
         partial.evens += self.evens;
         self.columns.finish(&mut partial.sum);
         partial.sum.add_i128(self.edge[0] as i128);
         partial.sum.add_i128(-(self.edge[1] as i128));
-        self.others
     }
 }
 
@@ -563,10 +557,7 @@ fn scan_structural(
     tapes: &mut Tapes,
 ) -> Result<usize, BadToken> {
     let words = bytes.len() / 64;
-    let mut totals = Totals {
-        others: std::mem::take(&mut tapes.others),
-        ..Totals::default()
-    };
+    let mut totals = Totals::default();
     // A token begun in an earlier piece and not yet ended.
     let mut open: Option<usize> = None;
     let mut previous_sep = true; // the bytes start on a token boundary
@@ -622,11 +613,11 @@ fn scan_structural(
         let starts = tapes.starts.as_slice();
         let lasts = lasts.as_slice();
         let ended = lasts.len();
-        totals.add_run(partial, bytes, piece_at, starts, lasts);
+        totals.add_run(partial, bytes, piece_at, starts, lasts, &mut tapes.others);
         // Only the last token can be left without an end.
         open = (starts.len() > ended).then(|| piece_at + starts[ended] as usize);
     }
-    tapes.others = totals.finish(partial);
+    totals.finish(partial);
     // The unfinished token, or the tail after the last whole word, byte by byte.
     let resume = open.unwrap_or(resume);
     scan_bytewise(&bytes[resume..], base + resume as u64, partial).map(|tail| resume + tail)
