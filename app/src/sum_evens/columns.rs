@@ -290,7 +290,8 @@ mod tests {
         );
         // More than a byte lane holds, and more than a 16-bit lane (28 × 256 = 7,168 numbers
         // of nines): the lanes are emptied on the way.
-        // Negative numbers go into both sets of lanes, so those fill twice as fast.
+        // Negative numbers go into both sets of lanes, and the second set must be emptied in
+        // time as the first is.
         let nines: BigInt = "99999999999999999999999999999998".parse().unwrap();
         for count in [1000, 7_167, 7_168, 7_169, 20_000] {
             let many = vec!["99999999999999999999999999999998"; count];

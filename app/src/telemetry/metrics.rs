@@ -577,23 +577,18 @@ mod tests {
             );
         }
         let rendered = metrics.render(0);
-        for name in [REQUEST_DURATION, RESPONSE_SIZE] {
+        for (name, bounds) in [
+            (REQUEST_DURATION, DURATION_BUCKETS),
+            (RESPONSE_SIZE, SIZE_BUCKETS),
+        ] {
             let (ours, blank) = family(&rendered, name);
             assert_eq!(ours, family(&expected, name).0, "{rendered}");
-            assert_eq!(ours.len(), 2 + 4 * (name_buckets(name) + 3), "four series");
+            assert_eq!(ours.len(), 2 + 4 * (bounds.len() + 3), "four series");
             assert!(blank, "a blank line ends the family: {rendered}");
         }
         assert!(rendered.contains(
             "http_server_request_duration_seconds_bucket{http_request_method=\"GET\",http_route=\"/\",http_response_status_code=\"200\",le=\"1\"} 3\n"
         ));
-    }
-
-    fn name_buckets(name: &str) -> usize {
-        if name == REQUEST_DURATION {
-            DURATION_BUCKETS.len()
-        } else {
-            SIZE_BUCKETS.len()
-        }
     }
 
     #[test]
