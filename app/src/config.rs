@@ -304,8 +304,9 @@ pub struct Config {
     pub client_share: f64,
 
     /// Memory for request bodies at once, in bytes, across requests (`/messages` and
-    /// `/randomize` read theirs whole; a buffer counts as allocated, growing by doubling); a
-    /// body that would pass it gets 503.
+    /// `/randomize` read theirs whole; a buffer counts as allocated, growing by doubling; a
+    /// `/sum-evens` upload's spool takes its 1 MiB blocks from it, 2 to 5); a body that would
+    /// pass it gets 503.
     #[arg(help_heading = LIMITS, long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub max_buffered_bytes: usize,
 

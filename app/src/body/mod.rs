@@ -70,7 +70,8 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Bytes held in memory at once against a limit: request bodies across requests
 /// (`--max-buffered-bytes`), which routes that read a whole body (`/messages`, `/randomize`)
-/// take from as bytes arrive; also the upload blocks kept for sums (`sum_evens::held`).
+/// take from as bytes arrive and an upload's spool takes its blocks from
+/// ([`crate::tasks::spool`]); also the upload blocks kept for sums (`sum_evens::held`).
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
@@ -115,6 +116,19 @@ impl Budget {
 pub(crate) struct Taken {
     budget: Arc<Budget>,
     bytes: usize,
+}
+
+impl Taken {
+    /// Takes `bytes` more into this share; `false` (and nothing taken) past the limit.
+    pub(crate) fn try_grow(&mut self, bytes: usize) -> bool {
+        let budget = self.budget.clone();
+        budget.take(bytes, self)
+    }
+
+    /// Bytes this share holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 impl Drop for Taken {

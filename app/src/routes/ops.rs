@@ -57,7 +57,8 @@ pub(crate) struct LimitsSnapshot {
     pub permits_in_use: usize,
     /// The most one client may hold (`--client-share`).
     pub client_permits: usize,
-    /// Request body bytes held in memory now, and the most there may be
+    /// Request body bytes held in memory now (whole bodies being read, and the blocks of
+    /// `/sum-evens` uploads on their way to the disk), and the most there may be
     /// (`--max-buffered-bytes`).
     pub buffered_bytes: usize,
     pub max_buffered_bytes: usize,

@@ -13,9 +13,9 @@ use super::tasks::{self, TaskStatus, Token};
 use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, has_content_type, read_failed};
-use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
+use crate::error::{ApiError, ErrorBody, Overload, ResultNotFoundBody};
 use crate::sum_evens::SumEvensResult;
-use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, now_ms};
+use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, now_ms, spool};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
@@ -67,7 +67,7 @@ fn storage_error(err: std::io::Error) -> ApiError {
         (status = 400, description = "Not `Content-Type: text/plain`, or the upload broke off", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
-        (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
+        (status = 503, description = "The queue is full, or --max-buffered-bytes has no 2 MiB left for the upload's blocks (both with Retry-After), or the queue is unreachable", body = ErrorBody),
         (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, or the disk filled up (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
@@ -90,7 +90,12 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         state.tasks.write_failed();
         storage_error(err)
     };
-    let mut spool = state.tasks.files.spool(id).await.map_err(failed)?;
+    // Its blocks come out of the memory for request bodies.
+    let memory = state
+        .buffered
+        .try_take(spool::LEAST_MEMORY)
+        .ok_or(ApiError::Overloaded(Overload::BodyMemory))?;
+    let mut spool = state.tasks.files.spool(id, memory).await.map_err(failed)?;
     // With workers here, the sum starts on the chunks as they land; the task's worker
     // finishes it.
     let sums = state.tasks.incoming.as_ref();

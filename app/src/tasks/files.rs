@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::TaskId;
 use super::spool::Spool;
+use crate::body::Taken;
 use crate::disk::Disk;
 
 /// The probe file's size: one page, the least a write to a full disk can fail on.
@@ -45,9 +46,9 @@ impl TaskFiles {
         self.root.join("results").join(id.to_string())
     }
 
-    /// Starts writing the payload of `id`.
-    pub(crate) async fn spool(&self, id: TaskId) -> io::Result<Spool> {
-        Spool::create(self.payload(id)).await
+    /// Starts writing the payload of `id`, its blocks in `memory` ([`Spool::create`]).
+    pub(crate) async fn spool(&self, id: TaskId, memory: Taken) -> io::Result<Spool> {
+        Spool::create(self.payload(id), memory).await
     }
 
     /// Writes a whole payload, unless it would cross `--min-free-disk` (`StorageFull`).
@@ -178,17 +179,18 @@ async fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::spool::tests::memory;
 
     #[tokio::test]
     async fn a_spool_lands_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
         let files = TaskFiles::new(dir.path(), 0).unwrap();
-        let mut spool = files.spool(TaskId(1)).await.unwrap();
+        let mut spool = files.spool(TaskId(1), memory()).await.unwrap();
         spool.write(b"1 2 ").await.unwrap();
         spool.write(b"3").await.unwrap();
         spool.commit().await.unwrap();
         assert_eq!(files.read_payload(TaskId(1)).await.unwrap(), b"1 2 3");
-        let mut broken = files.spool(TaskId(2)).await.unwrap();
+        let mut broken = files.spool(TaskId(2), memory()).await.unwrap();
         broken.write(b"4 5").await.unwrap();
         drop(broken);
         let left: Vec<_> = std::fs::read_dir(dir.path().join("tasks/payloads"))

@@ -9,6 +9,11 @@
 //! sum has the blocks already, and the file is read again only if the service restarts before
 //! the task is done. A spool whose file a worker will read next (a worker process, after the
 //! commit) writes through the page cache, starting each block's writeback as it goes.
+//!
+//! A spool's blocks are request body in memory: they come out of `--max-buffered-bytes`
+//! ([`Budget`](crate::body::Budget)), two to begin with ([`LEAST_MEMORY`]: the block filling
+//! and one on its way), and more on their way while the budget has room for them, so uploads
+//! at once cannot hold more memory than the budget, however many there are.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -18,6 +23,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use crate::body::Taken;
 use crate::direct_io::{self, Aligned};
 use crate::page_cache;
 use crate::sum_evens::held::{BLOCK, Held};
@@ -27,6 +33,9 @@ use crate::sum_evens::held::{BLOCK, Held};
 /// waiting on the disk's slower moments. Through the page cache a write is a copy, and one is
 /// on its way at a time.
 const DIRECT_IN_FLIGHT: usize = 4;
+
+/// The memory a spool cannot do without: the block filling and one on its way.
+pub(crate) const LEAST_MEMORY: usize = 2 * BLOCK;
 
 /// An upload being written to its payload file: under a temporary name until [`Spool::commit`],
 /// removed if dropped before (a broken or refused upload leaves nothing behind).
@@ -44,6 +53,9 @@ pub(crate) struct Spool {
     writing: VecDeque<JoinHandle<io::Result<(Aligned, bool)>>>,
     /// Where written blocks go, when a sum reads them as they land.
     held: Option<Held>,
+    /// The budget's share for the block filling and those on their way: one block more than
+    /// may be on their way.
+    memory: Taken,
     /// Bytes handed to writes, and bytes whose write has completed.
     sent: u64,
     landed: u64,
@@ -51,8 +63,10 @@ pub(crate) struct Spool {
 }
 
 impl Spool {
-    /// Creates the temporary file beside `path`.
-    pub(crate) async fn create(path: PathBuf) -> io::Result<Self> {
+    /// Creates the temporary file beside `path`, with `memory` (at least [`LEAST_MEMORY`])
+    /// for its blocks.
+    pub(crate) async fn create(path: PathBuf, memory: Taken) -> io::Result<Self> {
+        debug_assert!(memory.bytes() >= LEAST_MEMORY, "{}", memory.bytes());
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -71,6 +85,7 @@ impl Spool {
             block: Aligned::with_capacity(BLOCK),
             writing: VecDeque::new(),
             held: None,
+            memory,
             sent: 0,
             landed: 0,
             committed: false,
@@ -89,10 +104,25 @@ impl Spool {
 
     /// From now on, each block written is handed to `held` (blocks of exactly [`BLOCK`]
     /// bytes at multiples of it, except the last), and written around the page cache where the
-    /// filesystem allows.
+    /// filesystem allows, up to [`DIRECT_IN_FLIGHT`] at once as the budget has room for them.
     pub(crate) fn keep_blocks(&mut self, held: Held) {
         self.held = Some(held);
         self.direct = direct_io::set_direct(&self.file, true).is_ok();
+        if self.direct {
+            while self.memory.bytes() < (1 + DIRECT_IN_FLIGHT) * BLOCK
+                && self.memory.try_grow(BLOCK)
+            {}
+        }
+    }
+
+    /// Blocks that may be on their way at once: up to [`DIRECT_IN_FLIGHT`] when direct, as
+    /// many as the spool's memory holds besides the one filling; else one.
+    fn in_flight(&self) -> usize {
+        if self.direct {
+            (self.memory.bytes() / BLOCK - 1).clamp(1, DIRECT_IN_FLIGHT)
+        } else {
+            1
+        }
     }
 
     /// Whether the blocks go around the page cache.
@@ -113,10 +143,9 @@ impl Spool {
     }
 
     /// Sends the block filled, first waiting for the oldest write if as many as may be are
-    /// on their way ([`DIRECT_IN_FLIGHT`] when direct, else one).
+    /// on their way ([`Spool::in_flight`]).
     async fn send(&mut self) -> io::Result<()> {
-        let in_flight = if self.direct { DIRECT_IN_FLIGHT } else { 1 };
-        let spare = if self.writing.len() >= in_flight {
+        let spare = if self.writing.len() >= self.in_flight() {
             self.wait().await?
         } else {
             None
@@ -199,13 +228,20 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A share of a budget with room for every block a spool may use.
+    pub(crate) fn memory() -> Taken {
+        crate::body::Budget::new(usize::MAX)
+            .try_take(LEAST_MEMORY)
+            .unwrap()
+    }
 
     #[tokio::test]
     async fn landed_follows_the_writes_that_completed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
+        let mut spool = Spool::create(dir.path().join("p"), memory()).await.unwrap();
         let reader = spool.reader().unwrap();
         spool.write(&[b'1'; 1000]).await.unwrap();
         assert_eq!(spool.landed(), 0, "a part block waits");
@@ -234,7 +270,7 @@ mod tests {
         use crate::sum_evens::range::Source;
 
         let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
+        let mut spool = Spool::create(dir.path().join("p"), memory()).await.unwrap();
         let reader = spool.reader().unwrap();
         let held = Held::new(Budget::new(ACROSS_UPLOADS));
         spool.keep_blocks(held.clone());
@@ -279,7 +315,7 @@ mod tests {
         let Some(dir) = direct_dir() else {
             return;
         };
-        let mut spool = Spool::create(dir.path().join("p")).await.unwrap();
+        let mut spool = Spool::create(dir.path().join("p"), memory()).await.unwrap();
         let held = Held::new(Budget::new(ACROSS_UPLOADS));
         spool.keep_blocks(held.clone());
         for block in 0..DIRECT_IN_FLIGHT {
@@ -306,6 +342,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_direct_spool_keeps_on_their_way_only_the_blocks_its_budget_has_room_for() {
+        use crate::body::Budget;
+        use crate::sum_evens::held::ACROSS_UPLOADS;
+
+        let Some(dir) = direct_dir() else {
+            return;
+        };
+        let budget = Budget::new(3 * BLOCK);
+        let memory = budget.try_take(LEAST_MEMORY).unwrap();
+        let mut spool = Spool::create(dir.path().join("p"), memory).await.unwrap();
+        spool.keep_blocks(Held::new(Budget::new(ACROSS_UPLOADS)));
+        assert_eq!(budget.used(), 3 * BLOCK, "one block more, all there was");
+        assert!(
+            budget.try_take(LEAST_MEMORY).is_none(),
+            "no room for another upload"
+        );
+        for block in 0..4 {
+            spool.write(&vec![b'0' + block; BLOCK]).await.unwrap();
+            assert!(spool.writing.len() <= 2, "block {block}");
+        }
+        spool.commit().await.unwrap();
+        let file = std::fs::read(dir.path().join("p")).unwrap();
+        let firsts: Vec<u8> = file.chunks(BLOCK).map(|b| b[0]).collect();
+        assert_eq!(firsts, b"0123");
+        assert_eq!(budget.used(), 0, "given back with the spool");
+    }
+
+    #[tokio::test]
     async fn a_spool_whose_sum_keeps_its_blocks_writes_them_around_the_page_cache() {
         use crate::body::Budget;
         use crate::page_cache::cached;
@@ -321,7 +385,7 @@ mod tests {
             let (dir, text) = (dir.path().to_owned(), &text);
             async move {
                 let path = dir.join(name);
-                let mut spool = Spool::create(path.clone()).await.unwrap();
+                let mut spool = Spool::create(path.clone(), memory()).await.unwrap();
                 if keep {
                     spool.keep_blocks(Held::new(Budget::new(ACROSS_UPLOADS)));
                 }

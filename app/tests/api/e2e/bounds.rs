@@ -1,6 +1,7 @@
 //! The bounds a client could try to exceed besides time (`slow_clients`): concurrent HTTP/2
-//! streams per connection, connections, request bodies held in memory, upload blocks kept for
-//! the sums reading them, and the spool file of an upload that stops.
+//! streams per connection, connections, request bodies held in memory (upload blocks on their
+//! way to the disk among them), upload blocks kept for the sums reading them, and the spool
+//! file of an upload that stops.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -346,6 +347,58 @@ async fn sum_evens_uploads_held_one_byte_short_keep_at_most_64_mib_for_their_sum
             peak_kept as f64 / 1e6,
             grown as f64 / 1e6,
             statuses.len()
+        ),
+    );
+}
+
+/// An upload's spool blocks are request body in memory: they come out of
+/// `--max-buffered-bytes`, two 1 MiB blocks at least, so uploads held one byte short cannot
+/// take more than the budget however many there are (each held up to five blocks of its own
+/// before, outside any budget: 200 such uploads held 750 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sum_evens_uploads_held_one_byte_short_take_their_blocks_from_the_buffered_budget() {
+    const MIB: u64 = 1024 * 1024;
+    const BUDGET: u64 = 8 * MIB;
+    let app = Process::spawn(&[
+        "--max-buffered-bytes",
+        &BUDGET.to_string(),
+        "--body-timeout",
+        "3s",
+    ])
+    .await;
+    let numbers = b"2 ".repeat(32 * 1024);
+    let uploads: Vec<_> = (0..12)
+        .map(|_| all_but_the_last_byte_of(&app, "/sum-evens", "text/plain", 24 << 20, &numbers))
+        .collect();
+    let (mut statuses, (_, peak_buffered)) = tokio::join!(
+        futures_util::future::join_all(uploads),
+        peaks(&app, "buffered_bytes", Duration::from_secs(4))
+    );
+    statuses.sort_unstable();
+    let count = |code| statuses.iter().filter(|&&s| s == code).count();
+    assert_eq!(count(408) + count(503), 12, "{statuses:?}");
+    // Each upload let in holds at least two blocks until its 408.
+    assert!(
+        (1..=4).contains(&count(408)),
+        "at most four uploads fit in 8 MiB: {statuses:?}"
+    );
+    assert!(peak_buffered <= BUDGET, "{peak_buffered}");
+    assert!(
+        peak_buffered >= 2 * MIB,
+        "the spools' blocks are counted: {peak_buffered}"
+    );
+    eventually("the budget to be free again", || async {
+        app.status().await["limits"]["buffered_bytes"] == 0
+    })
+    .await;
+    testkit::drill(
+        "12 /sum-evens uploads of 24 MiB held one byte short",
+        "spool blocks within --max-buffered-bytes 8 MiB (2 to 5 MiB an upload); 503 beyond, 408 after --body-timeout",
+        &format!(
+            "peak buffered {:.1} MB; {} x 408, {} x 503",
+            peak_buffered as f64 / 1e6,
+            count(408),
+            count(503)
         ),
     );
 }

@@ -191,6 +191,23 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
     );
     holder.abort();
 
+    // 503: no room in the body memory for an upload's two spool blocks.
+    let no_room = InProcess::start(&["--max-buffered-bytes", "1048576"]).await;
+    wrong.extend(
+        check(
+            &no_room,
+            &[Refusal {
+                name: "503 (body memory) from /sum-evens",
+                path: "/sum-evens",
+                content_type: "text/plain",
+                status: 503,
+            }],
+            dir.path(),
+            &mut rows,
+        )
+        .await,
+    );
+
     // 507: the data directory is a full tmpfs (needs root; skipped with a message otherwise).
     let full_disk = tempfile::tempdir().unwrap();
     if let Some(tmpfs) = Tmpfs::mount(&full_disk.path().join("data"), 16) {
