@@ -19,6 +19,7 @@ use tower::Service;
 
 use crate::app::AppState;
 use crate::body::guard::{Guarded, Leftover};
+use crate::body::unread::{self, Unread};
 use crate::body::{self, Limit};
 use crate::error::{ApiError, ErrorCause, Overload};
 use crate::faults::Injection;
@@ -83,11 +84,13 @@ where
 /// What happens to a request once it is observed.
 enum Work<F> {
     /// The route runs, holding a concurrency permit unless it is never shed, after the delay
-    /// a latency fault adds: its handler called from the table, or the router.
+    /// a latency fault adds: its handler called from the table, or the router; a body the
+    /// route does not read is read and dropped meanwhile.
     Run(
         Either<ResponseFuture, Pin<Box<F>>>,
         Option<Permit>,
         Option<Duration>,
+        Option<Box<Unread>>,
     ),
     /// An error fault answers instead of the route; the body is still to be drained.
     Inject(Response, Body),
@@ -176,12 +179,14 @@ where
                         };
                         match admit(state, route, info.client()) {
                             Ok(permit) => {
+                                let unread =
+                                    unread_body(&mut req, route, leftover.is_some(), limit);
                                 let direct = route.and_then(|r| r.handlers.get(req.method()));
                                 let run = match direct {
                                     Some(handler) => Either::Left(handler(req, state.clone())),
                                     None => Either::Right(Box::pin(self.inner.call(req))),
                                 };
-                                Work::Run(run, permit, delay)
+                                Work::Run(run, permit, delay, unread)
                             }
                             Err(overloaded) => {
                                 Work::Shed(overloaded.into_response(), req.into_body())
@@ -222,16 +227,22 @@ where
 {
     async move {
         let mut response = match work {
-            Work::Run(route, permit, delay) => {
-                if let Some(delay) = delay {
-                    Box::pin(tokio::time::sleep(delay)).await;
-                }
-                let response = match route {
-                    Either::Left(direct) => direct.await,
-                    Either::Right(routed) => {
-                        let Ok(response) = routed.await;
-                        response
+            Work::Run(route, permit, delay, unread) => {
+                let route = async move {
+                    if let Some(delay) = delay {
+                        Box::pin(tokio::time::sleep(delay)).await;
                     }
+                    match route {
+                        Either::Left(direct) => direct.await,
+                        Either::Right(routed) => {
+                            let Ok(response) = routed.await;
+                            response
+                        }
+                    }
+                };
+                let response = match unread {
+                    None => route.await,
+                    Some(unread) => Box::pin(unread::alongside(route, *unread)).await,
                 };
                 // The route is done with the body; whatever it left unread is read and
                 // dropped before the answer goes, so the client gets to see it.
@@ -437,6 +448,27 @@ async fn refuse_oversized(req: Request, declared: u64, limit: usize, stall: Dura
         body::drain(req.into_body(), stall).await;
     }
     ApiError::PayloadTooLarge { limit }.into_response()
+}
+
+/// The body of a request to a route that reads none, taken out of the request to be read and
+/// dropped while the route runs ([`unread::alongside`]); `None` when there is no body (the
+/// request is not `guarded`), when the route reads it, or when the client waits for
+/// `100 Continue` (it sends nothing unless asked, and it is not asked).
+fn unread_body(
+    req: &mut Request,
+    route: Option<&Route>,
+    guarded: bool,
+    limit: usize,
+) -> Option<Box<Unread>> {
+    let unread = guarded
+        && route.is_some_and(|route| !route.reads_body)
+        && !waits_for_continue(req.headers());
+    unread.then(|| {
+        Box::new(Unread {
+            body: std::mem::take(req.body_mut()),
+            limit,
+        })
+    })
 }
 
 /// Gives the router's bodiless 405s the contract's JSON body; the `Allow` header stays.

@@ -16,6 +16,7 @@ use crate::error::{ApiError, Bug, Overload};
 
 pub(crate) mod guard;
 pub(crate) mod keep;
+pub(crate) mod unread;
 
 /// The largest body the request's route takes, in bytes, from the route table: the middleware
 /// puts it on every request that may carry a body (any method but GET and HEAD).

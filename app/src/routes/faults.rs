@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::params::PathArgs;
-use super::table::Policy;
+use super::table::{BodyLimit, Policy};
 use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
@@ -18,9 +18,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::faults::{FaultSpec, FaultView};
 
 pub(crate) fn routes() -> Routes {
-    Routes::new()
-        .route(handlers!(list), Policy::ADMIN)
-        .route(handlers!(put, delete), Policy::ADMIN)
+    Routes::new().route(handlers!(list), Policy::ADMIN).route(
+        handlers!(put, delete),
+        Policy::ADMIN.body(BodyLimit::Default),
+    )
 }
 
 /// Longest fault name.

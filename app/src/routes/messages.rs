@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::params::PathArgs;
-use super::table::Policy;
+use super::table::{BodyLimit, Policy};
 use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
@@ -19,7 +19,10 @@ use crate::store::Digest;
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
-        .route(handlers!(post_message), Policy::API)
+        .route(
+            handlers!(post_message),
+            Policy::API.body(BodyLimit::Default),
+        )
         .route(handlers!(get_message), Policy::API)
 }
 

@@ -46,7 +46,8 @@ pub(crate) const JSON: axum::http::HeaderValue =
             a known path with the wrong method answers 405 `{\"error\":\"method not allowed\"}` with `Allow`; \
             bodies over the limit answer 413; the seed endpoints answer 503 with `Retry-After` when the \
             concurrency limit is reached. Each operation's `x-glassbox` says how the service treats \
-            it: its body limit, whether it is shed, its listener and whether its trailing slash is optional.",
+            it: its body limit, whether it reads a body (one sent to an operation that reads none is \
+            read and dropped as it arrives, within the limit), whether it is shed, its listener and whether its trailing slash is optional.",
         license(name = "MIT"),
     ),
     tags(
@@ -195,6 +196,7 @@ fn describe(doc: &mut utoipa::openapi::OpenApi, table: &RouteTable, config: &Con
         for operation in operations_mut(item) {
             let policy = json!({
                 "body_limit_bytes": route.body_limit_bytes,
+                "reads_body": route.reads_body,
                 "body_timeout_ms": route.body_timeout_ms,
                 "shed": route.shed,
                 "listener": route.listener,

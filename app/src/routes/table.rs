@@ -29,9 +29,9 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    /// A seed endpoint: the default body limit, shed under overload, on the public listener.
+    /// A seed endpoint: reads no body, shed under overload, on the public listener.
     pub(crate) const API: Self = Self {
-        body: BodyLimit::Default,
+        body: BodyLimit::Unread,
         shed: Shedding::Shed,
         listener: Listener::Public,
         slash: Slash::Exact,
@@ -84,6 +84,11 @@ pub(crate) const COMPRESS_ABOVE: u16 = 1024;
 /// Which configured limit holds a route's request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyLimit {
+    /// The route's handlers read no body. One sent anyway is read and dropped as it arrives,
+    /// while the handler runs, so it waits in no buffer (an HTTP/2 stream's window would
+    /// otherwise hold up to `--h2-stream-window` of it until the handler returned); past
+    /// `--max-body-bytes` the request gets 413 at once.
+    Unread,
     /// `--max-body-bytes`.
     Default,
     /// `--max-image-bytes`.
@@ -95,7 +100,7 @@ pub(crate) enum BodyLimit {
 impl BodyLimit {
     fn bytes(self, config: &Config) -> usize {
         match self {
-            Self::Default => config.max_body_bytes,
+            Self::Unread | Self::Default => config.max_body_bytes,
             Self::Image => config.max_image_bytes,
             Self::Upload => config.max_upload_bytes,
         }
@@ -164,6 +169,9 @@ pub(crate) struct Route {
     pub family: &'static str,
     /// Larger request bodies get 413.
     pub body_limit_bytes: usize,
+    /// Whether its handlers read a request body; one sent to a route that reads none is read
+    /// and dropped by the middleware as it arrives.
+    pub reads_body: bool,
     /// A request body that brings no byte for this long ends with 408 (`--body-timeout`).
     pub body_timeout_ms: u64,
     /// Whether the concurrency limit may refuse it with 503.
@@ -300,6 +308,7 @@ impl RouteTable {
                 methods: registration.methods.clone(),
                 family: registration.family,
                 body_limit_bytes: policy.body.bytes(config),
+                reads_body: policy.body != BodyLimit::Unread,
                 body_timeout_ms: millis(config.body_timeout),
                 shed: policy.shed == Shedding::Shed,
                 listener: policy.listener,
@@ -372,6 +381,7 @@ mod tests {
         assert!(randomize.shed);
         let metrics = table.lookup("/metrics").unwrap();
         assert_eq!(metrics.body_limit_bytes, config.max_body_bytes);
+        assert!(randomize.reads_body && !metrics.reads_body);
         assert!(!metrics.shed);
         assert_eq!(metrics.listener, Listener::Admin);
         assert_eq!(

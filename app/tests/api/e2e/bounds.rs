@@ -351,6 +351,76 @@ async fn sum_evens_uploads_held_one_byte_short_keep_at_most_64_mib_for_their_sum
     );
 }
 
+/// A body sent to a route that reads none is read and dropped as it arrives. Left unread, it
+/// waited in its HTTP/2 stream's window until the handler returned: 40 connections sending
+/// 8 MiB each to `GET /sleep/20000` held 690 MB for the 20 s (`--max-connections` allows
+/// 10,000). Here 32 streams send 960 KiB each, within `--max-body-bytes`, to a route that
+/// answers after 3 s; a 33rd sends 1.5 MiB and gets 413 without waiting for its route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_sent_to_routes_that_read_none_wait_in_no_window() {
+    const KIB: usize = 1024;
+    let app = Process::spawn(&[]).await;
+    let before = app.rss_bytes();
+    let request = |path: &str| {
+        http::Request::get(format!("https://localhost{path}"))
+            .body(())
+            .unwrap()
+    };
+    let send = |size: usize, path: &'static str| {
+        let app = &app;
+        async move {
+            let tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"h2").await;
+            let (mut send, connection) = h2::client::handshake(tls).await.unwrap();
+            tokio::spawn(connection);
+            let mut answers = Vec::new();
+            for _ in 0..2 {
+                send = send.ready().await.unwrap();
+                let (answer, mut body) = send.send_request(request(path), false).unwrap();
+                body.send_data(axum::body::Bytes::from(vec![b'x'; size]), true)
+                    .unwrap();
+                answers.push((answer, body));
+            }
+            answers
+        }
+    };
+    let mut answers = Vec::new();
+    for _ in 0..16 {
+        answers.extend(send(960 * KIB, "/sleep/3000").await);
+    }
+    let start = Instant::now();
+    let (too_large, _) = send(1536 * KIB, "/sleep/20000").await.remove(0);
+    let too_large = tokio::time::timeout(Duration::from_secs(10), too_large)
+        .await
+        .expect("413 before the route's 20 s")
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    let refused_in = start.elapsed();
+    let mut peak = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        peak = peak.max(app.rss_bytes());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (answer, _body) in answers {
+        let answer = tokio::time::timeout(Duration::from_secs(20), answer)
+            .await
+            .expect("every route answers")
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let grown = peak.saturating_sub(before);
+    // 32 streams of 960 KiB waiting would be 31 MB.
+    assert!(grown < 12_000_000, "RSS grew by {} MB", grown / 1_000_000);
+    testkit::drill(
+        "32 HTTP/2 streams sending 960 KiB each to GET /sleep/3000, one 1.5 MiB",
+        "a body a route does not read is read and dropped as it arrives; 413 past --max-body-bytes without waiting for the route",
+        &format!(
+            "RSS +{:.1} MB; 32 x 200; 413 in {} ms",
+            grown as f64 / 1e6,
+            refused_in.as_millis()
+        ),
+    );
+}
+
 /// An upload's spool blocks are request body in memory: they come out of
 /// `--max-buffered-bytes`, two 1 MiB blocks at least, so uploads held one byte short cannot
 /// take more than the budget however many there are (each held up to five blocks of its own
