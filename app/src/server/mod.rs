@@ -263,6 +263,7 @@ where
         let alpn = match session.alpn_protocol() {
             Some(b"h2") => "h2",
             Some(b"http/1.1") => "http/1.1",
+            Some(b"http/1.0") => "http/1.0",
             _ => "none",
         };
         self.telemetry.metrics.tls_handshake(version, alpn);
@@ -285,7 +286,7 @@ where
             stop: self.stop,
         };
         // HTTP/2 over TLS is always negotiated by ALPN (RFC 9113, section 3.2); without it
-        // the client speaks HTTP/1.1.
+        // the client speaks HTTP/1.1 (or 1.0, which the same code serves).
         let ended = if alpn == "h2" {
             let streams = LocalStreams::default();
             let conn = self

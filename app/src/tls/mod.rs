@@ -1,4 +1,4 @@
-//! rustls server configuration (TLS 1.2 and 1.3, ALPN h2 and http/1.1) and handshake failure
+//! rustls server configuration (TLS 1.2 and 1.3, ALPN h2, http/1.1 and http/1.0) and handshake failure
 //! reasons; `identity`: the served certificate, reloadable; `reload`: when to reload it.
 
 use std::io;
@@ -26,7 +26,10 @@ pub fn server_config(identity: Arc<Identity>) -> Result<Arc<ServerConfig>> {
         .context("choosing TLS versions")?
         .with_no_client_auth()
         .with_cert_resolver(identity);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // In the server's order of preference. A client that offers none of them (curl
+    // `--http1.0` offers only `http/1.0`) would otherwise have its handshake refused with
+    // `no_application_protocol`.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     Ok(Arc::new(config))
 }
 

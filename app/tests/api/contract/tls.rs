@@ -49,14 +49,14 @@ async fn handshake(
 }
 
 #[tokio::test]
-async fn tls_12_and_13_with_alpn_h2_and_http11() {
+async fn tls_12_and_13_with_alpn_h2_http11_and_http10() {
     let app = InProcess::start(&[]).await;
     install_provider();
     for (version, name) in [
         (&rustls::version::TLS12, "TLSv1_2"),
         (&rustls::version::TLS13, "TLSv1_3"),
     ] {
-        for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        for alpn in [&b"h2"[..], &b"http/1.1"[..], &b"http/1.0"[..]] {
             let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
                 .with_root_certificates(root_store(&app.ca))
                 .with_no_client_auth();

@@ -33,6 +33,61 @@ async fn curl_works_with_the_ca_and_no_insecure_flag() {
     assert!(output.status.success());
 }
 
+/// An HTTP/1.0 client is served: `curl --http1.0` offers only `http/1.0` by ALPN, and a server
+/// that knows just `h2` and `http/1.1` ends the handshake with `no_application_protocol`
+/// (curl: "tlsv1 alert no application protocol"), as glassbox did. The handshake is counted
+/// under the protocol it agreed.
+#[tokio::test]
+async fn curl_speaking_http_1_0_is_served() {
+    let app = Process::spawn(&[]).await;
+    let curl = |args: &[&str], path: &str| {
+        let mut command = tokio::process::Command::new("curl");
+        command
+            .args(["--silent", "--show-error", "--http1.0", "--cacert"])
+            .arg(&app.ca)
+            .args(args)
+            // curl writes HTTP/1.0 as `1`.
+            .args(["--write-out", "\n%{http_code} %{http_version}"])
+            .arg(app.url(path));
+        async move {
+            let output = command.output().await.expect("curl runs");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    assert_eq!(
+        curl(&[], "/").await,
+        "{\"result\":\"success\",\"data\":{\"message\":\"Hello, world!\"}}\n200 1"
+    );
+    let posted = curl(
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"message": "foo"}"#,
+        ],
+        "/messages",
+    )
+    .await;
+    assert!(
+        posted.ends_with("\n201 1") && posted.contains("2c26b46b68ffc68f"),
+        "{posted}"
+    );
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("glassbox_tls_handshakes_total{")
+                && line.contains(r#"alpn="http/1.0""#)),
+        "{metrics}"
+    );
+}
+
 /// Answers the route table hands straight to their handler, without axum's router (which
 /// would add the `Content-Length` itself), carry one over either protocol: hyper writes it
 /// from the body's size.
