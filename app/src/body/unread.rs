@@ -74,48 +74,59 @@ mod tests {
         Body::new(http_body_util::StreamBody::new(frames.chain(tail)))
     }
 
-    fn answer(status: StatusCode) -> Response {
+    /// A route that answers `status` after `seconds`.
+    async fn route(seconds: u64, status: StatusCode) -> Response {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
         status.into_response()
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_route_answers_when_the_body_ends_within_its_limit() {
-        let route = async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            answer(StatusCode::ACCEPTED)
-        };
         let unread = Unread {
             body: body(vec![b"abc", b"def"], false),
             limit: 6,
         };
-        assert_eq!(alongside(route, unread).await.status(), 202);
+        let answer = alongside(route(5, StatusCode::ACCEPTED), unread).await;
+        assert_eq!(answer.status(), 202);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_body_past_its_limit_is_a_413_without_waiting_for_the_route() {
         let start = tokio::time::Instant::now();
-        let route = async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            answer(StatusCode::OK)
-        };
         let unread = Unread {
             body: body(vec![b"abc", b"defg"], true),
             limit: 6,
         };
-        assert_eq!(alongside(route, unread).await.status(), 413);
+        let answer = alongside(route(60, StatusCode::OK), unread).await;
+        assert_eq!(answer.status(), 413);
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_route_that_answers_first_answers_while_the_body_is_still_coming() {
-        let route = async {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            answer(StatusCode::OK)
-        };
         let unread = Unread {
             body: body(vec![b"abc"], true),
             limit: 6,
         };
-        assert_eq!(alongside(route, unread).await.status(), 200);
+        let answer = alongside(route(1, StatusCode::OK), unread).await;
+        assert_eq!(answer.status(), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_for_the_body_timeout_is_a_408_without_waiting_for_the_route() {
+        let start = tokio::time::Instant::now();
+        let guarded = crate::body::guard::Guarded::new(
+            body(vec![b"abc"], true),
+            Duration::from_secs(5),
+            false,
+            std::sync::Arc::default(),
+        );
+        let unread = Unread {
+            body: Body::new(guarded),
+            limit: 6,
+        };
+        let answer = alongside(route(60, StatusCode::OK), unread).await;
+        assert_eq!(answer.status(), 408);
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 }

@@ -198,18 +198,8 @@ async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
     );
 }
 
-/// A POST of `declared` bytes to `path` on a new HTTP/1.1 connection, all but its last byte
-/// sent; then the status of the answer (0 if the connection broke first).
-async fn all_but_the_last_byte(
-    app: &Process,
-    path: &str,
-    content_type: &str,
-    declared: usize,
-) -> u16 {
-    all_but_the_last_byte_of(app, path, content_type, declared, &[b'7'; 64 * 1024]).await
-}
-
-/// [`all_but_the_last_byte`] with a body of `chunk` repeated.
+/// A POST of `declared` bytes of `chunk` repeated to `path` on a new HTTP/1.1 connection, all
+/// but its last byte sent; then the status of the answer (0 if the connection broke first).
 async fn all_but_the_last_byte_of(
     app: &Process,
     path: &str,
@@ -253,55 +243,98 @@ async fn peaks(app: &Process, limit: &str, span: Duration) -> (u64, u64) {
     (peak_rss, peak_limit)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_held_one_byte_short_share_the_buffered_budget() {
-    const BUDGET: u64 = 64 * 1024 * 1024;
+/// What twelve uploads held one byte short did to a glassbox with a `--max-buffered-bytes`
+/// budget and a 3 s body timeout ([`twelve_held_uploads`]).
+struct HeldUploads {
+    /// Each upload's status, sorted: 408 or 503.
+    statuses: Vec<u16>,
+    /// `/status`'s `limits.buffered_bytes` at its highest.
+    peak_buffered: u64,
+    /// How far RSS rose above where it was before the uploads.
+    grown: u64,
+}
+
+impl HeldUploads {
+    fn count(&self, code: u16) -> usize {
+        self.statuses.iter().filter(|&&s| s == code).count()
+    }
+}
+
+/// Twelve uploads at once of `declared` bytes of `chunk` repeated to `path`, each held one
+/// byte short, against `--max-buffered-bytes budget` and `--body-timeout 3s`. Whatever the
+/// route, each ends in 408 (held until the body timeout) or 503 (no room in the budget), the
+/// budget is never passed, and it is all free again afterwards.
+async fn twelve_held_uploads(
+    budget: u64,
+    path: &str,
+    content_type: &str,
+    declared: usize,
+    chunk: &[u8],
+) -> HeldUploads {
     let app = Process::spawn(&[
         "--max-buffered-bytes",
-        &BUDGET.to_string(),
+        &budget.to_string(),
         "--body-timeout",
         "3s",
     ])
     .await;
     let before = app.rss_bytes();
     let uploads: Vec<_> = (0..12)
-        .map(|_| all_but_the_last_byte(&app, "/randomize", "image/png", 30_000_000))
+        .map(|_| all_but_the_last_byte_of(&app, path, content_type, declared, chunk))
         .collect();
     let (mut statuses, (peak_rss, peak_buffered)) = tokio::join!(
         futures_util::future::join_all(uploads),
         peaks(&app, "buffered_bytes", Duration::from_secs(4))
     );
     statuses.sort_unstable();
-    let count = |code| statuses.iter().filter(|&&s| s == code).count();
-    assert_eq!(count(408) + count(503), 12, "{statuses:?}");
-    assert!(
-        count(408) >= 1,
-        "some were held until the body timeout: {statuses:?}"
-    );
-    assert!(peak_buffered <= BUDGET, "{peak_buffered}");
-    let grown = peak_rss.saturating_sub(before);
-    // Twelve whole bodies would be 360 MB. The allocator may keep buffers freed by refused
-    // bodies for reuse (glibc raises its mmap threshold after a large free), so RSS can pass
-    // the budget, but not by another budget.
-    assert!(
-        grown < 2 * BUDGET + 16 * 1024 * 1024,
-        "RSS grew by {} MB with a {} MB budget",
-        grown / 1_000_000,
-        BUDGET / 1_000_000
-    );
+    let held = HeldUploads {
+        statuses,
+        peak_buffered,
+        grown: peak_rss.saturating_sub(before),
+    };
+    assert_eq!(held.count(408) + held.count(503), 12, "{:?}", held.statuses);
+    assert!(peak_buffered <= budget, "{peak_buffered}");
     eventually("the budget to be free again", || async {
         app.status().await["limits"]["buffered_bytes"] == 0
     })
     .await;
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_held_one_byte_short_share_the_buffered_budget() {
+    const BUDGET: u64 = 64 * 1024 * 1024;
+    let held = twelve_held_uploads(
+        BUDGET,
+        "/randomize",
+        "image/png",
+        30_000_000,
+        &[b'7'; 64 * 1024],
+    )
+    .await;
+    assert!(
+        held.count(408) >= 1,
+        "some were held until the body timeout: {:?}",
+        held.statuses
+    );
+    // Twelve whole bodies would be 360 MB. The allocator may keep buffers freed by refused
+    // bodies for reuse (glibc raises its mmap threshold after a large free), so RSS can pass
+    // the budget, but not by another budget.
+    assert!(
+        held.grown < 2 * BUDGET + 16 * 1024 * 1024,
+        "RSS grew by {} MB with a {} MB budget",
+        held.grown / 1_000_000,
+        BUDGET / 1_000_000
+    );
     testkit::drill(
         "12 /randomize uploads of 30 MB held one byte short",
         "bodies in memory within --max-buffered-bytes 64 MiB; 503 beyond, 408 after --body-timeout",
         &format!(
             "peak buffered {:.1} MB, RSS +{:.1} MB; {} x 408, {} x 503",
-            peak_buffered as f64 / 1e6,
-            grown as f64 / 1e6,
-            count(408),
-            count(503)
+            held.peak_buffered as f64 / 1e6,
+            held.grown as f64 / 1e6,
+            held.count(408),
+            held.count(503)
         ),
     );
 }
@@ -428,47 +461,27 @@ async fn bodies_sent_to_routes_that_read_none_wait_in_no_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sum_evens_uploads_held_one_byte_short_take_their_blocks_from_the_buffered_budget() {
     const MIB: u64 = 1024 * 1024;
-    const BUDGET: u64 = 8 * MIB;
-    let app = Process::spawn(&[
-        "--max-buffered-bytes",
-        &BUDGET.to_string(),
-        "--body-timeout",
-        "3s",
-    ])
-    .await;
     let numbers = b"2 ".repeat(32 * 1024);
-    let uploads: Vec<_> = (0..12)
-        .map(|_| all_but_the_last_byte_of(&app, "/sum-evens", "text/plain", 24 << 20, &numbers))
-        .collect();
-    let (mut statuses, (_, peak_buffered)) = tokio::join!(
-        futures_util::future::join_all(uploads),
-        peaks(&app, "buffered_bytes", Duration::from_secs(4))
-    );
-    statuses.sort_unstable();
-    let count = |code| statuses.iter().filter(|&&s| s == code).count();
-    assert_eq!(count(408) + count(503), 12, "{statuses:?}");
+    let held = twelve_held_uploads(8 * MIB, "/sum-evens", "text/plain", 24 << 20, &numbers).await;
     // Each upload let in holds at least two blocks until its 408.
     assert!(
-        (1..=4).contains(&count(408)),
-        "at most four uploads fit in 8 MiB: {statuses:?}"
+        (1..=4).contains(&held.count(408)),
+        "at most four uploads fit in 8 MiB: {:?}",
+        held.statuses
     );
-    assert!(peak_buffered <= BUDGET, "{peak_buffered}");
     assert!(
-        peak_buffered >= 2 * MIB,
-        "the spools' blocks are counted: {peak_buffered}"
+        held.peak_buffered >= 2 * MIB,
+        "the spools' blocks are counted: {}",
+        held.peak_buffered
     );
-    eventually("the budget to be free again", || async {
-        app.status().await["limits"]["buffered_bytes"] == 0
-    })
-    .await;
     testkit::drill(
         "12 /sum-evens uploads of 24 MiB held one byte short",
         "spool blocks within --max-buffered-bytes 8 MiB (2 to 5 MiB an upload); 503 beyond, 408 after --body-timeout",
         &format!(
             "peak buffered {:.1} MB; {} x 408, {} x 503",
-            peak_buffered as f64 / 1e6,
-            count(408),
-            count(503)
+            held.peak_buffered as f64 / 1e6,
+            held.count(408),
+            held.count(503)
         ),
     );
 }
