@@ -98,17 +98,7 @@ impl Budget {
             budget: self.clone(),
             bytes: 0,
         };
-        self.take(bytes, &mut taken).then_some(taken)
-    }
-
-    fn take(self: &Arc<Self>, bytes: usize, held: &mut Taken) -> bool {
-        let before = self.used.fetch_add(bytes, Ordering::AcqRel);
-        if before + bytes > self.limit {
-            self.used.fetch_sub(bytes, Ordering::AcqRel);
-            return false;
-        }
-        held.bytes += bytes;
-        true
+        taken.try_grow(bytes).then_some(taken)
     }
 }
 
@@ -122,8 +112,14 @@ pub(crate) struct Taken {
 impl Taken {
     /// Takes `bytes` more into this share; `false` (and nothing taken) past the limit.
     pub(crate) fn try_grow(&mut self, bytes: usize) -> bool {
-        let budget = self.budget.clone();
-        budget.take(bytes, self)
+        let budget = &self.budget;
+        let before = budget.used.fetch_add(bytes, Ordering::AcqRel);
+        if before + bytes > budget.limit {
+            budget.used.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes += bytes;
+        true
     }
 
     /// Bytes this share holds.
@@ -190,7 +186,7 @@ pub(crate) async fn read_limited(
                 // length (or the limit; both are within the limit, as `needed` is by now).
                 let ceiling = declared.unwrap_or(limit).max(needed);
                 let capacity = needed.max(counted * 2).min(ceiling);
-                if !budget.take(capacity - counted, &mut held) {
+                if !held.try_grow(capacity - counted) {
                     return Err(ApiError::Overloaded(Overload::BodyMemory));
                 }
                 counted = capacity;
