@@ -74,6 +74,11 @@ mod tests {
         Body::new(http_body_util::StreamBody::new(frames.chain(tail)))
     }
 
+    /// `body` to be read alongside a route, with a limit of six bytes.
+    fn unread(body: Body) -> Unread {
+        Unread { body, limit: 6 }
+    }
+
     /// A route that answers `status` after `seconds`.
     async fn route(seconds: u64, status: StatusCode) -> Response {
         tokio::time::sleep(Duration::from_secs(seconds)).await;
@@ -82,33 +87,29 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_route_answers_when_the_body_ends_within_its_limit() {
-        let unread = Unread {
-            body: body(vec![b"abc", b"def"], false),
-            limit: 6,
-        };
-        let answer = alongside(route(5, StatusCode::ACCEPTED), unread).await;
+        let answer = alongside(
+            route(5, StatusCode::ACCEPTED),
+            unread(body(vec![b"abc", b"def"], false)),
+        )
+        .await;
         assert_eq!(answer.status(), 202);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_body_past_its_limit_is_a_413_without_waiting_for_the_route() {
         let start = tokio::time::Instant::now();
-        let unread = Unread {
-            body: body(vec![b"abc", b"defg"], true),
-            limit: 6,
-        };
-        let answer = alongside(route(60, StatusCode::OK), unread).await;
+        let answer = alongside(
+            route(60, StatusCode::OK),
+            unread(body(vec![b"abc", b"defg"], true)),
+        )
+        .await;
         assert_eq!(answer.status(), 413);
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_route_that_answers_first_answers_while_the_body_is_still_coming() {
-        let unread = Unread {
-            body: body(vec![b"abc"], true),
-            limit: 6,
-        };
-        let answer = alongside(route(1, StatusCode::OK), unread).await;
+        let answer = alongside(route(1, StatusCode::OK), unread(body(vec![b"abc"], true))).await;
         assert_eq!(answer.status(), 200);
     }
 
@@ -121,11 +122,7 @@ mod tests {
             false,
             std::sync::Arc::default(),
         );
-        let unread = Unread {
-            body: Body::new(guarded),
-            limit: 6,
-        };
-        let answer = alongside(route(60, StatusCode::OK), unread).await;
+        let answer = alongside(route(60, StatusCode::OK), unread(Body::new(guarded))).await;
         assert_eq!(answer.status(), 408);
         assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
