@@ -63,7 +63,7 @@ drill:
     #!/usr/bin/env bash
     set -euo pipefail
     out=$(cargo test -q -p glassbox --test api -- --nocapture --test-threads 1 \
-        e2e::refusals e2e::slow_clients e2e::slowhttptest e2e::bounds e2e::disk_full e2e::long_numbers e2e::stalled_stdout e2e::nginx::no_post_is_lost e2e::h2_windows::a_client_sending_past_the_windows_is_stopped \
+        e2e::refusals e2e::slow_clients e2e::slowhttptest e2e::bounds e2e::disk_full e2e::long_numbers e2e::stalled_stdout e2e::nginx::no_post_is_lost e2e::h2_windows::a_client_sending_past_the_windows_is_stopped e2e::heads \
         e2e::faults contract::faults::a_latency_fault contract::faults::a_store_fault &&
         cargo test -q -p loadgen --test incident -- --nocapture)
     echo "| drill | bound | observed |"

@@ -239,6 +239,12 @@ pub struct Config {
     )]
     pub max_concurrency: usize,
 
+    /// Largest request head accepted: over HTTP/1 the request line and headers as sent, over
+    /// HTTP/2 the header list as decoded. Larger heads get 431 (and over HTTP/1 the
+    /// connection is closed), so a head held unfinished keeps at most about this much.
+    #[arg(help_heading = LIMITS, long, env = "GLASSBOX_MAX_HEAD_BYTES", default_value = "16KiB", value_parser = parse_bytes)]
+    pub max_head_bytes: u64,
+
     /// How long a client may take to send a request's headers (HTTP/1) before it is disconnected.
     #[arg(help_heading = LIMITS, long, env = "GLASSBOX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
@@ -586,6 +592,8 @@ pub enum ConfigError {
     TooShort { flag: &'static str, least: Duration },
     #[error("{flag} must be 64KiB to 2GiB - 1 byte (an HTTP/2 window), not {bytes}")]
     Window { flag: &'static str, bytes: u64 },
+    #[error("--max-head-bytes must be 1KiB to 1MiB, not {0}")]
+    HeadSize(u64),
     #[error("--client-share must be above 0 and at most 1, not {0}")]
     Share(String),
 }
@@ -597,10 +605,16 @@ impl ConfigError {
             Self::EmptyWorkRange { .. } => "--work-sleep-min",
             Self::Zero(flag) | Self::TooShort { flag, .. } => flag,
             Self::Share(_) => "--client-share",
+            Self::HeadSize(_) => "--max-head-bytes",
             Self::Window { flag, .. } => flag,
         }
     }
 }
+
+/// `--max-head-bytes`'s range: below 1 KiB a browser's ordinary request would not fit; above
+/// 1 MiB, ten thousand heads held unfinished would take gigabytes.
+const HEAD_BYTES_LEAST: u64 = 1 << 10;
+const HEAD_BYTES_MOST: u64 = 1 << 20;
 
 /// Weighted status codes for `POST /work`.
 #[derive(Debug, Clone, PartialEq)]
@@ -763,6 +777,9 @@ impl Config {
                 return Err(ConfigError::Window { flag, bytes });
             }
         }
+        if !(HEAD_BYTES_LEAST..=HEAD_BYTES_MOST).contains(&self.max_head_bytes) {
+            return Err(ConfigError::HeadSize(self.max_head_bytes));
+        }
         if !(self.client_share > 0.0 && self.client_share <= 1.0) {
             return Err(ConfigError::Share(self.client_share.to_string()));
         }
@@ -815,6 +832,21 @@ mod tests {
         ] {
             let err = parse(["glassbox", flag, value]).validate().unwrap_err();
             assert_eq!(err.flag(), flag, "{err}");
+        }
+    }
+
+    #[test]
+    fn request_heads_are_held_between_1_kib_and_1_mib() {
+        assert_eq!(parse(["glassbox"]).max_head_bytes, 16 << 10);
+        assert_eq!(
+            parse(["glassbox", "--max-head-bytes", "1MiB"]).validate(),
+            Ok(())
+        );
+        for value in ["1000", "2MiB"] {
+            let err = parse(["glassbox", "--max-head-bytes", value])
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.flag(), "--max-head-bytes", "{err}");
         }
     }
 

@@ -88,12 +88,18 @@ where
     // connection's watchdog, which tells a slow head from an idle keep-alive connection; so
     // hyper's own header timer (30 s unless told otherwise, re-armed for every request on a
     // kept-alive connection) is turned off.
+    // validate() holds --max-head-bytes to 1 MiB.
+    let max_head = usize::try_from(config.max_head_bytes).unwrap_or(usize::MAX);
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        // Without it a head may fill hyper's whole read buffer (about 400 KiB) before 431,
+        // and ten thousand connections sending heads slowly would hold 4 GB.
+        .max_header_size(max_head)
         .keep_alive(true);
     let http2 = Http2Settings {
+        max_head: u32::try_from(config.max_head_bytes).unwrap_or(u32::MAX),
         max_streams: config.max_streams,
         stream_window: window(config.h2_stream_window),
         connection_window: window(config.h2_connection_window),
@@ -184,6 +190,7 @@ impl HttpService for axum::Router {
 /// streams inside the connection's task ([`streams`]).
 #[derive(Debug, Clone, Copy)]
 struct Http2Settings {
+    max_head: u32,
     max_streams: u32,
     stream_window: u32,
     connection_window: u32,
@@ -195,6 +202,7 @@ impl Http2Settings {
         let mut http2 = http2::Builder::new(streams);
         http2
             .timer(TokioTimer::new())
+            .max_header_list_size(self.max_head)
             .max_concurrent_streams(self.max_streams)
             .initial_stream_window_size(self.stream_window)
             .initial_connection_window_size(self.connection_window)
@@ -304,18 +312,36 @@ where
                     },
                 )
                 .await
+                .map(|e| e.to_string())
         } else {
             let conn = self.http1.serve_connection(io, service);
             tokio::pin!(conn);
-            watchdog
+            let ended = watchdog
                 .guard(conn.as_mut(), true, &self.telemetry, |c| {
                     c.graceful_shutdown();
                 })
-                .await
+                .await;
+            if let Some(why) = ended.as_ref().and_then(refused_head) {
+                self.telemetry.connections.closed(why);
+            }
+            ended.map(|e| e.to_string())
         };
         if let Some(error) = ended {
             tracing::debug!(%peer, %error, "connection ended with an error");
         }
+    }
+}
+
+/// Why an HTTP/1 connection ended on a request head hyper refused: too large (431 sent), or
+/// not HTTP/1 at all (400 sent; nothing for an HTTP/2 preface). Such a head never reaches the
+/// service, so this is where it is counted.
+fn refused_head(error: &hyper::Error) -> Option<Closed> {
+    if error.is_parse_too_large() {
+        Some(Closed::HeadTooLarge)
+    } else if error.is_parse() {
+        Some(Closed::BadHead)
+    } else {
+        None
     }
 }
 
@@ -354,10 +380,9 @@ impl Watchdog {
         heads: bool,
         telemetry: &Telemetry,
         graceful: impl FnOnce(std::pin::Pin<&mut C>),
-    ) -> Option<String>
+    ) -> Option<E>
     where
         C: Future<Output = Result<(), E>>,
-        E: std::fmt::Display,
     {
         // The watchdog runs as a task of its own, so that each wake-up of the connection (every
         // request, every read) polls one join handle rather than the watchdog's timers.
@@ -368,12 +393,12 @@ impl Watchdog {
             biased;
             ended = conn.as_mut() => {
                 watching.abort();
-                return ended.err().map(|e| e.to_string());
+                return ended.err();
             }
             stop = &mut watching => match stop {
                 Ok(stop) => stop,
                 // The watchdog cannot panic short of a bug; the connection goes on unwatched.
-                Err(_) => return conn.await.err().map(|e| e.to_string()),
+                Err(_) => return conn.await.err(),
             },
         };
         let closed = match stop {
@@ -391,7 +416,7 @@ impl Watchdog {
             Stop::Shutdown => {
                 graceful(conn.as_mut());
                 // The server's grace period bounds this wait.
-                conn.await.err().map(|e| e.to_string())
+                conn.await.err()
             }
             // Closed to make room: its descriptor is wanted now, so it goes at once.
             Stop::Verdict(Verdict::Evicted) => None,
@@ -400,7 +425,7 @@ impl Watchdog {
                 // Nothing is in flight: the connection ends as soon as its client reads the
                 // GOAWAY (HTTP/2) or at once (HTTP/1.1); one that does not is dropped soon.
                 match tokio::time::timeout(IDLE_CLOSE_WAIT.min(timeouts.write), conn).await {
-                    Ok(ended) => ended.err().map(|e| e.to_string()),
+                    Ok(ended) => ended.err(),
                     Err(_) => None,
                 }
             }

@@ -21,18 +21,24 @@ pub(crate) enum Closed {
     WriteTimeout,
     /// A new connection over `--max-connections` with none idle to close.
     OverLimit,
+    /// An HTTP/1 request head over `--max-head-bytes`, answered 431.
+    HeadTooLarge,
+    /// An HTTP/1 request head that does not parse, answered 400.
+    BadHead,
     /// A new connection accepted and closed at once because the process ran out of file
     /// descriptors.
     NoDescriptors,
 }
 
 impl Closed {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 8] = [
         Self::Idle,
         Self::Evicted,
         Self::HeaderTimeout,
         Self::WriteTimeout,
         Self::OverLimit,
+        Self::HeadTooLarge,
+        Self::BadHead,
         Self::NoDescriptors,
     ];
 
@@ -43,6 +49,8 @@ impl Closed {
             Self::HeaderTimeout => "header_timeout",
             Self::WriteTimeout => "write_timeout",
             Self::OverLimit => "over_limit",
+            Self::HeadTooLarge => "head_too_large",
+            Self::BadHead => "bad_head",
             Self::NoDescriptors => "no_descriptors",
         }
     }
@@ -52,7 +60,7 @@ impl Closed {
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
     open: AtomicU64,
-    closed: [AtomicU64; 6],
+    closed: [AtomicU64; Closed::ALL.len()],
 }
 
 /// The `connections` of `/status`.
@@ -61,7 +69,7 @@ pub struct ConnectionSnapshot {
     /// Connections open now (TLS handshakes included).
     pub open: u64,
     /// Connections the service closed, by reason: idle, evicted, header_timeout,
-    /// write_timeout, over_limit, no_descriptors.
+    /// write_timeout, over_limit, head_too_large, bad_head, no_descriptors.
     pub closed_total: std::collections::BTreeMap<&'static str, u64>,
 }
 

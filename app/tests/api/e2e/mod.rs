@@ -8,6 +8,7 @@ mod curl;
 mod disk_full;
 mod faults;
 mod h2_windows;
+mod heads;
 mod logql;
 mod logs;
 mod long_numbers;

@@ -1,0 +1,147 @@
+//! Request heads against `--max-head-bytes`: curl's oversized headers get 431 over both
+//! protocols, a head that is not HTTP gets 400, both are counted, and heads held unfinished
+//! keep no more than the limit each.
+
+use std::time::Duration;
+
+use testkit::{Process, eventually};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::slow_clients::{connect, h1_status};
+
+/// `curl {http} -H "X-Pad: {pad} bytes"` for `GET /`: its status and curl's exit code.
+async fn curl_with_header(app: &Process, http: &str, pad: usize) -> (u16, i32) {
+    let output = tokio::process::Command::new("curl")
+        .args(["--silent", "--output", "/dev/null", http, "--cacert"])
+        .arg(&app.ca)
+        .args(["--max-time", "30", "--header"])
+        .arg(format!("X-Pad: {}", "p".repeat(pad)))
+        .args(["--write-out", "%{http_code}"])
+        .arg(app.url("/"))
+        .output()
+        .await
+        .expect("curl runs (.ci/run installs it)");
+    let code = String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0);
+    (code, output.status.code().unwrap_or(-1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_over_max_head_bytes_get_431_and_heads_not_http_400_and_both_are_counted() {
+    const TIMES: usize = 10;
+    let app = Process::spawn(&["--max-head-bytes", "8KiB"]).await;
+    for http in ["--http1.1", "--http2"] {
+        for _ in 0..TIMES {
+            assert_eq!(
+                curl_with_header(&app, http, 6 * 1024).await,
+                (200, 0),
+                "{http}"
+            );
+            assert_eq!(
+                curl_with_header(&app, http, 9 * 1024).await,
+                (431, 0),
+                "{http}"
+            );
+        }
+    }
+    let mut tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"http/1.1").await;
+    tls.write_all(b"BLAH / HTTP/9\r\n\r\n").await.unwrap();
+    assert_eq!(h1_status(&mut tls).await, 400);
+
+    // HTTP/1 ends the connection with the refusal, and the connection counts it; HTTP/2's
+    // 431 ends a stream only.
+    let closed = app.status().await["connections"]["closed_total"].clone();
+    assert_eq!(closed["head_too_large"], TIMES, "{closed}");
+    assert_eq!(closed["bad_head"], 1, "{closed}");
+    let scrape = app.scrape().await;
+    let count = |reason| scrape.get("glassbox_connections_closed_total", &[("reason", reason)]);
+    assert_eq!(count("head_too_large"), Some(TIMES as f64));
+    assert_eq!(count("bad_head"), Some(1.0));
+}
+
+/// Opens `count` HTTP/1.1 connections and sends each `bytes` of a request head that never
+/// ends, keeping them open; returns them.
+async fn unfinished_heads(
+    app: &Process,
+    count: usize,
+    bytes: usize,
+) -> Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut head = b"GET / HTTP/1.1\r\nHost: localhost\r\n".to_vec();
+    while head.len() < bytes {
+        head.extend_from_slice(format!("X-Pad: {}\r\n", "p".repeat(1000)).as_bytes());
+    }
+    head.truncate(bytes);
+    let mut open = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"http/1.1").await;
+        // A head the server refused is cut short: the write then fails, which is fine.
+        let _ = tls.write_all(&head).await;
+        let _ = tls.flush().await;
+        open.push(tls);
+    }
+    open
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_heads_held_unfinished_keep_at_most_max_head_bytes_each() {
+    const CONNECTIONS: usize = 200;
+    let app = Process::spawn(&["--header-read-timeout", "3s"]).await;
+    let closed = |status: serde_json::Value, reason: &str| {
+        status["connections"]["closed_total"][reason]
+            .as_u64()
+            .unwrap()
+    };
+
+    // Heads of 200 KB: each is refused once 16 KiB of it has arrived. hyper's own bound, the
+    // whole of its read buffer (about 400 KiB), let each of these take 200 KB and wait.
+    let before = app.rss_bytes();
+    let big = unfinished_heads(&app, CONNECTIONS, 200_000).await;
+    eventually("every oversized head refused", || async {
+        closed(app.status().await, "head_too_large") == CONNECTIONS as u64
+    })
+    .await;
+    let big_grown = app.rss_bytes().saturating_sub(before);
+    drop(big);
+
+    // Heads just under the limit, held: each keeps its connection and its 15 KiB until the
+    // header timeout.
+    let before = app.rss_bytes();
+    let mut held = unfinished_heads(&app, CONNECTIONS, 15 * 1024).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held_grown = app.rss_bytes().saturating_sub(before);
+    // The connection asking for /status is open too.
+    let open = app.status().await["connections"]["open"].as_u64().unwrap();
+    assert!(open > CONNECTIONS as u64, "{open} open");
+    eventually("every held head timed out", || async {
+        closed(app.status().await, "header_timeout") == CONNECTIONS as u64
+    })
+    .await;
+    let mut byte = [0u8; 1];
+    let ended = tokio::time::timeout(Duration::from_secs(5), held[0].read(&mut byte)).await;
+    assert!(
+        matches!(ended, Ok(Ok(0) | Err(_))),
+        "a timed-out head's connection is closed: {ended:?}"
+    );
+    drop(held);
+
+    // Each connection costs its TLS session and buffers besides the head: 64 KiB in all is
+    // four times the limit, and a fifth of what one 200 KB head took before.
+    let bound = CONNECTIONS as u64 * 64 * 1024;
+    assert!(big_grown < bound, "200 KB heads grew RSS by {big_grown}");
+    assert!(held_grown < bound, "15 KiB heads grew RSS by {held_grown}");
+    testkit::drill(
+        &format!("{CONNECTIONS} HTTP/1.1 connections each sending a 200 KB request head"),
+        "431 once --max-head-bytes (16 KiB) has arrived; RSS grows < 64 KiB a connection",
+        &format!(
+            "{CONNECTIONS} refused (head_too_large); RSS +{:.1} MB",
+            big_grown as f64 / 1e6
+        ),
+    );
+    testkit::drill(
+        &format!("{CONNECTIONS} HTTP/1.1 connections each holding a 15 KiB unfinished head"),
+        "closed at --header-read-timeout (3 s); RSS grows < 64 KiB a connection",
+        &format!(
+            "{CONNECTIONS} closed (header_timeout); RSS +{:.1} MB",
+            held_grown as f64 / 1e6
+        ),
+    );
+}
