@@ -239,9 +239,10 @@ pub struct Config {
     )]
     pub max_concurrency: usize,
 
-    /// Largest request head accepted: over HTTP/1 the request line and headers as sent, over
-    /// HTTP/2 the header list as decoded. Larger heads get 431 (and over HTTP/1 the
-    /// connection is closed), so a head held unfinished keeps at most about this much.
+    /// Largest request head accepted: the method and target, and each header's name and value
+    /// plus 32 bytes (HTTP/2's measure). Larger heads get 431 once the body they came with is
+    /// read; a head over twice this is cut while it arrives, which bounds what a head held
+    /// unfinished keeps.
     #[arg(help_heading = LIMITS, long, env = "GLASSBOX_MAX_HEAD_BYTES", default_value = "16KiB", value_parser = parse_bytes)]
     pub max_head_bytes: u64,
 

@@ -42,6 +42,10 @@ pub(crate) enum ApiError {
     /// 413 `{"error":"request body too large","limit_bytes":N}`.
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// 431 `{"error":"request head too large","limit_bytes":N}`: the request line and headers
+    /// are over `--max-head-bytes`.
+    #[error("request head larger than {limit} bytes")]
+    HeadTooLarge { limit: usize },
     /// 413 `{"error":"<why>"}`: an image with more pixels than `--max-image-pixels`.
     #[error("{0}")]
     ImageTooLarge(ImageError),
@@ -161,6 +165,7 @@ impl ApiError {
             }
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::StoreUnavailable(_) | Self::QueueUnavailable(_) | Self::Overloaded(_) => {
@@ -179,6 +184,10 @@ impl ApiError {
             },
             Self::PayloadTooLarge { limit } => Body::TooLarge {
                 error: "request body too large",
+                limit_bytes: *limit,
+            },
+            Self::HeadTooLarge { limit } => Body::TooLarge {
+                error: "request head too large",
                 limit_bytes: *limit,
             },
             Self::MessageNotFound => Body::ErrMsg {
@@ -233,7 +242,7 @@ impl From<QueueError> for ApiError {
     }
 }
 
-/// `{"error":"..."}`: the body of 404s, 405s, 413s, 503s and the math endpoints' 400s.
+/// `{"error":"..."}`: the body of 404s, 405s, 413s, 431s, 503s and the math endpoints' 400s.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorBody {
     pub error: String,
@@ -312,6 +321,12 @@ mod tests {
                 413,
                 r#"{"error":"request body too large","limit_bytes":9}"#,
                 "request body larger than 9 bytes",
+            ),
+            (
+                ApiError::HeadTooLarge { limit: 16 },
+                431,
+                r#"{"error":"request head too large","limit_bytes":16}"#,
+                "request head larger than 16 bytes",
             ),
             (
                 ApiError::MessageNotFound,

@@ -94,7 +94,7 @@ enum Work<F> {
     ),
     /// An error fault answers instead of the route; the body is still to be drained.
     Inject(Response, Body),
-    /// The declared body is over the limit.
+    /// The head or the declared body is over its limit.
     Refuse(Pin<Box<dyn Future<Output = Response> + Send>>),
     /// The route belongs on the other listener: 404, as for a path with no route.
     Elsewhere,
@@ -158,16 +158,19 @@ where
         if let Some(route) = route.filter(|r| r.route.contains('{')) {
             req.extensions_mut().insert(Template(route.route));
         }
-        let work = if elsewhere {
+        let max_head = state.config.max_head_bytes;
+        let work = if head_bytes(&req) > max_head {
+            let limit = usize::try_from(max_head).unwrap_or(usize::MAX);
+            let refusal = ApiError::HeadTooLarge { limit };
+            Work::Refuse(Box::pin(refuse(req, refusal, body_timeout)))
+        } else if elsewhere {
             Work::Elsewhere
         } else {
             match declared_length(&req).filter(|&n| n > limit as u64) {
-                Some(declared) => Work::Refuse(Box::pin(refuse_oversized(
-                    req,
-                    declared,
-                    limit,
-                    body_timeout,
-                ))),
+                Some(_) => {
+                    let refusal = ApiError::PayloadTooLarge { limit };
+                    Work::Refuse(Box::pin(refuse(req, refusal, body_timeout)))
+                }
                 None => match route.and_then(|r| state.faults.on_request(r)) {
                     Some(Injection::Error { status, fault }) => {
                         Work::Inject(injected_error(status, &fault), req.into_body())
@@ -437,17 +440,33 @@ fn waits_for_continue(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-/// Refuses a declared body over the limit without handing it to a handler. Bodies without a
-/// length are held to the same limit where handlers read them (`routes::body`).
+/// Answers `refusal` without handing the request to a handler: a head over
+/// `--max-head-bytes`, or a declared body over the limit (bodies without a length are held to
+/// it where handlers read them, `routes::body`).
 ///
 /// A client that asked `Expect: 100-continue` has sent nothing yet and never will. Any other
 /// client is already sending: the body is read and dropped (up to [`body::DRAIN_LIMIT`]) so the
-/// client sees the 413 instead of a connection reset.
-async fn refuse_oversized(req: Request, declared: u64, limit: usize, stall: Duration) -> Response {
-    if !waits_for_continue(req.headers()) && declared <= body::DRAIN_LIMIT as u64 {
+/// client sees the refusal instead of a connection reset.
+async fn refuse(req: Request, refusal: ApiError, stall: Duration) -> Response {
+    let drains = !waits_for_continue(req.headers())
+        && declared_length(&req).is_none_or(|n| n <= body::DRAIN_LIMIT as u64);
+    if drains {
         body::drain(req.into_body(), stall).await;
     }
-    ApiError::PayloadTooLarge { limit }.into_response()
+    refusal.into_response()
+}
+
+/// A request head's size as `--max-head-bytes` counts it, the same over both protocols: the
+/// method and target, and each header's name and value plus 32 bytes, as HTTP/2 counts a
+/// header list (RFC 9113, section 6.5.2).
+fn head_bytes(req: &Request) -> u64 {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    (req.method().as_str().len() + target + fields) as u64
 }
 
 /// The body of a request to a route that reads none, taken out of the request to be read and
@@ -615,6 +634,18 @@ mod tests {
                 (None, None),
             ]
         );
+    }
+
+    #[test]
+    fn a_head_counts_its_method_target_and_each_field_with_32_bytes_more() {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/messages?x=1")
+            .header("host", "localhost")
+            .header("x-pad", "abc")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(head_bytes(&req), 4 + 13 + (4 + 9 + 32) + (5 + 3 + 32));
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub(crate) const JSON: axum::http::HeaderValue =
         description = "Five interview services behind one TLS endpoint, with telemetry you can trust. \
             Every response carries `x-request-id`. Unknown paths answer 404 `{\"error\":\"not found\"}`; \
             a known path with the wrong method answers 405 `{\"error\":\"method not allowed\"}` with `Allow`; \
-            bodies over the limit answer 413; the seed endpoints answer 503 with `Retry-After` when the \
+            bodies over the limit answer 413; a request head over the limit (`--max-head-bytes`) answers 431 \
+            `{\"error\":\"request head too large\",\"limit_bytes\":N}`; the seed endpoints answer 503 with `Retry-After` when the \
             concurrency limit is reached. Each operation's `x-glassbox` says how the service treats \
             it: its body limit, whether it reads a body (one sent to an operation that reads none is \
             read and dropped as it arrives, within the limit), whether it is shed, its listener and whether its trailing slash is optional.",

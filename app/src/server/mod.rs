@@ -88,8 +88,13 @@ where
     // connection's watchdog, which tells a slow head from an idle keep-alive connection; so
     // hyper's own header timer (30 s unless told otherwise, re-armed for every request on a
     // kept-alive connection) is turned off.
-    // validate() holds --max-head-bytes to 1 MiB.
-    let max_head = usize::try_from(config.max_head_bytes).unwrap_or(usize::MAX);
+    //
+    // The middleware answers a head over --max-head-bytes itself, after reading the body it
+    // came with, so the client sees the 431 and its route counts it. hyper and h2 refuse a
+    // head over twice that while it is still arriving, which bounds what a head held
+    // unfinished keeps. validate() holds --max-head-bytes to 1 MiB.
+    let hard_head_limit = config.max_head_bytes.saturating_mul(2);
+    let max_head = usize::try_from(hard_head_limit).unwrap_or(usize::MAX);
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -99,7 +104,7 @@ where
         .max_header_size(max_head)
         .keep_alive(true);
     let http2 = Http2Settings {
-        max_head: u32::try_from(config.max_head_bytes).unwrap_or(u32::MAX),
+        max_head: u32::try_from(hard_head_limit).unwrap_or(u32::MAX),
         max_streams: config.max_streams,
         stream_window: window(config.h2_stream_window),
         connection_window: window(config.h2_connection_window),
@@ -332,7 +337,8 @@ where
     }
 }
 
-/// Why an HTTP/1 connection ended on a request head hyper refused: too large (431 sent), or
+/// Why an HTTP/1 connection ended on a request head hyper refused: over twice
+/// `--max-head-bytes` (431 sent), or
 /// not HTTP/1 at all (400 sent; nothing for an HTTP/2 preface). Such a head never reaches the
 /// service, so this is where it is counted.
 fn refused_head(error: &hyper::Error) -> Option<Closed> {
