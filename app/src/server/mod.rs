@@ -307,7 +307,7 @@ where
                 .builder(streams.clone())
                 .serve_connection(io, service);
             let mut driven = streams.drive(conn);
-            watchdog
+            let ended = watchdog
                 .guard(
                     std::pin::Pin::new(&mut driven),
                     false,
@@ -316,8 +316,11 @@ where
                         d.get_mut().conn().graceful_shutdown();
                     },
                 )
-                .await
-                .map(|e| e.to_string())
+                .await;
+            if ended.as_ref().is_some_and(broke_protocol) {
+                self.telemetry.connections.closed(Closed::ProtocolError);
+            }
+            ended.map(|e| e.to_string())
         } else {
             let conn = self.http1.serve_connection(io, service);
             tokio::pin!(conn);
@@ -349,6 +352,14 @@ fn refused_head(error: &hyper::Error) -> Option<Closed> {
     } else {
         None
     }
+}
+
+/// Whether an HTTP/2 connection ended because h2 sent a GOAWAY for the client's breaking the
+/// protocol (rapid resets, a CONTINUATION flood, a bad frame), not because the client left.
+fn broke_protocol(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|cause| cause.downcast_ref::<h2::Error>())
+        .is_some_and(|h2| h2.is_go_away() && h2.is_library())
 }
 
 /// Calls the connection's own copy of the service when it is ready, as axum's router and the

@@ -25,13 +25,16 @@ pub(crate) enum Closed {
     HeadTooLarge,
     /// An HTTP/1 request head that does not parse, answered 400.
     BadHead,
+    /// An HTTP/2 connection ended with a GOAWAY for breaking the protocol: streams reset as
+    /// fast as they open, a header block that never ends, a malformed frame.
+    ProtocolError,
     /// A new connection accepted and closed at once because the process ran out of file
     /// descriptors.
     NoDescriptors,
 }
 
 impl Closed {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Idle,
         Self::Evicted,
         Self::HeaderTimeout,
@@ -39,6 +42,7 @@ impl Closed {
         Self::OverLimit,
         Self::HeadTooLarge,
         Self::BadHead,
+        Self::ProtocolError,
         Self::NoDescriptors,
     ];
 
@@ -51,6 +55,7 @@ impl Closed {
             Self::OverLimit => "over_limit",
             Self::HeadTooLarge => "head_too_large",
             Self::BadHead => "bad_head",
+            Self::ProtocolError => "protocol_error",
             Self::NoDescriptors => "no_descriptors",
         }
     }
@@ -69,7 +74,7 @@ pub struct ConnectionSnapshot {
     /// Connections open now (TLS handshakes included).
     pub open: u64,
     /// Connections the service closed, by reason: idle, evicted, header_timeout,
-    /// write_timeout, over_limit, head_too_large, bad_head, no_descriptors.
+    /// write_timeout, over_limit, head_too_large, bad_head, protocol_error, no_descriptors.
     pub closed_total: std::collections::BTreeMap<&'static str, u64>,
 }
 

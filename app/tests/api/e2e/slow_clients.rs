@@ -479,14 +479,25 @@ async fn rapid_reset_and_continuation_floods_get_goaway() {
     let code = flood(&app, frames).await;
     assert!(code.is_some(), "a CONTINUATION flood ends in a GOAWAY");
 
-    // The service is unharmed.
+    // The service is unharmed, and says what it did.
     assert_eq!(app.get("/health").await.status(), 200);
+    let counted = || async {
+        app.scrape().await.get(
+            "glassbox_connections_closed_total",
+            &[("reason", "protocol_error")],
+        )
+    };
+    eventually("both connections counted", || async {
+        counted().await == Some(2.0)
+    })
+    .await;
     testkit::drill(
         "rapid reset (5,000 streams opened and reset) and CONTINUATION flood",
-        "GOAWAY; the service keeps answering",
+        "GOAWAY, counted as protocol_error; the service keeps answering",
         &format!(
-            "GOAWAY 0xb (ENHANCE_YOUR_CALM); GOAWAY {:#x}; /health 200",
-            code.unwrap_or_default()
+            "GOAWAY 0xb (ENHANCE_YOUR_CALM); GOAWAY {:#x}; closed protocol_error {}; /health 200",
+            code.unwrap_or_default(),
+            counted().await.unwrap_or_default()
         ),
     );
 }
