@@ -180,6 +180,13 @@ overview = dashboard(
                    [(f'sum(http_server_active_requests{{instance=~"$instance"}})', "in flight"),
                     (f'sum(rate(glassbox_requests_shed_total{{instance=~"$instance"}}{RATE})) or vector(0)', "shed/s")],
                    "short"),
+        timeseries("Connections open, and closed by reason",
+                   "glassbox_connections_open (gauge, now) and the rate of glassbox_connections_closed_total by "
+                   "reason: idle and evicted are housekeeping; header_timeout, write_timeout, over_limit, "
+                   "head_too_large, bad_head, protocol_error and no_descriptors are clients cut for breaking a bound.",
+                   [(f'sum(glassbox_connections_open{{instance=~"$instance"}})', "open"),
+                    (f'sum by (reason) (rate(glassbox_connections_closed_total{{instance=~"$instance"}}{RATE}))', "closed/s: {{reason}}")],
+                   "short"),
         timeseries("TLS handshakes and failures",
                    "glassbox_tls_handshakes_total by version and ALPN; glassbox_tls_handshake_failures_total by reason.",
                    [(f'sum by (version, alpn) (rate(glassbox_tls_handshakes_total{{instance=~"$instance"}}{RATE}))', "{{version}} {{alpn}}"),

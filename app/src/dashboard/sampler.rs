@@ -28,6 +28,10 @@ pub(crate) struct Point {
     pub in_flight: u64,
     /// Requests refused with 503 at the concurrency limit.
     pub shed: u64,
+    /// Connections cut for breaking a bound (a slow or oversized head, a stuck response, a
+    /// broken protocol) or refused for want of room: every reason of
+    /// `glassbox_connections_closed_total` but idle and evicted.
+    pub cut: u64,
     /// Message store calls and failed calls.
     pub store_calls: u64,
     pub store_errors: u64,
@@ -46,6 +50,7 @@ pub(crate) struct Point {
 struct Previous {
     at: Option<Instant>,
     shed: u64,
+    cut: u64,
     store: (u64, u64),
     cpu_seconds: Option<f64>,
 }
@@ -91,6 +96,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
     let routes = stats.take_interval();
     let tasks = shared.tasks.telemetry.take_interval();
     let shed = stats.shed_total();
+    let cut = shared.telemetry.connections.cut_total();
     let store = shared.store.totals();
     let process = process::Usage::read();
     let cpu_percent = match (&process, previous.cpu_seconds) {
@@ -107,6 +113,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
         routes,
         in_flight: stats.in_flight(),
         shed: shed.saturating_sub(previous.shed),
+        cut: cut.saturating_sub(previous.cut),
         store_calls: store.0.saturating_sub(previous.store.0),
         store_errors: store.1.saturating_sub(previous.store.1),
         queue_depth,
@@ -117,6 +124,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
     *previous = Previous {
         at: Some(now),
         shed,
+        cut,
         store,
         cpu_seconds: process.map(|p| p.cpu_seconds),
     };

@@ -46,6 +46,12 @@ impl Closed {
         Self::NoDescriptors,
     ];
 
+    /// Whether the connection was cut for breaking a bound, or refused for want of room, as
+    /// opposed to closed in the course of housekeeping (idle, or evicted to make room).
+    fn is_cut(self) -> bool {
+        !matches!(self, Self::Idle | Self::Evicted)
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Idle => "idle",
@@ -89,6 +95,15 @@ impl ConnectionStats {
 
     pub(crate) fn closed(&self, why: Closed) {
         self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections cut or refused since start: every reason but idle and evicted.
+    pub(crate) fn cut_total(&self) -> u64 {
+        Closed::ALL
+            .iter()
+            .filter(|why| why.is_cut())
+            .map(|&why| self.closed[why as usize].load(Ordering::Relaxed))
+            .sum()
     }
 
     pub fn snapshot(&self) -> ConnectionSnapshot {
@@ -146,6 +161,8 @@ mod tests {
         assert_eq!(snap.closed_total["idle"], 1);
         assert_eq!(snap.closed_total["write_timeout"], 2);
         assert_eq!(snap.closed_total["over_limit"], 0);
+        // Idle is housekeeping; the two write timeouts were cut.
+        assert_eq!(stats.cut_total(), 2);
         let mut text = String::new();
         stats.render(&mut text);
         assert!(text.contains("\nglassbox_connections_open 1\n"), "{text}");

@@ -283,6 +283,7 @@ function drawCharts() {
     [
       simpleSeries("in flight", "#2563eb", (p) => p.in_flight),
       simpleSeries("shed/s", "#dc2626", (p) => perSecond(p.shed, p)),
+      simpleSeries("connections cut/s", "#d97706", (p) => perSecond(p.cut, p)),
     ],
     {},
   );

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use testkit::Process;
+use tokio::io::AsyncWriteExt;
 
 use super::browser::Browser;
 use super::get_with_id;
+use super::slow_clients::{connect, h1_status};
 
 /// Where the screenshot goes: `reports/` at the repository root.
 fn screenshot_path() -> PathBuf {
@@ -64,6 +66,18 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
             r#"document.querySelector('#chart-errors path[data-route="GET /code/{code}"]') !== null
                && document.querySelector('#chart-status path[data-route="5xx"]') !== null
                && document.getElementById("empty").hidden"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    // A head that is not HTTP: its connection is cut, and the in-flight chart says so.
+    let mut tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"http/1.1").await;
+    tls.write_all(b"BLAH / HTTP/9\r\n\r\n").await.unwrap();
+    assert_eq!(h1_status(&mut tls).await, 400);
+    browser
+        .wait_for(
+            "a connection cut on the in-flight chart",
+            r#"document.querySelector('#chart-inflight path[data-route="connections cut/s"]') !== null
+               && state.points.some((p) => p.cut === 1)"#,
             Duration::from_secs(30),
         )
         .await;
