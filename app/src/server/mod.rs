@@ -322,15 +322,19 @@ where
             }
             ended.map(|e| e.to_string())
         } else {
-            let conn = self.http1.serve_connection(io, service);
-            tokio::pin!(conn);
+            let mut conn = self.http1.serve_connection(io, service);
             let ended = watchdog
-                .guard(conn.as_mut(), true, &self.telemetry, |c| {
+                .guard(std::pin::Pin::new(&mut conn), true, &self.telemetry, |c| {
                     c.graceful_shutdown();
                 })
                 .await;
             if let Some(why) = ended.as_ref().and_then(refused_head) {
                 self.telemetry.connections.closed(why);
+                // hyper has sent its 400 or 431 and shut its side; what the client is still
+                // sending would make the kernel answer with a reset, and the client lose the
+                // answer.
+                let (tls, _) = conn.into_parts().io.into_inner().into_inner().into_inner();
+                linger(tls).await;
             }
             ended.map(|e| e.to_string())
         };
@@ -338,6 +342,34 @@ where
             tracing::debug!(%peer, %error, "connection ended with an error");
         }
     }
+}
+
+/// How long a connection whose head hyper refused is read from after the refusal, at most.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// How long it may bring nothing before it is closed.
+const LINGER_QUIET: Duration = Duration::from_secs(1);
+/// How much of it is read, at most.
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads and drops what the client is still sending after the server has answered and shut
+/// its side, before the socket closes: closing with unread bytes makes the kernel send a
+/// reset, and a client still sending its body would lose the answer (curl: exit 55). nginx's
+/// lingering close, with bounds: [`LINGER_TIME`], [`LINGER_QUIET`], [`LINGER_BYTES`]. The raw
+/// bytes are dropped undecrypted.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::AsyncReadExt;
+
+    let mut sink = vec![0u8; 64 * 1024];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match tokio::time::timeout(LINGER_QUIET, tcp.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+                _ => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Why an HTTP/1 connection ended on a request head hyper refused: over twice

@@ -49,8 +49,9 @@ async fn curl_with_header(app: &Process, http: &str, pad: usize, body: Option<&P
 /// Heads over `--max-head-bytes` (8 KiB here) get the middleware's 431, after the body they
 /// came with is read, so curl sees it over both protocols even while it is still sending 500
 /// KB; each is counted under its route. Heads over twice the limit are cut by the protocol
-/// layer while they arrive (431 with no body; over HTTP/1 counted as the connection closed),
-/// and a head that is not HTTP gets 400, counted the same way.
+/// layer while they arrive (431 with no body; over HTTP/1 counted as the connection closed,
+/// which lingers so that a client still sending sees the answer), and a head that is not HTTP
+/// gets 400, counted the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heads_over_max_head_bytes_get_431_and_heads_not_http_400_and_all_are_counted() {
     const TIMES: usize = 10;
@@ -75,6 +76,12 @@ async fn heads_over_max_head_bytes_get_431_and_heads_not_http_400_and_all_are_co
             assert_eq!((status, exit), (431, 0), "{http}: 20 KiB");
         }
     }
+    // hyper's own 431 over HTTP/1.1, while curl is still sending 500 KB
+    // (`a_connection_whose_head_hyper_refused_lingers` tries it without curl's timing).
+    for _ in 0..TIMES {
+        let (status, exit, _) = curl_with_header(&app, "--http1.1", 20 * 1024, Some(&body)).await;
+        assert_eq!((status, exit), (431, 0), "20 KiB, a body");
+    }
     let mut tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"http/1.1").await;
     tls.write_all(b"BLAH / HTTP/9\r\n\r\n").await.unwrap();
     assert_eq!(h1_status(&mut tls).await, 400);
@@ -93,11 +100,45 @@ async fn heads_over_max_head_bytes_get_431_and_heads_not_http_400_and_all_are_co
     // The protocol layer's refusals: HTTP/1 ends the connection with them, and the connection
     // counts them; HTTP/2's 431 ends a stream only, and nothing sees it.
     let closed = |reason| scrape.get("glassbox_connections_closed_total", &[("reason", reason)]);
-    assert_eq!(closed("head_too_large"), Some(TIMES as f64));
+    assert_eq!(closed("head_too_large"), Some(2.0 * TIMES as f64));
     assert_eq!(closed("bad_head"), Some(1.0));
     let status = app.status().await["connections"]["closed_total"].clone();
-    assert_eq!(status["head_too_large"], TIMES, "{status}");
+    assert_eq!(status["head_too_large"], 2 * TIMES, "{status}");
     assert_eq!(status["bad_head"], 1, "{status}");
+}
+
+/// After hyper's 431 the connection goes on reading what its client sends, for a while: a
+/// client still sending its body (curl writes it in pieces, and gives up on a failed write,
+/// exit 55) would otherwise be reset by the kernel, for closing with bytes unread, before it
+/// read the answer. Here the client reads the 431 first, then sends 1 MiB more: all of it is
+/// taken. Closed at once instead, the server resets the connection and the writes fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_head_hyper_refused_lingers() {
+    let app = Process::spawn(&["--max-head-bytes", "8KiB"]).await;
+    let mut tls = connect(app.addr, &app.ca, "127.0.0.1".parse().unwrap(), b"http/1.1").await;
+    let head = format!(
+        "POST /messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: 2000000\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(20 * 1024)
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(h1_status(&mut tls).await, 431);
+    // Time enough for a server that does not linger to have closed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let chunk = vec![b'x'; 16 * 1024];
+    let mut sent = 0;
+    for _ in 0..64 {
+        let written = async {
+            tls.write_all(&chunk).await?;
+            tls.flush().await
+        };
+        if let Err(error) = written.await {
+            panic!("the write after {sent} bytes failed: {error}");
+        }
+        sent += chunk.len();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(sent, 1 << 20);
 }
 
 /// Opens `count` HTTP/1.1 connections and sends each `bytes` of a request head that never
