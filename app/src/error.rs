@@ -228,6 +228,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A full store is out of room (507), as a full disk is; a failing one is unavailable (503).
+impl From<StoreFailure> for ApiError {
+    fn from(failure: StoreFailure) -> Self {
+        if failure.error.kind == crate::store::ErrorKind::Full {
+            ApiError::InsufficientStorage(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                failure,
+            ))
+        } else {
+            ApiError::StoreUnavailable(failure)
+        }
+    }
+}
+
 /// A full queue is an overload (503 with `Retry-After`); a failing one is unavailable.
 impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> Self {

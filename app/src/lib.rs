@@ -63,6 +63,7 @@ pub(crate) mod numbers;
 pub(crate) mod page_cache;
 pub(crate) mod randomize;
 pub(crate) mod redb_file;
+pub(crate) mod redis_memory;
 pub(crate) mod routes;
 pub(crate) mod server;
 pub mod service;

@@ -271,7 +271,7 @@ store_queue = dashboard(
                      f"p{int(q * 100)} {{{{operation}}}}") for q in (0.5, 0.99)], "s", log=True),
         timeseries("Store calls and failures",
                    "Rate of glassbox_store_operation_duration_seconds_count by operation and outcome, and of "
-                   "glassbox_store_errors_total by kind (timeout, connection, backend).",
+                   "glassbox_store_errors_total by kind (timeout, connection, backend, full).",
                    [(f'sum by (operation, outcome) (rate(glassbox_store_operation_duration_seconds_count{{instance=~"$instance"}}{RATE}))', "{{operation}} {{outcome}}"),
                     (f'sum by (kind) (rate(glassbox_store_errors_total{{instance=~"$instance"}}{RATE}))', "failed: {{kind}}")], "ops"),
         timeseries("Messages stored and commit batches",

@@ -88,6 +88,20 @@ impl Redis {
         }
     }
 
+    /// `CONFIG SET name value` on the running server, such as `maxmemory 1` to make it full.
+    pub fn config_set(&self, name: &str, value: &str) {
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).expect("redis answers");
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut command = String::from("*4\r\n");
+        for part in ["CONFIG", "SET", name, value] {
+            command.push_str(&format!("${}\r\n{part}\r\n", part.len()));
+        }
+        conn.write_all(command.as_bytes()).unwrap();
+        let mut reply = [0u8; 5];
+        conn.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"+OK\r\n", "CONFIG SET {name} {value}");
+    }
+
     fn answers_ping(&self) -> bool {
         let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;

@@ -60,7 +60,7 @@ pub(crate) struct MessageBody {
         (status = 413, description = "Body over the limit (--max-body-bytes)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "`store unavailable`, with Retry-After", body = ErrorBody),
-        (status = 507, description = "`insufficient storage`: the embedded store's disk would fall below --min-free-disk (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the embedded store's disk would fall below --min-free-disk, or Redis is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn post_message(
     State(state): State<AppState>,
@@ -86,11 +86,7 @@ async fn post_message(
         // The embedded store's file is on the data directory's filesystem.
         state.disk.reserve(message.len() as u64)?;
     }
-    state
-        .store
-        .put(digest, message)
-        .await
-        .map_err(ApiError::StoreUnavailable)?;
+    state.store.put(digest, message).await?;
     Ok((
         StatusCode::CREATED,
         Json(DigestBody {

@@ -56,7 +56,7 @@ impl utoipa::ToSchema for PngBytes {}
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
         (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
-        (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();

@@ -68,7 +68,7 @@ fn storage_error(err: std::io::Error) -> ApiError {
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
         (status = 503, description = "The queue is full, or --max-buffered-bytes has no 2 MiB left for the upload's blocks (both with Retry-After), or the queue is unreachable", body = ErrorBody),
-        (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, or the disk filled up (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, the disk filled up, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();

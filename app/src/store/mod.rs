@@ -52,8 +52,8 @@ pub(crate) enum Put {
     Existed,
 }
 
-/// Why the store could not answer. Clients see 503 `{"error":"store unavailable"}`; the
-/// detail goes to the log.
+/// Why the store could not answer. Clients see 503 `{"error":"store unavailable"}`, or 507
+/// `{"error":"insufficient storage"}` when it is full; the detail goes to the log.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {detail}")]
 pub(crate) struct StoreError {
@@ -70,16 +70,19 @@ pub enum ErrorKind {
     Connection,
     /// The backend answered with an error, or the disk did.
     Backend,
+    /// The backend is out of room: Redis at its `maxmemory`, refusing writes.
+    Full,
 }
 
 impl ErrorKind {
-    pub const ALL: [Self; 3] = [Self::Timeout, Self::Connection, Self::Backend];
+    pub const ALL: [Self; 4] = [Self::Timeout, Self::Connection, Self::Backend, Self::Full];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
             Self::Connection => "connection",
             Self::Backend => "backend",
+            Self::Full => "full",
         }
     }
 }

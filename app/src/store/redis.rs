@@ -14,6 +14,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
 use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
+use crate::redis_memory;
 
 /// The hash every message lives in.
 pub(crate) const KEY: &str = "glassbox:messages";
@@ -50,6 +51,7 @@ impl RedisStore {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| classify(&e))?;
+        redis_memory::warn_if_evicting(connections[0].clone(), "messages", location.clone());
         Ok(Self {
             connections,
             next: AtomicUsize::new(0),
@@ -65,7 +67,9 @@ impl RedisStore {
 }
 
 fn classify(err: &RedisError) -> StoreError {
-    let kind = if err.is_timeout() {
+    let kind = if redis_memory::is_full(err) {
+        ErrorKind::Full
+    } else if err.is_timeout() {
         ErrorKind::Timeout
     } else if err.is_io_error()
         || err.is_connection_dropped()

@@ -199,8 +199,9 @@ pub(crate) enum QueueError {
     /// The backend failed or could not be reached (503).
     #[error("{0}")]
     Unavailable(String),
-    /// The disk is full, or the payload would cross `--min-free-disk` (507).
-    #[error("writing the payload: {0}")]
+    /// The disk is full, or the payload would cross `--min-free-disk`, or Redis is at its
+    /// `maxmemory` (507).
+    #[error("{0}")]
     NoSpace(String),
 }
 
@@ -367,7 +368,7 @@ impl Tasks {
             .map_err(|e| {
                 self.write_failed();
                 if e.kind() == std::io::ErrorKind::StorageFull {
-                    QueueError::NoSpace(e.to_string())
+                    QueueError::NoSpace(format!("writing the payload: {e}"))
                 } else {
                     QueueError::Unavailable(format!("writing the payload: {e}"))
                 }

@@ -27,6 +27,7 @@ use super::files::TaskFiles;
 use super::{
     QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
 };
+use crate::redis_memory;
 
 /// The health probe's key: written with a 60 s expiry by `/health` (at most once a second).
 const PROBE_KEY: &str = "glassbox:tasks:health-probe";
@@ -51,6 +52,15 @@ fn lease_key(id: TaskId) -> String {
 
 fn unavailable(err: impl std::fmt::Display) -> QueueError {
     QueueError::unavailable(err)
+}
+
+/// What a Redis error means for the queue: full (507, as a full disk) or unavailable (503).
+fn failed(err: redis::RedisError) -> QueueError {
+    if redis_memory::is_full(&err) {
+        QueueError::NoSpace(format!("Redis is at its maxmemory: {err}"))
+    } else {
+        unavailable(err)
+    }
 }
 
 /// How the queue behaves; from the configuration.
@@ -90,6 +100,7 @@ impl RedisQueue {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
+        redis_memory::warn_if_evicting(connections[0].clone(), "tasks", location.clone());
         Ok(Arc::new(Self {
             client,
             location,
@@ -136,7 +147,7 @@ impl RedisQueue {
         work: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, QueueError> {
         match tokio::time::timeout(limit, work).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map_err(failed),
             Err(_) => Err(QueueError::Unavailable(format!(
                 "Redis gave no answer within {limit:?}"
             ))),

@@ -441,7 +441,7 @@ impl Metrics {
 pub struct StoreSeries {
     ok: [Histogram; 3],
     failed: [Histogram; 3],
-    errors: [[Counter; 3]; 3],
+    errors: [[Counter; ErrorKind::ALL.len()]; 3],
     messages: Gauge,
 }
 

@@ -145,6 +145,124 @@ async fn redis_going_away_is_a_503_and_the_service_heals_when_it_returns() {
     );
 }
 
+/// Redis at its `maxmemory` (policy `noeviction`, as the compose file sets) refuses writes:
+/// a message and a task upload get 507, as on a full disk, reads go on, `/health` fails, the
+/// store's errors are counted as `full`; once Redis has room, writes succeed again with no
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_is_a_507_and_the_service_heals_when_it_has_room() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let app = Process::spawn(&["--store", &url, "--queue", &url]).await;
+    let target = Target::direct(&app);
+    assert_eq!(target.post_json(&json!({"message": "before"})).await.0, 201);
+
+    // One byte: whatever Redis holds is over it.
+    redis.config_set("maxmemory", "1");
+    let full = || async {
+        let response = app
+            .client
+            .post(app.url("/messages"))
+            .json(&json!({"message": "while full"}))
+            .send()
+            .await
+            .unwrap();
+        let retry = response.headers().get("retry-after").cloned();
+        let status = response.status();
+        (
+            status,
+            retry,
+            response.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(
+        full().await,
+        (
+            StatusCode::INSUFFICIENT_STORAGE,
+            None,
+            json!({"error": "insufficient storage"})
+        )
+    );
+    let upload = app
+        .client
+        .post(app.url("/sum-evens"))
+        .header("content-type", "text/plain")
+        .body("1 2 3 4\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 507, "a task upload while Redis is full");
+    assert_eq!(
+        target.get(&sha256_hex("before")).await,
+        (StatusCode::OK, json!({"message": "before"})),
+        "reads go on"
+    );
+    let (code, health) = app.get_json("/health").await;
+    assert_eq!(code, 503);
+    assert_eq!(health["data"]["checks"]["store"]["status"], "fail");
+    let full_puts = app.scrape().await.get(
+        "glassbox_store_errors_total",
+        &[("backend", "redis"), ("operation", "put"), ("kind", "full")],
+    );
+    assert_eq!(full_puts, Some(1.0));
+    let payloads: Vec<_> = std::fs::read_dir(app.data_dir().join("tasks/payloads"))
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(payloads.is_empty(), "a refused task left {payloads:?}");
+
+    redis.config_set("maxmemory", "0");
+    eventually("the store to take writes again", || async {
+        target.post_json(&json!({"message": "after"})).await.0 == 201
+    })
+    .await;
+    eventually("/health to pass again", || async {
+        app.get_json("/health").await.0 == 200
+    })
+    .await;
+    // A server that refuses writes when full loses nothing: no warning about eviction.
+    assert!(
+        !app.stdout_lines()
+            .iter()
+            .any(|l| l.contains("maxmemory-policy")),
+        "warned about a Redis that does not evict"
+    );
+}
+
+/// A Redis that evicts keys at its `maxmemory` would drop messages and tasks without an error:
+/// the service says so at start, once for each use it makes of that server.
+#[tokio::test]
+async fn a_redis_that_evicts_keys_is_warned_about_at_start() {
+    let redis = Redis::start();
+    redis.config_set("maxmemory", "100mb");
+    redis.config_set("maxmemory-policy", "allkeys-lru");
+    let url = redis.url();
+    let app = Process::spawn(&["--store", &url, "--queue", &url]).await;
+    let warnings = || {
+        app.stdout_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| {
+                l["level"] == "WARN"
+                    && l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("set maxmemory-policy noeviction"))
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually("a warning for the store and one for the queue", || async {
+        warnings().len() == 2
+    })
+    .await;
+    for line in warnings() {
+        assert_eq!(line["policy"], "allkeys-lru", "{line}");
+        assert_eq!(line["maxmemory"], 100 << 20, "{line}");
+        assert_eq!(
+            line["location"],
+            format!("redis://127.0.0.1:{}/0", redis.port)
+        );
+    }
+}
+
 /// A store fault on the Redis store is the outage above as every view sees it: the same 503
 /// and body, the same failing health check, the same error metric and access line (with the
 /// fault's name where Redis' own error was), and the same healing when it ends.
