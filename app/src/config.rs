@@ -301,7 +301,8 @@ pub struct Config {
     pub h2_connection_window: u64,
 
     /// The share of --max-concurrency one client may hold (0 to 1]; beyond it its requests get
-    /// 503. A client is its address, or the forwarded one behind a trusted proxy.
+    /// 503. A client is its address, or the forwarded one behind a trusted proxy; for IPv6, its
+    /// /64.
     #[arg(
         help_heading = LIMITS,
         long,

@@ -13,6 +13,26 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientAddr(pub IpAddr);
 
+/// Who a client is, for what is shared out per client (the concurrency permits, the task
+/// queues' turns): an IPv4 address; for IPv6, the /64 network the address is in, given as its
+/// first address. One IPv6 host is commonly given a whole /64 and may send from any address in
+/// it: counted per address, it could take as many shares as it liked. IPv4-mapped IPv6
+/// addresses are their IPv4 address.
+pub(crate) fn client_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+/// How [`client_of`] is written where a client is named: the IPv4 address, or the IPv6 /64.
+pub(crate) fn client_name(ip: IpAddr) -> String {
+    match client_of(ip) {
+        IpAddr::V6(network) => format!("{network}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
 /// The client address a trusted proxy reports, or `None` when the peer is not a trusted proxy
 /// or the header is missing or malformed (then the peer itself is the client).
 ///
@@ -69,6 +89,30 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_an_ipv4_one_its_address() {
+        let of = |ip: &str| client_of(ip.parse().unwrap());
+        assert_eq!(
+            of("2001:db8:1:2::1"),
+            of("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(of("2001:db8:1:2::1"), of("2001:db8:1:3::1"));
+        assert_eq!(
+            of("2001:db8:1:2:3:4:5:6"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(of("192.0.2.1"), of("192.0.2.2"));
+        assert_eq!(of("::ffff:192.0.2.1"), of("192.0.2.1"));
+        assert_eq!(
+            client_name("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_name("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1"
+        );
+    }
     use axum::http::HeaderValue;
 
     fn headers(values: &[&'static str]) -> HeaderMap {

@@ -2,7 +2,8 @@
 //! (the caller sheds it with 503), so there are no waiters to wake and no lock to take.
 //!
 //! Two bounds hold at once: `limit` permits in all, and at most `per_client` of them for one
-//! client address, so that a handful of slow clients on one address cannot take every permit.
+//! client (an address; for IPv6 its /64), so that a handful of slow clients on one address
+//! cannot take every permit.
 //! Clients are counted in [`SLOTS`] counters chosen by a hash of the address, the way a
 //! counting Bloom filter counts: no map, no lock and no allocation per request, at the price
 //! that two addresses sharing a slot (one chance in 16,384 for a given pair) share one share.
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::body::keep::{Keep, KeepUntilSent};
+use crate::forwarded;
 
 /// Per-client counters.
 const SLOTS: usize = 1 << 14;
@@ -42,10 +44,11 @@ pub(crate) struct Permit {
     slot: Option<usize>,
 }
 
-/// The counter of `ip`: a multiplicative hash of its bytes (the keys are the service's own view
-/// of its clients' addresses; nothing here needs a keyed hash).
+/// The counter of the client `ip` is ([`forwarded::client_of`]: an IPv6 client is its /64): a
+/// multiplicative hash of its bytes (the keys are the service's own view of its clients'
+/// addresses; nothing here needs a keyed hash).
 fn slot(ip: IpAddr) -> usize {
-    let bytes = match ip {
+    let bytes = match forwarded::client_of(ip) {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
     };
@@ -151,6 +154,19 @@ mod tests {
             0
         );
         assert!(limiter.try_acquire(B).is_ok());
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_share_one_share() {
+        let limiter = Limiter::new(8, 2);
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let _one = limiter.try_acquire(ip("2001:db8:7:7::1")).unwrap();
+        let _two = limiter.try_acquire(ip("2001:db8:7:7::2")).unwrap();
+        assert_eq!(
+            limiter.try_acquire(ip("2001:db8:7:7:ffff::3")).unwrap_err(),
+            Full::Client
+        );
+        assert!(limiter.try_acquire(ip("2001:db8:7:8::1")).is_ok());
     }
 
     #[test]

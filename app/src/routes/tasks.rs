@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::forwarded::ClientAddr;
+use crate::forwarded::{self, ClientAddr};
 use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, TaskState};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,7 +65,7 @@ impl From<TaskRecord> for TaskStatus {
 const MAX_CLIENT_ID: usize = 64;
 
 /// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
-/// a trusted proxy reports, else the peer's: [`ClientAddr`]).
+/// a trusted proxy reports, else the peer's: [`ClientAddr`]; for IPv6 its /64).
 pub(crate) fn client_id(parts: &Parts) -> String {
     let headers = &parts.headers;
     if let Some(id) = headers.get("x-client-id").map(|v| v.as_bytes())
@@ -78,7 +78,7 @@ pub(crate) fn client_id(parts: &Parts) -> String {
         return format!("id:{}", String::from_utf8_lossy(id));
     }
     match parts.extensions.get::<ClientAddr>() {
-        Some(ClientAddr(ip)) => format!("addr:{ip}"),
+        Some(ClientAddr(ip)) => format!("addr:{}", forwarded::client_name(*ip)),
         None => "anonymous".into(),
     }
 }
@@ -174,7 +174,12 @@ mod tests {
         assert_eq!(client_id(&parts(None, Some("192.0.2.1"))), "addr:192.0.2.1");
         assert_eq!(
             client_id(&parts(Some("has space"), Some("::1"))),
-            "addr:::1"
+            "addr:::/64"
+        );
+        // Any address of one IPv6 /64 is one client.
+        assert_eq!(
+            client_id(&parts(None, Some("2001:db8:5:6::7"))),
+            client_id(&parts(None, Some("2001:db8:5:6:8:9:a:b")))
         );
         assert_eq!(client_id(&parts(Some(&"x".repeat(65)), None)), "anonymous");
     }

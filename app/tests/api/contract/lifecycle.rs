@@ -66,6 +66,43 @@ async fn one_client_gets_its_share_and_the_others_the_rest() {
     assert_eq!(app.status().await["limits"]["permits_in_use"], 0);
 }
 
+/// A host given an IPv6 /64 may send from any address in it: the /64 is one client, whose
+/// share its addresses split, while the next /64 is another client. The addresses come from a
+/// trusted proxy's `X-Forwarded-For`, as nginx in front of glassbox sends them.
+#[tokio::test]
+async fn an_ipv6_client_is_its_64() {
+    let app = InProcess::start(&[
+        "--max-concurrency",
+        "4",
+        "--client-share",
+        "0.5",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ])
+    .await;
+    let from = |client: &str, path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    let mut sleepers = Vec::new();
+    for (n, client) in [(1, "2001:db8:1:2::1"), (2, "2001:db8:1:2::2")] {
+        sleepers.push(tokio::spawn(from(client, "/sleep/1500")));
+        eventually("the sleep to be in flight", || async {
+            app.status().await["requests_in_flight"].as_u64() == Some(n + 1)
+        })
+        .await;
+    }
+    let response = from("2001:db8:1:2:ffff::3", "/").await.unwrap();
+    assert_eq!(response.status(), 503, "a third address of the same /64");
+    let response = from("2001:db8:1:3::1", "/").await.unwrap();
+    assert_eq!(response.status(), 200, "the next /64");
+    for sleeper in sleepers {
+        assert_eq!(sleeper.await.unwrap().unwrap().status(), 200);
+    }
+}
+
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
     let app = InProcess::start(&["--header-read-timeout", "300ms"]).await;
