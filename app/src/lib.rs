@@ -73,3 +73,4 @@ pub mod sum_evens;
 pub(crate) mod tasks;
 pub mod telemetry;
 pub mod tls;
+pub(crate) mod turns;

@@ -42,7 +42,7 @@ impl utoipa::ToSchema for PngBytes {}
 #[utoipa::path(post, path = "/randomize", tag = "tasks", operation_id = "randomize_submit",
     request_body(content = inline(PngBytes), content_type = "image/png", description = "The PNG file"),
     params(("X-Client-Id" = Option<String>, Header,
-        description = "Who is asking: waiting tasks are taken round robin between clients (default: the client's address)")),
+        description = "Which client behind the caller's address is asking: waiting tasks are taken round robin between addresses, then between the clients an address names")),
     responses(
         (status = 201, description = "Queued", body = Token, links(
             ("RandomizeStatus" = (operation_id = "randomize_status",

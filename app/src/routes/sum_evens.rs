@@ -49,12 +49,12 @@ fn storage_error(err: std::io::Error) -> ApiError {
 
 /// Streams a text file of integers to disk (never whole in memory) and queues the sum of its
 /// even numbers. Integers are decimal, of any length, with an optional sign, separated by ASCII
-/// whitespace or commas. Clients are told apart by `X-Client-Id` (or their address) and share
-/// the workers fairly.
+/// whitespace or commas. Clients share the workers fairly: their addresses take turns, and
+/// the clients an address names with `X-Client-Id` take that address's turns.
 #[utoipa::path(post, path = "/sum-evens", tag = "tasks", operation_id = "sum_evens_submit",
     request_body(content = String, content_type = "text/plain", description = "The numbers"),
     params(("X-Client-Id" = Option<String>, Header,
-        description = "Who is asking, for fair scheduling (up to 64 of `A-Za-z0-9-_.:@`); default: the client's address")),
+        description = "Which client behind the caller's address is asking, for fair scheduling (up to 64 of `A-Za-z0-9-_.:@`): it divides the address's turns and adds none")),
     responses(
         (status = 201, description = "Stored and queued", body = Token, links(
             ("SumEvensStatus" = (operation_id = "sum_evens_status",

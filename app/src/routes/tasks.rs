@@ -64,22 +64,31 @@ impl From<TaskRecord> for TaskStatus {
 
 const MAX_CLIENT_ID: usize = 64;
 
-/// Who is asking, for fair scheduling: a sane `X-Client-Id`, else the client's address (the one
-/// a trusted proxy reports, else the peer's: [`ClientAddr`]; for IPv6 its /64).
+/// Who is asking, for fair scheduling ([`crate::turns`]): the client's address (the one a
+/// trusted proxy reports, else the peer's: [`ClientAddr`]; for IPv6 its /64), and the
+/// `X-Client-Id` it gives, if sane, which names one of the clients behind that address.
 pub(crate) fn client_id(parts: &Parts) -> String {
     let headers = &parts.headers;
-    if let Some(id) = headers.get("x-client-id").map(|v| v.as_bytes())
-        && !id.is_empty()
-        && id.len() <= MAX_CLIENT_ID
-        && id
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
-    {
-        return format!("id:{}", String::from_utf8_lossy(id));
-    }
-    match parts.extensions.get::<ClientAddr>() {
-        Some(ClientAddr(ip)) => format!("addr:{}", forwarded::client_name(*ip)),
-        None => "anonymous".into(),
+    let id = headers
+        .get("x-client-id")
+        .map(|v| v.as_bytes())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_CLIENT_ID
+                && id.iter().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@')
+                })
+        })
+        .map(String::from_utf8_lossy);
+    let address = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map(|ClientAddr(ip)| format!("addr:{}", forwarded::client_name(*ip)));
+    match (address, id) {
+        (Some(address), Some(id)) => format!("{address} id:{id}"),
+        (Some(address), None) => address,
+        (None, Some(id)) => format!("id:{id}"),
+        (None, None) => "anonymous".into(),
     }
 }
 
@@ -166,11 +175,12 @@ mod tests {
     }
 
     #[test]
-    fn clients_are_told_apart_by_their_id_else_their_address() {
+    fn clients_are_their_address_and_the_id_they_give() {
         assert_eq!(
             client_id(&parts(Some("team-a"), Some("192.0.2.1"))),
-            "id:team-a"
+            "addr:192.0.2.1 id:team-a"
         );
+        assert_eq!(client_id(&parts(Some("team-a"), None)), "id:team-a");
         assert_eq!(client_id(&parts(None, Some("192.0.2.1"))), "addr:192.0.2.1");
         assert_eq!(
             client_id(&parts(Some("has space"), Some("::1"))),

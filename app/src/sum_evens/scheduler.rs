@@ -24,6 +24,7 @@ use super::parse::{BadToken, Partial, is_separator};
 use super::range::{BLOCK, RangeError, sum_range};
 use crate::body::Budget;
 use crate::compute::ComputePool;
+use crate::turns::Rotation;
 
 /// How much of a file one chunk covers.
 pub const CHUNK: u64 = 8 << 20;
@@ -91,8 +92,8 @@ impl Drop for Lanes {
 struct State {
     /// Set when the scheduler is dropped: the lanes end.
     closed: bool,
-    /// Clients with jobs, in turn order.
-    turns: VecDeque<String>,
+    /// Clients with jobs, in turn order ([`Rotation`]: addresses, then the clients of one).
+    turns: Rotation,
     jobs: HashMap<String, VecDeque<Arc<Job>>>,
 }
 
@@ -380,7 +381,7 @@ impl Inner {
             let queue = state.jobs.entry(client.to_owned()).or_default();
             queue.push_back(job);
             if queue.len() == 1 {
-                state.turns.push_back(client.to_owned());
+                state.turns.join(client);
             }
         }
         self.work.notify_waiters();
@@ -395,7 +396,7 @@ impl Inner {
         queue.retain(|queued| !Arc::ptr_eq(queued, job));
         if queue.is_empty() {
             state.jobs.remove(client);
-            state.turns.retain(|c| c != client);
+            state.turns.leave(client);
         }
     }
 
@@ -415,10 +416,10 @@ impl Inner {
     /// whose next chunk has not landed yet lets the client's next job go. A client with
     /// nothing ready keeps its place in the turns.
     fn next_chunk(state: &mut State) -> Option<(Arc<Job>, HeldSource, u64, u64)> {
-        for _ in 0..state.turns.len() {
-            let client = state.turns.pop_front()?;
-            let Some(queue) = state.jobs.get_mut(&client) else {
-                continue;
+        let State { turns, jobs, .. } = state;
+        turns.serve(|client| {
+            let Some(queue) = jobs.get_mut(client) else {
+                return (None, false);
             };
             // An empty upload has no chunk to hand out.
             queue.retain(|job| !job.handed_out());
@@ -443,16 +444,14 @@ impl Inner {
                 }
                 queue.remove(*i);
             }
-            if queue.is_empty() {
-                state.jobs.remove(&client);
-            } else {
-                state.turns.push_back(client);
+            let stays = !queue.is_empty();
+            if !stays {
+                jobs.remove(client);
             }
-            if let Some((_, job, source, start, readable)) = found {
-                return Some((job, source, start, readable));
-            }
-        }
-        None
+            let chunk =
+                found.map(|(_, job, source, start, readable)| (job, source, start, readable));
+            (chunk, stays)
+        })
     }
 }
 
@@ -582,16 +581,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn turns_alternate_between_clients() {
-        let inner = Inner {
+    /// The scheduler's state and pool with no lane running: a test takes chunks itself.
+    fn lanes_without_runner() -> Inner {
+        Inner {
             state: Mutex::new(State::default()),
             work: Notify::new(),
             compute: ComputePool::new(1),
             summed: Summed::default(),
             keeping: Budget::new(ACROSS_UPLOADS),
-        };
-        let job = |len| Job::new(tempfile::tempfile().unwrap(), len, None, Arc::default()).0;
+        }
+    }
+
+    /// A whole file of `len` bytes to sum, as a job.
+    fn job(len: u64) -> Arc<Job> {
+        Job::new(tempfile::tempfile().unwrap(), len, None, Arc::default()).0
+    }
+
+    #[test]
+    fn turns_alternate_between_clients() {
+        let inner = lanes_without_runner();
         {
             let mut state = inner.state.lock().unwrap();
             state
@@ -600,7 +608,8 @@ mod tests {
             state
                 .jobs
                 .insert("small".into(), VecDeque::from([job(2 * CHUNK)]));
-            state.turns = VecDeque::from(["big".to_string(), "small".to_string()]);
+            state.turns.join("big");
+            state.turns.join("small");
         }
         let mut order = Vec::new();
         while let Next::Chunk(job, _, start, _) = inner.next() {
@@ -612,17 +621,38 @@ mod tests {
         assert_eq!(order.last(), Some(&(1, 0)));
     }
 
+    /// A client that sends each job under a new `X-Client-Id` from one address gets its
+    /// address's turns, no more: the other address's job still gets every other chunk.
+    #[test]
+    fn ids_divide_their_address_turns_and_add_none() {
+        let inner = lanes_without_runner();
+        {
+            let mut state = inner.state.lock().unwrap();
+            for (client, chunks) in [
+                ("addr:192.0.2.1 id:1", 1),
+                ("addr:192.0.2.1 id:2", 2),
+                ("addr:192.0.2.1 id:3", 3),
+                ("addr:192.0.2.2", 4),
+            ] {
+                state
+                    .jobs
+                    .insert(client.into(), VecDeque::from([job(chunks * CHUNK)]));
+                state.turns.join(client);
+            }
+        }
+        let mut order = Vec::new();
+        while let Next::Chunk(job, ..) = inner.next() {
+            order.push(job.len.load(Ordering::Relaxed) / CHUNK);
+        }
+        // The jobs are told apart by their lengths: 192.0.2.2's is the 4-chunk one.
+        assert_eq!(order, [1, 4, 2, 4, 3, 4, 2, 4, 3, 3]);
+    }
+
     /// An upload arriving: a chunk is handed out only once a separator past its end has
     /// landed; meanwhile the client's next job and other clients go on.
     #[test]
     fn a_growing_job_hands_out_chunks_as_separators_land() {
-        let inner = Arc::new(Inner {
-            state: Mutex::new(State::default()),
-            work: Notify::new(),
-            compute: ComputePool::new(1),
-            summed: Summed::default(),
-            keeping: Budget::new(ACROSS_UPLOADS),
-        });
+        let inner = Arc::new(lanes_without_runner());
         let (growing, _finished) =
             Job::new(tempfile::tempfile().unwrap(), GROWING, None, Arc::default());
         let (whole, _whole_finished) =

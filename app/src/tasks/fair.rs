@@ -1,14 +1,16 @@
 //! The waiting line of the embedded queue: first come, first served within each client, and
-//! round robin between clients, so one client's pile of jobs does not hold back another's.
+//! round robin between clients ([`crate::turns`]: between addresses, then between the clients
+//! of one address), so one client's pile of jobs does not hold back another's.
 
 use std::collections::{HashMap, VecDeque};
 
 use super::TaskId;
+use crate::turns::Rotation;
 
 #[derive(Debug, Default)]
 pub(super) struct FairLine {
     /// Clients with tasks waiting, in turn order.
-    turns: VecDeque<String>,
+    turns: Rotation,
     waiting: HashMap<String, VecDeque<TaskId>>,
     len: usize,
 }
@@ -17,7 +19,7 @@ impl FairLine {
     pub(super) fn push(&mut self, client: &str, id: TaskId) {
         let line = self.waiting.entry(client.to_owned()).or_default();
         if line.is_empty() {
-            self.turns.push_back(client.to_owned());
+            self.turns.join(client);
         }
         line.push_back(id);
         self.len += 1;
@@ -25,14 +27,19 @@ impl FairLine {
 
     /// The oldest task of the client whose turn it is; that client goes to the back.
     pub(super) fn pop(&mut self) -> Option<TaskId> {
-        let client = self.turns.pop_front()?;
-        let line = self.waiting.get_mut(&client)?;
-        let id = line.pop_front()?;
-        if line.is_empty() {
-            self.waiting.remove(&client);
-        } else {
-            self.turns.push_back(client);
-        }
+        let waiting = &mut self.waiting;
+        let id = self.turns.serve(|client| {
+            let Some(line) = waiting.get_mut(client) else {
+                return (None, false);
+            };
+            let id = line.pop_front();
+            if line.is_empty() {
+                waiting.remove(client);
+                (id, false)
+            } else {
+                (id, true)
+            }
+        })?;
         self.len -= 1;
         Some(id)
     }
