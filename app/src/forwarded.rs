@@ -64,55 +64,25 @@ pub(crate) fn client_behind_proxy(
 }
 
 fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
-    let addr = canonical(addr);
+    // An IPv4 address seen over IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
+    let addr = addr.to_canonical();
     trusted.iter().any(|net| net.contains(&addr))
-}
-
-/// An IPv4 address seen over IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
-fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     if let Ok(ip) = hop.parse::<IpAddr>() {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
     }
     hop.parse::<std::net::SocketAddr>()
         .ok()
-        .map(|s| canonical(s.ip()))
+        .map(|s| s.ip().to_canonical())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_ipv6_client_is_its_64_and_an_ipv4_one_its_address() {
-        let of = |ip: &str| client_of(ip.parse().unwrap());
-        assert_eq!(
-            of("2001:db8:1:2::1"),
-            of("2001:db8:1:2:ffff:ffff:ffff:ffff")
-        );
-        assert_ne!(of("2001:db8:1:2::1"), of("2001:db8:1:3::1"));
-        assert_eq!(
-            of("2001:db8:1:2:3:4:5:6"),
-            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
-        );
-        assert_ne!(of("192.0.2.1"), of("192.0.2.2"));
-        assert_eq!(of("::ffff:192.0.2.1"), of("192.0.2.1"));
-        assert_eq!(
-            client_name("2001:db8:1:2::9".parse().unwrap()),
-            "2001:db8:1:2::/64"
-        );
-        assert_eq!(
-            client_name("::ffff:192.0.2.1".parse().unwrap()),
-            "192.0.2.1"
-        );
-    }
     use axum::http::HeaderValue;
 
     fn headers(values: &[&'static str]) -> HeaderMap {
@@ -223,6 +193,30 @@ mod tests {
         assert_eq!(
             client_behind_proxy(ip("127.0.0.1"), &HeaderMap::new(), &trusted()),
             None
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_an_ipv4_one_its_address() {
+        let of = |ip: &str| client_of(ip.parse().unwrap());
+        assert_eq!(
+            of("2001:db8:1:2::1"),
+            of("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(of("2001:db8:1:2::1"), of("2001:db8:1:3::1"));
+        assert_eq!(
+            of("2001:db8:1:2:3:4:5:6"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(of("192.0.2.1"), of("192.0.2.2"));
+        assert_eq!(of("::ffff:192.0.2.1"), of("192.0.2.1"));
+        assert_eq!(
+            client_name("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_name("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1"
         );
     }
 }

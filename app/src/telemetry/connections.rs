@@ -21,7 +21,7 @@ pub(crate) enum Closed {
     WriteTimeout,
     /// A new connection over `--max-connections` with none idle to close.
     OverLimit,
-    /// An HTTP/1 request head over `--max-head-bytes`, answered 431.
+    /// An HTTP/1 request head over twice `--max-head-bytes`, answered 431 by hyper.
     HeadTooLarge,
     /// An HTTP/1 request head that does not parse, answered 400.
     BadHead,
