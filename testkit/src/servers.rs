@@ -90,16 +90,39 @@ impl Redis {
 
     /// `CONFIG SET name value` on the running server, such as `maxmemory 1` to make it full.
     pub fn config_set(&self, name: &str, value: &str) {
-        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).expect("redis answers");
+        assert_eq!(
+            self.command(&["CONFIG", "SET", name, value]).as_deref(),
+            Some("OK"),
+            "CONFIG SET {name} {value}"
+        );
+    }
+
+    /// One command on the running server and its reply, for commands that answer a single
+    /// value: a status, an integer or a string as text, `None` for nil. An error reply panics.
+    pub fn command(&self, parts: &[&str]) -> Option<String> {
+        let conn = TcpStream::connect(("127.0.0.1", self.port)).expect("redis answers");
         let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut command = String::from("*4\r\n");
-        for part in ["CONFIG", "SET", name, value] {
+        let mut command = format!("*{}\r\n", parts.len());
+        for part in parts {
             command.push_str(&format!("${}\r\n{part}\r\n", part.len()));
         }
-        conn.write_all(command.as_bytes()).unwrap();
-        let mut reply = [0u8; 5];
-        conn.read_exact(&mut reply).unwrap();
-        assert_eq!(&reply, b"+OK\r\n", "CONFIG SET {name} {value}");
+        (&conn).write_all(command.as_bytes()).unwrap();
+        let mut reader = std::io::BufReader::new(&conn);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        let (kind, rest) = line.trim_end().split_at(1);
+        match kind {
+            "+" | ":" => Some(rest.to_owned()),
+            "$" if rest == "-1" => None,
+            "$" => {
+                let len: usize = rest.parse().unwrap();
+                let mut value = vec![0; len + 2];
+                reader.read_exact(&mut value).unwrap();
+                value.truncate(len);
+                Some(String::from_utf8(value).unwrap())
+            }
+            _ => panic!("{parts:?}: Redis answered {line:?}"),
+        }
     }
 
     fn answers_ping(&self) -> bool {
