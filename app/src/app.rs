@@ -134,7 +134,7 @@ impl AppState {
         let files = crate::tasks::files::TaskFiles::new(&dir, 0).expect("task directories");
         let queue = crate::tasks::embedded::EmbeddedQueue::open(
             &dir,
-            config.queue_capacity,
+            crate::tasks::Places::of(&config),
             config.task_ttl,
             config.task_max_attempts,
             files.clone(),

@@ -300,9 +300,10 @@ pub struct Config {
     #[arg(help_heading = LIMITS, long, env = "GLASSBOX_H2_CONNECTION_WINDOW", default_value = "16MiB", value_parser = parse_bytes)]
     pub h2_connection_window: u64,
 
-    /// The share of --max-concurrency one client may hold (0 to 1]; beyond it its requests get
-    /// 503. A client is its address, or the forwarded one behind a trusted proxy; for IPv6, its
-    /// /64.
+    /// The share of --max-concurrency permits, and of --queue-capacity places, one client may
+    /// hold (0 to 1]; beyond it its requests get 503. A client is its address, or the forwarded
+    /// one behind a trusted proxy; for IPv6, its /64. The X-Client-Id clients of one address
+    /// share its places in the queue.
     #[arg(
         help_heading = LIMITS,
         long,
@@ -389,7 +390,8 @@ pub struct Config {
     )]
     pub sum_while_receiving: bool,
 
-    /// Tasks that may wait in the queue; beyond it submissions get 503 with `Retry-After`.
+    /// Tasks that may wait in the queue; beyond it submissions get 503 with `Retry-After`. One
+    /// client may hold --client-share of them.
     #[arg(
         help_heading = TASKS,
         long,

@@ -96,6 +96,8 @@ pub(crate) enum Overload {
     BodyMemory,
     #[error("the queue holds --queue-capacity tasks")]
     QueueFull,
+    #[error("this client has its --client-share of the --queue-capacity places waiting")]
+    QueueClientShare,
 }
 
 /// Something the code should never do, in its own words.
@@ -247,6 +249,7 @@ impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> Self {
         match err {
             QueueError::Full => ApiError::Overloaded(Overload::QueueFull),
+            QueueError::ClientShare => ApiError::Overloaded(Overload::QueueClientShare),
             QueueError::NoSpace(why) => ApiError::InsufficientStorage(std::io::Error::new(
                 std::io::ErrorKind::StorageFull,
                 why,
@@ -359,6 +362,13 @@ mod tests {
                 503,
                 r#"{"error":"overloaded, retry later"}"#,
                 "overloaded, retry later: the queue holds --queue-capacity tasks",
+            ),
+            (
+                QueueError::ClientShare.into(),
+                503,
+                r#"{"error":"overloaded, retry later"}"#,
+                "overloaded, retry later: this client has its --client-share of the \
+                 --queue-capacity places waiting",
             ),
             (
                 ApiError::Internal(Bug("no body limit")),

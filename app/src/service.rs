@@ -29,7 +29,7 @@ use crate::tasks::embedded::EmbeddedQueue;
 use crate::tasks::files::TaskFiles;
 use crate::tasks::redis::{RedisQueue, Settings as RedisSettings};
 use crate::tasks::run::Runner;
-use crate::tasks::{QueueCheck, Tasks};
+use crate::tasks::{Places, QueueCheck, Tasks};
 use crate::telemetry::Telemetry;
 use crate::tls::{Identity, Source};
 
@@ -235,7 +235,7 @@ fn tasks(prepared: &Prepared, role: Role) -> Result<(Tasks, Background)> {
         (Backend::Embedded, Role::Serve) => {
             let queue = EmbeddedQueue::open(
                 &config.data_dir,
-                config.queue_capacity,
+                Places::of(config),
                 ttl,
                 config.task_max_attempts,
                 files.clone(),
@@ -314,7 +314,7 @@ fn mirror_queue_pauses(faults: &Faults, queue: Arc<RedisQueue>) {
 /// The Redis queue's settings from the configuration.
 fn redis_settings(config: &Config) -> RedisSettings {
     RedisSettings {
-        capacity: config.queue_capacity,
+        places: Places::of(config),
         timeout: config.store_timeout,
         lease: config.task_lease,
         max_attempts: config.task_max_attempts,

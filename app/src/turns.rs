@@ -9,8 +9,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-/// The address part of a client's name.
-fn address(client: &str) -> &str {
+/// The address part of a client's name: what a client's shares are counted by, since the id
+/// is the client's own word.
+pub(crate) fn address(client: &str) -> &str {
     client
         .split_once(" id:")
         .map_or(client, |(address, _)| address)

@@ -55,7 +55,7 @@ impl utoipa::ToSchema for PngBytes {}
         (status = 400, description = "Not `Content-Type: image/png`, empty, or not a PNG", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
-        (status = 503, description = "The queue is full (with Retry-After) or unreachable", body = ErrorBody),
+        (status = 503, description = "The queue is full, or the client's address has its --client-share of the queue's places waiting (both with Retry-After), or the queue is unreachable", body = ErrorBody),
         (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {

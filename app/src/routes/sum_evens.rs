@@ -67,7 +67,7 @@ fn storage_error(err: std::io::Error) -> ApiError {
         (status = 400, description = "Not `Content-Type: text/plain`, or the upload broke off", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
-        (status = 503, description = "The queue is full, or --max-buffered-bytes has no 2 MiB left for the upload's blocks (both with Retry-After), or the queue is unreachable", body = ErrorBody),
+        (status = 503, description = "The queue is full, or the client's address has its --client-share of the queue's places waiting (both checked before the upload is read, and again when it has been stored), or --max-buffered-bytes has no 2 MiB left for the upload's blocks (each with Retry-After), or the queue is unreachable", body = ErrorBody),
         (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, the disk filled up, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
@@ -80,6 +80,8 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         ));
     }
     let client = tasks::client_id(&parts);
+    // A full queue, or a client with its share of it waiting, is told before it uploads.
+    state.tasks.queue.room_for(&client).await?;
     let id = TaskId::random();
     let limit = Limit::of(&parts)?;
     let disk = &state.tasks.files.disk;

@@ -17,10 +17,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::redb_file::RedbFile;
 use tokio::sync::Notify;
 
-use super::fair::FairLine;
+use super::fair::{FairLine, Tally};
 use super::files::TaskFiles;
 use super::{
-    QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
+    Places, QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
 };
 
 /// Task records by token, as JSON.
@@ -40,7 +40,7 @@ pub(crate) struct EmbeddedQueue {
     line: Mutex<Line>,
     /// Wakes a worker when a task joins the line.
     arrived: Notify,
-    capacity: usize,
+    places: Places,
     /// Tasks by state, kept in step with the records.
     counts: Mutex<[u64; 4]>,
     ttl: Duration,
@@ -51,12 +51,29 @@ pub(crate) struct EmbeddedQueue {
 struct Line {
     waiting: FairLine,
     /// Places promised to submissions still being recorded.
-    reserved: usize,
+    reserved: Tally,
 }
 
-/// Whom a task is queued for: its client, or one shared line for tasks without one.
-fn client_of(task: &TaskRecord) -> &str {
-    task.client.as_deref().unwrap_or("anonymous")
+impl Line {
+    /// Whether `client` would find a place: one in the queue, and one in its share.
+    fn room_for(&self, client: &str, places: Places) -> Result<(), QueueError> {
+        let waiting = self.waiting.tally();
+        if waiting.total() + self.reserved.total() >= places.total {
+            return Err(QueueError::Full);
+        }
+        if waiting.at_address_of(client) + self.reserved.at_address_of(client) >= places.per_client
+        {
+            return Err(QueueError::ClientShare);
+        }
+        Ok(())
+    }
+
+    /// Promises `client` a place, if the queue and the client's share have one.
+    fn reserve(&mut self, client: &str, places: Places) -> Result<(), QueueError> {
+        self.room_for(client, places)?;
+        self.reserved.add(client);
+        Ok(())
+    }
 }
 
 fn unavailable(err: impl std::fmt::Display) -> QueueError {
@@ -68,7 +85,7 @@ impl EmbeddedQueue {
     /// the capacity: they were accepted; the capacity bounds new submissions).
     pub(crate) fn open(
         data_dir: &Path,
-        capacity: usize,
+        places: Places,
         ttl: Duration,
         max_attempts: u32,
         files: TaskFiles,
@@ -89,14 +106,14 @@ impl EmbeddedQueue {
         }
         let line = Line {
             waiting,
-            reserved: 0,
+            reserved: Tally::default(),
         };
         Ok(Arc::new(Self {
             file,
             location: path.display().to_string(),
             line: Mutex::new(line),
             arrived: Notify::new(),
-            capacity: capacity.max(1),
+            places,
             counts: Mutex::new(counts),
             ttl,
             files,
@@ -245,7 +262,11 @@ fn recover(
             }
             counts[record.state as usize] += 1;
             if !record.state.is_final() {
-                unfinished.push((record.created_ms, record.id, client_of(&record).to_owned()));
+                unfinished.push((
+                    record.created_ms,
+                    record.id,
+                    record.client_name().to_owned(),
+                ));
             }
         }
         for record in interrupted {
@@ -271,25 +292,36 @@ impl TaskQueue for EmbeddedQueue {
         self.location.clone()
     }
 
+    fn places(&self) -> Places {
+        self.places
+    }
+
     fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            {
-                let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-                if line.waiting.len() + line.reserved >= self.capacity {
-                    return Err(QueueError::Full);
-                }
-                line.reserved += 1;
-            }
+            let client = task.client_name();
+            self.line
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reserve(client, self.places)?;
             let written = self.write(&task).await;
             let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-            line.reserved -= 1;
+            line.reserved.remove(client);
             written?;
-            line.waiting.push(client_of(&task), task.id);
+            line.waiting.push(client, task.id);
             drop(line);
             self.count(None, Some(task.state));
             self.arrived.notify_one();
             Ok(())
         })
+    }
+
+    fn room_for<'a>(&'a self, client: &'a str) -> BoxFuture<'a, Result<(), QueueError>> {
+        let answer = self
+            .line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .room_for(client, self.places);
+        Box::pin(std::future::ready(answer))
     }
 
     fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>> {
@@ -381,7 +413,11 @@ mod tests {
     use crate::tasks::TaskKind;
 
     fn open(dir: &Path, capacity: usize, ttl: Duration) -> Arc<EmbeddedQueue> {
-        EmbeddedQueue::open(dir, capacity, ttl, 3, TaskFiles::new(dir, 0).unwrap()).unwrap()
+        open_shared(dir, Places::new(capacity, 1.0), ttl)
+    }
+
+    fn open_shared(dir: &Path, places: Places, ttl: Duration) -> Arc<EmbeddedQueue> {
+        EmbeddedQueue::open(dir, places, ttl, 3, TaskFiles::new(dir, 0).unwrap()).unwrap()
     }
 
     fn task(n: u128, created: u64) -> TaskRecord {
@@ -427,6 +463,74 @@ mod tests {
                 counts.finished
             ),
             (1, 1, 0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_holds_its_share_of_the_places_and_its_ids_share_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let places = Places::new(4, 0.5);
+        assert_eq!(
+            places,
+            Places {
+                total: 4,
+                per_client: 2
+            }
+        );
+        let queue = open_shared(dir.path(), places, Duration::from_secs(3600));
+        let from = |n: u128, client: &str| {
+            let mut t = task(n, n as u64);
+            t.client = Some(client.into());
+            t
+        };
+        queue.submit(from(1, "addr:192.0.2.1 id:a")).await.unwrap();
+        queue.submit(from(2, "addr:192.0.2.1 id:b")).await.unwrap();
+        for client in ["addr:192.0.2.1 id:c", "addr:192.0.2.1"] {
+            assert!(
+                matches!(
+                    queue.submit(from(3, client)).await,
+                    Err(QueueError::ClientShare)
+                ),
+                "{client}: the address holds its two places"
+            );
+        }
+        assert_eq!(queue.get(TaskId(3)).await.unwrap(), None, "not recorded");
+        assert!(matches!(
+            queue.room_for("addr:192.0.2.1 id:e").await,
+            Err(QueueError::ClientShare)
+        ));
+        queue.room_for("addr:192.0.2.2").await.unwrap();
+        queue.submit(from(4, "addr:192.0.2.2")).await.unwrap();
+        queue.submit(from(5, "addr:192.0.2.3")).await.unwrap();
+        assert!(
+            matches!(
+                queue.submit(from(6, "addr:192.0.2.4")).await,
+                Err(QueueError::Full)
+            ),
+            "four waiting in all"
+        );
+        assert!(matches!(
+            queue.room_for("addr:192.0.2.1 id:d").await,
+            Err(QueueError::Full)
+        ));
+        // A task taken frees its address's place.
+        assert_eq!(queue.take().await.unwrap().unwrap().id, TaskId(1));
+        queue.room_for("addr:192.0.2.1 id:d").await.unwrap();
+        queue.submit(from(7, "addr:192.0.2.1 id:d")).await.unwrap();
+    }
+
+    #[test]
+    fn a_share_is_at_least_one_place_and_at_most_all() {
+        assert_eq!(Places::new(1000, 0.5).per_client, 500);
+        assert_eq!(Places::new(3, 0.5).per_client, 2, "rounded up");
+        assert_eq!(Places::new(10, 0.01).per_client, 1);
+        assert_eq!(Places::new(10, 1.0).per_client, 10);
+        assert_eq!(
+            Places::new(0, 0.5),
+            Places {
+                total: 1,
+                per_client: 1
+            }
         );
     }
 

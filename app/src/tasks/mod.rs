@@ -166,6 +166,11 @@ pub(crate) struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// Whom the task is for: its client, or one shared name for tasks without one.
+    pub(crate) fn client_name(&self) -> &str {
+        self.client.as_deref().unwrap_or("anonymous")
+    }
+
     pub(crate) fn new(id: TaskId, kind: TaskKind, created_ms: u64) -> Self {
         Self {
             id,
@@ -190,12 +195,37 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// How many tasks may wait: in all (`--queue-capacity`), and from one client's address (its
+/// `--client-share` of them, at least one). A client's ids share its address's places, as they
+/// share its turns ([`crate::turns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Places {
+    pub total: usize,
+    pub per_client: usize,
+}
+
+impl Places {
+    pub(crate) fn of(config: &crate::config::Config) -> Self {
+        Self::new(config.queue_capacity, config.client_share)
+    }
+
+    pub(crate) fn new(total: usize, share: f64) -> Self {
+        let total = total.max(1);
+        let per_client = ((total as f64 * share).ceil() as usize).clamp(1, total);
+        Self { total, per_client }
+    }
+}
+
 /// Why the queue could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum QueueError {
     /// The queue holds `--queue-capacity` tasks already (503 with `Retry-After`).
     #[error("the queue is full")]
     Full,
+    /// The client's address has its `--client-share` of the `--queue-capacity` places waiting
+    /// already (503 with `Retry-After`).
+    #[error("this client has its share of the queue waiting")]
+    ClientShare,
     /// The backend failed or could not be reached (503).
     #[error("{0}")]
     Unavailable(String),
@@ -229,8 +259,13 @@ pub(crate) trait TaskQueue: Send + Sync + fmt::Debug {
     fn backend(&self) -> &'static str;
     /// Where the task records live.
     fn location(&self) -> String;
+    /// How many tasks may wait, in all and per client address.
+    fn places(&self) -> Places;
     /// Records `task` (requested) and queues it. Its payload is already in the data directory.
     fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>>;
+    /// Whether a task of `client` would find a place now ([`Places`]), asked before a long
+    /// upload so that a refusal comes before its bytes do; `submit` decides.
+    fn room_for<'a>(&'a self, client: &'a str) -> BoxFuture<'a, Result<(), QueueError>>;
     fn get(&self, id: TaskId) -> BoxFuture<'_, Result<Option<TaskRecord>, QueueError>>;
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts, QueueError>>;
     /// Removes the records and files of tasks that ended more than the TTL ago; how many.
@@ -401,9 +436,12 @@ impl Tasks {
             Ok(counts) => (Some(counts), None),
             Err(err) => (None, Some(err.to_string())),
         };
+        let places = self.queue.places();
         QueueStatus {
             backend: self.queue.backend(),
             location: self.queue.location(),
+            capacity: places.total,
+            client_places: places.per_client,
             workers: self.workers,
             workers_busy: self.telemetry.busy(),
             counts,
@@ -426,6 +464,10 @@ pub(crate) struct QueueStatus {
     /// `embedded` or `redis`.
     pub backend: &'static str,
     pub location: String,
+    /// Tasks that may wait (`--queue-capacity`).
+    pub capacity: usize,
+    /// Tasks one client address may have waiting (`--client-share` of the capacity).
+    pub client_places: usize,
     /// Workers in this process (0 when `glassbox worker` processes do the work).
     pub workers: usize,
     pub workers_busy: u64,

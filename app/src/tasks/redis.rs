@@ -3,6 +3,9 @@
 //! Keys (all under `glassbox:`):
 //! - `task:<token>`: the task's record, JSON;
 //! - `tasks:pending`: tokens waiting (pushed on the left, taken from the right);
+//! - `tasks:waiting`: a hash of how many of those tokens each client address has (a task's
+//!   client up to its ` id:`), counted up on submit and on a requeue, down when a worker marks
+//!   the task received, so one address holds at most its `--client-share` of the places;
 //! - `tasks:processing`: tokens a worker has taken. `BLMOVE` moves a token from pending to
 //!   processing in one step, so a taken task is always in one of the two lists;
 //! - `tasks:lease:<token>`: set with a expiry by the worker running the task and renewed while it
@@ -25,14 +28,15 @@ use redis::{Client, Script};
 
 use super::files::TaskFiles;
 use super::{
-    QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
+    Places, QueueCounts, QueueError, TaskId, TaskQueue, TaskRecord, TaskSource, TaskState, now_ms,
 };
-use crate::redis_memory;
+use crate::{redis_memory, turns};
 
 /// The health probe's key: written with a 60 s expiry by `/health` (at most once a second).
 const PROBE_KEY: &str = "glassbox:tasks:health-probe";
 const PENDING: &str = "glassbox:tasks:pending";
 const PROCESSING: &str = "glassbox:tasks:processing";
+const WAITING: &str = "glassbox:tasks:waiting";
 const FINISHED: &str = "glassbox:tasks:finished";
 const ERRORED: &str = "glassbox:tasks:errored";
 /// Set while a queue fault holds every process's workers; it expires unless the service that
@@ -66,7 +70,7 @@ fn failed(err: redis::RedisError) -> QueueError {
 /// How the queue behaves; from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
-    pub capacity: usize,
+    pub places: Places,
     pub timeout: Duration,
     pub lease: Duration,
     pub max_attempts: u32,
@@ -218,6 +222,7 @@ impl RedisQueue {
                         .key(lease_key(id))
                         .key(task_key(id))
                         .key(ERRORED)
+                        .key(WAITING)
                         .arg(&token)
                         .arg(self.settings.max_attempts)
                         .arg(now_ms())
@@ -291,13 +296,36 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
         .set_max_delay(timeout)
 }
 
-/// Records a task and queues it, unless the queue is full (returns 0 then).
+/// Records a task and queues it (1), unless the queue is full (0) or the client's address
+/// has its share of the places waiting (2).
 static SUBMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+        if tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '0') >= tonumber(ARGV[5]) then
+            return 2
+        end
         redis.call('SET', KEYS[2], ARGV[2])
         redis.call('LPUSH', KEYS[1], ARGV[3])
+        redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+        return 1
+        ",
+    )
+});
+
+/// Writes the record of a task a worker has just taken; a task that was waiting no longer is,
+/// so its address's count goes down (once: a record already received was counted down when
+/// it was).
+static TAKEN_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local old = redis.call('GET', KEYS[1])
+        if old and cjson.decode(old).state == 'requested' then
+            if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+                redis.call('HDEL', KEYS[2], ARGV[2])
+            end
+        end
+        redis.call('SET', KEYS[1], ARGV[1])
         return 1
         ",
     )
@@ -328,7 +356,8 @@ static PROGRESS_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Puts an orphaned task back in the queue (1), or marks it errored once it has had all its
-/// attempts (2); 0 when its worker came back or someone else moved it first.
+/// attempts (2); 0 when its worker came back or someone else moved it first. A task its
+/// worker took but never marked received is still counted as waiting at its address.
 static REQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -337,7 +366,14 @@ static REQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
         local text = redis.call('GET', KEYS[4])
         if not text then return 0 end
         local task = cjson.decode(text)
+        local address = task.client or 'anonymous'
+        local at = string.find(address, ' id:', 1, true)
+        if at then address = string.sub(address, 1, at - 1) end
+        local counted = task.state == 'requested'
         if (task.attempts or 0) >= tonumber(ARGV[2]) then
+            if counted and redis.call('HINCRBY', KEYS[6], address, -1) <= 0 then
+                redis.call('HDEL', KEYS[6], address)
+            end
             task.state = 'errored'
             task.error = 'gave up after ' .. ARGV[2] .. ' attempts: the workers running it stopped'
             task.finished_ms = tonumber(ARGV[3])
@@ -348,6 +384,7 @@ static REQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
         task.state = 'requested'
         redis.call('SET', KEYS[4], cjson.encode(task))
         redis.call('RPUSH', KEYS[2], ARGV[1])
+        if not counted then redis.call('HINCRBY', KEYS[6], address, 1) end
         return 1
         ",
     )
@@ -392,6 +429,10 @@ impl TaskQueue for RedisQueue {
         self.location.clone()
     }
 
+    fn places(&self) -> Places {
+        self.settings.places
+    }
+
     fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             let mut conn = self.connection();
@@ -402,16 +443,42 @@ impl TaskQueue for RedisQueue {
                     SUBMIT_SCRIPT
                         .key(PENDING)
                         .key(task_key(task.id))
-                        .arg(self.settings.capacity)
+                        .key(WAITING)
+                        .arg(self.settings.places.total)
                         .arg(text)
                         .arg(task.id.to_string())
+                        .arg(turns::address(task.client_name()))
+                        .arg(self.settings.places.per_client)
                         .invoke_async(&mut conn),
                 )
                 .await?;
-            if added == 1 {
-                Ok(())
-            } else {
+            match added {
+                1 => Ok(()),
+                2 => Err(QueueError::ClientShare),
+                _ => Err(QueueError::Full),
+            }
+        })
+    }
+
+    fn room_for<'a>(&'a self, client: &'a str) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(async move {
+            let mut conn = self.connection();
+            let (waiting, at_address): (usize, Option<usize>) = self
+                .deadline(
+                    self.settings.timeout,
+                    redis::pipe()
+                        .llen(PENDING)
+                        .hget(WAITING, turns::address(client))
+                        .query_async(&mut conn),
+                )
+                .await?;
+            let places = self.settings.places;
+            if waiting >= places.total {
                 Err(QueueError::Full)
+            } else if at_address.unwrap_or(0) >= places.per_client {
+                Err(QueueError::ClientShare)
+            } else {
+                Ok(())
             }
         })
     }
@@ -533,13 +600,15 @@ impl TaskSource for RedisQueue {
             task.received_ms = Some(now_ms());
             task.attempts += 1;
             let text = serde_json::to_string(&task).map_err(unavailable)?;
-            let _: () = self
+            let _: i64 = self
                 .deadline(
                     self.settings.timeout,
-                    redis::cmd("SET")
-                        .arg(task_key(id))
+                    TAKEN_SCRIPT
+                        .key(task_key(id))
+                        .key(WAITING)
                         .arg(text)
-                        .query_async(&mut conn),
+                        .arg(turns::address(task.client_name()))
+                        .invoke_async(&mut conn),
                 )
                 .await?;
             Ok(Some(task))

@@ -148,8 +148,9 @@ impl Runner {
         let partial = match self.incoming.take(task.id) {
             Some(incoming) => incoming.sum().await?,
             None => {
-                let client = task.client.as_deref().unwrap_or("anonymous");
-                self.scheduler.sum(client, &path, progress).await?
+                self.scheduler
+                    .sum(task.client_name(), &path, progress)
+                    .await?
             }
         };
         let (numbers, evens) = (partial.numbers, partial.evens);

@@ -329,6 +329,131 @@ async fn states_move_in_order_and_a_full_queue_refuses() {
     assert_eq!(api.result(&second).await.status(), 200);
 }
 
+/// The flags [`queue_places`] expects: four places, two for each address, and the test's own
+/// address trusted to name the client in `X-Forwarded-For`.
+pub const PLACES: [&str; 6] = [
+    "--queue-capacity",
+    "4",
+    "--client-share",
+    "0.5",
+    "--trusted-proxies",
+    "127.0.0.1",
+];
+
+/// With [`PLACES`] and nothing taken from the queue meanwhile: an address holds two of the four
+/// places whatever ids it sends, its third task gets 503 (a `/sum-evens` upload before its
+/// bytes are read) while other addresses are still served, and the fifth task in all gets 503.
+pub async fn queue_places(app: &Endpoint) {
+    let (png, _) = distinct_png(60, 60);
+    let submit = |address: &str, id: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/randomize"))
+            .header(CONTENT_TYPE, "image/png")
+            .header("x-forwarded-for", address)
+            .body(png.clone());
+        if let Some(id) = id {
+            request = request.header("x-client-id", id);
+        }
+        request.send()
+    };
+    let refused = |response: reqwest::Response, why: &str| {
+        let why = why.to_owned();
+        async move {
+            assert_eq!(response.status(), 503, "{why}");
+            assert_eq!(response.headers()["retry-after"], "1", "{why}");
+            assert_eq!(
+                response.json::<Value>().await.unwrap(),
+                json!({"error": "overloaded, retry later"}),
+                "{why}"
+            );
+        }
+    };
+    for id in ["a", "b"] {
+        let response = submit("192.0.2.1", Some(id)).await.unwrap();
+        assert_eq!(response.status(), 201, "192.0.2.1 id {id}");
+    }
+    for id in [Some("c"), None] {
+        let response = submit("192.0.2.1", id).await.unwrap();
+        refused(response, &format!("a third task of 192.0.2.1 (id {id:?})")).await;
+    }
+    // Refused before it is stored: its bytes are read and dropped, so the client sees the 503.
+    let upload = app
+        .client
+        .post(app.url("/sum-evens"))
+        .header(CONTENT_TYPE, "text/plain")
+        .header("x-forwarded-for", "192.0.2.1")
+        .body("2 4 6\n".repeat(1 << 20))
+        .send()
+        .await
+        .unwrap();
+    refused(upload, "an upload from 192.0.2.1").await;
+    for address in ["192.0.2.2", "192.0.2.3"] {
+        let response = submit(address, None).await.unwrap();
+        assert_eq!(response.status(), 201, "{address}");
+    }
+    let response = submit("192.0.2.4", None).await.unwrap();
+    refused(response, "the fifth task in all").await;
+    let queue = &app.status().await["queue"];
+    assert_eq!(
+        (
+            &queue["counts"]["depth"],
+            &queue["capacity"],
+            &queue["client_places"]
+        ),
+        (&json!(4), &json!(4), &json!(2))
+    );
+}
+
+#[tokio::test]
+async fn an_address_holds_its_share_of_the_queue() {
+    let mut flags = vec!["--workers", "1", "--randomize-delay", "60s"];
+    flags.extend(PLACES);
+    let app = InProcess::start(&flags).await;
+    // The one worker is busy with a task whose place is free again.
+    let api = Api(&app);
+    let (png, _) = distinct_png(60, 60);
+    let running = api.token(&png).await;
+    eventually("the worker to take the first task", || async {
+        api.state(&running).await == "received"
+    })
+    .await;
+    queue_places(&app).await;
+
+    // curl sending a large upload with `Expect: 100-continue` (as `-T` does over HTTP/1.1) gets
+    // the 503 without sending a byte of it; over HTTP/2 (no `Expect`) it gets the 503 after
+    // its body is read and dropped.
+    let dir = tempfile::tempdir().unwrap();
+    let numbers = dir.path().join("numbers.txt");
+    std::fs::write(&numbers, "2 4 6\n".repeat(2 << 20)).unwrap();
+    for (http, sent) in [("--http1.1", "0"), ("--http2", "12582912")] {
+        let output = tokio::process::Command::new("curl")
+            .args(["--silent", "--output", "/dev/null", http, "--cacert"])
+            .arg(&app.ca)
+            .args([
+                "--max-time",
+                "30",
+                "-H",
+                "Content-Type: text/plain",
+                "-X",
+                "POST",
+            ])
+            .arg("--upload-file")
+            .arg(&numbers)
+            .args(["--write-out", "%{http_code} %{size_upload}"])
+            .arg(app.url("/sum-evens"))
+            .output()
+            .await
+            .expect("curl runs");
+        assert!(output.status.success(), "curl {http}: {output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("503 {sent}"),
+            "curl {http}: status and bytes sent"
+        );
+    }
+}
+
 #[tokio::test]
 async fn waiting_tasks_are_taken_round_robin_between_clients() {
     let app = InProcess::start(&["--workers", "1", "--randomize-delay", "400ms"]).await;

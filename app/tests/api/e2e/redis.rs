@@ -435,6 +435,80 @@ async fn a_task_whose_worker_is_killed_runs_on_another() {
 }
 
 #[tokio::test]
+async fn an_address_holds_its_share_of_the_queue_on_redis() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let mut flags = vec!["--queue", &queue];
+    flags.extend(tasks::PLACES);
+    let app = Process::spawn(&flags).await;
+    tasks::queue_places(&app).await;
+    assert_eq!(
+        redis.command(&["HGET", "glassbox:tasks:waiting", "addr:192.0.2.1"]),
+        Some("2".into())
+    );
+    // Taken, the tasks count at their addresses no more.
+    let _worker = Process::spawn_worker(&app.data_dir(), &["--queue", &queue]).await;
+    eventually("the worker to run every task", || async {
+        app.status().await["queue"]["counts"]["finished"] == 4
+    })
+    .await;
+    assert_eq!(
+        redis.command(&["EXISTS", "glassbox:tasks:waiting"]),
+        Some("0".into())
+    );
+}
+
+/// A task its worker died with counts at its address again once it is back in the queue, and
+/// only once.
+#[tokio::test]
+async fn a_requeued_task_takes_its_place_again_on_redis() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let places = ["--queue-capacity", "4", "--client-share", "0.5"];
+    let mut flags = vec!["--queue", &queue];
+    flags.extend(places);
+    let app = Process::spawn(&flags).await;
+    let waiting = || redis.command(&["HGET", "glassbox:tasks:waiting", "addr:127.0.0.1"]);
+    let slow = [
+        "--queue",
+        &queue,
+        "--workers",
+        "1",
+        "--task-lease",
+        "1s",
+        "--randomize-delay",
+        "60s",
+    ];
+    let mut doomed = Process::spawn_worker(&app.data_dir(), &slow).await;
+    let api = tasks::Api(&app);
+    let (png, _) = distinct_png(60, 60);
+    let first = api.token(&png).await;
+    eventually("the doomed worker to take the task", || async {
+        api.state(&first).await == "received"
+    })
+    .await;
+    assert_eq!(waiting(), None, "a task taken waits no more");
+    let second = api.token(&png).await;
+    assert_eq!(waiting(), Some("1".into()));
+    doomed.kill();
+    // The rescuer takes the second task and keeps at it; its reaper puts the first back.
+    let _rescuer = Process::spawn_worker(&app.data_dir(), &slow).await;
+    eventually("the second task to be taken", || async {
+        api.state(&second).await == "received"
+    })
+    .await;
+    eventually("the first task to be queued again", || async {
+        redis.command(&["LLEN", "glassbox:tasks:pending"]) == Some("1".into())
+    })
+    .await;
+    assert_eq!(api.state(&first).await, "requested");
+    assert_eq!(waiting(), Some("1".into()), "the first task, once");
+    let _third = api.token(&png).await;
+    let (status, body) = api.submit("image/png", png.clone()).await;
+    assert_eq!(status, 503, "two of the address's tasks wait: {body}");
+}
+
+#[tokio::test]
 async fn queued_redis_tasks_survive_a_service_restart_and_wait_for_workers() {
     let redis = Redis::start();
     let queue = redis.url();
