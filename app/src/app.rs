@@ -100,7 +100,10 @@ impl AppState {
             openapi: routes.openapi_json(),
             work: WorkPlan::from_config(&config)?,
             limiter: Limiter::new(config.max_concurrency, config.client_permits()),
-            buffered: crate::body::Budget::new(config.max_buffered_bytes),
+            buffered: crate::body::Budget::shared(
+                config.max_buffered_bytes,
+                config.client_buffered_bytes(),
+            ),
             config,
             telemetry,
             health,

@@ -315,7 +315,7 @@ pub struct Config {
     /// Memory for request bodies at once, in bytes, across requests (`/messages` and
     /// `/randomize` read theirs whole; a buffer counts as allocated, growing by doubling; a
     /// `/sum-evens` upload's spool takes its 1 MiB blocks from it, 2 to 5); a body that would
-    /// pass it gets 503.
+    /// pass it, or take its client past --client-share of it, gets 503.
     #[arg(help_heading = LIMITS, long, env = "GLASSBOX_MAX_BUFFERED_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub max_buffered_bytes: usize,
 
@@ -710,6 +710,12 @@ impl Config {
     /// The permits one client may hold: `--client-share` of `--max-concurrency`, at least one.
     pub fn client_permits(&self) -> usize {
         ((self.max_concurrency as f64 * self.client_share).ceil() as usize).max(1)
+    }
+
+    /// The request body memory one client may hold: `--client-share` of
+    /// `--max-buffered-bytes`.
+    pub fn client_buffered_bytes(&self) -> usize {
+        (self.max_buffered_bytes as f64 * self.client_share).ceil() as usize
     }
 
     /// Threads for CPU-heavy work: the configured number, or the number of cores.

@@ -94,6 +94,10 @@ pub(crate) enum Overload {
     ClientShare,
     #[error("request bodies in memory reached --max-buffered-bytes")]
     BodyMemory,
+    #[error(
+        "this client's request bodies in memory reached its --client-share of --max-buffered-bytes"
+    )]
+    ClientBodyMemory,
     #[error("the queue holds --queue-capacity tasks")]
     QueueFull,
     #[error("this client has its --client-share of the --queue-capacity places waiting")]

@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use ipnet::IpNet;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -12,6 +14,28 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// peer's), in the extensions of every request that may carry a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The address the middleware put on the request, if it did.
+    pub(crate) fn of(parts: &Parts) -> Option<IpAddr> {
+        parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|ClientAddr(ip)| *ip)
+    }
+}
+
+/// The request's client address ([`ClientAddr`]), if the middleware found one; as an extractor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Client(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(ClientAddr::of(parts)))
+    }
+}
 
 /// Who a client is, for what is shared out per client (the concurrency permits, the task
 /// queues' turns): an IPv4 address; for IPv6, the /64 network the address is in, given as its

@@ -16,7 +16,7 @@ use crate::body::keep::{Keep, KeepUntilSent};
 use crate::forwarded;
 
 /// Per-client counters.
-const SLOTS: usize = 1 << 14;
+pub(crate) const SLOTS: usize = 1 << 14;
 
 /// Admits at most `limit` holders of a [`Permit`] at once, `per_client` of them per address.
 #[derive(Debug)]
@@ -47,7 +47,7 @@ pub(crate) struct Permit {
 /// The counter of the client `ip` is ([`forwarded::client_of`]: an IPv6 client is its /64): a
 /// multiplicative hash of its bytes (the keys are the service's own view of its clients'
 /// addresses; nothing here needs a keyed hash).
-fn slot(ip: IpAddr) -> usize {
+pub(crate) fn slot(ip: IpAddr) -> usize {
     let bytes = match forwarded::client_of(ip) {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),

@@ -2,6 +2,7 @@
 //! held to the route's limit, and every refusal a JSON error instead of axum's plain-text
 //! rejections.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
 
 use crate::error::{ApiError, Bug, Overload};
+use crate::limiter::{self, Full};
 
 pub(crate) mod guard;
 pub(crate) mod keep;
@@ -73,17 +75,39 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// (`--max-buffered-bytes`), which routes that read a whole body (`/messages`, `/randomize`)
 /// take from as bytes arrive and an upload's spool takes its blocks from
 /// ([`crate::tasks::spool`]); also the upload blocks kept for sums (`sum_evens::held`).
+///
+/// A shared budget also bounds each client (an address; for IPv6 its /64) to its share, so a
+/// few slow uploads from one client cannot hold every byte: clients are counted in the
+/// concurrency limiter's hashed slots ([`limiter::slot`]).
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
     used: AtomicUsize,
+    /// The most one client may hold; `limit` when clients are not counted.
+    per_client: usize,
+    /// Bytes held per client slot, when clients are counted (else empty).
+    by_client: Box<[AtomicUsize]>,
 }
 
 impl Budget {
+    /// A budget of `limit` bytes in all.
     pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Self::shared(limit, limit)
+    }
+
+    /// A budget of `limit` bytes, at most `per_client` of them held by one client.
+    pub(crate) fn shared(limit: usize, per_client: usize) -> Arc<Self> {
+        let per_client = per_client.clamp(1, limit.max(1));
+        let slots = if per_client < limit {
+            limiter::SLOTS
+        } else {
+            0
+        };
         Arc::new(Self {
             limit,
             used: AtomicUsize::new(0),
+            per_client,
+            by_client: (0..slots).map(|_| AtomicUsize::new(0)).collect(),
         })
     }
 
@@ -92,34 +116,59 @@ impl Budget {
         self.used.load(Ordering::Acquire)
     }
 
-    /// Takes `bytes` as one share, given back when it is dropped; `None` past the limit.
-    pub(crate) fn try_take(self: &Arc<Self>, bytes: usize) -> Option<Taken> {
+    /// The most one client may hold.
+    pub(crate) fn per_client(&self) -> usize {
+        self.per_client
+    }
+
+    /// Takes `bytes` as one share of `client` (when known), given back when it is dropped;
+    /// refused past the limit, or past the client's share.
+    pub(crate) fn try_take(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        bytes: usize,
+    ) -> Result<Taken, Full> {
+        let slot = client
+            .filter(|_| !self.by_client.is_empty())
+            .map(limiter::slot);
         let mut taken = Taken {
             budget: self.clone(),
+            slot,
             bytes: 0,
         };
-        taken.try_grow(bytes).then_some(taken)
+        taken.try_grow(bytes).map(|()| taken)
     }
 }
 
-/// Bytes taken from a [`Budget`], given back when dropped.
+/// Bytes taken from a [`Budget`] for one client, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Taken {
     budget: Arc<Budget>,
+    /// The client's counter, when the client is counted.
+    slot: Option<usize>,
     bytes: usize,
 }
 
 impl Taken {
-    /// Takes `bytes` more into this share; `false` (and nothing taken) past the limit.
-    pub(crate) fn try_grow(&mut self, bytes: usize) -> bool {
+    /// Takes `bytes` more into this share; refused (and nothing taken) past the limit, or
+    /// past the client's share.
+    pub(crate) fn try_grow(&mut self, bytes: usize) -> Result<(), Full> {
         let budget = &self.budget;
         let before = budget.used.fetch_add(bytes, Ordering::AcqRel);
         if before + bytes > budget.limit {
             budget.used.fetch_sub(bytes, Ordering::AcqRel);
-            return false;
+            return Err(Full::All);
+        }
+        if let Some(slot) = self.slot {
+            let held = budget.by_client[slot].fetch_add(bytes, Ordering::AcqRel);
+            if held + bytes > budget.per_client {
+                budget.by_client[slot].fetch_sub(bytes, Ordering::AcqRel);
+                budget.used.fetch_sub(bytes, Ordering::AcqRel);
+                return Err(Full::Client);
+            }
         }
         self.bytes += bytes;
-        true
+        Ok(())
     }
 
     /// Bytes this share holds.
@@ -130,8 +179,19 @@ impl Taken {
 
 impl Drop for Taken {
     fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            self.budget.by_client[slot].fetch_sub(self.bytes, Ordering::AcqRel);
+        }
         self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
     }
+}
+
+/// The refusal for a body that would take more memory than `full` lets it.
+pub(crate) fn memory_refusal(full: Full) -> ApiError {
+    ApiError::Overloaded(match full {
+        Full::All => Overload::BodyMemory,
+        Full::Client => Overload::ClientBodyMemory,
+    })
 }
 
 /// A whole body in memory, counted against the budget until dropped.
@@ -150,17 +210,16 @@ impl std::ops::Deref for Buffered {
 }
 
 /// The whole body, at most `limit` bytes: 413 beyond, 408 if the client stops sending, 400 if
-/// it breaks off, 503 when the bodies held in memory reach `budget`. The unread rest of a
-/// refused body goes back to the middleware, which drains it ([`guard`]).
+/// it breaks off, 503 when the bodies held in memory reach `budget`, or `client`'s share of
+/// it. The unread rest of a refused body goes back to the middleware, which drains it
+/// ([`guard`]).
 pub(crate) async fn read_limited(
     mut body: Body,
     limit: usize,
     budget: &Arc<Budget>,
+    client: Option<IpAddr>,
 ) -> Result<Buffered, ApiError> {
-    let mut held = Taken {
-        budget: budget.clone(),
-        bytes: 0,
-    };
+    let mut held = budget.try_take(client, 0).map_err(memory_refusal)?;
     // A declared length is reserved at once, so the buffer is never copied to grow (a copy
     // holds the old buffer and the new one at the same time, and leaves the old one to the
     // allocator). That reserves address space only: pages are taken as bytes land, and the
@@ -186,9 +245,7 @@ pub(crate) async fn read_limited(
                 // length (or the limit; both are within the limit, as `needed` is by now).
                 let ceiling = declared.unwrap_or(limit).max(needed);
                 let capacity = needed.max(counted * 2).min(ceiling);
-                if !held.try_grow(capacity - counted) {
-                    return Err(ApiError::Overloaded(Overload::BodyMemory));
-                }
+                held.try_grow(capacity - counted).map_err(memory_refusal)?;
                 counted = capacity;
                 if capacity > bytes.capacity() {
                     bytes.reserve_exact(capacity - bytes.len());
@@ -269,9 +326,15 @@ mod tests {
     async fn limits() {
         let budget = Budget::new(1000);
         let body = || Body::from(vec![b'x'; 100]);
-        assert_eq!(read_limited(body(), 100, &budget).await.unwrap().len(), 100);
+        assert_eq!(
+            read_limited(body(), 100, &budget, None)
+                .await
+                .unwrap()
+                .len(),
+            100
+        );
         assert!(matches!(
-            read_limited(body(), 99, &budget).await,
+            read_limited(body(), 99, &budget, None).await,
             Err(ApiError::PayloadTooLarge { limit: 99 })
         ));
         assert_eq!(budget.used(), 0, "a refused body gives its bytes back");
@@ -281,21 +344,57 @@ mod tests {
     async fn bodies_in_memory_share_one_budget() {
         let budget = Budget::new(250);
         let body = || Body::from(vec![b'x'; 100]);
-        let first = read_limited(body(), 1000, &budget).await.unwrap();
-        let second = read_limited(body(), 1000, &budget).await.unwrap();
+        let first = read_limited(body(), 1000, &budget, None).await.unwrap();
+        let second = read_limited(body(), 1000, &budget, None).await.unwrap();
         assert_eq!(budget.used(), 200);
         assert!(matches!(
-            read_limited(body(), 1000, &budget).await,
+            read_limited(body(), 1000, &budget, None).await,
             Err(ApiError::Overloaded(Overload::BodyMemory))
         ));
         assert_eq!(budget.used(), 200, "the refused one holds nothing");
         drop(first);
         assert_eq!(budget.used(), 100);
         assert_eq!(
-            read_limited(body(), 1000, &budget).await.unwrap().len(),
+            read_limited(body(), 1000, &budget, None)
+                .await
+                .unwrap()
+                .len(),
             100
         );
         drop(second);
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_share_of_the_budget() {
+        let a = Some(IpAddr::from([192, 0, 2, 1]));
+        let b = Some(IpAddr::from([192, 0, 2, 2]));
+        let budget = Budget::shared(400, 200);
+        let body = || Body::from(vec![b'x'; 100]);
+        let first = read_limited(body(), 1000, &budget, a).await.unwrap();
+        let _second = read_limited(body(), 1000, &budget, a).await.unwrap();
+        assert!(matches!(
+            read_limited(body(), 1000, &budget, a).await,
+            Err(ApiError::Overloaded(Overload::ClientBodyMemory))
+        ));
+        assert_eq!(budget.used(), 200, "the refused one holds nothing");
+        let _other = read_limited(body(), 1000, &budget, b).await.unwrap();
+        drop(first);
+        let _third = read_limited(body(), 1000, &budget, a).await.unwrap();
+        // An unknown client is bounded by the budget in all only.
+        let _unknown = read_limited(body(), 1000, &budget, None).await.unwrap();
+        assert!(matches!(
+            read_limited(body(), 1000, &budget, b).await,
+            Err(ApiError::Overloaded(Overload::BodyMemory))
+        ));
+        assert_eq!(budget.used(), 400);
+    }
+
+    #[test]
+    fn a_budget_without_shares_counts_no_clients() {
+        assert!(Budget::new(100).by_client.is_empty());
+        assert!(Budget::shared(100, 100).by_client.is_empty());
+        assert_eq!(Budget::shared(100, 0).per_client(), 1);
+        assert_eq!(Budget::shared(100, 50).by_client.len(), limiter::SLOTS);
     }
 
     #[tokio::test]
@@ -304,7 +403,7 @@ mod tests {
         let chunks =
             (0..3).map(|_| Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 100])));
         let body = Body::from_stream(futures_util::stream::iter(chunks));
-        let read = read_limited(body, 1000, &budget).await.unwrap();
+        let read = read_limited(body, 1000, &budget, None).await.unwrap();
         assert_eq!(read.len(), 300);
         // 100, then doubled to 200, then to 400: what is allocated is what is counted.
         assert_eq!(budget.used(), 400);
@@ -335,7 +434,7 @@ mod tests {
     async fn a_declared_body_is_counted_up_to_its_length() {
         let budget = Budget::new(10_000);
         let chunks = (0..3).map(|_| Bytes::from(vec![b'x'; 100])).collect();
-        let read = read_limited(Body::new(Declared(chunks, 300)), 1000, &budget)
+        let read = read_limited(Body::new(Declared(chunks, 300)), 1000, &budget, None)
             .await
             .unwrap();
         assert_eq!(read.len(), 300);
@@ -346,7 +445,7 @@ mod tests {
         let small = Budget::new(150);
         let chunks = (0..3).map(|_| Bytes::from(vec![b'x'; 100])).collect();
         assert!(matches!(
-            read_limited(Body::new(Declared(chunks, 300)), 1000, &small).await,
+            read_limited(Body::new(Declared(chunks, 300)), 1000, &small, None).await,
             Err(ApiError::Overloaded(Overload::BodyMemory))
         ));
         assert_eq!(small.used(), 0);

@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
 use crate::error::{ApiError, ErrorBody};
 use crate::faults::{FaultSpec, FaultView};
+use crate::forwarded::Client;
 
 pub(crate) fn routes() -> Routes {
     Routes::new().route(handlers!(list), Policy::ADMIN).route(
@@ -68,6 +69,7 @@ async fn put(
     State(state): State<AppState>,
     PathArgs(args): PathArgs,
     Limit(limit): Limit,
+    Client(client): Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<FaultBody>), ApiError> {
@@ -78,7 +80,7 @@ async fn put(
         "application/json",
         "Content-Type must be application/json",
     )?;
-    let bytes = read_limited(body, limit, &state.buffered).await?;
+    let bytes = read_limited(body, limit, &state.buffered, client).await?;
     let spec = FaultSpec::parse(&bytes, &state.routes)
         .map_err(|err| ApiError::BadRequest(err.0.into()))?;
     let fault = state.faults.put(name.to_owned(), spec);

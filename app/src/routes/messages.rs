@@ -15,6 +15,7 @@ use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
 use crate::error::{ApiError, Bug, ErrorBody, MessageNotFoundBody};
+use crate::forwarded::Client;
 use crate::store::Digest;
 
 pub(crate) fn routes() -> Routes {
@@ -65,6 +66,7 @@ pub(crate) struct MessageBody {
 async fn post_message(
     State(state): State<AppState>,
     Limit(limit): Limit,
+    Client(client): Client,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<DigestBody>), ApiError> {
@@ -73,7 +75,7 @@ async fn post_message(
         "application/json",
         "Content-Type must be application/json",
     )?;
-    let bytes = read_limited(body, limit, &state.buffered).await?;
+    let bytes = read_limited(body, limit, &state.buffered, client).await?;
     // Parsing and hashing a large message is CPU work for a blocking thread, not an I/O one.
     let (message, digest) = if bytes.len() > HASH_ON_THREAD_BYTES {
         tokio::task::spawn_blocking(move || parse_and_hash(&bytes))

@@ -62,6 +62,8 @@ pub(crate) struct LimitsSnapshot {
     /// (`--max-buffered-bytes`).
     pub buffered_bytes: usize,
     pub max_buffered_bytes: usize,
+    /// The most of it one client may hold (`--client-share`).
+    pub client_buffered_bytes: usize,
     /// Bytes of `/sum-evens` uploads kept in memory for the sums that read them as they
     /// arrive, and the most there may be (0 and 0 when uploads are not summed as they arrive).
     pub sum_kept_bytes: usize,
@@ -93,6 +95,7 @@ async fn status(State(state): State<AppState>) -> Response {
             client_permits: state.config.client_permits(),
             buffered_bytes: state.buffered.used(),
             max_buffered_bytes: state.config.max_buffered_bytes,
+            client_buffered_bytes: state.buffered.per_client(),
             sum_kept_bytes,
             max_sum_kept_bytes,
         },

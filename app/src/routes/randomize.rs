@@ -12,6 +12,7 @@ use super::{Routes, handlers};
 use crate::app::AppState;
 use crate::body::{Limit, has_content_type, read_limited};
 use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
+use crate::forwarded::ClientAddr;
 use crate::randomize::{self, ImageError};
 use crate::tasks::{TaskId, TaskKind, TaskRecord, now_ms};
 
@@ -67,7 +68,8 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             "Content-Type must be image/png".into(),
         ));
     }
-    let png = read_limited(body, Limit::of(&parts)?, &state.buffered).await?;
+    let client = ClientAddr::of(&parts);
+    let png = read_limited(body, Limit::of(&parts)?, &state.buffered, client).await?;
     if png.is_empty() {
         return Err(ApiError::BadRequest(
             "the body is empty: send a PNG file".into(),

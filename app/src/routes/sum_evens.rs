@@ -12,8 +12,9 @@ use super::table::{BodyLimit, Policy};
 use super::tasks::{self, TaskStatus, Token};
 use super::{Routes, handlers};
 use crate::app::AppState;
-use crate::body::{Limit, has_content_type, read_failed};
-use crate::error::{ApiError, ErrorBody, Overload, ResultNotFoundBody};
+use crate::body::{Limit, has_content_type, memory_refusal, read_failed};
+use crate::error::{ApiError, ErrorBody, ResultNotFoundBody};
+use crate::forwarded::ClientAddr;
 use crate::sum_evens::SumEvensResult;
 use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, now_ms, spool};
 
@@ -95,8 +96,8 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     // Its blocks come out of the memory for request bodies.
     let memory = state
         .buffered
-        .try_take(spool::LEAST_MEMORY)
-        .ok_or(ApiError::Overloaded(Overload::BodyMemory))?;
+        .try_take(ClientAddr::of(&parts), spool::LEAST_MEMORY)
+        .map_err(memory_refusal)?;
     let mut spool = state.tasks.files.spool(id, memory).await.map_err(failed)?;
     // With workers here, the sum starts on the chunks as they land; the task's worker
     // finishes it.

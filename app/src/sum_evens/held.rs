@@ -82,15 +82,15 @@ impl Held {
                 kept.spare = Some(old.bytes);
             }
         }
-        match self.keeping.try_take(block.len()) {
-            Some(counted) => kept.blocks.push_back((
+        match self.keeping.try_take(None, block.len()) {
+            Ok(counted) => kept.blocks.push_back((
                 at,
                 Arc::new(Block {
                     bytes: block,
                     _counted: counted,
                 }),
             )),
-            None => {
+            Err(_) => {
                 // Not kept: the blocks before it go too, so the ones kept stay consecutive.
                 kept.blocks.clear();
                 block.clear();

@@ -110,7 +110,7 @@ impl Spool {
         self.direct = direct_io::set_direct(&self.file, true).is_ok();
         if self.direct {
             while self.memory.bytes() < (1 + DIRECT_IN_FLIGHT) * BLOCK
-                && self.memory.try_grow(BLOCK)
+                && self.memory.try_grow(BLOCK).is_ok()
             {}
         }
     }
@@ -234,7 +234,7 @@ pub(crate) mod tests {
     /// A share of a budget with room for every block a spool may use.
     pub(crate) fn memory() -> Taken {
         crate::body::Budget::new(usize::MAX)
-            .try_take(LEAST_MEMORY)
+            .try_take(None, LEAST_MEMORY)
             .unwrap()
     }
 
@@ -350,12 +350,12 @@ pub(crate) mod tests {
             return;
         };
         let budget = Budget::new(3 * BLOCK);
-        let memory = budget.try_take(LEAST_MEMORY).unwrap();
+        let memory = budget.try_take(None, LEAST_MEMORY).unwrap();
         let mut spool = Spool::create(dir.path().join("p"), memory).await.unwrap();
         spool.keep_blocks(Held::new(Budget::new(ACROSS_UPLOADS)));
         assert_eq!(budget.used(), 3 * BLOCK, "one block more, all there was");
         assert!(
-            budget.try_take(LEAST_MEMORY).is_none(),
+            budget.try_take(None, LEAST_MEMORY).is_err(),
             "no room for another upload"
         );
         for block in 0..4 {

@@ -15,6 +15,10 @@ use super::slow_clients::{
 
 const LOCAL: &str = "127.0.0.1";
 
+fn local() -> IpAddr {
+    LOCAL.parse().unwrap()
+}
+
 /// `GET https://localhost{path}` in HPACK, with nothing added to the dynamic table.
 fn get_block(path: &str) -> Vec<u8> {
     // :method GET, :scheme https, :path and :authority as literals without indexing.
@@ -202,12 +206,13 @@ async fn connections_over_max_connections_are_closed_and_idle_ones_make_room() {
 /// but its last byte sent; then the status of the answer (0 if the connection broke first).
 async fn all_but_the_last_byte_of(
     app: &Process,
+    from: IpAddr,
     path: &str,
     content_type: &str,
     declared: usize,
     chunk: &[u8],
 ) -> u16 {
-    let mut tls = connect(app.addr, &app.ca, LOCAL.parse().unwrap(), b"http/1.1").await;
+    let mut tls = connect(app.addr, &app.ca, from, b"http/1.1").await;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
          Content-Length: {declared}\r\n\r\n"
@@ -280,7 +285,7 @@ async fn twelve_held_uploads(
     .await;
     let before = app.rss_bytes();
     let uploads: Vec<_> = (0..12)
-        .map(|_| all_but_the_last_byte_of(&app, path, content_type, declared, chunk))
+        .map(|_| all_but_the_last_byte_of(&app, local(), path, content_type, declared, chunk))
         .collect();
     let (mut statuses, (peak_rss, peak_buffered)) = tokio::join!(
         futures_util::future::join_all(uploads),
@@ -339,6 +344,106 @@ async fn uploads_held_one_byte_short_share_the_buffered_budget() {
     );
 }
 
+/// One client holding uploads one byte short takes its `--client-share` of
+/// `--max-buffered-bytes` and no more, so other clients' bodies are still read. Before the
+/// share, eight such uploads of 8 MiB from one address held all 64 MiB, and every other
+/// client's `POST /messages` got 503 until their body timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holding_uploads_leaves_the_rest_of_the_budget_to_others() {
+    const MIB: usize = 1024 * 1024;
+    let app = Process::spawn(&[
+        "--max-buffered-bytes",
+        &(64 * MIB).to_string(),
+        "--body-timeout",
+        "10s",
+    ])
+    .await;
+    let limits = app.status().await["limits"].clone();
+    assert_eq!(limits["client_buffered_bytes"], 32 * MIB, "{limits}");
+    let hostile: IpAddr = "127.0.0.66".parse().unwrap();
+    let chunk = [b'7'; 64 * 1024];
+    let app = &app;
+    let buffered = || async {
+        app.status().await["limits"]["buffered_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    // The first four one after another, so that uploads growing side by side do not refuse
+    // each other; the last four once those hold the share. A refused upload is answered once
+    // its body has been drained: five seconds, since the byte it withholds never comes.
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let uploads: Vec<_> = (0..8)
+        .map(|i: usize| {
+            let (refused, chunk) = (&refused, &chunk);
+            async move {
+                eventually("the uploads before it to be held", || async {
+                    buffered().await >= (i.min(4) * 8 * MIB) as u64
+                })
+                .await;
+                let status = all_but_the_last_byte_of(
+                    app,
+                    hostile,
+                    "/randomize",
+                    "image/png",
+                    8 * MIB,
+                    chunk,
+                )
+                .await;
+                if status == 503 {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                status
+            }
+        })
+        .collect();
+    let others = async {
+        eventually(
+            "the hostile client's uploads to be held or refused",
+            || async { refused.load(std::sync::atomic::Ordering::SeqCst) == 4 },
+        )
+        .await;
+        let held = buffered().await;
+        let message = app
+            .client
+            .post(app.url("/messages"))
+            .header("content-type", "application/json")
+            .body(r#"{"message":"still served"}"#)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        // Another address sends a whole 8 MiB body: it is read (and found not to be a PNG).
+        let other = all_but_the_last_byte_of(
+            app,
+            "127.0.0.7".parse().unwrap(),
+            "/randomize",
+            "image/png",
+            8 * MIB,
+            &chunk,
+        );
+        let other = tokio::time::timeout(Duration::from_secs(1), other).await;
+        (held, message, other)
+    };
+    let (mut statuses, (held, message, other)) =
+        tokio::join!(futures_util::future::join_all(uploads), others);
+    statuses.sort_unstable();
+    assert_eq!(held, 32 * MIB as u64, "the hostile client holds its share");
+    assert_eq!(message, 201, "another client's message is read");
+    assert!(
+        other.is_err(),
+        "another client's upload is read, and held until its body timeout too: {other:?}"
+    );
+    assert_eq!(statuses, [408, 408, 408, 408, 503, 503, 503, 503]);
+    testkit::drill(
+        "one address holds 8 /randomize uploads of 8 MiB one byte short",
+        "--client-share (0.5) of --max-buffered-bytes 64 MiB per address; others still served",
+        &format!(
+            "it held {:.1} MB, 4 x 408 and 4 x 503; another address's message 201",
+            held as f64 / 1e6
+        ),
+    );
+}
+
 /// An upload summed as it arrives keeps its latest blocks in memory for the sum: eight of them
 /// held one byte short must not keep more than `max_sum_kept_bytes` (64 MiB) between them,
 /// where each alone would keep 16 MiB.
@@ -352,7 +457,16 @@ async fn sum_evens_uploads_held_one_byte_short_keep_at_most_64_mib_for_their_sum
     let before = app.rss_bytes();
     let numbers = b"2 ".repeat(32 * 1024);
     let uploads: Vec<_> = (0..8)
-        .map(|_| all_but_the_last_byte_of(&app, "/sum-evens", "text/plain", 24 << 20, &numbers))
+        .map(|_| {
+            all_but_the_last_byte_of(
+                &app,
+                local(),
+                "/sum-evens",
+                "text/plain",
+                24 << 20,
+                &numbers,
+            )
+        })
         .collect();
     let (statuses, (peak_rss, peak_kept)) = tokio::join!(
         futures_util::future::join_all(uploads),
