@@ -104,6 +104,30 @@ pub(crate) enum Overload {
     QueueClientShare,
 }
 
+impl Overload {
+    #[cfg(test)]
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Concurrency,
+        Self::ClientShare,
+        Self::BodyMemory,
+        Self::ClientBodyMemory,
+        Self::QueueFull,
+        Self::QueueClientShare,
+    ];
+
+    /// The bound that refused, as `glassbox_overloads_total` labels it.
+    pub(crate) fn bound(self) -> &'static str {
+        match self {
+            Self::Concurrency => "permits",
+            Self::ClientShare => "client_permits",
+            Self::BodyMemory => "body_memory",
+            Self::ClientBodyMemory => "client_body_memory",
+            Self::QueueFull => "queue",
+            Self::QueueClientShare => "client_queue",
+        }
+    }
+}
+
 /// Something the code should never do, in its own words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -230,6 +254,10 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         ErrorCause::of(&self).attach(&mut response);
+        // Which bound refused, for the middleware to count.
+        if let Self::Overloaded(overload) = self {
+            response.extensions_mut().insert(overload);
+        }
         response
     }
 }
@@ -299,6 +327,19 @@ pub(crate) struct Failed {
 mod tests {
     use super::*;
     use crate::store::{ErrorKind, StoreError};
+
+    #[test]
+    fn an_overload_names_its_bound_on_the_response() {
+        let bounds: std::collections::HashSet<_> = Overload::ALL.map(Overload::bound).into();
+        assert_eq!(bounds.len(), Overload::ALL.len(), "one label per bound");
+        for overload in Overload::ALL {
+            let response = ApiError::Overloaded(overload).into_response();
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.extensions().get::<Overload>(), Some(&overload));
+        }
+        let response = ApiError::MessageNotFound.into_response();
+        assert_eq!(response.extensions().get::<Overload>(), None);
+    }
 
     async fn answer(error: ApiError) -> (u16, serde_json::Value, Option<String>, Option<String>) {
         let response = error.into_response();

@@ -299,6 +299,9 @@ where
                 hint.exact().unwrap_or_else(|| hint.lower())
             };
         let cause = response.extensions_mut().remove::<ErrorCause>();
+        if let Some(overload) = response.extensions_mut().remove::<Overload>() {
+            in_flight.overloaded(overload.bound());
+        }
         in_flight.finish(status.as_u16(), bytes, cause.as_ref());
         Ok(response)
     }

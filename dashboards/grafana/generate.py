@@ -175,10 +175,13 @@ overview = dashboard(
                     for q in (0.5, 0.9, 0.99)], "s", log=True),
         timeseries("Answers/s by status code", f"rate({SERVER}_count) by http_response_status_code.",
                    [(f"sum by (http_response_status_code) (rate({SERVER}_count{{{SEL}}}{RATE}))", "{{http_response_status_code}}")], "reqps", stack=True),
-        timeseries("In flight and shed",
-                   "http_server_active_requests (gauge, now) and the rate of glassbox_requests_shed_total (503 at the concurrency limit).",
+        timeseries("In flight and refused by bound",
+                   "http_server_active_requests (gauge, now) and the rate of glassbox_overloads_total by bound: "
+                   "503s at the concurrency limit (permits), request body memory (body_memory) and the task "
+                   "queue (queue), and at one address's --client-share of each (client_permits, "
+                   "client_body_memory, client_queue).",
                    [(f'sum(http_server_active_requests{{instance=~"$instance"}})', "in flight"),
-                    (f'sum(rate(glassbox_requests_shed_total{{instance=~"$instance"}}{RATE})) or vector(0)', "shed/s")],
+                    (f'sum by (bound) (rate(glassbox_overloads_total{{instance=~"$instance"}}{RATE})) or vector(0)', "refused/s: {{bound}}")],
                    "short"),
         timeseries("Connections open, and closed by reason",
                    "glassbox_connections_open (gauge, now) and the rate of glassbox_connections_closed_total by "

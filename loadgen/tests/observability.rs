@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use testkit::servers::Prometheus;
-use testkit::{InProcess, free_port, need, repo};
+use testkit::{InProcess, eventually, free_port, need, repo};
 
 fn dashboards_dir() -> PathBuf {
     repo().join("dashboards")
@@ -399,6 +399,9 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
         "--total-latency",
         "50ms",
         "--allow-faults",
+        // One address may hold 32 permits: far more than the loadgen's, few enough to fill.
+        "--max-concurrency",
+        "64",
     ])
     .await;
     // An active fault that affects nothing (rate 0), so the fault annotations have a series.
@@ -455,6 +458,20 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
         let mut plain = std::net::TcpStream::connect(glassbox.addr).unwrap();
         std::io::Write::write_all(&mut plain, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let _ = plain.read(&mut [0u8; 64]);
+    }
+
+    // Another address over its --client-share of the permits, for the overloads by bound.
+    let hog = testkit::client::client_from(&glassbox.ca, "127.0.0.2".parse().unwrap());
+    let sleepers: Vec<_> = (0..32)
+        .map(|_| tokio::spawn(hog.get(glassbox.url("/sleep/3000")).send()))
+        .collect();
+    // Asked until the first 503, so exactly one request is refused.
+    eventually("the other address to be over its share", || async {
+        hog.get(glassbox.url("/")).send().await.unwrap().status() == 503
+    })
+    .await;
+    for sleeper in sleepers {
+        assert_eq!(sleeper.await.unwrap().unwrap().status(), 200);
     }
 
     // Wait until both targets have been scraped for a while and the rules have run.
@@ -529,6 +546,22 @@ async fn every_dashboard_and_recording_rule_query_returns_data_from_a_real_prome
             Err(error) => failures.push(format!("{what}\n    {error}: {expr}")),
         }
     }
+
+    // The overloads panel's bound is the one that refused, as often as it did.
+    let refused = prometheus
+        .query(
+            &client,
+            r#"sum by (bound) (glassbox_overloads_total{bound="client_permits"})"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused
+            .first()
+            .map(|s| s["value"][1].as_str().unwrap().to_owned()),
+        Some("1".to_owned()),
+        "{refused:?}"
+    );
 
     // Prometheus scraped glassbox in OpenMetrics and kept its exemplars: each is a request id
     // on a request-duration bucket, with a latency inside that bucket.

@@ -25,6 +25,7 @@ pub(crate) const REQUEST_DURATION: &str = "http_server_request_duration_seconds"
 pub(crate) const RESPONSE_SIZE: &str = "http_server_response_body_size_bytes";
 pub(crate) const ACTIVE_REQUESTS: &str = "http_server_active_requests";
 pub(crate) const REQUESTS_SHED: &str = "glassbox_requests_shed_total";
+pub(crate) const OVERLOADS: &str = "glassbox_overloads_total";
 pub(crate) const TLS_HANDSHAKES: &str = "glassbox_tls_handshakes_total";
 pub(crate) const TLS_HANDSHAKE_FAILURES: &str = "glassbox_tls_handshake_failures_total";
 pub(crate) const CERT_EXPIRY: &str = "glassbox_certificate_expiry_timestamp_seconds";
@@ -191,6 +192,11 @@ impl Metrics {
                 REQUESTS_SHED,
                 "Requests refused with 503 because the concurrency limit was reached."
             );
+            describe_counter!(
+                OVERLOADS,
+                "Requests refused with 503 by the bound that was full: permits, client_permits, \
+                 body_memory, client_body_memory, queue, client_queue."
+            );
             describe_counter!(TLS_HANDSHAKES, "Completed TLS handshakes by version and ALPN protocol.");
             describe_counter!(TLS_HANDSHAKE_FAILURES, "Failed or timed-out TLS handshakes by reason.");
             describe_gauge!(
@@ -319,6 +325,13 @@ impl Metrics {
     /// The embedded store's batch-size histogram.
     pub fn store_commit_batch(&self) -> Histogram {
         self.with(|| histogram!(STORE_COMMIT_BATCH))
+    }
+
+    /// A request refused with 503 because `bound` was full.
+    pub fn overload(&self, route: &str, bound: &'static str) {
+        self.with(|| {
+            counter!(OVERLOADS, "route" => route.to_string(), "bound" => bound).increment(1);
+        });
     }
 
     pub fn shed(&self, route: &str) {

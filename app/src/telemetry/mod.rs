@@ -160,6 +160,11 @@ impl InFlight {
         &self.info
     }
 
+    /// Counts the request as refused because `bound` was full (`glassbox_overloads_total`).
+    pub fn overloaded(&self, bound: &'static str) {
+        self.telemetry.metrics.overload(self.info.route(), bound);
+    }
+
     /// Records the response in stats, metrics and the access log, with why it failed when it
     /// did.
     pub fn finish(mut self, status: u16, bytes: u64, cause: Option<&ErrorCause>) {

@@ -33,6 +33,13 @@ async fn overload_is_shed_with_503_and_retry_after() {
         sample(&metrics, r#"glassbox_requests_shed_total{route="/"}"#),
         Some(1.0)
     );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"glassbox_overloads_total{route="/",bound="permits"}"#
+        ),
+        Some(1.0)
+    );
     for sleeper in sleepers {
         assert_eq!(sleeper.await.unwrap().unwrap().status(), 200);
     }
@@ -55,6 +62,12 @@ async fn one_client_gets_its_share_and_the_others_the_rest() {
     // ...with permits still free for everyone else.
     let status = app.status().await;
     assert_eq!(status["limits"]["permits_in_use"], 2, "{status}");
+    let overloads = app.scrape().await;
+    assert_eq!(
+        overloads.sum("glassbox_overloads_total", &[("bound", "client_permits")]),
+        1.0
+    );
+    assert_eq!(overloads.sum("glassbox_overloads_total", &[]), 1.0);
     // Another client address gets them.
     let other = testkit::client::client_from(&app.ca, "127.0.0.2".parse().unwrap());
     let response = other.get(app.url("/")).send().await.unwrap();

@@ -394,6 +394,16 @@ pub async fn queue_places(app: &Endpoint) {
     }
     let response = submit("192.0.2.4", None).await.unwrap();
     refused(response, "the fifth task in all").await;
+    let metrics = app.scrape().await;
+    let overloads = |route: &str, bound: &str| {
+        metrics.sum(
+            "glassbox_overloads_total",
+            &[("route", route), ("bound", bound)],
+        )
+    };
+    assert_eq!(overloads("/randomize", "client_queue"), 2.0);
+    assert_eq!(overloads("/sum-evens", "client_queue"), 1.0);
+    assert_eq!(overloads("/randomize", "queue"), 1.0);
     let queue = &app.status().await["queue"];
     assert_eq!(
         (

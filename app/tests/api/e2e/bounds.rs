@@ -434,6 +434,15 @@ async fn one_client_holding_uploads_leaves_the_rest_of_the_budget_to_others() {
         "another client's upload is read, and held until its body timeout too: {other:?}"
     );
     assert_eq!(statuses, [408, 408, 408, 408, 503, 503, 503, 503]);
+    let metrics = app.scrape().await;
+    assert_eq!(
+        metrics.sum(
+            "glassbox_overloads_total",
+            &[("route", "/randomize"), ("bound", "client_body_memory")]
+        ),
+        4.0
+    );
+    assert_eq!(metrics.sum("glassbox_overloads_total", &[]), 4.0);
     testkit::drill(
         "one address holds 8 /randomize uploads of 8 MiB one byte short",
         "--client-share (0.5) of --max-buffered-bytes 64 MiB per address; others still served",

@@ -207,6 +207,25 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
         )
         .await,
     );
+    // Each of those 503s is counted as the bound that refused it.
+    let metrics = no_room.scrape().await;
+    let answered = |status: &str| {
+        metrics.sum(
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/sum-evens"),
+                ("http_response_status_code", status),
+            ],
+        )
+    };
+    let overloads = metrics.sum(
+        "glassbox_overloads_total",
+        &[("route", "/sum-evens"), ("bound", "body_memory")],
+    );
+    assert!(
+        overloads > 0.0 && overloads == answered("503"),
+        "{overloads}"
+    );
 
     // 507: the data directory is a full tmpfs (needs root; skipped with a message otherwise).
     let full_disk = tempfile::tempdir().unwrap();
