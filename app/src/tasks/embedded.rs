@@ -67,12 +67,48 @@ impl Line {
         }
         Ok(())
     }
+}
 
+/// A place promised to a submission while its record is written: it becomes the task's place
+/// in the line, or is given back when the submission fails or is dropped (its client went
+/// away mid-write), so no place is lost.
+struct Reservation<'a> {
+    line: &'a Mutex<Line>,
+    client: &'a str,
+    taken: bool,
+}
+
+fn lock(line: &Mutex<Line>) -> std::sync::MutexGuard<'_, Line> {
+    line.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<'a> Reservation<'a> {
     /// Promises `client` a place, if the queue and the client's share have one.
-    fn reserve(&mut self, client: &str, places: Places) -> Result<(), QueueError> {
-        self.room_for(client, places)?;
-        self.reserved.add(client);
-        Ok(())
+    fn new(line: &'a Mutex<Line>, client: &'a str, places: Places) -> Result<Self, QueueError> {
+        let mut locked = lock(line);
+        locked.room_for(client, places)?;
+        locked.reserved.add(client);
+        Ok(Self {
+            line,
+            client,
+            taken: false,
+        })
+    }
+
+    /// The task `id` takes the place, in one step so no other submission sees it free.
+    fn take(mut self, id: TaskId) {
+        let mut line = lock(self.line);
+        line.reserved.remove(self.client);
+        line.waiting.push(self.client, id);
+        self.taken = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.taken {
+            lock(self.line).reserved.remove(self.client);
+        }
     }
 }
 
@@ -298,17 +334,9 @@ impl TaskQueue for EmbeddedQueue {
 
     fn submit(&self, task: TaskRecord) -> BoxFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            let client = task.client_name();
-            self.line
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .reserve(client, self.places)?;
-            let written = self.write(&task).await;
-            let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-            line.reserved.remove(client);
-            written?;
-            line.waiting.push(client, task.id);
-            drop(line);
+            let place = Reservation::new(&self.line, task.client_name(), self.places)?;
+            self.write(&task).await?;
+            place.take(task.id);
             self.count(None, Some(task.state));
             self.arrived.notify_one();
             Ok(())
@@ -316,11 +344,7 @@ impl TaskQueue for EmbeddedQueue {
     }
 
     fn room_for<'a>(&'a self, client: &'a str) -> BoxFuture<'a, Result<(), QueueError>> {
-        let answer = self
-            .line
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .room_for(client, self.places);
+        let answer = lock(&self.line).room_for(client, self.places);
         Box::pin(std::future::ready(answer))
     }
 
@@ -340,12 +364,7 @@ impl TaskQueue for EmbeddedQueue {
         Box::pin(async move {
             let counts = *self.counts.lock().unwrap_or_else(|e| e.into_inner());
             Ok(QueueCounts {
-                depth: self
-                    .line
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .waiting
-                    .len() as u64,
+                depth: lock(&self.line).waiting.len() as u64,
                 requested: counts[0],
                 received: counts[1],
                 finished: counts[2],
@@ -362,12 +381,7 @@ impl TaskSource for EmbeddedQueue {
                 let arrived = self.arrived.notified();
                 tokio::pin!(arrived);
                 arrived.as_mut().enable();
-                let next = self
-                    .line
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .waiting
-                    .pop();
+                let next = lock(&self.line).waiting.pop();
                 let Some(id) = next else {
                     arrived.await;
                     continue;
@@ -517,6 +531,20 @@ mod tests {
         assert_eq!(queue.take().await.unwrap().unwrap().id, TaskId(1));
         queue.room_for("addr:192.0.2.1 id:d").await.unwrap();
         queue.submit(from(7, "addr:192.0.2.1 id:d")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_submission_dropped_while_its_record_is_written_gives_its_place_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = open(dir.path(), 1, Duration::from_secs(3600));
+        let mut submit = queue.submit(task(1, 1));
+        // Polled once: the place is promised and the record's write is on the blocking pool.
+        let polled = tokio::time::timeout(Duration::ZERO, &mut submit).await;
+        drop(submit);
+        if polled.is_err() {
+            assert_eq!(lock(&queue.line).reserved.total(), 0, "the place is back");
+            queue.submit(task(2, 2)).await.unwrap();
+        }
     }
 
     #[test]
