@@ -131,6 +131,7 @@ mod tests {
             }],
             in_flight: 0,
             shed: 0,
+            refused: 0,
             cut: 0,
             store_calls: 0,
             store_errors: 0,

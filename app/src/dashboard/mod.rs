@@ -3,7 +3,7 @@
 //!
 //! A sampler task takes one [`Point`] per interval — each route's requests in that interval
 //! with latency percentiles from the interval's own HDR histogram, status classes, requests in
-//! flight and shed, connections cut, store calls, queue depth and task wait and lead times,
+//! flight and refused, connections cut, store calls, queue depth and task wait and lead times,
 //! process CPU and memory — into a bounded [`Timeline`]. A poll returns only the points after
 //! the last one the page saw, so it costs the service a copy of a point or two and their
 //! serialisation.

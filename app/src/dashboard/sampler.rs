@@ -28,6 +28,9 @@ pub(crate) struct Point {
     pub in_flight: u64,
     /// Requests refused with 503 at the concurrency limit.
     pub shed: u64,
+    /// Requests refused with 503 by any bound (the concurrency limit, body memory, the task
+    /// queue, or a client's share of one): `glassbox_overloads_total`.
+    pub refused: u64,
     /// Connections cut for breaking a bound (a slow or oversized head, a stuck response, a
     /// broken protocol) or refused for want of room: every reason of
     /// `glassbox_connections_closed_total` but idle and evicted.
@@ -50,6 +53,7 @@ pub(crate) struct Point {
 struct Previous {
     at: Option<Instant>,
     shed: u64,
+    refused: u64,
     cut: u64,
     store: (u64, u64),
     cpu_seconds: Option<f64>,
@@ -96,6 +100,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
     let routes = stats.take_interval();
     let tasks = shared.tasks.telemetry.take_interval();
     let shed = stats.shed_total();
+    let refused = stats.overloaded_total();
     let cut = shared.telemetry.connections.cut_total();
     let store = shared.store.totals();
     let process = process::Usage::read();
@@ -113,6 +118,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
         routes,
         in_flight: stats.in_flight(),
         shed: shed.saturating_sub(previous.shed),
+        refused: refused.saturating_sub(previous.refused),
         cut: cut.saturating_sub(previous.cut),
         store_calls: store.0.saturating_sub(previous.store.0),
         store_errors: store.1.saturating_sub(previous.store.1),
@@ -124,6 +130,7 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
     *previous = Previous {
         at: Some(now),
         shed,
+        refused,
         cut,
         store,
         cpu_seconds: process.map(|p| p.cpu_seconds),

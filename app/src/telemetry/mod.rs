@@ -162,6 +162,7 @@ impl InFlight {
 
     /// Counts the request as refused because `bound` was full (`glassbox_overloads_total`).
     pub fn overloaded(&self, bound: &'static str) {
+        self.telemetry.stats.request_overloaded();
         self.telemetry.metrics.overload(self.info.route(), bound);
     }
 

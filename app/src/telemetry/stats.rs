@@ -32,6 +32,7 @@ pub struct Stats {
     in_flight: AtomicU64,
     total: AtomicU64,
     shed: AtomicU64,
+    overloaded: AtomicU64,
     routes: RwLock<RouteMap<Arc<Mutex<RouteMethods>>>>,
 }
 
@@ -117,6 +118,7 @@ impl Stats {
             in_flight: AtomicU64::new(0),
             total: AtomicU64::new(0),
             shed: AtomicU64::new(0),
+            overloaded: AtomicU64::new(0),
             routes: RwLock::default(),
         }
     }
@@ -232,6 +234,16 @@ impl Stats {
         self.shed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests refused with 503 `overloaded, retry later` since start, whichever bound was
+    /// full (the shed ones among them).
+    pub fn overloaded_total(&self) -> u64 {
+        self.overloaded.load(Ordering::Relaxed)
+    }
+
+    pub fn request_overloaded(&self) {
+        self.overloaded.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -266,6 +278,7 @@ impl Stats {
             requests_total: self.total.load(Ordering::Relaxed),
             errors_total,
             requests_shed_total: self.shed.load(Ordering::Relaxed),
+            requests_overloaded_total: self.overloaded_total(),
             latency_source: LATENCY_SOURCE,
             routes,
         }
@@ -283,6 +296,10 @@ pub struct StatusSnapshot {
     pub errors_total: u64,
     /// Requests refused with 503 because the concurrency limit was reached (also in `requests_total`).
     pub requests_shed_total: u64,
+    /// Requests refused with 503 `overloaded, retry later` by any bound: the concurrency limit,
+    /// request body memory, the task queue, or one client's share of one of them
+    /// (`glassbox_overloads_total` by bound; also in `requests_total`).
+    pub requests_overloaded_total: u64,
     pub latency_source: &'static str,
     pub routes: Vec<RouteSnapshot>,
 }

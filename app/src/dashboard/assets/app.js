@@ -282,7 +282,7 @@ function drawCharts() {
     "chart-inflight",
     [
       simpleSeries("in flight", "#2563eb", (p) => p.in_flight),
-      simpleSeries("shed/s", "#dc2626", (p) => perSecond(p.shed, p)),
+      simpleSeries("refused/s", "#dc2626", (p) => perSecond(p.refused, p)),
       simpleSeries("connections cut/s", "#d97706", (p) => perSecond(p.cut, p)),
     ],
     {},

@@ -44,7 +44,9 @@ async fn overload_is_shed_with_503_and_retry_after() {
         assert_eq!(sleeper.await.unwrap().unwrap().status(), 200);
     }
     assert_eq!(app.get("/").await.status(), 200, "capacity comes back");
-    assert_eq!(app.status().await["requests_shed_total"], 1);
+    let status = app.status().await;
+    assert_eq!(status["requests_shed_total"], 1);
+    assert_eq!(status["requests_overloaded_total"], 1);
 }
 
 #[tokio::test]

@@ -18,7 +18,15 @@ fn screenshot_path() -> PathBuf {
 
 #[tokio::test]
 async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_just_sent() {
-    let app = Process::spawn(&["--dashboard-interval", "500ms", "--allow-faults"]).await;
+    // Too little body memory for an upload's spool: a way to be refused with 503.
+    let app = Process::spawn(&[
+        "--dashboard-interval",
+        "500ms",
+        "--allow-faults",
+        "--max-buffered-bytes",
+        "1048576",
+    ])
+    .await;
     let mut browser = Browser::start(&app.ca).await;
     // An empty service first: the page says so.
     browser.navigate(&app.url("/dashboard")).await;
@@ -231,6 +239,25 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
     tokio::time::sleep(Duration::from_secs(2)).await;
     browser
         .wait_for("the ended fault's band", band, Duration::from_secs(10))
+        .await;
+    // An upload refused for want of body memory (after the alert checks: it is a 5xx): the
+    // in-flight chart draws the refusal.
+    let refused = app
+        .client
+        .post(app.url("/sum-evens"))
+        .header("content-type", "text/plain")
+        .body("2 4 6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    browser
+        .wait_for(
+            "a refusal on the in-flight chart",
+            r#"document.querySelector('#chart-inflight path[data-route="refused/s"]') !== null
+               && state.points.some((p) => p.refused === 1)"#,
+            Duration::from_secs(30),
+        )
         .await;
     browser.screenshot(&screenshot_path()).await;
     assert!(
