@@ -279,6 +279,18 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// New connections a second one client address may open (for IPv6, its /64), with one
+    /// second's worth at once; beyond it a connection is closed before its TLS handshake, which
+    /// costs the service far more CPU than its client. Connections from --trusted-proxies are
+    /// not counted. 0: no limit.
+    #[arg(
+        help_heading = LIMITS,
+        long,
+        env = "GLASSBOX_MAX_CONNECTION_RATE",
+        default_value_t = 1000,
+    )]
+    pub max_connection_rate: u32,
+
     /// Concurrent HTTP/2 streams one connection may open.
     #[arg(
         help_heading = LIMITS,

@@ -15,7 +15,7 @@
 //! - `server`: accept, TLS, HTTP/1.1 and HTTP/2, graceful shutdown; `server::connections`:
 //!   the registry and per-connection watchdog behind `--max-connections`, `--idle-timeout`,
 //!   `--header-read-timeout` and `--write-timeout`; `server::accept`: the open-file limit and
-//!   shedding when descriptors run out.
+//!   shedding when descriptors run out; `server::arrivals`: `--max-connection-rate` per client.
 //! - `routes`: the endpoints by seed family, each registered with its policy in the route table
 //!   (`routes::table`: body limit and timeout, shed or not, listener, optional trailing slash),
 //!   which the middleware (and so `--admin-bind`'s split), the router, the OpenAPI document,

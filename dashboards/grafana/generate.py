@@ -185,7 +185,7 @@ overview = dashboard(
                    "short"),
         timeseries("Connections open, and closed by reason",
                    "glassbox_connections_open (gauge, now) and the rate of glassbox_connections_closed_total by "
-                   "reason: idle and evicted are housekeeping; header_timeout, write_timeout, over_limit, "
+                   "reason: idle and evicted are housekeeping; header_timeout, write_timeout, over_limit, over_rate, "
                    "head_too_large, bad_head, protocol_error and no_descriptors are clients cut for breaking a bound.",
                    [(f'sum(glassbox_connections_open{{instance=~"$instance"}})', "open"),
                     (f'sum by (reason) (rate(glassbox_connections_closed_total{{instance=~"$instance"}}{RATE}))', "closed/s: {{reason}}")],

@@ -2,6 +2,7 @@
 //! to its bounds ([`connections`]), graceful shutdown.
 
 mod accept;
+mod arrivals;
 mod connections;
 mod ending;
 mod streams;
@@ -115,6 +116,8 @@ where
 
     let max_connections = accept::connection_limit(config.max_connections);
     let registry = Connections::new(max_connections);
+    let arrivals =
+        arrivals::Arrivals::new(config.max_connection_rate, config.trusted_proxies.clone());
     tracing::debug!(max_connections, "connection limit");
     let upkeep = tokio::spawn(metrics_upkeep(telemetry.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -124,6 +127,11 @@ where
     loop {
         tokio::select! {
             (tcp, peer) = acceptor_loop.next() => {
+                if !arrivals.admit(peer.ip()) {
+                    telemetry.connections.closed(Closed::OverRate);
+                    drop(tcp);
+                    continue;
+                }
                 let Ok(registered) = registry.admit() else {
                     telemetry.connections.closed(Closed::OverLimit);
                     drop(tcp);

@@ -21,6 +21,8 @@ pub(crate) enum Closed {
     WriteTimeout,
     /// A new connection over `--max-connections` with none idle to close.
     OverLimit,
+    /// A new connection over its client's `--max-connection-rate`, closed before its handshake.
+    OverRate,
     /// An HTTP/1 request head over twice `--max-head-bytes`, answered 431 by hyper.
     HeadTooLarge,
     /// An HTTP/1 request head that does not parse, answered 400.
@@ -34,12 +36,13 @@ pub(crate) enum Closed {
 }
 
 impl Closed {
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 10] = [
         Self::Idle,
         Self::Evicted,
         Self::HeaderTimeout,
         Self::WriteTimeout,
         Self::OverLimit,
+        Self::OverRate,
         Self::HeadTooLarge,
         Self::BadHead,
         Self::ProtocolError,
@@ -59,6 +62,7 @@ impl Closed {
             Self::HeaderTimeout => "header_timeout",
             Self::WriteTimeout => "write_timeout",
             Self::OverLimit => "over_limit",
+            Self::OverRate => "over_rate",
             Self::HeadTooLarge => "head_too_large",
             Self::BadHead => "bad_head",
             Self::ProtocolError => "protocol_error",
@@ -80,7 +84,8 @@ pub struct ConnectionSnapshot {
     /// Connections open now (TLS handshakes included).
     pub open: u64,
     /// Connections the service closed, by reason: idle, evicted, header_timeout,
-    /// write_timeout, over_limit, head_too_large, bad_head, protocol_error, no_descriptors.
+    /// write_timeout, over_limit, over_rate, head_too_large, bad_head, protocol_error,
+    /// no_descriptors.
     pub closed_total: std::collections::BTreeMap<&'static str, u64>,
 }
 

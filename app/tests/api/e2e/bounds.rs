@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::slow_clients::{
     END_HEADERS, END_STREAM, HEADERS, RST_STREAM, SETTINGS, connect, frame, h1_status, next_frame,
+    try_connect,
 };
 
 const LOCAL: &str = "127.0.0.1";
@@ -449,6 +450,48 @@ async fn one_client_holding_uploads_leaves_the_rest_of_the_budget_to_others() {
         &format!(
             "it held {:.1} MB, 4 x 408 and 4 x 503; another address's message 201",
             held as f64 / 1e6
+        ),
+    );
+}
+
+/// An address opening connections faster than `--max-connection-rate` has the rest closed
+/// before their TLS handshake, counted as `over_rate`, while another address connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_a_client_s_rate_are_closed_before_their_handshake() {
+    const TRIES: usize = 60;
+    let app = InProcess::start(&["--max-connection-rate", "20"]).await;
+    let flood: IpAddr = "127.0.0.2".parse().unwrap();
+    let started = Instant::now();
+    let mut handshakes = 0;
+    for _ in 0..TRIES {
+        if let Ok(mut tls) = try_connect(app.addr, &app.ca, flood, b"http/1.1").await {
+            // The server may close it right after the handshake: a request says whether it
+            // was served.
+            tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .unwrap();
+            assert_eq!(h1_status(&mut tls).await, 200);
+            handshakes += 1;
+        }
+    }
+    let took = started.elapsed();
+    // Twenty at once, then twenty a second while the tries went on.
+    let most = 20 + (took.as_secs_f64() * 20.0).ceil() as usize;
+    assert!(
+        (20..=most.min(TRIES - 1)).contains(&handshakes),
+        "{handshakes} of {TRIES} in {took:?}"
+    );
+    let other = try_connect(app.addr, &app.ca, "127.0.0.3".parse().unwrap(), b"http/1.1").await;
+    assert!(other.is_ok(), "another address connects: {other:?}");
+    let closed = app.status().await["connections"]["closed_total"]["over_rate"].clone();
+    assert_eq!(closed, TRIES - handshakes, "every refused one is counted");
+    testkit::drill(
+        "one address opens 60 connections in a row against --max-connection-rate 20",
+        "a second's worth at once, then the rate; the rest closed before the handshake",
+        &format!(
+            "{handshakes} served in {:.2} s, {} closed (over_rate); another address connected",
+            took.as_secs_f64(),
+            TRIES - handshakes
         ),
     );
 }

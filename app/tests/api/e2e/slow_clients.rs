@@ -22,9 +22,19 @@ pub(crate) async fn connect(
     from: IpAddr,
     alpn: &[u8],
 ) -> TlsStream<TcpStream> {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(from, 0)).unwrap();
-    let tcp = socket.connect(addr).await.unwrap();
+    try_connect(addr, ca, from, alpn).await.unwrap()
+}
+
+/// [`connect`], or why the connection or its handshake failed.
+pub(crate) async fn try_connect(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    from: IpAddr,
+    alpn: &[u8],
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    let tcp = socket.connect(addr).await?;
     let mut config = tls_client_config(ca);
     config.alpn_protocols = vec![alpn.to_vec()];
     tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -33,7 +43,6 @@ pub(crate) async fn connect(
             tcp,
         )
         .await
-        .unwrap()
 }
 
 /// An HTTP/2 connection from `from`; the connection task runs in the background and its
