@@ -394,22 +394,28 @@ async fn randomize_on_redis_with_worker_processes() {
     );
 }
 
-#[tokio::test]
-async fn a_task_whose_worker_is_killed_runs_on_another() {
-    let redis = Redis::start();
-    let queue = redis.url();
-    let app = Process::spawn(&["--queue", &queue]).await;
-    let data = app.data_dir();
-    let slow = [
+/// The flags of a worker that holds the one task it takes for a minute under a one-second
+/// lease: killed, it leaves its task to the reaper.
+fn slow_worker(queue: &str) -> [&str; 8] {
+    [
         "--queue",
-        &queue,
+        queue,
         "--workers",
         "1",
         "--task-lease",
         "1s",
         "--randomize-delay",
         "60s",
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn a_task_whose_worker_is_killed_runs_on_another() {
+    let redis = Redis::start();
+    let queue = redis.url();
+    let app = Process::spawn(&["--queue", &queue]).await;
+    let data = app.data_dir();
+    let slow = slow_worker(&queue);
     let mut doomed = Process::spawn_worker(&data, &slow).await;
     let api = tasks::Api(&app);
     let (png, raw) = distinct_png(250, 190);
@@ -469,16 +475,7 @@ async fn a_requeued_task_takes_its_place_again_on_redis() {
     flags.extend(places);
     let app = Process::spawn(&flags).await;
     let waiting = || redis.command(&["HGET", "glassbox:tasks:waiting", "addr:127.0.0.1"]);
-    let slow = [
-        "--queue",
-        &queue,
-        "--workers",
-        "1",
-        "--task-lease",
-        "1s",
-        "--randomize-delay",
-        "60s",
-    ];
+    let slow = slow_worker(&queue);
     let mut doomed = Process::spawn_worker(&app.data_dir(), &slow).await;
     let api = tasks::Api(&app);
     let (png, _) = distinct_png(60, 60);
