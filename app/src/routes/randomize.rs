@@ -56,7 +56,7 @@ impl utoipa::ToSchema for PngBytes {}
         (status = 400, description = "Not `Content-Type: image/png`, empty, or not a PNG", body = ErrorBody),
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
-        (status = 503, description = "The queue is full, or the client's address has its --client-share of the queue's places waiting (both with Retry-After), or the queue is unreachable", body = ErrorBody),
+        (status = 503, description = "The queue is full, or the client's address has its --client-share of the queue's places waiting (both with Retry-After, and both checked before the image is read), or the queue is unreachable", body = ErrorBody),
         (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
@@ -68,6 +68,9 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
             "Content-Type must be image/png".into(),
         ));
     }
+    let name = tasks::client_id(&parts);
+    // A full queue, or a client with its share of it waiting, is told before it uploads.
+    state.tasks.queue.room_for(&name).await?;
     let client = ClientAddr::of(&parts);
     let png = read_limited(body, Limit::of(&parts)?, &state.buffered, client).await?;
     if png.is_empty() {
@@ -83,7 +86,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         Err(err @ ImageError::TooManyPixels { .. }) => return Err(ApiError::ImageTooLarge(err)),
     }
     let mut task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
-    task.client = Some(tasks::client_id(&parts));
+    task.client = Some(name);
     let id = task.id;
     state.tasks.submit(task, &png).await?;
     Ok(Token::created(id))

@@ -432,34 +432,34 @@ async fn an_address_holds_its_share_of_the_queue() {
 
     // curl sending a large upload with `Expect: 100-continue` (as `-T` does over HTTP/1.1) gets
     // the 503 without sending a byte of it; over HTTP/2 (no `Expect`) it gets the 503 after
-    // its body is read and dropped.
+    // its body is read and dropped. 12 MiB: within --max-image-bytes, and no PNG (were it read,
+    // /randomize would answer 400).
     let dir = tempfile::tempdir().unwrap();
     let numbers = dir.path().join("numbers.txt");
     std::fs::write(&numbers, "2 4 6\n".repeat(2 << 20)).unwrap();
-    for (http, sent) in [("--http1.1", "0"), ("--http2", "12582912")] {
+    for (path, content_type, http, sent) in [
+        ("/sum-evens", "text/plain", "--http1.1", "0"),
+        ("/sum-evens", "text/plain", "--http2", "12582912"),
+        ("/randomize", "image/png", "--http1.1", "0"),
+        ("/randomize", "image/png", "--http2", "12582912"),
+    ] {
         let output = tokio::process::Command::new("curl")
             .args(["--silent", "--output", "/dev/null", http, "--cacert"])
             .arg(&app.ca)
-            .args([
-                "--max-time",
-                "30",
-                "-H",
-                "Content-Type: text/plain",
-                "-X",
-                "POST",
-            ])
+            .args(["--max-time", "30", "-X", "POST", "-H"])
+            .arg(format!("Content-Type: {content_type}"))
             .arg("--upload-file")
             .arg(&numbers)
             .args(["--write-out", "%{http_code} %{size_upload}"])
-            .arg(app.url("/sum-evens"))
+            .arg(app.url(path))
             .output()
             .await
             .expect("curl runs");
-        assert!(output.status.success(), "curl {http}: {output:?}");
+        assert!(output.status.success(), "curl {http} {path}: {output:?}");
         assert_eq!(
             String::from_utf8_lossy(&output.stdout),
             format!("503 {sent}"),
-            "curl {http}: status and bytes sent"
+            "curl {http} {path}: status and bytes sent"
         );
     }
 }
