@@ -718,16 +718,22 @@ fn parse_weights(s: &str) -> Result<WorkWeights, FlagError> {
     Ok(WorkWeights(out))
 }
 
+/// What one client may hold of a bound shared out by `--client-share`: `share` of `total`,
+/// rounded up, at least one and at most all of it.
+pub fn share_of(total: usize, share: f64) -> usize {
+    ((total as f64 * share).ceil() as usize).clamp(1, total.max(1))
+}
+
 impl Config {
-    /// The permits one client may hold: `--client-share` of `--max-concurrency`, at least one.
+    /// The permits one client may hold: `--client-share` of `--max-concurrency`.
     pub fn client_permits(&self) -> usize {
-        ((self.max_concurrency as f64 * self.client_share).ceil() as usize).max(1)
+        share_of(self.max_concurrency, self.client_share)
     }
 
     /// The request body memory one client may hold: `--client-share` of
     /// `--max-buffered-bytes`.
     pub fn client_buffered_bytes(&self) -> usize {
-        (self.max_buffered_bytes as f64 * self.client_share).ceil() as usize
+        share_of(self.max_buffered_bytes, self.client_share)
     }
 
     /// Threads for CPU-heavy work: the configured number, or the number of cores.

@@ -57,15 +57,11 @@ struct Line {
 impl Line {
     /// Whether `client` would find a place: one in the queue, and one in its share.
     fn room_for(&self, client: &str, places: Places) -> Result<(), QueueError> {
-        let waiting = self.waiting.tally();
-        if waiting.total() + self.reserved.total() >= places.total {
-            return Err(QueueError::Full);
-        }
-        if waiting.at_address_of(client) + self.reserved.at_address_of(client) >= places.per_client
-        {
-            return Err(QueueError::ClientShare);
-        }
-        Ok(())
+        let (waiting, reserved) = (self.waiting.tally(), &self.reserved);
+        places.admit(
+            waiting.total() + reserved.total(),
+            waiting.at_address_of(client) + reserved.at_address_of(client),
+        )
     }
 }
 

@@ -210,9 +210,23 @@ impl Places {
     }
 
     pub(crate) fn new(total: usize, share: f64) -> Self {
-        let total = total.max(1);
-        let per_client = ((total as f64 * share).ceil() as usize).clamp(1, total);
-        Self { total, per_client }
+        Self {
+            total: total.max(1),
+            per_client: crate::config::share_of(total, share),
+        }
+    }
+
+    /// Whether a task finds a place with `waiting` tasks in all and `at_address` of its
+    /// client's address (waiting, or promised a place): the queue is full first, then the
+    /// client's share.
+    pub(crate) fn admit(self, waiting: usize, at_address: usize) -> Result<(), QueueError> {
+        if waiting >= self.total {
+            Err(QueueError::Full)
+        } else if at_address >= self.per_client {
+            Err(QueueError::ClientShare)
+        } else {
+            Ok(())
+        }
     }
 }
 

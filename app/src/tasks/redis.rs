@@ -472,14 +472,7 @@ impl TaskQueue for RedisQueue {
                         .query_async(&mut conn),
                 )
                 .await?;
-            let places = self.settings.places;
-            if waiting >= places.total {
-                Err(QueueError::Full)
-            } else if at_address.unwrap_or(0) >= places.per_client {
-                Err(QueueError::ClientShare)
-            } else {
-                Ok(())
-            }
+            self.settings.places.admit(waiting, at_address.unwrap_or(0))
         })
     }
 
