@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::forwarded::{self, ClientAddr};
-use crate::tasks::{QueueError, TaskId, TaskKind, TaskRecord, TaskState};
+use crate::tasks::{ANONYMOUS, QueueError, TaskId, TaskKind, TaskRecord, TaskState};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Token {
@@ -80,15 +80,12 @@ pub(crate) fn client_id(parts: &Parts) -> String {
                 })
         })
         .map(String::from_utf8_lossy);
-    let address = parts
-        .extensions
-        .get::<ClientAddr>()
-        .map(|ClientAddr(ip)| format!("addr:{}", forwarded::client_name(*ip)));
+    let address = ClientAddr::of(parts).map(|ip| format!("addr:{}", forwarded::client_name(ip)));
     match (address, id) {
         (Some(address), Some(id)) => format!("{address} id:{id}"),
         (Some(address), None) => address,
         (None, Some(id)) => format!("id:{id}"),
-        (None, None) => "anonymous".into(),
+        (None, None) => ANONYMOUS.into(),
     }
 }
 

@@ -165,10 +165,13 @@ pub(crate) struct TaskRecord {
     pub bytes_done: Option<u64>,
 }
 
+/// The client of a task whose request named none: one shared name, one share.
+pub(crate) const ANONYMOUS: &str = "anonymous";
+
 impl TaskRecord {
     /// Whom the task is for: its client, or one shared name for tasks without one.
     pub(crate) fn client_name(&self) -> &str {
-        self.client.as_deref().unwrap_or("anonymous")
+        self.client.as_deref().unwrap_or(ANONYMOUS)
     }
 
     pub(crate) fn new(id: TaskId, kind: TaskKind, created_ms: u64) -> Self {
