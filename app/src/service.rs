@@ -18,6 +18,7 @@ use crate::app::{AppState, Backends};
 use crate::certs::{self, Outcome};
 use crate::compute::ComputePool;
 use crate::config::{Backend, Config};
+use crate::disk::Disk;
 use crate::faults::Faults;
 use crate::health::{CertificateCheck, Health};
 use crate::routes::table::Serving;
@@ -114,8 +115,8 @@ fn prepare(config: Config) -> Result<Prepared> {
     telemetry
         .metrics
         .certificate_expiry(identity.info().not_after.unix_timestamp());
-    let files = TaskFiles::new(&config.data_dir, config.min_free_disk)
-        .context("creating the task directories")?;
+    let disk = Disk::shared(&config.data_dir, config.min_free_disk, config.client_share);
+    let files = TaskFiles::on(&config.data_dir, disk).context("creating the task directories")?;
     Ok(Prepared {
         faults: Faults::new(&telemetry),
         compute: ComputePool::new(config.compute_threads()),

@@ -17,6 +17,12 @@ pub(crate) fn address(client: &str) -> &str {
         .map_or(client, |(address, _)| address)
 }
 
+/// The IP address a client's name gives (an IPv6 /64 as its first address), if it gives one.
+pub(crate) fn ip(client: &str) -> Option<std::net::IpAddr> {
+    let address = address(client).strip_prefix("addr:")?;
+    address.strip_suffix("/64").unwrap_or(address).parse().ok()
+}
+
 /// The clients waiting for a turn, in turn order.
 #[derive(Debug, Default)]
 pub(crate) struct Rotation {
@@ -97,6 +103,20 @@ impl Rotation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_s_name_gives_its_address_back() {
+        assert_eq!(
+            ip("addr:192.0.2.1 id:a"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            ip("addr:2001:db8::/64"),
+            Some("2001:db8::".parse().unwrap())
+        );
+        assert_eq!(ip("id:a"), None);
+        assert_eq!(ip("anonymous"), None);
+    }
 
     /// Who gets the next `n` turns when every client always takes one and stays.
     fn order(rotation: &mut Rotation, n: usize) -> Vec<String> {

@@ -68,6 +68,14 @@ pub(crate) struct LimitsSnapshot {
     /// arrive, and the most there may be (0 and 0 when uploads are not summed as they arrive).
     pub sum_kept_bytes: usize,
     pub max_sum_kept_bytes: usize,
+    /// Free bytes on the data directory's filesystem above `--min-free-disk` now (absent when
+    /// they cannot be read).
+    pub disk_room_bytes: Option<u64>,
+    /// Bytes this process's task uploads and payloads hold there: uploads being spooled, and
+    /// the payloads of tasks its embedded queue has waiting or running.
+    pub disk_held_bytes: u64,
+    /// Of the room and what they hold, the most one client's may hold (`--client-share`).
+    pub client_disk_share: f64,
 }
 
 /// Uptime, requests in flight, totals, and per method and route: counts, 5xx errors, statuses
@@ -98,6 +106,9 @@ async fn status(State(state): State<AppState>) -> Response {
             client_buffered_bytes: state.buffered.per_client(),
             sum_kept_bytes,
             max_sum_kept_bytes,
+            disk_room_bytes: state.disk.room().ok(),
+            disk_held_bytes: state.disk.held(),
+            client_disk_share: state.disk.client_share(),
         },
         connections: state.telemetry.connections.snapshot(),
         log_lines_dropped: crate::telemetry::logging::dropped_lines()

@@ -57,7 +57,7 @@ impl utoipa::ToSchema for PngBytes {}
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-image-bytes, or more pixels than --max-image-pixels", body = ErrorBody),
         (status = 503, description = "The queue is full, or the client's address has its --client-share of the queue's places waiting (both with Retry-After, and both checked before the image is read), or the queue is unreachable", body = ErrorBody),
-        (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the image would leave less than --min-free-disk, or take its client's payloads past its --client-share of the room above it, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();
@@ -88,7 +88,8 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     let mut task = TaskRecord::new(TaskId::random(), TaskKind::Randomize, received);
     task.client = Some(name);
     let id = task.id;
-    state.tasks.submit(task, &png).await?;
+    let hold = state.tasks.files.disk.hold(client);
+    state.tasks.submit(task, &png, hold).await?;
     Ok(Token::created(id))
 }
 

@@ -25,8 +25,9 @@ pub(crate) fn routes() -> Routes {
         .route(handlers!(result), Policy::API)
 }
 
-/// While an upload is spooled, free space is checked again each time this much more arrived.
-const DISK_CHECK_EVERY: u64 = 1 << 20;
+/// While an upload is spooled, its hold on the disk grows by this much (checking the free
+/// space and its client's share) each time it arrives at what it holds.
+const DISK_HELD_AHEAD: u64 = 1 << 20;
 
 /// The request's `Content-Length`, when it has a sane one.
 fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
@@ -69,7 +70,7 @@ fn storage_error(err: std::io::Error) -> ApiError {
         (status = 408, description = "`request body timed out`: no body bytes for --body-timeout", body = ErrorBody),
         (status = 413, description = "Over --max-upload-bytes (nothing is kept)", body = ErrorBody),
         (status = 503, description = "The queue is full, or the client's address has its --client-share of the queue's places waiting (both checked before the upload is read, and again when it has been stored), or --max-buffered-bytes has no 2 MiB left for the upload's blocks (each with Retry-After), or the queue is unreachable", body = ErrorBody),
-        (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, the disk filled up, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the upload would cross --min-free-disk, or take its client's uploads and payloads past its --client-share of the room above it (both checked from Content-Length before the upload is read, and every MiB while it is), the disk filled up, or a Redis queue is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn submit(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let received = now_ms();
@@ -85,10 +86,12 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     state.tasks.queue.room_for(&client).await?;
     let id = TaskId::random();
     let limit = Limit::of(&parts)?;
-    let disk = &state.tasks.files.disk;
-    // What the client says it will send must fit above --min-free-disk before a byte of it
-    // is spooled; what it sends is checked again every MiB.
-    disk.reserve(declared_length(&parts.headers).unwrap_or(0))?;
+    let address = ClientAddr::of(&parts);
+    // What the upload holds of the disk, within --min-free-disk and its client's share of the
+    // room above it. What the client says it will send must fit before a byte of it is
+    // spooled; what it sends is held a MiB ahead of the spool.
+    let mut hold = state.tasks.files.disk.hold(address);
+    hold.check(declared_length(&parts.headers).unwrap_or(0))?;
     let failed = |err| {
         state.tasks.write_failed();
         storage_error(err)
@@ -96,7 +99,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     // Its blocks come out of the memory for request bodies.
     let memory = state
         .buffered
-        .try_take(ClientAddr::of(&parts), spool::LEAST_MEMORY)
+        .try_take(address, spool::LEAST_MEMORY)
         .map_err(memory_refusal)?;
     let mut spool = state.tasks.files.spool(id, memory).await.map_err(failed)?;
     // With workers here, the sum starts on the chunks as they land; the task's worker
@@ -121,8 +124,8 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
         if total > limit as u64 {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        if before / DISK_CHECK_EVERY != total / DISK_CHECK_EVERY {
-            disk.reserve(DISK_CHECK_EVERY)?;
+        while hold.bytes() < total {
+            hold.grow(DISK_HELD_AHEAD)?;
         }
         if let Some(incoming) = &mut incoming {
             incoming.written(before, &data);
@@ -144,7 +147,7 @@ async fn submit(State(state): State<AppState>, request: Request) -> Result<Respo
     if let (Some(sums), Some(incoming)) = (sums, incoming) {
         sums.keep(id, incoming);
     }
-    state.tasks.enqueue(task).await.inspect_err(|_| {
+    state.tasks.enqueue(task, hold).await.inspect_err(|_| {
         if let Some(sums) = sums {
             sums.forget(id);
         }

@@ -125,7 +125,12 @@ impl EmbeddedQueue {
         let path = data_dir.join(FILE_NAME);
         let file = RedbFile::open(&path).map_err(unavailable)?;
         let db = file.get().map_err(unavailable)?;
-        let (waiting, counts, known) = recover(&db, max_attempts).map_err(unavailable)?;
+        let Recovered {
+            waiting,
+            counts,
+            known,
+            unfinished,
+        } = recover(&db, max_attempts).map_err(unavailable)?;
         drop(db);
         // The data directory is this process's alone (redb locks the file): whatever a crash
         // left half written, and files of tasks without a record, go now.
@@ -135,6 +140,10 @@ impl EmbeddedQueue {
         }
         if waiting.len() > 0 {
             tracing::info!(tasks = waiting.len(), "queueing unfinished tasks again");
+        }
+        // Their payloads count in their clients' shares of the disk again.
+        for (id, client) in &unfinished {
+            files.hold_again(*id, client);
         }
         let line = Line {
             waiting,
@@ -258,10 +267,19 @@ impl EmbeddedQueue {
 /// client; a task that was running when the process stopped goes back to requested, or ends
 /// errored once it has been started `max_attempts` times. Also returns every task id on
 /// record.
-fn recover(
-    db: &Database,
-    max_attempts: u32,
-) -> Result<(FairLine, [u64; 4], std::collections::HashSet<TaskId>), redb::Error> {
+/// What the queue's file holds at start.
+struct Recovered {
+    /// The unfinished tasks, waiting again.
+    waiting: FairLine,
+    /// Tasks by state.
+    counts: [u64; 4],
+    /// Every task with a record.
+    known: std::collections::HashSet<TaskId>,
+    /// The unfinished tasks and their clients.
+    unfinished: Vec<(TaskId, String)>,
+}
+
+fn recover(db: &Database, max_attempts: u32) -> Result<Recovered, redb::Error> {
     let txn = db.begin_write()?;
     let mut counts = [0u64; 4];
     let mut unfinished = Vec::new();
@@ -308,11 +326,19 @@ fn recover(
     }
     txn.commit()?;
     unfinished.sort();
-    let mut line = FairLine::default();
-    for (_, id, client) in unfinished {
-        line.push(&client, id);
+    let mut waiting = FairLine::default();
+    for (_, id, client) in &unfinished {
+        waiting.push(client, *id);
     }
-    Ok((line, counts, known))
+    Ok(Recovered {
+        waiting,
+        counts,
+        known,
+        unfinished: unfinished
+            .into_iter()
+            .map(|(_, id, client)| (id, client))
+            .collect(),
+    })
 }
 
 impl TaskQueue for EmbeddedQueue {
@@ -585,6 +611,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restart_holds_the_payloads_of_unfinished_tasks_in_their_clients_shares_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = || {
+            let disk = crate::disk::Disk::shared(dir.path(), 0, 0.5);
+            TaskFiles::on(dir.path(), disk).unwrap()
+        };
+        let places = Places::new(10, 1.0);
+        let ttl = Duration::from_secs(3600);
+        let client: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        {
+            let files = shared();
+            let queue = EmbeddedQueue::open(dir.path(), places, ttl, 3, files.clone()).unwrap();
+            for (n, bytes) in [(1, 3000), (2, 5000)] {
+                let mut hold = files.disk.hold(Some(client));
+                files
+                    .write_payload(TaskId(n), &vec![b'2'; bytes], &mut hold)
+                    .await
+                    .unwrap();
+                files.keep_hold(TaskId(n), hold);
+                let mut t = task(n, n as u64);
+                t.client = Some("addr:192.0.2.1 id:a".into());
+                queue.submit(t).await.unwrap();
+            }
+            assert_eq!(files.disk.held(), 8000);
+            files.remove_payload(TaskId(1)).await;
+            assert_eq!(
+                files.disk.held(),
+                5000,
+                "a removed payload's hold goes with it"
+            );
+            let mut done = queue.take().await.unwrap().unwrap();
+            done.state = TaskState::Finished;
+            queue.complete(done).await.unwrap();
+        }
+        // Task 2 is unfinished: its payload is held for its client again; task 1's is gone.
+        let files = shared();
+        let queue = EmbeddedQueue::open(dir.path(), places, ttl, 3, files.clone()).unwrap();
+        assert_eq!(files.disk.held(), 5000);
+        let taken = queue.take().await.unwrap().unwrap();
+        assert_eq!(taken.id, TaskId(2));
+        files.remove_payload(taken.id).await;
+        assert_eq!(files.disk.held(), 0);
+    }
+
+    #[tokio::test]
     async fn clients_take_turns_in_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let queue = open(dir.path(), 10, Duration::from_secs(3600));
@@ -608,7 +679,11 @@ mod tests {
     async fn ended_tasks_expire_with_their_files() {
         let dir = tempfile::tempdir().unwrap();
         let queue = open(dir.path(), 10, Duration::from_millis(1));
-        queue.files.write_payload(TaskId(1), b"x").await.unwrap();
+        let files = &queue.files;
+        files
+            .write_payload(TaskId(1), b"x", &mut files.disk.hold(None))
+            .await
+            .unwrap();
         queue.submit(task(1, 1)).await.unwrap();
         let mut t = queue.take().await.unwrap().unwrap();
         queue.files.write_result(TaskId(1), b"y").await.unwrap();

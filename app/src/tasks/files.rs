@@ -2,16 +2,17 @@
 //! `results/<token>`. Every file is written to a temporary name, synced, and renamed into place,
 //! so a reader (or a restart after a crash) sees a whole file or none.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::AsyncWriteExt;
 
 use super::TaskId;
 use super::spool::Spool;
 use crate::body::Taken;
-use crate::disk::Disk;
+use crate::disk::{Disk, Hold};
 
 /// The probe file's size: one page, the least a write to a full disk can fail on.
 const PROBE_BYTES: usize = 4096;
@@ -22,20 +23,51 @@ pub(crate) struct TaskFiles {
     /// The data directory's filesystem: payloads that would leave less than
     /// `--min-free-disk` free are refused.
     pub(crate) disk: Arc<Disk>,
+    /// What the payloads this process will remove hold of their clients' shares of the disk,
+    /// by task: given back when the payload goes.
+    holds: Arc<Mutex<HashMap<TaskId, Hold>>>,
 }
 
 impl TaskFiles {
     /// Files under `data_dir/tasks`, whose directories are created here, keeping `min_free`
     /// bytes free on their filesystem.
+    #[cfg(test)]
     pub(crate) fn new(data_dir: &Path, min_free: u64) -> io::Result<Self> {
+        Self::on(data_dir, Disk::new(data_dir, min_free))
+    }
+
+    /// Files under `data_dir/tasks`, on `disk` (the data directory's filesystem, with its
+    /// minimum and its clients' shares).
+    pub(crate) fn on(data_dir: &Path, disk: Disk) -> io::Result<Self> {
         let root = data_dir.join("tasks");
         for sub in ["payloads", "results"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
         Ok(Self {
             root,
-            disk: Arc::new(Disk::new(data_dir, min_free)),
+            disk: Arc::new(disk),
+            holds: Arc::default(),
         })
+    }
+
+    /// Keeps `hold`, what the payload of `id` holds of its client's share of the disk, until
+    /// the payload is removed here. Only for a task this process's queue runs: another
+    /// process's worker removes its payload where this one cannot see.
+    pub(crate) fn keep_hold(&self, id: TaskId, hold: Hold) {
+        self.lock_holds().insert(id, hold);
+    }
+
+    /// Holds again what the payload of an unfinished task holds of its client's share,
+    /// found at start (nothing when it has no payload).
+    pub(crate) fn hold_again(&self, id: TaskId, client: &str) {
+        if let Ok(meta) = std::fs::metadata(self.payload(id)) {
+            let hold = self.disk.held_already(crate::turns::ip(client), meta.len());
+            self.keep_hold(id, hold);
+        }
+    }
+
+    fn lock_holds(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Hold>> {
+        self.holds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn payload(&self, id: TaskId) -> PathBuf {
@@ -51,11 +83,15 @@ impl TaskFiles {
         Spool::create(self.payload(id), memory).await
     }
 
-    /// Writes a whole payload, unless it would cross `--min-free-disk` (`StorageFull`).
-    pub(crate) async fn write_payload(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
-        self.disk
-            .room_for(bytes.len() as u64)
-            .map_err(|why| io::Error::new(io::ErrorKind::StorageFull, why))?;
+    /// Writes a whole payload, held by its client's `hold`, unless it would cross
+    /// `--min-free-disk` or the client's share of the room above it (`StorageFull`).
+    pub(crate) async fn write_payload(
+        &self,
+        id: TaskId,
+        bytes: &[u8],
+        hold: &mut Hold,
+    ) -> io::Result<()> {
+        hold.grow(bytes.len() as u64)?;
         write_durably(&self.payload(id), bytes).await
     }
 
@@ -106,13 +142,15 @@ impl TaskFiles {
 
     /// Removes the task's payload and result, whichever exist.
     pub(crate) async fn remove(&self, id: TaskId) {
-        let _ = tokio::fs::remove_file(self.payload(id)).await;
+        self.remove_payload(id).await;
         let _ = tokio::fs::remove_file(self.result(id)).await;
     }
 
-    /// The payload is not needed once the task is done.
+    /// The payload is not needed once the task is done; its client's hold on the disk goes
+    /// with it.
     pub(crate) async fn remove_payload(&self, id: TaskId) {
         let _ = tokio::fs::remove_file(self.payload(id)).await;
+        self.lock_holds().remove(&id);
     }
 
     /// Removes what a crash can leave behind: temporary files (an upload being spooled, a file
@@ -209,7 +247,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = TaskFiles::new(dir.path(), 0).unwrap();
         let id = TaskId(42);
-        files.write_payload(id, b"in").await.unwrap();
+        files
+            .write_payload(id, b"in", &mut files.disk.hold(None))
+            .await
+            .unwrap();
         assert_eq!(files.read_payload(id).await.unwrap(), b"in");
         assert_eq!(files.read_result(id).await.unwrap(), None);
         files.write_result(id, b"out").await.unwrap();

@@ -29,6 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
 
 use self::telemetry::TaskTelemetry;
+use crate::disk::Hold;
 use crate::health::{Check, CheckResult, CheckStatus, ProbeCache};
 
 /// A task's token: 128 random bits, shown as 32 lowercase hex digits.
@@ -412,10 +413,16 @@ impl Tasks {
         }
     }
 
-    /// Writes the payload, then records and queues the task; a refused task leaves no file.
-    pub(crate) async fn submit(&self, task: TaskRecord, payload: &[u8]) -> Result<(), QueueError> {
+    /// Writes the payload, held by its client's `hold` on the disk, then records and queues the
+    /// task; a refused task leaves no file.
+    pub(crate) async fn submit(
+        &self,
+        task: TaskRecord,
+        payload: &[u8],
+        mut hold: Hold,
+    ) -> Result<(), QueueError> {
         self.files
-            .write_payload(task.id, payload)
+            .write_payload(task.id, payload, &mut hold)
             .await
             .map_err(|e| {
                 self.write_failed();
@@ -425,14 +432,26 @@ impl Tasks {
                     QueueError::Unavailable(format!("writing the payload: {e}"))
                 }
             })?;
-        self.enqueue(task).await
+        self.enqueue(task, hold).await
     }
 
-    /// Records and queues a task whose payload is already in place; a refused task's payload
-    /// is removed.
-    pub(crate) async fn enqueue(&self, task: TaskRecord) -> Result<(), QueueError> {
+    /// Records and queues a task whose payload is already in place, held by `hold` of its
+    /// client's share of the disk; a refused task's payload is removed. The hold lasts as long
+    /// as the payload when this process's workers run the task (the embedded queue); with
+    /// Redis, another process may run it, and the hold ends here.
+    pub(crate) async fn enqueue(&self, task: TaskRecord, hold: Hold) -> Result<(), QueueError> {
         let (id, kind) = (task.id, task.kind);
-        match self.queue.submit(task).await {
+        // Kept before the task is queued: a worker may finish it, and remove its payload,
+        // before `submit` returns.
+        let passing = if self.queue.backend() == "embedded" {
+            self.files.keep_hold(id, hold);
+            None
+        } else {
+            Some(hold)
+        };
+        let submitted = self.queue.submit(task).await;
+        drop(passing);
+        match submitted {
             Ok(()) => {
                 self.telemetry.submitted(kind);
                 Ok(())

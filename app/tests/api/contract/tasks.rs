@@ -464,6 +464,33 @@ async fn an_address_holds_its_share_of_the_queue() {
     }
 }
 
+/// On the embedded queue a task's payload counts in its client's share of the disk until the
+/// task has run and the payload is gone (with Redis the payload is another process's to
+/// remove, and only uploads being stored count).
+#[tokio::test]
+async fn a_waiting_payload_is_held_in_its_client_s_share_of_the_disk_until_it_has_run() {
+    let app = InProcess::start(&["--workers", "1", "--randomize-delay", "1s"]).await;
+    let held = || async {
+        app.status().await["limits"]["disk_held_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(held().await, 0);
+    let api = Api(&app);
+    let (png, _) = distinct_png(60, 60);
+    let token = api.token(&png).await;
+    assert_eq!(
+        held().await,
+        png.len() as u64,
+        "held while it waits or runs"
+    );
+    assert_eq!(api.wait_until_done(&token).await, "finished");
+    eventually("its payload's hold to go with it", || async {
+        held().await == 0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn waiting_tasks_are_taken_round_robin_between_clients() {
     let app = InProcess::start(&["--workers", "1", "--randomize-delay", "400ms"]).await;

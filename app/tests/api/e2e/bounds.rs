@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use testkit::disk::Tmpfs;
 use testkit::{InProcess, Process, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -670,4 +671,154 @@ async fn an_upload_that_stops_gets_408_and_leaves_no_spool_file() {
     assert_eq!(h1_status(&mut tls).await, 408);
     eventually("the spool file to be gone", || async { files() == 0 }).await;
     assert_eq!(app.status().await["limits"]["permits_in_use"], 0);
+}
+
+/// curl uploading `file` to `/sum-evens` from the address `from`: the status and the bytes it
+/// sent.
+async fn curl_upload(app: &Process, from: IpAddr, http: &str, file: &std::path::Path) -> String {
+    let output = tokio::process::Command::new("curl")
+        .args(["--silent", "--output", "/dev/null", http, "--cacert"])
+        .arg(&app.ca)
+        .arg("--interface")
+        .arg(from.to_string())
+        .args([
+            "--max-time",
+            "30",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: text/plain",
+        ])
+        .arg("--upload-file")
+        .arg(file)
+        .args(["--write-out", "%{http_code} %{size_upload}"])
+        .arg(app.url("/sum-evens"))
+        .output()
+        .await
+        .expect("curl runs");
+    assert!(output.status.success(), "curl {http}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// One address filling the disk with uploads holds its `--client-share` of the room above
+/// `--min-free-disk` and no more: its next upload gets 507 before a byte of it is stored, and
+/// another address's uploads are stored. Before the share, one address's uploads held one byte
+/// short took the disk down to the minimum, and every other client's upload got 507 until
+/// they timed out. The data directory is a tmpfs (root only: skipped with a message otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_filling_the_disk_leaves_the_rest_of_the_room_to_others() {
+    const MIB: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("data"), 64) else {
+        return;
+    };
+    let files = tempfile::tempdir().unwrap();
+    let app = Process::spawn_in(dir, &["--min-free-disk", "4MiB", "--body-timeout", "60s"]).await;
+    let limits = app.status().await["limits"].clone();
+    assert_eq!(limits["client_disk_share"], 0.5, "{limits}");
+    assert_eq!(limits["disk_held_bytes"], 0, "{limits}");
+    let room = limits["disk_room_bytes"].as_u64().unwrap();
+    let held = || async {
+        app.status().await["limits"]["disk_held_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let (hostile, other): (IpAddr, IpAddr) =
+        ("127.0.0.68".parse().unwrap(), "127.0.0.69".parse().unwrap());
+    let numbers = b"2 ".repeat(32 * 1024);
+
+    // The hostile address holds an upload of 45 % of the room, one byte short.
+    let first = (room * 45 / 100 / MIB * MIB) as usize;
+    let holding = {
+        let (addr, ca) = (app.addr, app.ca.clone());
+        let numbers = numbers.clone();
+        tokio::spawn(async move {
+            let mut tls = connect(addr, &ca, hostile, b"http/1.1").await;
+            let head = format!(
+                "POST /sum-evens HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+                 Content-Length: {first}\r\n\r\n"
+            );
+            tls.write_all(head.as_bytes()).await.unwrap();
+            let mut left = first - 1;
+            while left > 0 {
+                let n = left.min(numbers.len());
+                tls.write_all(&numbers[..n]).await.unwrap();
+                left -= n;
+            }
+            tls.flush().await.unwrap();
+            // Held until this task is aborted.
+            std::future::pending::<()>().await;
+        })
+    };
+    eventually(
+        "the first upload to be stored but for its last byte",
+        || async { held().await >= first as u64 - 1 },
+    )
+    .await;
+
+    // A second as large from it would take it past half the room: 507, told before the body.
+    let second =
+        all_but_the_last_byte_of(&app, hostile, "/sum-evens", "text/plain", first, &numbers).await;
+    assert_eq!(second, 507, "the hostile address's second upload");
+    // curl, with a fifth of the room: the hostile address is refused over both protocols
+    // (over HTTP/1.1 `Expect: 100-continue` has it send nothing), the other is stored.
+    let fifth = files.path().join("fifth.txt");
+    std::fs::write(&fifth, b"2 ".repeat((room / 5 / 2) as usize)).unwrap();
+    let size = std::fs::metadata(&fifth).unwrap().len();
+    assert_eq!(
+        curl_upload(&app, hostile, "--http1.1", &fifth).await,
+        "507 0"
+    );
+    let over_h2 = curl_upload(&app, hostile, "--http2", &fifth).await;
+    assert!(over_h2.starts_with("507 "), "{over_h2}");
+    let mut stored = Vec::new();
+    for http in ["--http2", "--http1.1"] {
+        stored.push(curl_upload(&app, other, http, &fifth).await);
+        // Its task finishes and its payload goes, with what it held.
+        eventually(
+            "the other address's payload to be summed and removed",
+            || async { held().await < first as u64 + MIB },
+        )
+        .await;
+    }
+    assert_eq!(stored, [format!("201 {size}"), format!("201 {size}")]);
+    let metrics = app.scrape().await;
+    let answered = |status: &str| {
+        metrics.sum(
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/sum-evens"),
+                ("http_response_status_code", status),
+            ],
+        )
+    };
+    assert_eq!((answered("507"), answered("201")), (3.0, 2.0));
+    eventually("the access lines to say which bound refused", || async {
+        app.logs()
+            .iter()
+            .filter(|line| line.to_string().contains("--client-share 0.5 of the"))
+            .count()
+            == 3
+    })
+    .await;
+
+    // Once it lets go, its share is back.
+    holding.abort();
+    eventually("the held upload's spool to be gone", || async {
+        held().await == 0
+    })
+    .await;
+    assert_eq!(
+        curl_upload(&app, hostile, "--http1.1", &fifth).await,
+        format!("201 {size}")
+    );
+    testkit::drill(
+        "one address holds a /sum-evens upload of 45 % of the disk's room, then sends more",
+        "--client-share (0.5) of the room above --min-free-disk per address; others still stored",
+        &format!(
+            "of {:.1} MB: its second upload and curl's (h2, h1.1, 0 bytes sent) 507; \
+             another address's two 201; 201 again once it let go",
+            room as f64 / 1e6
+        ),
+    );
 }
