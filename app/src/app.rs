@@ -72,9 +72,14 @@ impl AppState {
         backends: Backends,
         routes: &routes::Built,
     ) -> Result<Self> {
+        let stored_by_client = backends.store.stored_by_client();
         let faulty = FaultyStore::wrap(backends.store, backends.faults.clone());
         let store = Store::new(faulty, config.store_timeout, &telemetry.metrics);
         let disk = backends.tasks.files.disk.clone();
+        // The messages each client stored before count in its share of the disk again.
+        for (client, bytes) in stored_by_client {
+            disk.held_already(Some(client), bytes).keep();
+        }
         let health = health
             .with(StoreCheck {
                 store: store.clone(),

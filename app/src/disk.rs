@@ -3,10 +3,11 @@
 //! while there is less.
 //!
 //! The room above `--min-free-disk` is also shared out by `--client-share`: the bytes one
-//! client's writes hold ([`Hold`]) may be at most that share of the room they could have, the
-//! room left plus what they hold. A client filling the disk with uploads gets 507 at its share,
-//! and everyone else keeps the rest. Clients are counted in the concurrency limiter's hashed
-//! slots ([`limiter::slot`]).
+//! client's writes hold ([`Hold`]: its uploads being stored, its tasks' payloads until they
+//! have run, its messages in the embedded store for good) may be at most that share of the
+//! room they could have, the room left plus what they hold. A client filling the disk gets 507
+//! at its share, and everyone else keeps the rest. Clients are counted in the concurrency
+//! limiter's hashed slots ([`limiter::slot`]).
 
 use std::io;
 use std::net::IpAddr;
@@ -216,6 +217,12 @@ impl Hold {
     /// The bytes held.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Leaves the bytes counted for as long as the process runs: what a stored message holds
+    /// (the store deletes none, and counts them again at start).
+    pub(crate) fn keep(mut self) {
+        self.bytes = 0;
     }
 }
 

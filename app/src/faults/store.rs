@@ -51,8 +51,13 @@ impl MessageStore for FaultyStore {
         self.inner.location()
     }
 
-    fn put(&self, digest: Digest, message: String) -> BoxFuture<'_, Result<Put, StoreError>> {
-        self.guarded(move || self.inner.put(digest, message))
+    fn put(
+        &self,
+        digest: Digest,
+        message: String,
+        client: Option<std::net::IpAddr>,
+    ) -> BoxFuture<'_, Result<Put, StoreError>> {
+        self.guarded(move || self.inner.put(digest, message, client))
     }
 
     fn get(&self, digest: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>> {

@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::body::{Limit, read_limited, require_content_type};
 use crate::error::{ApiError, Bug, ErrorBody, MessageNotFoundBody};
 use crate::forwarded::Client;
-use crate::store::Digest;
+use crate::store::{Digest, Put};
 
 pub(crate) fn routes() -> Routes {
     Routes::new()
@@ -61,7 +61,7 @@ pub(crate) struct MessageBody {
         (status = 413, description = "Body over the limit (--max-body-bytes)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 503, description = "`store unavailable`, with Retry-After", body = ErrorBody),
-        (status = 507, description = "`insufficient storage`: the embedded store's disk would fall below --min-free-disk, or Redis is at its maxmemory (nothing is kept)", body = ErrorBody),
+        (status = 507, description = "`insufficient storage`: the embedded store's disk would fall below --min-free-disk, or its client's messages and uploads would pass its --client-share of the room above it, or Redis is at its maxmemory (nothing is kept)", body = ErrorBody),
     ))]
 async fn post_message(
     State(state): State<AppState>,
@@ -84,11 +84,19 @@ async fn post_message(
     } else {
         parse_and_hash(&bytes)?
     };
-    if state.store.backend() == "embedded" {
-        // The embedded store's file is on the data directory's filesystem.
-        state.disk.reserve(message.len() as u64)?;
+    // The embedded store's file is on the data directory's filesystem: a message must leave
+    // --min-free-disk free, and its client's messages and uploads within its --client-share
+    // of the room above it. A message added stays counted (the store deletes none).
+    let mut hold = state.disk.hold(client);
+    let embedded = state.store.backend() == "embedded";
+    if embedded && let Err(no_room) = hold.grow(message.len() as u64) {
+        // A message already stored takes no more room: it is answered as any repeat is.
+        if !matches!(state.store.get(digest).await, Ok(Some(_))) {
+            return Err(no_room.into());
+        }
+    } else if state.store.put(digest, message, client).await? == Put::Created && embedded {
+        hold.keep();
     }
-    state.store.put(digest, message).await?;
     Ok((
         StatusCode::CREATED,
         Json(DigestBody {

@@ -71,8 +71,9 @@ pub(crate) struct LimitsSnapshot {
     /// Free bytes on the data directory's filesystem above `--min-free-disk` now (absent when
     /// they cannot be read).
     pub disk_room_bytes: Option<u64>,
-    /// Bytes this process's task uploads and payloads hold there: uploads being spooled, and
-    /// the payloads of tasks its embedded queue has waiting or running.
+    /// Bytes clients' writes hold there, as this process counts them: uploads being spooled,
+    /// the payloads of tasks its embedded queue has waiting or running, and the embedded
+    /// store's messages.
     pub disk_held_bytes: u64,
     /// Of the room and what they hold, the most one client's may hold (`--client-share`).
     pub client_disk_share: f64,

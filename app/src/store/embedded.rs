@@ -11,6 +11,8 @@
 //! ([`RedbFile`]), so the store recovers by itself once space is back. `/health` sends a probe
 //! through the same writer: a tiny durable commit, which fails while writes fail.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +21,7 @@ use std::thread::JoinHandle;
 use futures_util::future::BoxFuture;
 use redb::{Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
+use crate::forwarded;
 use crate::redb_file::RedbFile;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +29,9 @@ use super::{Digest, ErrorKind, MessageStore, Put, StoreError};
 
 /// Messages by digest.
 const MESSAGES: TableDefinition<[u8; 32], &str> = TableDefinition::new("messages");
+/// The bytes of the messages each client added, by its address ([`forwarded::client_of`]):
+/// what they hold of its share of the disk, found again at start.
+const CLIENT_BYTES: TableDefinition<&str, u64> = TableDefinition::new("client_bytes");
 /// The health probe's one row: when it last wrote (unix milliseconds).
 const PROBE: TableDefinition<u8, u64> = TableDefinition::new("health_probe");
 /// The most messages one commit takes.
@@ -44,6 +50,8 @@ pub(crate) struct EmbeddedStore {
     file: Arc<RedbFile>,
     location: String,
     count: Arc<AtomicU64>,
+    /// [`CLIENT_BYTES`] as it was at start.
+    stored_by_client: Vec<(IpAddr, u64)>,
     writes: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<u64>>,
 }
@@ -60,6 +68,7 @@ enum Job {
 struct Write {
     digest: Digest,
     message: String,
+    client: Option<IpAddr>,
     done: oneshot::Sender<Result<Put, StoreError>>,
 }
 
@@ -102,6 +111,8 @@ impl EmbeddedStore {
         let db = file.get().map_err(backend)?;
         let txn = db.begin_write().map_err(backend)?;
         let count = txn.open_table(MESSAGES).map_err(backend)?.len();
+        let stored_by_client =
+            read_client_bytes(&txn.open_table(CLIENT_BYTES).map_err(backend)?).map_err(backend)?;
         txn.commit().map_err(backend)?;
         drop(db);
         let count = Arc::new(AtomicU64::new(count.map_err(backend)?));
@@ -119,10 +130,25 @@ impl EmbeddedStore {
             file,
             location,
             count,
+            stored_by_client,
             writes: Some(writes),
             writer: Some(writer),
         })
     }
+}
+
+/// The rows of [`CLIENT_BYTES`] whose address reads back.
+fn read_client_bytes(
+    table: &impl redb::ReadableTable<&'static str, u64>,
+) -> Result<Vec<(IpAddr, u64)>, redb::StorageError> {
+    let mut rows = Vec::new();
+    for row in table.iter()? {
+        let (client, bytes) = row?;
+        if let Ok(ip) = client.value().parse() {
+            rows.push((ip, bytes.value()));
+        }
+    }
+    Ok(rows)
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -138,7 +164,12 @@ impl MessageStore for EmbeddedStore {
         self.location.clone()
     }
 
-    fn put(&self, digest: Digest, message: String) -> BoxFuture<'_, Result<Put, StoreError>> {
+    fn put(
+        &self,
+        digest: Digest,
+        message: String,
+        client: Option<IpAddr>,
+    ) -> BoxFuture<'_, Result<Put, StoreError>> {
         Box::pin(async move {
             let writes = self.writes.as_ref().ok_or_else(closed)?;
             let (done, answer) = oneshot::channel();
@@ -146,6 +177,7 @@ impl MessageStore for EmbeddedStore {
                 .send(Job::Write(Write {
                     digest,
                     message,
+                    client,
                     done,
                 }))
                 .await
@@ -173,6 +205,10 @@ impl MessageStore for EmbeddedStore {
 
     fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move { Ok(self.count.load(Ordering::Acquire)) })
+    }
+
+    fn stored_by_client(&self) -> Vec<(IpAddr, u64)> {
+        self.stored_by_client.clone()
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -272,6 +308,7 @@ impl Writer {
         txn.set_durability(Durability::Immediate)
             .map_err(|e| failed(e.into()))?;
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut added: HashMap<IpAddr, u64> = HashMap::new();
         {
             let mut table = txn.open_table(MESSAGES).map_err(|e| failed(e.into()))?;
             for job in batch {
@@ -288,7 +325,23 @@ impl Writer {
                         .insert(write.digest.0, write.message.as_str())
                         .map_err(|e| failed(e.into()))?;
                     outcomes.push(Put::Created);
+                    if let Some(client) = write.client {
+                        *added.entry(forwarded::client_of(client)).or_default() +=
+                            write.message.len() as u64;
+                    }
                 }
+            }
+        }
+        if !added.is_empty() {
+            let mut by_client = txn.open_table(CLIENT_BYTES).map_err(|e| failed(e.into()))?;
+            for (client, bytes) in added {
+                let key = client.to_string();
+                let before = redb::ReadableTable::get(&by_client, key.as_str())
+                    .map_err(|e| failed(e.into()))?
+                    .map_or(0, |b| b.value());
+                by_client
+                    .insert(key.as_str(), before + bytes)
+                    .map_err(|e| failed(e.into()))?;
             }
         }
         if batch.iter().any(|job| matches!(job, Job::Probe(_))) {
@@ -315,8 +368,14 @@ mod tests {
         let store = EmbeddedStore::in_memory(histogram()).unwrap();
         let foo = Digest::of("foo");
         assert_eq!(store.get(foo).await.unwrap(), None);
-        assert_eq!(store.put(foo, "foo".into()).await.unwrap(), Put::Created);
-        assert_eq!(store.put(foo, "foo".into()).await.unwrap(), Put::Existed);
+        assert_eq!(
+            store.put(foo, "foo".into(), None).await.unwrap(),
+            Put::Created
+        );
+        assert_eq!(
+            store.put(foo, "foo".into(), None).await.unwrap(),
+            Put::Existed
+        );
         assert_eq!(store.get(foo).await.unwrap().as_deref(), Some("foo"));
         assert_eq!(store.count().await.unwrap(), 1);
     }
@@ -330,7 +389,7 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let message = format!("message {i}");
-                    store.put(Digest::of(&message), message).await
+                    store.put(Digest::of(&message), message, None).await
                 })
             })
             .collect();
@@ -351,6 +410,41 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn each_client_s_added_bytes_are_counted_and_found_again_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let (v6, v6_neighbour): (IpAddr, IpAddr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::ffff".parse().unwrap(),
+        );
+        {
+            let store = EmbeddedStore::open(dir.path(), histogram()).unwrap();
+            assert!(store.stored_by_client().is_empty());
+            for (message, client) in [
+                ("four", Some(v4)),
+                ("four", Some(v4)), // already there: not counted again
+                ("seven b", Some(v4)),
+                ("ipv6", Some(v6)),
+                ("same /64", Some(v6_neighbour)),
+                ("nobody's", None),
+            ] {
+                store
+                    .put(Digest::of(message), message.into(), client)
+                    .await
+                    .unwrap();
+            }
+        }
+        let store = EmbeddedStore::open(dir.path(), histogram()).unwrap();
+        let mut counted = store.stored_by_client();
+        counted.sort();
+        assert_eq!(
+            counted,
+            [(v4, 11), ("2001:db8::".parse().unwrap(), 12)],
+            "by address, an IPv6 client by its /64"
+        );
+    }
+
     #[test]
     fn queued_writes_go_to_disk_in_shared_commits() {
         let db = redb::Database::builder()
@@ -366,6 +460,7 @@ mod tests {
                     .try_send(Job::Write(Write {
                         digest: Digest::of(&message),
                         message,
+                        client: None,
                         done,
                     }))
                     .unwrap();

@@ -14,6 +14,7 @@ pub(crate) mod redis;
 mod stats;
 
 use std::fmt::Debug;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,14 +119,26 @@ pub(crate) trait MessageStore: Send + Sync + Debug {
     fn backend(&self) -> &'static str;
     /// Where the data lives, for `/status` and `/health`: a file or a server (no password).
     fn location(&self) -> String;
-    /// Keeps `message` under `digest`; returns once it is durable.
-    fn put(&self, digest: Digest, message: String) -> BoxFuture<'_, Result<Put, StoreError>>;
+    /// Keeps `message` under `digest`, from `client` (the address it is counted by); returns
+    /// once it is durable.
+    fn put(
+        &self,
+        digest: Digest,
+        message: String,
+        client: Option<IpAddr>,
+    ) -> BoxFuture<'_, Result<Put, StoreError>>;
     fn get(&self, digest: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     /// How many messages the store holds.
     fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// A small durable write through the same path messages take, for `/health`: it fails
     /// while writes fail.
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The bytes of the messages each client added, when this store is on the data
+    /// directory's disk and counts them (the embedded store): read at start, so they count in
+    /// the clients' shares of the disk again.
+    fn stored_by_client(&self) -> Vec<(IpAddr, u64)> {
+        Vec::new()
+    }
 }
 
 /// The operations the store is measured by, in metric and `/status` order.
@@ -194,8 +207,13 @@ impl Store {
             .fold((0, 0), |(c, e), (c2, e2)| (c + c2, e + e2))
     }
 
-    pub(crate) async fn put(&self, digest: Digest, message: String) -> Result<Put, StoreFailure> {
-        self.measure(Operation::Put, self.0.backend.put(digest, message))
+    pub(crate) async fn put(
+        &self,
+        digest: Digest,
+        message: String,
+        client: Option<IpAddr>,
+    ) -> Result<Put, StoreFailure> {
+        self.measure(Operation::Put, self.0.backend.put(digest, message, client))
             .await
     }
 
@@ -359,7 +377,12 @@ mod tests {
         fn location(&self) -> String {
             "nowhere".into()
         }
-        fn put(&self, _: Digest, _: String) -> BoxFuture<'_, Result<Put, StoreError>> {
+        fn put(
+            &self,
+            _: Digest,
+            _: String,
+            _: Option<IpAddr>,
+        ) -> BoxFuture<'_, Result<Put, StoreError>> {
             Box::pin(std::future::pending())
         }
         fn get(&self, _: Digest) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
@@ -378,7 +401,7 @@ mod tests {
         let metrics = Metrics::new();
         let store = Store::new(Arc::new(Hangs), Duration::from_secs(1), &metrics);
         let err = store
-            .put(Digest::of("x"), "x".into())
+            .put(Digest::of("x"), "x".into(), None)
             .await
             .expect_err("times out");
         assert_eq!(err.error.kind, ErrorKind::Timeout);

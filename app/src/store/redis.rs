@@ -92,7 +92,14 @@ impl MessageStore for RedisStore {
         self.location.clone()
     }
 
-    fn put(&self, digest: Digest, message: String) -> BoxFuture<'_, Result<Put, StoreError>> {
+    /// The message is in Redis's memory, not on the data directory's disk: its client is not
+    /// counted.
+    fn put(
+        &self,
+        digest: Digest,
+        message: String,
+        _client: Option<std::net::IpAddr>,
+    ) -> BoxFuture<'_, Result<Put, StoreError>> {
         let mut conn = self.connection();
         Box::pin(async move {
             let added: bool = redis::cmd("HSETNX")

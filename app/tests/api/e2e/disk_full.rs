@@ -128,8 +128,8 @@ async fn the_embedded_store_and_queue_heal_after_the_disk_was_full() {
     let Some(tmpfs) = Tmpfs::mount(&dir.path().join("data"), 16) else {
         return;
     };
-    // No minimum: the disk itself fills up.
-    let app = InProcess::start_in(dir, &["--min-free-disk", "0"]).await;
+    // No minimum, and no client's share of the room: the disk itself fills up.
+    let app = InProcess::start_in(dir, &["--min-free-disk", "0", "--client-share", "1"]).await;
     assert_eq!(post_message(&app, "before").await.0, 201);
     let (status, body) = app.get_json("/health").await;
     assert_eq!(status, 200, "{body}");
@@ -178,6 +178,82 @@ async fn the_embedded_store_and_queue_heal_after_the_disk_was_full() {
         .filter(|name| name.to_string_lossy().starts_with('.'))
         .collect();
     assert!(left.is_empty(), "partial uploads left: {left:?}");
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("the service stops");
+    drop(tmpfs);
+}
+
+/// `POST /messages` with `message`, by `client`: the status.
+async fn post_from(app: &InProcess, client: &reqwest::Client, message: String) -> u16 {
+    let response = client
+        .post(app.url("/messages"))
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// One address storing message after message holds its `--client-share` of the room above
+/// `--min-free-disk` and no more: then 507, while another address's messages are stored. The
+/// store deletes nothing, so its messages stay counted, after a restart too. Before the share,
+/// one address filled the disk down to the minimum and every client got 507 from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_s_messages_take_at_most_its_share_of_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tmpfs) = Tmpfs::mount(&dir.path().join("data"), 32) else {
+        return;
+    };
+    let flags = ["--min-free-disk", "4MiB"];
+    let app = InProcess::start_in(dir, &flags).await;
+    let limits = app.status().await["limits"].clone();
+    let room = limits["disk_room_bytes"].as_u64().unwrap();
+    let other = testkit::client::client_from(&app.ca, "127.0.0.9".parse().unwrap());
+    // 512 KiB messages, each its own, from 127.0.0.1 until it is refused.
+    let message = |n: usize| format!("{n:08}{}", "m".repeat(512 * 1024 - 8));
+    let mut stored = 0;
+    while post_from(&app, &app.client, message(stored)).await == 201 {
+        stored += 1;
+        assert!(stored < 100, "never refused");
+    }
+    let held = app.status().await["limits"]["disk_held_bytes"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(held, stored as u64 * 512 * 1024);
+    assert!(
+        held <= room / 2 + 512 * 1024 && stored >= 8,
+        "{stored} messages ({held} bytes) of a room of {room}"
+    );
+    // A message it already stored is still answered (nothing added), another address's new
+    // one is stored.
+    assert_eq!(post_from(&app, &app.client, message(0)).await, 201);
+    assert_eq!(post_from(&app, &other, message(1000)).await, 201);
+    assert_eq!(post_from(&app, &app.client, message(1001)).await, 507);
+
+    // After a restart its messages count again.
+    let dir = tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("the service stops");
+    let app = InProcess::start_in(dir, &flags).await;
+    assert_eq!(
+        app.status().await["limits"]["disk_held_bytes"],
+        held + 512 * 1024,
+        "both addresses' messages"
+    );
+    assert_eq!(post_from(&app, &app.client, message(1002)).await, 507);
+    let other = testkit::client::client_from(&app.ca, "127.0.0.9".parse().unwrap());
+    assert_eq!(post_from(&app, &other, message(1003)).await, 201);
+    testkit::drill(
+        "one address stores 512 KiB messages until refused, on a 32 MiB disk",
+        "--client-share (0.5) of the room above --min-free-disk per address, kept across restarts",
+        &format!(
+            "{stored} stored ({:.1} MB of a {:.1} MB room), then 507; another address's 201, \
+             after a restart too",
+            held as f64 / 1e6,
+            room as f64 / 1e6
+        ),
+    );
     tokio::time::timeout(Duration::from_secs(30), app.stop())
         .await
         .expect("the service stops");
