@@ -136,7 +136,7 @@ bench-hello:
 bench-math:
     cargo run --release -q -p glassbox-bench -- math
 
-# POST /messages with distinct messages, embedded (durable) and Redis, next to GET / (needs redis-server).
+# POST /messages with distinct messages, embedded (durable) and Redis, next to GET / (needs redis-server); BENCH_BASELINE=PATH another glassbox build's embedded store in the same rounds.
 bench-messages:
     cargo run --release -q -p glassbox-bench -- messages
 

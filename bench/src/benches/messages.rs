@@ -1,13 +1,15 @@
 //! POST /messages with distinct messages over TLS with wrk: the embedded store (durable: every
 //! 201 is on disk) and Redis, next to glassbox's own GET / in the same rounds; how many
-//! messages each durable commit carried.
+//! messages each durable commit carried. `BENCH_BASELINE=PATH`: another glassbox build's
+//! embedded store in the same rounds, to compare with.
 
 use anyhow::{Context, Result};
 use testkit::exposition::Exposition;
 
 use crate::run::Run;
 use crate::server::Server;
-use crate::stats::{median, verdict};
+use crate::settings::var;
+use crate::stats::{median, per_round, spread, verdict};
 use crate::wrk::Wrk;
 
 pub(crate) fn run() -> Result<()> {
@@ -42,7 +44,11 @@ pub(crate) fn run() -> Result<()> {
     let embedded = run.glassbox("embedded", &[])?;
     let store = format!("redis://127.0.0.1:{redis_port}/0");
     let redis = run.glassbox("redis", &["--store", &store])?;
-    let loads = [
+    let baseline = match var("BENCH_BASELINE") {
+        Some(binary) => Some(run.glassbox_from(std::path::Path::new(&binary), "baseline", &[])?),
+        None => None,
+    };
+    let mut loads = vec![
         ("get-hello", Wrk::new(settings, &embedded.url("/"))),
         (
             "post-embedded",
@@ -53,6 +59,12 @@ pub(crate) fn run() -> Result<()> {
             Wrk::new(settings, &redis.url("/messages")).script("bench-messages.lua"),
         ),
     ];
+    if let Some(baseline) = &baseline {
+        loads.push((
+            "post-baseline",
+            Wrk::new(settings, &baseline.url("/messages")).script("bench-messages.lua"),
+        ));
+    }
     println!(
         "glassbox over TLS, wrk -t{} -c{} -d{}, {} rounds; {}",
         settings.placement.wrk_threads,
@@ -90,6 +102,13 @@ pub(crate) fn run() -> Result<()> {
         "  embedded store: {written:.0} messages in {commits:.0} durable commits, {:.1} messages per fsync",
         written / commits
     );
+    if baseline.is_some() {
+        let column = |i: usize| results[i].iter().map(|r| r.0).collect::<Vec<_>>();
+        println!(
+            "  post-embedded over the baseline's (BENCH_BASELINE), round by round: {}",
+            spread(&per_round(&column(1), &column(3)))
+        );
+    }
     let ratio = rps(&results[1]) / hello;
     println!(
         "  target (issue 4): post-embedded >= 0.20 x GET /: {ratio:.3} x, {}",
