@@ -314,8 +314,8 @@ pub struct Config {
 
     /// The share of --max-concurrency permits, and of --queue-capacity places, one client may
     /// hold (0 to 1]; beyond it its requests get 503. Also its share of --max-buffered-bytes
-    /// (503), and of the disk's room above --min-free-disk that its task uploads, waiting
-    /// payloads and messages (embedded store) may hold, with that room (507). A client is its address, or the forwarded one
+    /// (503), and of the disk's room above --min-free-disk that its task uploads, payloads,
+    /// results and messages (embedded store) may hold, with that room (507). A client is its address, or the forwarded one
     /// behind a trusted proxy; for IPv6, its /64. The X-Client-Id clients of one address share
     /// its places in the queue.
     #[arg(
@@ -345,7 +345,7 @@ pub struct Config {
     /// Free space to keep on the data directory's filesystem: messages (embedded store), task
     /// payloads and uploads that would leave less get 507 `insufficient storage`, checked
     /// before an upload is spooled (from its Content-Length) and every MiB while it is; and
-    /// `/health` fails while free space is below it. One client's uploads, waiting payloads
+    /// `/health` fails while free space is below it. One client's uploads, payloads, results
     /// and messages may hold at most --client-share of the room above it. Bytes, or with a unit: 512MiB,
     /// 1GiB, 0.
     #[arg(help_heading = STORAGE, long, env = "GLASSBOX_MIN_FREE_DISK", default_value = "1GiB", value_parser = parse_bytes)]

@@ -116,7 +116,12 @@ fn prepare(config: Config) -> Result<Prepared> {
         .metrics
         .certificate_expiry(identity.info().not_after.unix_timestamp());
     let disk = Disk::shared(&config.data_dir, config.min_free_disk, config.client_share);
-    let files = TaskFiles::on(&config.data_dir, disk).context("creating the task directories")?;
+    let mut files =
+        TaskFiles::on(&config.data_dir, disk).context("creating the task directories")?;
+    if config.queue == Backend::Embedded {
+        // This process runs its tasks and removes their files.
+        files = files.keeping_holds();
+    }
     Ok(Prepared {
         faults: Faults::new(&telemetry),
         compute: ComputePool::new(config.compute_threads()),

@@ -72,8 +72,8 @@ pub(crate) struct LimitsSnapshot {
     /// they cannot be read).
     pub disk_room_bytes: Option<u64>,
     /// Bytes clients' writes hold there, as this process counts them: uploads being spooled,
-    /// the payloads of tasks its embedded queue has waiting or running, and the embedded
-    /// store's messages.
+    /// the payloads of tasks its embedded queue has waiting or running and the results it
+    /// keeps, and the embedded store's messages.
     pub disk_held_bytes: u64,
     /// Of the room and what they hold, the most one client's may hold (`--client-share`).
     pub client_disk_share: f64,

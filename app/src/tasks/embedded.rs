@@ -129,7 +129,7 @@ impl EmbeddedQueue {
             waiting,
             counts,
             known,
-            unfinished,
+            clients,
         } = recover(&db, max_attempts).map_err(unavailable)?;
         drop(db);
         // The data directory is this process's alone (redb locks the file): whatever a crash
@@ -141,8 +141,8 @@ impl EmbeddedQueue {
         if waiting.len() > 0 {
             tracing::info!(tasks = waiting.len(), "queueing unfinished tasks again");
         }
-        // Their payloads count in their clients' shares of the disk again.
-        for (id, client) in &unfinished {
+        // Their payloads and results count in their clients' shares of the disk again.
+        for (id, client) in &clients {
             files.hold_again(*id, client);
         }
         let line = Line {
@@ -275,14 +275,15 @@ struct Recovered {
     counts: [u64; 4],
     /// Every task with a record.
     known: std::collections::HashSet<TaskId>,
-    /// The unfinished tasks and their clients.
-    unfinished: Vec<(TaskId, String)>,
+    /// Every task whose record reads, and its client.
+    clients: Vec<(TaskId, String)>,
 }
 
 fn recover(db: &Database, max_attempts: u32) -> Result<Recovered, redb::Error> {
     let txn = db.begin_write()?;
     let mut counts = [0u64; 4];
     let mut unfinished = Vec::new();
+    let mut clients = Vec::new();
     let mut known = std::collections::HashSet::new();
     {
         let mut table = txn.open_table(TASKS)?;
@@ -311,6 +312,7 @@ fn recover(db: &Database, max_attempts: u32) -> Result<Recovered, redb::Error> {
                 interrupted.push(record.clone());
             }
             counts[record.state as usize] += 1;
+            clients.push((record.id, record.client_name().to_owned()));
             if !record.state.is_final() {
                 unfinished.push((
                     record.created_ms,
@@ -327,17 +329,14 @@ fn recover(db: &Database, max_attempts: u32) -> Result<Recovered, redb::Error> {
     txn.commit()?;
     unfinished.sort();
     let mut waiting = FairLine::default();
-    for (_, id, client) in &unfinished {
-        waiting.push(client, *id);
+    for (_, id, client) in unfinished {
+        waiting.push(&client, id);
     }
     Ok(Recovered {
         waiting,
         counts,
         known,
-        unfinished: unfinished
-            .into_iter()
-            .map(|(_, id, client)| (id, client))
-            .collect(),
+        clients,
     })
 }
 
@@ -611,11 +610,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_restart_holds_the_payloads_of_unfinished_tasks_in_their_clients_shares_again() {
+    async fn a_restart_holds_payloads_and_results_in_their_clients_shares_again() {
         let dir = tempfile::tempdir().unwrap();
         let shared = || {
             let disk = crate::disk::Disk::shared(dir.path(), 0, 0.5);
-            TaskFiles::on(dir.path(), disk).unwrap()
+            TaskFiles::on(dir.path(), disk).unwrap().keeping_holds()
         };
         let places = Places::new(10, 1.0);
         let ttl = Duration::from_secs(3600);
@@ -642,16 +641,21 @@ mod tests {
                 "a removed payload's hold goes with it"
             );
             let mut done = queue.take().await.unwrap().unwrap();
+            files.write_result(&done, &[b'r'; 700]).await.unwrap();
             done.state = TaskState::Finished;
             queue.complete(done).await.unwrap();
+            assert_eq!(files.disk.held(), 5700, "a result counts too");
         }
-        // Task 2 is unfinished: its payload is held for its client again; task 1's is gone.
+        // Task 2 is unfinished: its payload is held for its client again; task 1's result
+        // too, until it expires.
         let files = shared();
         let queue = EmbeddedQueue::open(dir.path(), places, ttl, 3, files.clone()).unwrap();
-        assert_eq!(files.disk.held(), 5000);
+        assert_eq!(files.disk.held(), 5700);
         let taken = queue.take().await.unwrap().unwrap();
         assert_eq!(taken.id, TaskId(2));
         files.remove_payload(taken.id).await;
+        assert_eq!(files.disk.held(), 700);
+        files.remove(TaskId(1)).await;
         assert_eq!(files.disk.held(), 0);
     }
 
@@ -686,7 +690,7 @@ mod tests {
             .unwrap();
         queue.submit(task(1, 1)).await.unwrap();
         let mut t = queue.take().await.unwrap().unwrap();
-        queue.files.write_result(TaskId(1), b"y").await.unwrap();
+        queue.files.write_result(&t, b"y").await.unwrap();
         t.state = TaskState::Finished;
         t.finished_ms = Some(now_ms() - 10);
         queue.complete(t).await.unwrap();

@@ -23,9 +23,19 @@ pub(crate) struct TaskFiles {
     /// The data directory's filesystem: payloads that would leave less than
     /// `--min-free-disk` free are refused.
     pub(crate) disk: Arc<Disk>,
-    /// What the payloads this process will remove hold of their clients' shares of the disk,
-    /// by task: given back when the payload goes.
-    holds: Arc<Mutex<HashMap<TaskId, Hold>>>,
+    /// Whether this process removes the files of the tasks it queues (its queue is the
+    /// embedded one), so what they hold of their clients' shares of the disk is kept here.
+    keeps_holds: bool,
+    /// What the payloads and results this process will remove hold of their clients' shares
+    /// of the disk: given back when the file goes.
+    holds: Arc<Mutex<HashMap<(TaskId, Kind), Hold>>>,
+}
+
+/// A task's file, for what it holds of the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Payload,
+    Result,
 }
 
 impl TaskFiles {
@@ -46,27 +56,47 @@ impl TaskFiles {
         Ok(Self {
             root,
             disk: Arc::new(disk),
+            keeps_holds: false,
             holds: Arc::default(),
         })
     }
 
-    /// Keeps `hold`, what the payload of `id` holds of its client's share of the disk, until
-    /// the payload is removed here. Only for a task this process's queue runs: another
-    /// process's worker removes its payload where this one cannot see.
-    pub(crate) fn keep_hold(&self, id: TaskId, hold: Hold) {
-        self.lock_holds().insert(id, hold);
+    /// These files, where this process removes the files of the tasks it queues (the
+    /// embedded queue): what a payload or result holds of its client's share of the disk
+    /// lasts until the file is removed. With Redis another process's worker or sweeper may
+    /// remove it where this one cannot see, so nothing is kept.
+    pub(crate) fn keeping_holds(mut self) -> Self {
+        self.keeps_holds = true;
+        self
     }
 
-    /// Holds again what the payload of an unfinished task holds of its client's share,
-    /// found at start (nothing when it has no payload).
-    pub(crate) fn hold_again(&self, id: TaskId, client: &str) {
-        if let Ok(meta) = std::fs::metadata(self.payload(id)) {
-            let hold = self.disk.held_already(crate::turns::ip(client), meta.len());
-            self.keep_hold(id, hold);
+    /// Keeps `hold`, what the payload of `id` holds of its client's share of the disk, until
+    /// the payload is removed here (when [`TaskFiles::keeping_holds`]; else it ends now).
+    pub(crate) fn keep_hold(&self, id: TaskId, hold: Hold) {
+        self.keep(id, Kind::Payload, hold);
+    }
+
+    fn keep(&self, id: TaskId, kind: Kind, hold: Hold) {
+        if self.keeps_holds {
+            self.lock_holds().insert((id, kind), hold);
         }
     }
 
-    fn lock_holds(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Hold>> {
+    /// Holds again what the payload and result of a task hold of its client's share, found
+    /// at start (nothing for a file that is not there).
+    pub(crate) fn hold_again(&self, id: TaskId, client: &str) {
+        for (kind, path) in [
+            (Kind::Payload, self.payload(id)),
+            (Kind::Result, self.result(id)),
+        ] {
+            if let Ok(meta) = std::fs::metadata(path) {
+                let hold = self.disk.held_already(crate::turns::ip(client), meta.len());
+                self.keep(id, kind, hold);
+            }
+        }
+    }
+
+    fn lock_holds(&self) -> std::sync::MutexGuard<'_, HashMap<(TaskId, Kind), Hold>> {
         self.holds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -95,8 +125,18 @@ impl TaskFiles {
         write_durably(&self.payload(id), bytes).await
     }
 
-    pub(crate) async fn write_result(&self, id: TaskId, bytes: &[u8]) -> io::Result<()> {
-        write_durably(&self.result(id), bytes).await
+    /// Writes the result of `task`, which counts in its client's share of the disk until it is
+    /// removed (it is not refused: the work is done; the client's next uploads are).
+    pub(crate) async fn write_result(
+        &self,
+        task: &super::TaskRecord,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        write_durably(&self.result(task.id), bytes).await?;
+        let client = task.client.as_deref().and_then(crate::turns::ip);
+        let hold = self.disk.held_already(client, bytes.len() as u64);
+        self.keep(task.id, Kind::Result, hold);
+        Ok(())
     }
 
     /// Writes and removes a small file where payloads are spooled, durably as a payload is:
@@ -144,13 +184,14 @@ impl TaskFiles {
     pub(crate) async fn remove(&self, id: TaskId) {
         self.remove_payload(id).await;
         let _ = tokio::fs::remove_file(self.result(id)).await;
+        self.lock_holds().remove(&(id, Kind::Result));
     }
 
     /// The payload is not needed once the task is done; its client's hold on the disk goes
     /// with it.
     pub(crate) async fn remove_payload(&self, id: TaskId) {
         let _ = tokio::fs::remove_file(self.payload(id)).await;
-        self.lock_holds().remove(&id);
+        self.lock_holds().remove(&(id, Kind::Payload));
     }
 
     /// Removes what a crash can leave behind: temporary files (an upload being spooled, a file
@@ -245,20 +286,25 @@ mod tests {
     #[tokio::test]
     async fn files_round_trip_and_go() {
         let dir = tempfile::tempdir().unwrap();
-        let files = TaskFiles::new(dir.path(), 0).unwrap();
+        let files = TaskFiles::new(dir.path(), 0).unwrap().keeping_holds();
         let id = TaskId(42);
-        files
-            .write_payload(id, b"in", &mut files.disk.hold(None))
-            .await
-            .unwrap();
+        let mut hold = files.disk.hold(None);
+        files.write_payload(id, b"in", &mut hold).await.unwrap();
+        files.keep_hold(id, hold);
         assert_eq!(files.read_payload(id).await.unwrap(), b"in");
         assert_eq!(files.read_result(id).await.unwrap(), None);
-        files.write_result(id, b"out").await.unwrap();
+        let mut task = super::super::TaskRecord::new(id, super::super::TaskKind::Randomize, 0);
+        task.client = Some("addr:192.0.2.1 id:a".into());
+        files.write_result(&task, b"out").await.unwrap();
         assert_eq!(
             files.read_result(id).await.unwrap().as_deref(),
             Some(&b"out"[..])
         );
+        assert_eq!(files.disk.held(), 5, "the payload and the result count");
+        files.remove_payload(id).await;
+        assert_eq!(files.disk.held(), 3, "the result still counts");
         files.remove(id).await;
+        assert_eq!(files.disk.held(), 0);
         assert!(files.read_payload(id).await.is_err());
         assert_eq!(files.read_result(id).await.unwrap(), None);
         let left: Vec<_> = std::fs::read_dir(dir.path().join("tasks/payloads"))

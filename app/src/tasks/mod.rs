@@ -438,20 +438,14 @@ impl Tasks {
     /// Records and queues a task whose payload is already in place, held by `hold` of its
     /// client's share of the disk; a refused task's payload is removed. The hold lasts as long
     /// as the payload when this process's workers run the task (the embedded queue); with
-    /// Redis, another process may run it, and the hold ends here.
+    /// Redis, another process may run it, and the hold ends here
+    /// ([`files::TaskFiles::keeping_holds`]).
     pub(crate) async fn enqueue(&self, task: TaskRecord, hold: Hold) -> Result<(), QueueError> {
         let (id, kind) = (task.id, task.kind);
         // Kept before the task is queued: a worker may finish it, and remove its payload,
         // before `submit` returns.
-        let passing = if self.queue.backend() == "embedded" {
-            self.files.keep_hold(id, hold);
-            None
-        } else {
-            Some(hold)
-        };
-        let submitted = self.queue.submit(task).await;
-        drop(passing);
-        match submitted {
+        self.files.keep_hold(id, hold);
+        match self.queue.submit(task).await {
             Ok(()) => {
                 self.telemetry.submitted(kind);
                 Ok(())

@@ -165,7 +165,7 @@ impl Runner {
         };
         let json = serde_json::to_vec(&result)?;
         self.files
-            .write_result(task.id, &json)
+            .write_result(task, &json)
             .await
             .map_err(TaskError::WriteResult)
     }
@@ -191,7 +191,7 @@ impl Runner {
             })
             .await??;
         self.files
-            .write_result(task.id, &output)
+            .write_result(task, &output)
             .await
             .map_err(TaskError::WriteResult)
     }

@@ -465,10 +465,10 @@ async fn an_address_holds_its_share_of_the_queue() {
 }
 
 /// On the embedded queue a task's payload counts in its client's share of the disk until the
-/// task has run and the payload is gone (with Redis the payload is another process's to
-/// remove, and only uploads being stored count).
+/// task has run and the payload is gone, and its result until it expires (with Redis the files
+/// are other processes' to remove, and only uploads being stored count).
 #[tokio::test]
-async fn a_waiting_payload_is_held_in_its_client_s_share_of_the_disk_until_it_has_run() {
+async fn a_task_s_payload_and_result_are_held_in_its_client_s_share_of_the_disk() {
     let app = InProcess::start(&["--workers", "1", "--randomize-delay", "1s"]).await;
     let held = || async {
         app.status().await["limits"]["disk_held_bytes"]
@@ -485,8 +485,17 @@ async fn a_waiting_payload_is_held_in_its_client_s_share_of_the_disk_until_it_ha
         "held while it waits or runs"
     );
     assert_eq!(api.wait_until_done(&token).await, "finished");
-    eventually("its payload's hold to go with it", || async {
-        held().await == 0
+    let result = app
+        .client
+        .get(app.url(&format!("/randomize/{token}/result")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    eventually("the payload's hold to go, the result's to stay", || async {
+        held().await == result.len() as u64
     })
     .await;
 }

@@ -804,8 +804,9 @@ async fn one_client_filling_the_disk_leaves_the_rest_of_the_room_to_others() {
 
     // Once it lets go, its share is back.
     holding.abort();
+    // What stays held is the other address's two results (a few hundred bytes).
     eventually("the held upload's spool to be gone", || async {
-        held().await == 0
+        held().await < 4096
     })
     .await;
     assert_eq!(
