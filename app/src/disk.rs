@@ -4,10 +4,10 @@
 //!
 //! The room above `--min-free-disk` is also shared out by `--client-share`: the bytes one
 //! client's writes hold ([`Hold`]: its uploads being stored, its tasks' payloads until they
-//! have run and their results until they expire, its messages in the embedded store for good) may be at most that share of the
-//! room they could have, the room left plus what they hold. A client filling the disk gets 507
-//! at its share, and everyone else keeps the rest. Clients are counted in the concurrency
-//! limiter's hashed slots ([`limiter::slot`]).
+//! have run and their results until they expire, its messages in the embedded store for good)
+//! may be at most that share of the room they could have, the room left plus what they hold.
+//! A client filling the disk gets 507 at its share, and everyone else keeps the rest. Clients
+//! are counted in the concurrency limiter's hashed slots ([`limiter::slot`]).
 
 use std::io;
 use std::net::IpAddr;
