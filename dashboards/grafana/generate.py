@@ -300,6 +300,12 @@ store_queue = dashboard(
                    "ops"),
         timeseries("Tasks by state", "glassbox_tasks by state (retained until they expire).",
                    [("max by (state) (glassbox_tasks)", "{{state}}")], "short", stack=True),
+        timeseries("Data directory: room and what clients hold",
+                   "glassbox_disk_room_bytes (free above --min-free-disk, at scrape) and glassbox_disk_held_bytes "
+                   "(uploads being stored, task payloads and results, messages, as each process counts them). "
+                   "One address may hold --client-share of the room it could have; past it, 507.",
+                   [(f'min(glassbox_disk_room_bytes{{instance=~"$instance"}})', "room"),
+                    (f'sum(glassbox_disk_held_bytes{{instance=~"$instance"}})', "held")], "bytes"),
     ],
     variables("instance", "kind"),
 )

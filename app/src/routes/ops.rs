@@ -174,6 +174,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl Into
     // Refreshes the message-count gauge; a store that cannot answer keeps its last value and
     // counts the failure in the store's error metrics.
     let _ = tokio::join!(state.store.count(), state.tasks.counts());
+    state
+        .telemetry
+        .metrics
+        .disk(state.disk.room().ok(), state.disk.held());
     let (content_type, text) = state.telemetry.render_metrics_for(
         headers.get(header::ACCEPT),
         state.telemetry.stats.in_flight(),

@@ -35,6 +35,8 @@ pub(crate) const STORE_DURATION: &str = "glassbox_store_operation_duration_secon
 pub(crate) const STORE_ERRORS: &str = "glassbox_store_errors_total";
 pub(crate) const STORE_MESSAGES: &str = "glassbox_store_messages";
 pub(crate) const STORE_COMMIT_BATCH: &str = "glassbox_store_commit_batch_size";
+pub(crate) const DISK_ROOM: &str = "glassbox_disk_room_bytes";
+pub(crate) const DISK_HELD: &str = "glassbox_disk_held_bytes";
 pub(crate) const FAULT_ACTIVE: &str = "glassbox_fault_active";
 pub(crate) const FAULT_INJECTIONS: &str = "glassbox_fault_injections_total";
 
@@ -219,6 +221,19 @@ impl Metrics {
             describe_histogram!(
                 STORE_COMMIT_BATCH,
                 "Messages written per durable commit of the embedded store (group commit)."
+            );
+            describe_gauge!(
+                DISK_ROOM,
+                Unit::Bytes,
+                "Free bytes on the data directory's filesystem above --min-free-disk, as of the last scrape."
+            );
+            describe_gauge!(
+                DISK_HELD,
+                Unit::Bytes,
+                "Bytes clients' writes hold on the data directory's filesystem, as this process counts \
+                 them (uploads being stored; task payloads and results on the embedded queue; \
+                 messages in the embedded store): one client may hold --client-share of the room \
+                 they could have."
             );
             describe_gauge!(
                 FAULT_ACTIVE,
@@ -439,6 +454,17 @@ impl Metrics {
             }
             out.push('\n');
         }
+    }
+
+    /// The data directory's room above `--min-free-disk` (when it could be read) and what
+    /// clients' writes hold there.
+    pub fn disk(&self, room: Option<u64>, held: u64) {
+        self.with(|| {
+            if let Some(room) = room {
+                gauge!(DISK_ROOM).set(room as f64);
+            }
+            gauge!(DISK_HELD).set(held as f64);
+        });
     }
 
     /// Folds recorded histogram samples into their buckets; run every few seconds so memory

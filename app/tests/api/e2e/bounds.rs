@@ -793,6 +793,18 @@ async fn one_client_filling_the_disk_leaves_the_rest_of_the_room_to_others() {
         )
     };
     assert_eq!((answered("507"), answered("201")), (3.0, 2.0));
+    // The first upload and the other address's two results, as /status has them.
+    let gauge = |name: &str| metrics.sum(name, &[]);
+    assert!(
+        (first as f64..first as f64 + 4096.0).contains(&gauge("glassbox_disk_held_bytes")),
+        "{}",
+        gauge("glassbox_disk_held_bytes")
+    );
+    let taken = room as f64 - gauge("glassbox_disk_room_bytes");
+    assert!(
+        taken >= (first as u64 - MIB) as f64,
+        "the room fell by {taken} with {first} bytes spooled"
+    );
     eventually("the access lines to say which bound refused", || async {
         app.logs()
             .iter()
