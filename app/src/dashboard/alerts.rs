@@ -139,6 +139,8 @@ mod tests {
             tasks: Vec::new(),
             cpu_percent: None,
             rss_bytes: None,
+            disk_room_bytes: None,
+            disk_held_bytes: 0,
         }
     }
 

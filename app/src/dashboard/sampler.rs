@@ -46,6 +46,10 @@ pub(crate) struct Point {
     /// Process CPU over the interval, percent of one core; absent where `/proc` is not.
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// The data directory's room above `--min-free-disk` (absent when it could not be read),
+    /// and what clients' writes hold there (`/status`'s `limits.disk_*`).
+    pub disk_room_bytes: Option<u64>,
+    pub disk_held_bytes: u64,
 }
 
 /// What the previous sample saw, for the differences.
@@ -126,6 +130,8 @@ async fn sample(shared: &Shared, previous: &mut Previous) -> Point {
         tasks,
         cpu_percent,
         rss_bytes: process.as_ref().map(|p| p.resident_bytes),
+        disk_room_bytes: shared.disk.room().ok(),
+        disk_held_bytes: shared.disk.held(),
     };
     *previous = Previous {
         at: Some(now),

@@ -309,6 +309,14 @@ function drawCharts() {
     [simpleSeries("RSS", "#0891b2", (p) => (p.rss_bytes == null ? null : p.rss_bytes / 1048576))],
     { format: (v) => fmtNumber(v) + " MB" },
   );
+  drawChart(
+    "chart-disk",
+    [
+      simpleSeries("room", "#16a34a", (p) => (p.disk_room_bytes == null ? null : p.disk_room_bytes / 1048576)),
+      simpleSeries("held", "#7c3aed", (p) => p.disk_held_bytes / 1048576),
+    ],
+    { format: (v) => fmtNumber(v) + " MB" },
+  );
 }
 
 // ---- route table ------------------------------------------------------------------------

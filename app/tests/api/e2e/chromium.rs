@@ -259,6 +259,24 @@ async fn chromium_shows_charts_for_the_routes_with_traffic_and_the_log_lines_jus
             Duration::from_secs(30),
         )
         .await;
+    // A message stored holds its bytes of the disk for good: the disk chart draws them.
+    let stored = app
+        .client
+        .post(app.url("/messages"))
+        .json(&serde_json::json!({ "message": "held on the disk" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+    browser
+        .wait_for(
+            "the disk chart's room and what is held",
+            r#"document.querySelector('#chart-disk path[data-route="room"]') !== null
+               && document.querySelector('#chart-disk path[data-route="held"]') !== null
+               && state.points.some((p) => p.disk_held_bytes === 16 && p.disk_room_bytes > 0)"#,
+            Duration::from_secs(30),
+        )
+        .await;
     browser.screenshot(&screenshot_path()).await;
     assert!(
         browser.errors.is_empty(),
