@@ -67,6 +67,15 @@ impl Exposition {
         self.matching(name, labels).map(|s| s.value).sum()
     }
 
+    /// Requests to `route` answered with `status`, every method together: the server's own
+    /// count (`http_server_request_duration_seconds_count`).
+    pub fn answered(&self, route: &str, status: &str) -> f64 {
+        self.sum(
+            "http_server_request_duration_seconds_count",
+            &[("http_route", route), ("http_response_status_code", status)],
+        )
+    }
+
     /// The samples of `name` that have all of `labels`.
     pub fn matching<'a>(
         &'a self,

@@ -783,15 +783,7 @@ async fn one_client_filling_the_disk_leaves_the_rest_of_the_room_to_others() {
     }
     assert_eq!(stored, [format!("201 {size}"), format!("201 {size}")]);
     let metrics = app.scrape().await;
-    let answered = |status: &str| {
-        metrics.sum(
-            "http_server_request_duration_seconds_count",
-            &[
-                ("http_route", "/sum-evens"),
-                ("http_response_status_code", status),
-            ],
-        )
-    };
+    let answered = |status: &str| metrics.answered("/sum-evens", status);
     assert_eq!((answered("507"), answered("201")), (3.0, 2.0));
     // The first upload and the other address's two results, as /status has them.
     let gauge = |name: &str| metrics.sum(name, &[]);

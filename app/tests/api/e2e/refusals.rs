@@ -209,15 +209,7 @@ async fn every_refusal_reaches_curl_over_http2_and_http1() {
     );
     // Each of those 503s is counted as the bound that refused it.
     let metrics = no_room.scrape().await;
-    let answered = |status: &str| {
-        metrics.sum(
-            "http_server_request_duration_seconds_count",
-            &[
-                ("http_route", "/sum-evens"),
-                ("http_response_status_code", status),
-            ],
-        )
-    };
+    let answered = |status: &str| metrics.answered("/sum-evens", status);
     let overloads = metrics.sum(
         "glassbox_overloads_total",
         &[("route", "/sum-evens"), ("bound", "body_memory")],
