@@ -85,6 +85,9 @@ impl TaskFiles {
     /// Holds again what the payload and result of a task hold of its client's share, found
     /// at start (nothing for a file that is not there).
     pub(crate) fn hold_again(&self, id: TaskId, client: &str) {
+        if !self.keeps_holds {
+            return;
+        }
         for (kind, path) in [
             (Kind::Payload, self.payload(id)),
             (Kind::Result, self.result(id)),
@@ -133,9 +136,11 @@ impl TaskFiles {
         bytes: &[u8],
     ) -> io::Result<()> {
         write_durably(&self.result(task.id), bytes).await?;
-        let client = task.client.as_deref().and_then(crate::turns::ip);
-        let hold = self.disk.held_already(client, bytes.len() as u64);
-        self.keep(task.id, Kind::Result, hold);
+        if self.keeps_holds {
+            let client = task.client.as_deref().and_then(crate::turns::ip);
+            let hold = self.disk.held_already(client, bytes.len() as u64);
+            self.keep(task.id, Kind::Result, hold);
+        }
         Ok(())
     }
 
